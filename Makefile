@@ -1,0 +1,46 @@
+# One Makefile for the README, CI and developers. A fresh machine needs only python3 and git:
+# uv is installed with pip when missing, then everything installs from uv.lock.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+export UV_COMPILE_BYTECODE := 1
+export UV_LINK_MODE ?= copy
+
+UV := $(shell command -v uv 2>/dev/null || { python3 -m uv --version >/dev/null 2>&1 && echo "python3 -m uv"; } || echo "$(HOME)/.local/bin/uv")
+
+.PHONY: help uv install demo test test-unit lint typecheck fmt check clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+uv:  ## install uv with pip if it is missing
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || test -x "$(HOME)/.local/bin/uv" || \
+	  python3 -m pip install --user --quiet uv 2>/dev/null || \
+	  python3 -m pip install --user --quiet --break-system-packages uv
+
+install: uv  ## create .venv from uv.lock (exact versions)
+	@$(UV) sync --frozen --quiet
+
+demo: install  ## the whole lifecycle on the embedded demo data, from a fresh demo state
+	$(UV) run --frozen retrain demo
+
+test: install  ## the whole test suite (unit + integration on real Prefect, MLflow, DVC, GX)
+	$(UV) run --frozen pytest
+
+test-unit: install  ## only the fast unit tests
+	$(UV) run --frozen pytest tests/unit
+
+lint: install  ## ruff lint + format check
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+
+typecheck: install  ## mypy
+	$(UV) run --frozen mypy
+
+fmt: install  ## format and auto-fix
+	$(UV) run --frozen ruff format .
+	$(UV) run --frozen ruff check --fix .
+
+check: lint typecheck test  ## what CI runs
+
+clean:  ## remove the embedded state (.retrain/) and caches
+	rm -rf .retrain .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,107 @@
+"""The training flow: validate → snapshot (DVC) → train → register → evaluate → gate → promote.
+
+Wiring only: every step is a task in ``tasks/``. The parameters are a typed model, so the Prefect
+UI shows them as a form when a data scientist triggers a custom run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, runtime
+from pydantic import BaseModel, Field
+
+from retrain.adapters.registry import ModelRegistry
+from retrain.domain.lifecycle import CHAMPION
+from retrain.environment import resolve_runtime
+from tasks.data import (
+    build_training_set_task,
+    list_batches_task,
+    load_settings_task,
+    publish_validation_task,
+    validate_batch_task,
+    version_training_set_task,
+)
+from tasks.promotion import (
+    alias_task,
+    apply_decision_task,
+    decision_markdown,
+    judge_task,
+    mark_challenger_task,
+    publish_decision_task,
+    score_task,
+)
+from tasks.training import find_existing_task, gather_evidence_task, register_task, split_task, train_task
+
+
+class TrainingRequest(BaseModel):
+    """What the person (or schedule) starting a training run says about it."""
+
+    project_dir: str | None = Field(
+        default=None, description="Project holding params.yaml; empty means RETRAIN_PROJECT or the working directory."
+    )
+    triggered_by: str = Field(default="unknown", description="Who or what started this run (recorded as evidence).")
+    reason: str = Field(default="manual", description="Why this run was started, e.g. 'nightly' or 'drift'.")
+
+
+@flow(name="training", log_prints=True)
+def training(request: TrainingRequest | None = None) -> dict[str, Any]:
+    request = request or TrainingRequest()
+    where = resolve_runtime(project_dir=Path(request.project_dir) if request.project_dir else None)
+    flow_run_id = str(runtime.flow_run.id or "local")
+    reports = where.reports_dir / flow_run_id
+    settings = load_settings_task(where.params_path)
+    registry = ModelRegistry(
+        where.mlflow_tracking_uri, settings.model.registered_name, settings.model.experiment, where.mlflow_artifact_location
+    )
+
+    batches = list_batches_task(where.project_dir, settings)
+    validation = [validate_batch_task(path, settings, where.project_dir, reports / "validation") for path in batches]
+    publish_validation_task(validation)
+
+    snapshot_path = build_training_set_task(batches, settings, where.project_dir)
+    snapshot = version_training_set_task(
+        snapshot_path, len(batches), settings, where.project_dir, where.dvc_remote_url, where.dvc_remote_endpoint
+    )
+    evidence = gather_evidence_task(snapshot, settings, where.project_dir, flow_run_id)
+    split = split_task(snapshot_path, settings)
+
+    challenger = find_existing_task(registry, evidence.training_key)
+    if challenger is None:
+        result = train_task(split, settings)
+        challenger = register_task(registry, result, split, snapshot, evidence, settings)
+    champion = alias_task(registry, CHAMPION)
+    if champion is None or champion.version != challenger.version:
+        mark_challenger_task(registry, challenger)
+
+    challenger_metrics = score_task(registry, challenger, split.holdout, settings)
+    champion_metrics = score_task(registry, champion, split.holdout, settings) if champion else None
+    decision = judge_task(settings, challenger_metrics, champion_metrics)
+    outcome = apply_decision_task(registry, decision, challenger, champion)
+
+    lineage = {
+        "data md5 (DVC)": snapshot.md5,
+        "rows / batches": f"{snapshot.rows} / {snapshot.batches}",
+        "days": f"{snapshot.first_day} .. {snapshot.last_day}",
+        "holdout days": " .. ".join(split.holdout_days),
+        "contract": f"{evidence.contract_name} v{evidence.contract_version} ({evidence.contract_hash[:12]})",
+        "training key": evidence.training_key,
+        "code": evidence.code_version,
+        "MLflow run": challenger.run_id,
+        "triggered by": f"{request.triggered_by} ({request.reason})",
+    }
+    markdown = decision_markdown(
+        settings, decision, outcome, challenger, challenger_metrics, champion, champion_metrics, lineage
+    )
+    publish_decision_task(markdown, decision, outcome, reports)
+    print(f"{outcome.note}: champion v{outcome.champion_version}, challenger v{challenger.version}")
+    return {
+        "outcome": outcome.__dict__,
+        "decision": decision.to_dict(),
+        "challenger": {"version": challenger.version, "run_id": challenger.run_id, "metrics": challenger_metrics},
+        "champion_before": None if champion is None else {"version": champion.version, "metrics": champion_metrics},
+        "snapshot": snapshot.__dict__,
+        "training_key": evidence.training_key,
+        "flow_run_id": flow_run_id,
+    }

@@ -1,0 +1,1 @@
+"""Thin adapters, one per outside system. Heavy imports stay inside the functions that need them."""

@@ -1,0 +1,267 @@
+"""The ``retrain`` command line.
+
+Only typer is imported at module level: Prefect, MLflow, DVC and great-expectations are imported
+inside the commands that need them, so ``retrain --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+
+from retrain.environment import Runtime, apply_process_defaults, resolve_runtime
+
+if TYPE_CHECKING:
+    from retrain.demo import DemoStep
+    from retrain.domain.settings import Settings
+
+app = typer.Typer(
+    name="retrain",
+    help="Train, validate, compare and promote tabular models under Prefect, with DVC and MLflow.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ProjectOption = Annotated[
+    Path | None, typer.Option("--project", help="Project directory holding params.yaml (default: RETRAIN_PROJECT or .).")
+]
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _runtime(project: Path | None) -> Runtime:
+    runtime = resolve_runtime(project_dir=project)
+    apply_process_defaults(runtime)
+    return runtime
+
+
+def _settings(runtime: Runtime) -> Settings:
+    from retrain.domain.settings import SettingsError, load_settings
+
+    try:
+        return load_settings(runtime.params_path)
+    except SettingsError as error:
+        _fail(str(error), 2)
+
+
+def _run_training(project_dir: Path, triggered_by: str, reason: str) -> dict[str, Any]:
+    from flows.training import TrainingRequest, training
+
+    return training(TrainingRequest(project_dir=str(project_dir), triggered_by=triggered_by, reason=reason))
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from retrain.adapters.files import BatchReadError
+    from retrain.domain.settings import SettingsError
+    from retrain.domain.splitting import SplitError
+    from retrain.domain.training import TrainingDataError
+    from retrain.errors import RetrainError
+
+    return (RetrainError, SettingsError, SplitError, TrainingDataError, BatchReadError)
+
+
+def _whoami() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+@app.command()
+def train(
+    project: ProjectOption = None,
+    reason: Annotated[str, typer.Option(help="Why this run is started (recorded with the run).")] = "manual",
+) -> None:
+    """Run the training flow on the batches named in params.yaml: validate, train, compare, promote."""
+    runtime = _runtime(project)
+    _settings(runtime)
+    try:
+        result = _run_training(runtime.project_dir, _whoami(), reason)
+    except _user_errors() as error:
+        _fail(str(error))
+    outcome = result["outcome"]
+    typer.echo(
+        f"{outcome['note']}: champion v{outcome['champion_version']}, challenger v{outcome['challenger_version']}"
+    )
+    for reason_text in outcome["reasons"]:
+        typer.echo(f"  - {reason_text}")
+
+
+@app.command()
+def status(
+    project: ProjectOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Show the champion, challenger and previous champion with metrics, data md5 and contract."""
+    runtime = _runtime(project)
+    settings = _settings(runtime)
+    from retrain.adapters.registry import ModelRegistry
+    from retrain.status import lifecycle_status
+
+    registry = ModelRegistry(
+        runtime.mlflow_tracking_uri,
+        settings.model.registered_name,
+        settings.model.experiment,
+        runtime.mlflow_artifact_location,
+    )
+    report = lifecycle_status(registry)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Model {report['model']}")
+    for column in ("alias", "version", "roc_auc", "pr_auc", "data md5", "contract", "run"):
+        table.add_column(column)
+    for alias in ("champion", "challenger", "previous_champion"):
+        info = report[alias]
+        if info is None:
+            table.add_row(alias, "—", "", "", "", "", "")
+            continue
+        metrics = info["metrics"]
+        contract = info["contract"] or {}
+        table.add_row(
+            alias,
+            info["version"],
+            f"{metrics.get('roc_auc', float('nan')):.4f}",
+            f"{metrics.get('pr_auc', float('nan')):.4f}",
+            (info["data_md5"] or "")[:12],
+            f"{contract.get('name', '')} v{contract.get('version', '')}",
+            info["run_id"][:12],
+        )
+    Console().print(table)
+
+
+@app.command()
+def generate(
+    project: ProjectOption = None,
+    days: Annotated[int | None, typer.Option(help="How many days (default: demo.days in params.yaml).")] = None,
+    file_format: Annotated[str, typer.Option("--format", help="parquet or csv")] = "parquet",
+) -> None:
+    """Write demo daily batches into dataset.batches (days already there are kept)."""
+    runtime = _runtime(project)
+    settings = _settings(runtime)
+    from retrain.demo import write_demo_batches
+
+    if file_format not in ("parquet", "csv"):
+        _fail("--format must be parquet or csv", 2)
+    paths = write_demo_batches(
+        runtime.project_dir / settings.dataset.batches, settings, days or settings.demo.days, file_format
+    )
+    typer.echo(f"{len(paths)} batch files in {runtime.project_dir / settings.dataset.batches}")
+
+
+@app.command()
+def snapshot(project: ProjectOption = None) -> None:
+    """Validate every batch and rebuild the training snapshot (the command of the DVC stage)."""
+    runtime = _runtime(project)
+    settings = _settings(runtime)
+    import pandas as pd
+
+    from retrain.adapters import contracts, files
+
+    batches = files.list_batches(runtime.project_dir / settings.dataset.batches)
+    failed = []
+    for path in batches:
+        report = contracts.validate_batch(
+            files.read_batch(path, settings.dataset.time_column),
+            runtime.project_dir / settings.contract.relative_path,
+            batch_name=path.name,
+            contract_name=settings.contract.name,
+            contract_version=settings.contract.version,
+        )
+        if not report.passed:
+            failed.append(report.summary())
+    if failed:
+        _fail("\n".join(failed))
+    frame = pd.concat(
+        [files.read_batch(p, settings.dataset.time_column) for p in batches], ignore_index=True
+    )
+    out = files.write_snapshot(
+        frame, runtime.project_dir / settings.dataset.training_set,
+        (settings.dataset.time_column, settings.dataset.id_column),
+    )
+    typer.echo(f"wrote {out} ({len(frame)} rows from {len(batches)} batches)")
+
+
+def _print_step(step: DemoStep, result: dict[str, Any]) -> None:
+    outcome = result["outcome"]
+    typer.secho(f"\n==> {step.title}: {outcome['note']}", bold=True)
+    for reason_text in outcome["reasons"]:
+        typer.echo(f"    - {reason_text}")
+
+
+@app.command()
+def demo(
+    project: ProjectOption = None,
+    rows_per_day: Annotated[int | None, typer.Option(help="Rows per daily batch (default from params.yaml).")] = None,
+) -> None:
+    """The whole lifecycle on generated data, from a fresh demo state (safe to run twice)."""
+    runtime = _runtime(project)
+    settings = _settings(runtime)
+    if rows_per_day is not None:
+        settings = settings.model_copy(update={"demo": settings.demo.model_copy(update={"rows_per_day": rows_per_day})})
+    from retrain.demo import run_demo
+
+    started = time.perf_counter()
+    try:
+        results = run_demo(
+            runtime, settings, lambda workspace, why: _run_training(workspace, "demo", why), on_step=_print_step
+        )
+    except _user_errors() as error:
+        _fail(str(error))
+    _print_demo_summary(runtime, settings, results, time.perf_counter() - started)
+
+
+def _print_demo_summary(
+    runtime: Runtime, settings: Settings, results: list[tuple[DemoStep, dict[str, Any]]], seconds: float
+) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    metric = settings.gate.primary_metric
+    table = Table(title=f"Retrain demo: {settings.model.registered_name} ({seconds:.0f} s)")
+    for column in ("step", "data", "challenger", f"{metric}", f"champion {metric}", "decision", "why"):
+        table.add_column(column)
+    for step, result in results:
+        outcome, challenger, before = result["outcome"], result["challenger"], result["champion_before"]
+        snap = result["snapshot"]
+        table.add_row(
+            step.title,
+            f"{snap['rows']} rows, md5 {snap['md5'][:8]}",
+            f"v{challenger['version']}",
+            f"{challenger['metrics'][metric]:.4f}",
+            "—" if before is None else f"v{before['version']}: {before['metrics'][metric]:.4f}",
+            outcome["note"],
+            "; ".join(outcome["reasons"]) or "all checks passed",
+        )
+    console = Console()
+    console.print(table)
+    db = runtime.state_dir / "mlflow" / "mlflow.db"
+    console.print(
+        "\nSee it:\n"
+        "  uv run retrain status                      # champion, challenger, previous champion\n"
+        f"  uv run mlflow ui --backend-store-uri sqlite:///{db} --port 5000\n"
+        f"  PREFECT_HOME={runtime.prefect_home} uv run prefect server start   # runs + artifacts\n"
+        f"Workspace (git + DVC repo of the demo): {runtime.state_dir / 'demo' / 'workspace'}"
+    )
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

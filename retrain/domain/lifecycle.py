@@ -1,0 +1,56 @@
+"""Names and records of the model lifecycle: aliases, model versions, evidence keys."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Final
+
+CHAMPION: Final = "champion"
+CHALLENGER: Final = "challenger"
+PREVIOUS_CHAMPION: Final = "previous-champion"
+ALIASES: Final = (CHAMPION, CHALLENGER, PREVIOUS_CHAMPION)
+
+# Tag keys written on model versions: the registry is searchable by them.
+TAG_TRAINING_KEY: Final = "retrain.training_key"
+TAG_DATA_MD5: Final = "retrain.data_md5"
+TAG_CONTRACT_NAME: Final = "retrain.contract_name"
+TAG_CONTRACT_VERSION: Final = "retrain.contract_version"
+TAG_CONTRACT_HASH: Final = "retrain.contract_hash"
+TAG_PARAMS_HASH: Final = "retrain.params_hash"
+TAG_DECISION: Final = "retrain.gate.decision"
+TAG_REASONS: Final = "retrain.gate.reasons"
+TAG_FLOW_RUN: Final = "retrain.flow_run_id"
+
+
+@dataclass(frozen=True)
+class ModelVersionInfo:
+    """What ``retrain status`` shows of one registered model version."""
+
+    version: str
+    run_id: str
+    metrics: dict[str, float]
+    data_md5: str | None
+    contract: dict[str, Any] | None
+    training_key: str | None = None
+    aliases: tuple[str, ...] = field(default_factory=tuple)
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["aliases"] = list(self.aliases)
+        return data
+
+
+def canonical_hash(payload: Any) -> str:
+    """sha256 of canonical JSON: equal content gives an equal hash whatever the key order."""
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def training_key(data_md5: str, contract_hash: str, params_hash: str, code_version: str) -> str:
+    """Identity of a training: same data, contract, params and code must never register twice."""
+    return canonical_hash(
+        {"data_md5": data_md5, "contract": contract_hash, "params": params_hash, "code": code_version}
+    )[:32]

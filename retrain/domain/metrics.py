@@ -1,0 +1,37 @@
+"""Holdout metrics and which direction is 'better' for each, so gates can speak of gains."""
+
+from __future__ import annotations
+
+from typing import Final
+
+import numpy as np
+from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
+
+HIGHER_IS_BETTER: Final[dict[str, bool]] = {"roc_auc": True, "pr_auc": True, "log_loss": False, "brier": False}
+
+
+def classification_metrics(y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, float]:
+    """ROC AUC, PR AUC (average precision), log loss and Brier score on one set of rows."""
+    y = np.asarray(y_true, dtype="int64")
+    p = np.clip(np.asarray(y_prob, dtype="float64"), 1e-15, 1 - 1e-15)
+    if y.shape != p.shape or y.size == 0:
+        raise ValueError(f"need equally many labels and predictions, got {y.shape} and {p.shape}")
+    if np.unique(y).size < 2:
+        raise ValueError("metrics need both classes among the labels; the holdout has only one")
+    return {
+        "roc_auc": float(roc_auc_score(y, p)),
+        "pr_auc": float(average_precision_score(y, p)),
+        "log_loss": float(log_loss(y, p, labels=[0, 1])),
+        "brier": float(brier_score_loss(y, p)),
+    }
+
+
+def gain(metric: str, challenger: float, champion: float) -> float:
+    """Signed improvement of challenger over champion: positive is better whatever the metric."""
+    difference = challenger - champion
+    return difference if HIGHER_IS_BETTER[metric] else -difference
+
+
+def meets_floor(metric: str, value: float, floor: float) -> bool:
+    """A floor is a minimum for higher-is-better metrics and a maximum for losses."""
+    return value >= floor if HIGHER_IS_BETTER[metric] else value <= floor

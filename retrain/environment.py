@@ -1,0 +1,82 @@
+"""Where things are at run time: project, state directory and service locations.
+
+params.yaml says *what* to train; the environment says *where* the services are, so the same
+project runs on a laptop (embedded defaults under ``RETRAIN_HOME``) and on a team stack (service
+URIs in the environment) without an edit. Nothing here imports a heavy library.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass
+from pathlib import Path
+
+#: Telemetry and update checks off: tests and CI have no network, and users did not ask for it.
+QUIET_ENVIRONMENT: Mapping[str, str] = {
+    "GX_ANALYTICS_ENABLED": "False",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DVC_NO_ANALYTICS": "1",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    "GIT_PYTHON_REFRESH": "quiet",
+}
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Resolved locations for one process."""
+
+    project_dir: Path
+    state_dir: Path
+    mlflow_tracking_uri: str
+    mlflow_artifact_location: str | None
+    dvc_remote_url: str
+    dvc_remote_endpoint: str | None
+    prefect_home: Path
+
+    @property
+    def params_path(self) -> Path:
+        return self.project_dir / "params.yaml"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.state_dir / "reports"
+
+    @property
+    def embedded_mlflow(self) -> bool:
+        return self.mlflow_tracking_uri.startswith("sqlite:///") and str(self.state_dir) in self.mlflow_tracking_uri
+
+
+def resolve_runtime(env: Mapping[str, str] | None = None, project_dir: Path | None = None) -> Runtime:
+    """Read locations from the environment, falling back to embedded defaults under the state dir."""
+    env = os.environ if env is None else env
+    project = (project_dir or Path(env.get("RETRAIN_PROJECT", "."))).resolve()
+    state = Path(env.get("RETRAIN_HOME", project / ".retrain")).resolve()
+    tracking = env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{state / 'mlflow' / 'mlflow.db'}"
+    embedded_artifacts = (state / "mlflow" / "artifacts").as_uri()
+    artifacts = env.get("RETRAIN_MLFLOW_ARTIFACTS") or (None if "MLFLOW_TRACKING_URI" in env else embedded_artifacts)
+    return Runtime(
+        project_dir=project,
+        state_dir=state,
+        mlflow_tracking_uri=tracking,
+        mlflow_artifact_location=artifacts,
+        dvc_remote_url=env.get("RETRAIN_DVC_REMOTE") or str(state / "dvc-remote"),
+        dvc_remote_endpoint=env.get("RETRAIN_S3_ENDPOINT_URL") or env.get("AWS_ENDPOINT_URL_S3") or None,
+        prefect_home=Path(env.get("PREFECT_HOME", state / "prefect")),
+    )
+
+
+def apply_process_defaults(runtime: Runtime, env: MutableMapping[str, str] | None = None) -> None:
+    """Set quiet, embedded defaults for this process before Prefect/MLflow/GX are imported.
+
+    Only defaults: anything the user exported wins. Prefect reads PREFECT_HOME when it is first
+    imported, so this must run before any ``import prefect``.
+    """
+    env = os.environ if env is None else env
+    for key, value in QUIET_ENVIRONMENT.items():
+        env.setdefault(key, value)
+    env.setdefault("PREFECT_HOME", str(runtime.prefect_home))
+    env.setdefault("MLFLOW_TRACKING_URI", runtime.mlflow_tracking_uri)
+    runtime.state_dir.mkdir(parents=True, exist_ok=True)

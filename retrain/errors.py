@@ -1,0 +1,11 @@
+"""Errors that stop a run for a reason a user must act on (never retried)."""
+
+from __future__ import annotations
+
+
+class RetrainError(RuntimeError):
+    """Base of Retrain's own, user-facing errors."""
+
+
+class ContractViolation(RetrainError):
+    """At least one batch broke its data contract; the message names every failed expectation."""

@@ -1,0 +1,1 @@
+"""Prefect tasks: they call the domain and the adapters; retries, caching and timeouts live here."""

@@ -1,0 +1,135 @@
+"""Evaluation and promotion tasks: score both models on the same holdout, judge, move aliases."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from retrain.adapters.registry import ModelRegistry
+from retrain.domain import lifecycle
+from retrain.domain.gate import GateDecision, GateInputs, decide, default_checks
+from retrain.domain.lifecycle import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, ModelVersionInfo
+from retrain.domain.metrics import HIGHER_IS_BETTER, classification_metrics
+from retrain.domain.settings import Settings
+from retrain.domain.training import predict_proba
+from tasks.policy import RETRYING
+
+
+@dataclass(frozen=True)
+class PromotionOutcome:
+    promoted: bool
+    champion_version: str | None
+    previous_champion_version: str | None
+    challenger_version: str
+    reasons: tuple[str, ...]
+    note: str
+
+
+@task(name="current-alias", cache_policy=NO_CACHE, **RETRYING)
+def alias_task(registry: ModelRegistry, alias: str) -> ModelVersionInfo | None:
+    return registry.by_alias(alias)
+
+
+@task(name="mark-challenger", cache_policy=NO_CACHE, **RETRYING)
+def mark_challenger_task(registry: ModelRegistry, version: ModelVersionInfo) -> None:
+    registry.set_alias(CHALLENGER, version.version)
+
+
+@task(name="score-on-holdout", cache_policy=NO_CACHE, task_run_name="score-v{version.version}", **RETRYING)
+def score_task(registry: ModelRegistry, version: ModelVersionInfo, holdout: pd.DataFrame, settings: Settings) -> dict[str, float]:
+    """Load the *registered* model (not the in-memory one) and score it on the holdout rows."""
+    booster, spec = registry.load(version.version)
+    predictions = predict_proba(booster, holdout, spec, settings.model.threads)
+    return classification_metrics(holdout[settings.dataset.target].to_numpy(), predictions)
+
+
+@task(name="judge", cache_policy=NO_CACHE)
+def judge_task(settings: Settings, challenger: dict[str, float], champion: dict[str, float] | None) -> GateDecision:
+    inputs = GateInputs(challenger=challenger, champion=champion)
+    return decide(default_checks(settings.gate), inputs, settings.gate.primary_metric)
+
+
+@task(name="apply-decision", cache_policy=NO_CACHE, **RETRYING)
+def apply_decision_task(
+    registry: ModelRegistry,
+    decision: GateDecision,
+    challenger: ModelVersionInfo,
+    champion: ModelVersionInfo | None,
+) -> PromotionOutcome:
+    """Tag the decision, then move aliases in a fixed order; the ``champion`` move is the commit point."""
+    registry.tag_version(
+        challenger.version,
+        {
+            lifecycle.TAG_DECISION: "promoted" if decision.promote else "refused",
+            lifecycle.TAG_REASONS: "; ".join(decision.reasons) or "all checks passed",
+            "retrain.gate.checks": json.dumps(decision.to_dict()["checks"]),
+        },
+    )
+    if champion is not None and champion.version == challenger.version:
+        return PromotionOutcome(True, champion.version, None, challenger.version, (), "already champion: nothing to move")
+    if not decision.promote:
+        return PromotionOutcome(
+            False, champion.version if champion else None, None, challenger.version, decision.reasons,
+            "refused: champion unchanged",
+        )
+    if champion is not None:
+        registry.set_alias(PREVIOUS_CHAMPION, champion.version)
+    registry.set_alias(CHAMPION, challenger.version)  # the single commit point of a promotion
+    registry.delete_alias(CHALLENGER)
+    return PromotionOutcome(
+        True, challenger.version, champion.version if champion else None, challenger.version, (),
+        "promoted" if champion else "first champion",
+    )
+
+
+def _fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4f}"
+
+
+def decision_markdown(
+    settings: Settings,
+    decision: GateDecision,
+    outcome: PromotionOutcome,
+    challenger: ModelVersionInfo,
+    challenger_metrics: dict[str, float],
+    champion: ModelVersionInfo | None,
+    champion_metrics: dict[str, float] | None,
+    lineage: dict[str, str],
+) -> str:
+    verdict = "PROMOTED" if outcome.promoted else "REFUSED"
+    lines = [
+        f"# Gate decision for `{settings.model.registered_name}` v{challenger.version}: **{verdict}**",
+        "",
+        f"{outcome.note}. Primary metric: `{decision.primary_metric}`.",
+        "",
+        f"| metric | champion{f' v{champion.version}' if champion else ''} | challenger v{challenger.version} | gain |",
+        "|---|---|---|---|",
+    ]
+    for metric, value in challenger_metrics.items():
+        base = champion_metrics.get(metric) if champion_metrics else None
+        gain = None if base is None else (value - base if HIGHER_IS_BETTER[metric] else base - value)
+        lines.append(f"| {metric} | {_fmt(base)} | {_fmt(value)} | {'—' if gain is None else f'{gain:+.4f}'} |")
+    lines += ["", "| check | result | value | threshold | reason |", "|---|---|---|---|---|"]
+    for check in decision.checks:
+        lines.append(
+            f"| {check.name} | {'pass' if check.passed else '**FAIL**'} | {_fmt(check.value)} | "
+            f"{_fmt(check.threshold)} | {check.reason} |"
+        )
+    lines += ["", "### Lineage", "", "| what | value |", "|---|---|"]
+    lines += [f"| {key} | `{value}` |" for key, value in lineage.items()]
+    return "\n".join(lines)
+
+
+@task(name="publish-decision", cache_policy=NO_CACHE)
+def publish_decision_task(markdown: str, decision: GateDecision, outcome: PromotionOutcome, reports_dir: Path) -> None:
+    """The decision as a Prefect artifact (for people) and a JSON file (for machines)."""
+    create_markdown_artifact(markdown, key="gate-decision", description="Champion vs challenger and every gate check")
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    payload = {**decision.to_dict(), "outcome": outcome.__dict__}
+    (reports_dir / "gate.json").write_text(json.dumps(payload, indent=2, default=list), encoding="utf-8")

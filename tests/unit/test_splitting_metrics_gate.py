@@ -1,0 +1,91 @@
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from retrain.domain.gate import GateInputs, decide, default_checks
+from retrain.domain.metrics import classification_metrics, gain, meets_floor
+from retrain.domain.settings import GateSettings
+from retrain.domain.splitting import SplitError, split_by_time
+
+
+def _frame(days: int) -> pd.DataFrame:
+    dates = [dt.date(2026, 1, 1) + dt.timedelta(days=d) for d in range(days) for _ in range(3)]
+    return pd.DataFrame({"t": pd.to_datetime(dates), "x": range(len(dates))})
+
+
+def test_split_puts_newest_days_in_holdout_and_never_overlaps():
+    split = split_by_time(_frame(6), "t", holdout_days=2, validation_days=1)
+    assert split.holdout_days == ("2026-01-05", "2026-01-06")
+    assert split.validation_days == ("2026-01-04", "2026-01-04")
+    assert split.train_days == ("2026-01-01", "2026-01-03")
+    assert split.train["t"].max() < split.validation["t"].min() <= split.validation["t"].max() < split.holdout["t"].min()
+    assert len(split.train) + len(split.validation) + len(split.holdout) == 18
+
+
+def test_split_refuses_too_few_days_with_advice():
+    with pytest.raises(SplitError, match=r"covers 3 day\(s\).*needs at least 4"):
+        split_by_time(_frame(3), "t", holdout_days=2, validation_days=1, min_train_days=1)
+
+
+def test_metrics_on_perfect_and_random_scores():
+    y = np.array([0, 0, 1, 1])
+    perfect = classification_metrics(y, np.array([0.1, 0.2, 0.8, 0.9]))
+    assert perfect["roc_auc"] == 1.0 and perfect["pr_auc"] == 1.0
+    assert perfect["brier"] == pytest.approx((0.01 + 0.04 + 0.04 + 0.01) / 4)
+    inverted = classification_metrics(y, np.array([0.9, 0.8, 0.2, 0.1]))
+    assert inverted["roc_auc"] == 0.0
+
+
+def test_metrics_refuse_single_class():
+    with pytest.raises(ValueError, match="both classes"):
+        classification_metrics(np.array([1, 1]), np.array([0.3, 0.4]))
+
+
+def test_gain_and_floor_follow_metric_direction():
+    assert gain("roc_auc", 0.8, 0.7) == pytest.approx(0.1)
+    assert gain("log_loss", 0.4, 0.5) == pytest.approx(0.1)
+    assert meets_floor("roc_auc", 0.7, 0.65) and not meets_floor("roc_auc", 0.6, 0.65)
+    assert meets_floor("brier", 0.1, 0.2) and not meets_floor("brier", 0.3, 0.2)
+
+
+GATE = GateSettings(primary_metric="roc_auc", floor=0.7, max_drop=0.01, min_gain=0.0)
+
+
+def _decide(challenger: float, champion: float | None):
+    inputs = GateInputs({"roc_auc": challenger}, None if champion is None else {"roc_auc": champion})
+    return decide(default_checks(GATE), inputs, "roc_auc")
+
+
+def test_first_model_above_floor_is_promoted():
+    decision = _decide(0.75, None)
+    assert decision.promote and decision.reasons == ()
+    assert [c.name for c in decision.checks] == ["absolute_floor", "max_drop", "min_gain"]
+
+
+def test_first_model_below_floor_is_refused_with_reason():
+    decision = _decide(0.65, None)
+    assert not decision.promote
+    assert decision.reasons == ("roc_auc 0.6500 misses the floor 0.7000",)
+
+
+def test_better_challenger_passes_every_check():
+    decision = _decide(0.76, 0.75)
+    assert decision.promote
+    assert decision.checks[2].value == pytest.approx(0.01)
+
+
+def test_small_drop_fails_only_min_gain_large_drop_fails_both():
+    small = _decide(0.745, 0.75)
+    assert [c.name for c in small.checks if not c.passed] == ["min_gain"]
+    large = _decide(0.70, 0.75)
+    assert [c.name for c in large.checks if not c.passed] == ["max_drop", "min_gain"]
+    assert "worse than the allowed drop" in large.reasons[0]
+
+
+def test_decision_serialises_every_check():
+    data = _decide(0.70, 0.75).to_dict()
+    assert data["promote"] is False
+    assert {c["name"] for c in data["checks"]} == {"absolute_floor", "max_drop", "min_gain"}
+    assert all({"passed", "value", "threshold", "reason"} <= set(c) for c in data["checks"])
