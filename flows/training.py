@@ -53,7 +53,10 @@ def training(request: TrainingRequest | None = None) -> dict[str, Any]:
     reports = where.reports_dir / flow_run_id
     settings = load_settings_task(where.params_path)
     registry = ModelRegistry(
-        where.mlflow_tracking_uri, settings.model.registered_name, settings.model.experiment, where.mlflow_artifact_location
+        where.mlflow_tracking_uri,
+        settings.model.registered_name,
+        settings.model.experiment,
+        where.mlflow_artifact_location,
     )
 
     batches = list_batches_task(where.project_dir, settings)

@@ -29,7 +29,8 @@ app = typer.Typer(
 )
 
 ProjectOption = Annotated[
-    Path | None, typer.Option("--project", help="Project directory holding params.yaml (default: RETRAIN_PROJECT or .).")
+    Path | None,
+    typer.Option("--project", help="Project directory holding params.yaml (default: RETRAIN_PROJECT or .)."),
 ]
 
 
@@ -186,11 +187,10 @@ def snapshot(project: ProjectOption = None) -> None:
             failed.append(report.summary())
     if failed:
         _fail("\n".join(failed))
-    frame = pd.concat(
-        [files.read_batch(p, settings.dataset.time_column) for p in batches], ignore_index=True
-    )
+    frame = pd.concat([files.read_batch(p, settings.dataset.time_column) for p in batches], ignore_index=True)
     out = files.write_snapshot(
-        frame, runtime.project_dir / settings.dataset.training_set,
+        frame,
+        runtime.project_dir / settings.dataset.training_set,
         (settings.dataset.time_column, settings.dataset.id_column),
     )
     typer.echo(f"wrote {out} ({len(frame)} rows from {len(batches)} batches)")

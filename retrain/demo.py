@@ -41,9 +41,7 @@ def demo_steps(settings: Settings) -> list[DemoStep]:
     ]
 
 
-def write_demo_batches(
-    batches_dir: Path, settings: Settings, days: int, file_format: str = "parquet"
-) -> list[Path]:
+def write_demo_batches(batches_dir: Path, settings: Settings, days: int, file_format: str = "parquet") -> list[Path]:
     """Write days [0, days) as one file per day; existing days are left as they are."""
     batches_dir.mkdir(parents=True, exist_ok=True)
     written = []

@@ -45,7 +45,7 @@ def retry_on_transient(task: Any, task_run: Any, state: Any) -> bool:
     if error is None:
         try:
             state.result()
-        except BaseException as raised:  # noqa: BLE001 - we only classify it
+        except BaseException as raised:
             error = raised
     return is_transient(error)
 

@@ -42,7 +42,9 @@ def mark_challenger_task(registry: ModelRegistry, version: ModelVersionInfo) -> 
 
 
 @task(name="score-on-holdout", cache_policy=NO_CACHE, task_run_name="score-v{version.version}", **RETRYING)
-def score_task(registry: ModelRegistry, version: ModelVersionInfo, holdout: pd.DataFrame, settings: Settings) -> dict[str, float]:
+def score_task(
+    registry: ModelRegistry, version: ModelVersionInfo, holdout: pd.DataFrame, settings: Settings
+) -> dict[str, float]:
     """Load the *registered* model (not the in-memory one) and score it on the holdout rows."""
     booster, spec = registry.load(version.version)
     predictions = predict_proba(booster, holdout, spec, settings.model.threads)
@@ -72,10 +74,16 @@ def apply_decision_task(
         },
     )
     if champion is not None and champion.version == challenger.version:
-        return PromotionOutcome(True, champion.version, None, challenger.version, (), "already champion: nothing to move")
+        return PromotionOutcome(
+            True, champion.version, None, challenger.version, (), "already champion: nothing to move"
+        )
     if not decision.promote:
         return PromotionOutcome(
-            False, champion.version if champion else None, None, challenger.version, decision.reasons,
+            False,
+            champion.version if champion else None,
+            None,
+            challenger.version,
+            decision.reasons,
             "refused: champion unchanged",
         )
     if champion is not None:
@@ -83,7 +91,11 @@ def apply_decision_task(
     registry.set_alias(CHAMPION, challenger.version)  # the single commit point of a promotion
     registry.delete_alias(CHALLENGER)
     return PromotionOutcome(
-        True, challenger.version, champion.version if champion else None, challenger.version, (),
+        True,
+        challenger.version,
+        champion.version if champion else None,
+        challenger.version,
+        (),
         "promoted" if champion else "first champion",
     )
 

@@ -46,9 +46,13 @@ def read_batch(path: Path, time_column: str) -> pd.DataFrame:
             return frame
         return pd.read_parquet(path)
     except (OSError, ValueError, UnicodeDecodeError) as error:
-        raise BatchReadError(f"cannot read batch {path}: {error}. Check that it is a valid CSV or Parquet file.") from error
+        raise BatchReadError(
+            f"cannot read batch {path}: {error}. Check that it is a valid CSV or Parquet file."
+        ) from error
     except Exception as error:  # pyarrow raises its own types for corrupt files
-        raise BatchReadError(f"cannot read batch {path}: {error}. Check that it is a valid CSV or Parquet file.") from error
+        raise BatchReadError(
+            f"cannot read batch {path}: {error}. Check that it is a valid CSV or Parquet file."
+        ) from error
 
 
 def write_snapshot(frame: pd.DataFrame, path: Path, order_by: Sequence[str]) -> Path:

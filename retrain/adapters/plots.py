@@ -66,7 +66,7 @@ def calibration_figure(y_true: np.ndarray, y_prob: np.ndarray, label: str, bins:
 
 
 def importance_figure(booster: xgb.Booster, top: int = 20) -> Figure:
-    gains = booster.get_score(importance_type="gain")
+    gains = {name: float(value) for name, value in booster.get_score(importance_type="gain").items()}  # type: ignore[arg-type]
     ranked = sorted(gains.items(), key=lambda item: item[1])[-top:]
     figure, axes = _figure("Feature importance (total gain share)")
     total = sum(gains.values()) or 1.0

@@ -8,6 +8,7 @@ alias can encode raw rows exactly as at training time.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -163,10 +164,8 @@ class ModelRegistry:
     def delete_alias(self, alias: str) -> None:
         from mlflow.exceptions import MlflowException
 
-        try:
+        with contextlib.suppress(MlflowException):  # already absent: deleting is idempotent
             self.client.delete_registered_model_alias(self.model_name, alias)
-        except MlflowException:
-            pass  # already absent: deleting is idempotent
 
     def tag_version(self, version: str, tags: Mapping[str, str]) -> None:
         for key, value in tags.items():

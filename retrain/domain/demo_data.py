@@ -128,8 +128,9 @@ def _rng_for_day(seed: int, day: dt.date) -> np.random.Generator:
 
 
 def _mix(base: tuple[float, ...], drifted: tuple[float, ...], strength: float) -> np.ndarray:
-    weights = (1 - strength) * np.asarray(base) + strength * np.asarray(drifted)
-    return weights / weights.sum()
+    weights = (1 - strength) * np.asarray(base, dtype="float64") + strength * np.asarray(drifted, dtype="float64")
+    normalised: np.ndarray = weights / weights.sum()
+    return normalised
 
 
 def _with_missing(values: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:
@@ -140,12 +141,12 @@ def _with_missing(values: np.ndarray, rate: float, rng: np.random.Generator) -> 
 
 def _categorical(name: str, rows: int, strength: float, rng: np.random.Generator) -> np.ndarray:
     weights = _mix(_BASE_MIX[name], _DRIFT_MIX[name], strength)
-    return rng.choice(np.asarray(CATEGORIES[name], dtype=object), size=rows, p=weights)
+    drawn: np.ndarray = rng.choice(np.asarray(CATEGORIES[name], dtype=object), size=rows, p=weights)
+    return drawn
 
 
 def _effect(name: str, values: np.ndarray, effects: Mapping[str, float]) -> np.ndarray:
-    lookup = np.vectorize(lambda v: effects.get(v, 0.0) if isinstance(v, str) else 0.0, otypes=[float])
-    return lookup(values)
+    return pd.Series(values, dtype="object").map(effects).fillna(0.0).to_numpy(dtype="float64")
 
 
 def generate_day(day: dt.date, rows: int, seed: int, changes: DayChanges = NO_CHANGES) -> pd.DataFrame:
@@ -197,7 +198,9 @@ def generate_day(day: dt.date, rows: int, seed: int, changes: DayChanges = NO_CH
     defaulted = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype("int64")
 
     for name, rate_missing in (("employment_type", 0.01), ("channel", 0.02)):
-        cats[name] = np.where(rng.random(rows) < rate_missing, None, cats[name])
+        column = cats[name].copy()
+        column[rng.random(rows) < rate_missing] = None
+        cats[name] = column
 
     frame = pd.DataFrame(
         {

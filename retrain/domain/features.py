@@ -53,9 +53,7 @@ def build_feature_spec(frame: pd.DataFrame, numeric: Sequence[str], categorical:
     missing = [c for c in (*numeric, *categorical) if c not in frame.columns]
     if missing:
         raise ValueError(f"feature columns missing from the data: {missing}")
-    categories = tuple(
-        (name, tuple(sorted(str(v) for v in frame[name].dropna().unique()))) for name in categorical
-    )
+    categories = tuple((name, tuple(sorted(str(v) for v in frame[name].dropna().unique()))) for name in categorical)
     return FeatureSpec(numeric=tuple(numeric), categories=categories)
 
 

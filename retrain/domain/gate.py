@@ -75,7 +75,10 @@ def max_drop_check(metric: str, max_drop: float) -> GateCheck:
         ok = change >= -max_drop
         verdict = "within" if ok else "worse than"
         return Check(
-            "max_drop", ok, change, -max_drop,
+            "max_drop",
+            ok,
+            change,
+            -max_drop,
             f"{metric} change versus champion {change:+.4f} is {verdict} the allowed drop {-max_drop:+.4f}",
         )
 
@@ -90,7 +93,10 @@ def min_gain_check(metric: str, min_gain: float) -> GateCheck:
         ok = change >= min_gain
         verdict = "reaches" if ok else "falls short of"
         return Check(
-            "min_gain", ok, change, min_gain,
+            "min_gain",
+            ok,
+            change,
+            min_gain,
             f"{metric} gain versus champion {change:+.4f} {verdict} the required {min_gain:+.4f}",
         )
 

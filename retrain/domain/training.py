@@ -62,7 +62,9 @@ def _labels(frame: pd.DataFrame, target: str, part: str) -> np.ndarray:
     return values
 
 
-def to_dmatrix(frame: pd.DataFrame, spec: FeatureSpec, labels: np.ndarray | None = None, threads: int = 1) -> xgb.DMatrix:
+def to_dmatrix(
+    frame: pd.DataFrame, spec: FeatureSpec, labels: np.ndarray | None = None, threads: int = 1
+) -> xgb.DMatrix:
     return xgb.DMatrix(encode_features(frame, spec), label=labels, feature_types=spec.feature_types, nthread=threads)
 
 

@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from retrain.domain.settings import SettingsError, load_settings, parse_settings
 
@@ -16,7 +17,7 @@ def test_project_params_load_into_frozen_settings():
     settings = load_settings(PARAMS)
     assert settings.contract.relative_path == "data_contracts/loans/v1.json"
     assert settings.dataset.target not in settings.dataset.features.all
-    with pytest.raises(Exception):  # frozen: settings cannot change after loading
+    with pytest.raises(ValidationError):  # frozen: settings cannot change after loading
         settings.gate.floor = 0.1  # type: ignore[misc]
 
 

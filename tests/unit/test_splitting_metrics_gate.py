@@ -20,7 +20,9 @@ def test_split_puts_newest_days_in_holdout_and_never_overlaps():
     assert split.holdout_days == ("2026-01-05", "2026-01-06")
     assert split.validation_days == ("2026-01-04", "2026-01-04")
     assert split.train_days == ("2026-01-01", "2026-01-03")
-    assert split.train["t"].max() < split.validation["t"].min() <= split.validation["t"].max() < split.holdout["t"].min()
+    assert (
+        split.train["t"].max() < split.validation["t"].min() <= split.validation["t"].max() < split.holdout["t"].min()
+    )
     assert len(split.train) + len(split.validation) + len(split.holdout) == 18
 
 

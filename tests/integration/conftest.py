@@ -1,0 +1,59 @@
+"""Real components for integration tests: one Prefect API per session, MLflow on a sqlite file in a
+tmp dir, and a git + DVC workspace (with a local DVC remote) per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from retrain.adapters.registry import ModelRegistry
+from retrain.adapters.workspace import create_workspace
+from retrain.domain.settings import Settings, load_settings
+from retrain.environment import resolve_runtime
+from tests.conftest import REPO_ROOT
+
+SMALL_DATA: dict[str, Any] = {"demo": {"rows_per_day": 1500, "days": 8, "first_training_days": 5}}
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[None]:
+    """A real Prefect API (ephemeral server on a temporary SQLite database) for the whole session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def services(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """MLflow (sqlite + file artifacts) and a DVC remote, all under this test's tmp dir."""
+    state = tmp_path / "state"
+    monkeypatch.setenv("RETRAIN_HOME", str(state))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("RETRAIN_MLFLOW_ARTIFACTS", (tmp_path / "mlflow-artifacts").as_uri())
+    monkeypatch.setenv("RETRAIN_DVC_REMOTE", str(tmp_path / "dvc-remote"))
+    return state
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, services: Path) -> Path:
+    """A fresh project (git + DVC repo) with the repository's params, dvc.yaml and contracts."""
+    return create_workspace(REPO_ROOT, tmp_path / "project", SMALL_DATA)
+
+
+def workspace_settings(workspace: Path) -> Settings:
+    return load_settings(workspace / "params.yaml")
+
+
+def registry_for(workspace: Path) -> ModelRegistry:
+    runtime = resolve_runtime(project_dir=workspace)
+    settings = workspace_settings(workspace)
+    return ModelRegistry(
+        runtime.mlflow_tracking_uri,
+        settings.model.registered_name,
+        settings.model.experiment,
+        runtime.mlflow_artifact_location,
+    )

@@ -1,0 +1,154 @@
+"""The real training flow under a real Prefect API, MLflow on sqlite and DVC in a tmp git repo."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+
+from flows.training import TrainingRequest, training
+from retrain.demo import write_demo_batches
+from retrain.domain.demo_data import DayChanges, SchemaBreak, generate_day
+from retrain.domain.lifecycle import TAG_DATA_MD5, TAG_DECISION, TAG_REASONS, TAG_TRAINING_KEY
+from retrain.errors import ContractViolation
+from retrain.status import lifecycle_status
+from tests.integration.conftest import registry_for, workspace_settings
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_api")]
+
+WEAK_MODEL = {"model": {"xgboost": {"max_depth": 1, "num_boost_round": 3}}}
+
+
+def _set_params(workspace: Path, overrides: dict) -> None:
+    from retrain.adapters.workspace import write_params
+
+    write_params(workspace, overrides)
+
+
+def _run(workspace: Path) -> dict:
+    return training(TrainingRequest(project_dir=str(workspace), triggered_by="pytest", reason="test"))
+
+
+def _batches(workspace: Path, days: int) -> None:
+    settings = workspace_settings(workspace)
+    write_demo_batches(workspace / settings.dataset.batches, settings, days)
+
+
+def _artifacts(flow_run_id: str) -> dict[str, str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(flow_run_id)]))
+        )
+    return {artifact.key: str(artifact.data) for artifact in found if artifact.key}
+
+
+def test_first_run_makes_a_champion_with_lineage_plots_and_reports(workspace: Path):
+    _batches(workspace, 5)
+    result = _run(workspace)
+
+    assert result["outcome"]["promoted"] and result["outcome"]["note"] == "first champion"
+    status = lifecycle_status(registry_for(workspace))
+    champion = status["champion"]
+    assert champion["version"] == "1" and status["challenger"] is None and status["previous_champion"] is None
+    assert 0.6 < champion["metrics"]["roc_auc"] < 0.95
+    assert set(champion["metrics"]) >= {"roc_auc", "pr_auc", "log_loss", "brier"}
+    assert champion["contract"] == {"name": "loans", "version": 1}
+
+    # The data md5 recorded on the model is the one DVC wrote into dvc.lock, and the remote holds it.
+    lock = (workspace / "dvc.lock").read_text()
+    assert champion["data_md5"] and champion["data_md5"] in lock
+    md5 = champion["data_md5"]
+    assert (Path(str(workspace.parent / "dvc-remote")) / "files" / "md5" / md5[:2] / md5[2:]).is_file()
+
+    # MLflow holds the four plots and the native-format model (no pickle).
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    plots = {a.path for a in client.list_artifacts(champion["run_id"], "plots")}
+    assert plots == {
+        "plots/roc.png",
+        "plots/precision_recall.png",
+        "plots/calibration.png",
+        "plots/feature_importance.png",
+    }
+    registry = registry_for(workspace)
+    booster, spec = registry.load("1")
+    assert booster.num_boosted_rounds() > 0 and spec.categorical
+
+    artifacts = _artifacts(result["flow_run_id"])
+    assert {"data-validation", "gate-decision"} <= set(artifacts)
+    assert "absolute_floor" in artifacts["gate-decision"] and "PROMOTED" in artifacts["gate-decision"]
+    gate_json = Path(workspace.parent / "state" / "reports" / result["flow_run_id"] / "gate.json")
+    assert json.loads(gate_json.read_text())["promote"] is True
+
+
+def test_better_challenger_is_promoted_and_previous_champion_kept(workspace: Path):
+    _set_params(workspace, WEAK_MODEL)
+    _batches(workspace, 5)
+    first = _run(workspace)
+    assert first["outcome"]["champion_version"] == "1"
+
+    _set_params(workspace, {"model": {"xgboost": {"max_depth": 4, "num_boost_round": 400}}})
+    _batches(workspace, 8)
+    second = _run(workspace)
+
+    assert second["outcome"]["promoted"], second["decision"]
+    status = lifecycle_status(registry_for(workspace))
+    assert status["champion"]["version"] == "2"
+    assert status["previous_champion"]["version"] == "1"
+    assert status["challenger"] is None
+    assert status["champion"]["tags"][TAG_DECISION] == "promoted"
+    # Both models were scored on the same (new) holdout rows.
+    assert second["champion_before"]["version"] == "1"
+    assert second["challenger"]["metrics"]["roc_auc"] > second["champion_before"]["metrics"]["roc_auc"]
+
+
+def test_worse_challenger_is_refused_and_champion_unchanged(workspace: Path):
+    _batches(workspace, 5)
+    _run(workspace)
+    _set_params(workspace, WEAK_MODEL)
+    refused = _run(workspace)
+
+    assert not refused["outcome"]["promoted"]
+    assert any("allowed drop" in reason for reason in refused["outcome"]["reasons"])
+    status = lifecycle_status(registry_for(workspace))
+    assert status["champion"]["version"] == "1"
+    assert status["challenger"]["version"] == "2"
+    assert status["previous_champion"] is None
+    tags = status["challenger"]["tags"]
+    assert tags[TAG_DECISION] == "refused" and "allowed drop" in tags[TAG_REASONS]
+
+
+def test_contract_breaking_batch_fails_the_flow_and_registers_nothing(workspace: Path):
+    _batches(workspace, 5)
+    settings = workspace_settings(workspace)
+    broken = generate_day(dt.date(2026, 2, 1), 500, 3, DayChanges(schema_break=SchemaBreak.OUT_OF_RANGE))
+    broken.to_parquet(workspace / settings.dataset.batches / "loans-2026-02-01.parquet", index=False)
+
+    with pytest.raises(ContractViolation) as failure:
+        _run(workspace)
+
+    message = str(failure.value)
+    assert "loans-2026-02-01.parquet" in message
+    assert "expect_column_values_to_be_between" in message and "credit_score" in message
+    registry = registry_for(workspace)
+    assert list(registry._versions()) == []
+    assert not (workspace / "dvc.lock").exists()
+
+
+def test_rerun_on_same_data_and_params_registers_no_second_version(workspace: Path):
+    _batches(workspace, 5)
+    first = _run(workspace)
+    again = _run(workspace)
+
+    assert again["challenger"]["version"] == first["challenger"]["version"] == "1"
+    assert again["training_key"] == first["training_key"]
+    versions = list(registry_for(workspace)._versions())
+    assert len(versions) == 1 and versions[0].tags[TAG_TRAINING_KEY] == first["training_key"]
+    assert versions[0].tags[TAG_DATA_MD5] == first["snapshot"]["md5"]
