@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from retrain.domain.contracts import contract_hash
 
 from retrain.adapters import code_version, files, plots
+from retrain.adapters.contracts import contract_hash
 from retrain.adapters.registry import HOLDOUT_PREFIX, ModelRegistry
 from retrain.domain import lifecycle
 from retrain.domain.features import build_feature_spec, encode_features
