@@ -31,12 +31,16 @@ def measure(rows: int) -> dict[str, float]:
         [f for _, f in generate_days(dt.date(2026, 1, 1), DAYS, rows // DAYS, settings.demo.seed)], ignore_index=True
     )
     generated = time.perf_counter()
-    split = split_by_time(frame, settings.dataset.time_column, settings.split.holdout_days, settings.split.validation_days)
+    split = split_by_time(
+        frame, settings.dataset.time_column, settings.split.holdout_days, settings.split.validation_days
+    )
     features = settings.dataset.features
     spec = build_feature_spec(split.train, features.numeric, features.categorical)
     # Fixed rounds (no early stop) so that sizes are compared on equal work per row.
     fixed = settings.model.model_copy(
-        update={"xgboost": settings.model.xgboost.model_copy(update={"num_boost_round": 100, "early_stopping_rounds": 1000})}
+        update={
+            "xgboost": settings.model.xgboost.model_copy(update={"num_boost_round": 100, "early_stopping_rounds": 1000})
+        }
     )
     model = train_model(split.train, split.validation, spec, settings.dataset.target, fixed)
     trained = time.perf_counter()

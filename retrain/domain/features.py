@@ -38,13 +38,17 @@ class FeatureSpec:
         return ["q"] * len(self.numeric) + ["c"] * len(self.categories)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"numeric": list(self.numeric), "categorical": {name: list(cats) for name, cats in self.categories}}
+        # A list, not a mapping: YAML writers sort mapping keys, and the column order is the model's.
+        return {
+            "numeric": list(self.numeric),
+            "categorical": [{"name": name, "categories": list(cats)} for name, cats in self.categories],
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FeatureSpec:
         return cls(
             numeric=tuple(data["numeric"]),
-            categories=tuple((name, tuple(cats)) for name, cats in data["categorical"].items()),
+            categories=tuple((item["name"], tuple(item["categories"])) for item in data["categorical"]),
         )
 
 

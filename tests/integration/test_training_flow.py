@@ -88,8 +88,19 @@ def test_first_run_makes_a_champion_with_lineage_plots_and_reports(workspace: Pa
     assert json.loads(gate_json.read_text())["promote"] is True
 
 
-def test_better_challenger_is_promoted_and_previous_champion_kept(workspace: Path):
+def test_weak_first_model_below_the_floor_gets_no_alias(workspace: Path):
     _set_params(workspace, WEAK_MODEL)
+    _batches(workspace, 5)
+    result = _run(workspace)
+
+    assert not result["outcome"]["promoted"]
+    assert any("misses the floor" in reason for reason in result["outcome"]["reasons"])
+    status = lifecycle_status(registry_for(workspace))
+    assert status["champion"] is None and status["challenger"]["version"] == "1"
+
+
+def test_better_challenger_is_promoted_and_previous_champion_kept(workspace: Path):
+    _set_params(workspace, {**WEAK_MODEL, "gate": {"floor": 0.5}})
     _batches(workspace, 5)
     first = _run(workspace)
     assert first["outcome"]["champion_version"] == "1"
