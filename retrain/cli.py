@@ -142,7 +142,7 @@ def status(
             f"{contract.get('name', '')} v{contract.get('version', '')}",
             info["run_id"][:12],
         )
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 
 @app.command()
@@ -233,7 +233,7 @@ def _print_demo_summary(
 
     metric = settings.gate.primary_metric
     table = Table(title=f"Retrain demo: {settings.model.registered_name} ({seconds:.0f} s)")
-    for column in ("step", "data", "challenger", f"{metric}", f"champion {metric}", "decision", "why"):
+    for column in ("step", "data", "challenger", f"{metric}", f"champion {metric}", "decision", "failed checks"):
         table.add_column(column)
     for step, result in results:
         outcome, challenger, before = result["outcome"], result["challenger"], result["champion_before"]
@@ -245,9 +245,9 @@ def _print_demo_summary(
             f"{challenger['metrics'][metric]:.4f}",
             "—" if before is None else f"v{before['version']}: {before['metrics'][metric]:.4f}",
             outcome["note"],
-            "; ".join(outcome["reasons"]) or "all checks passed",
+            ", ".join(c["name"] for c in result["decision"]["checks"] if not c["passed"]) or "none",
         )
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)
     console.print(table)
     db = runtime.state_dir / "mlflow" / "mlflow.db"
     console.print(

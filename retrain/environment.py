@@ -78,5 +78,6 @@ def apply_process_defaults(runtime: Runtime, env: MutableMapping[str, str] | Non
     for key, value in QUIET_ENVIRONMENT.items():
         env.setdefault(key, value)
     env.setdefault("PREFECT_HOME", str(runtime.prefect_home))
-    env.setdefault("MLFLOW_TRACKING_URI", runtime.mlflow_tracking_uri)
+    # Pin the state dir: flows started from here on another project dir (the demo's workspace) share it.
+    env.setdefault("RETRAIN_HOME", str(runtime.state_dir))
     runtime.state_dir.mkdir(parents=True, exist_ok=True)

@@ -157,9 +157,9 @@ def register_task(
         **{f"validation_{key}": value for key, value in result.validation_metrics.items()},
         **{f"{HOLDOUT_PREFIX}{key}": value for key, value in result.holdout_metrics.items()},
         "best_iteration": float(result.model.best_iteration),
-        "train_rows": float(len(split.train)),
-        "validation_rows": float(len(split.validation)),
-        "holdout_rows": float(len(split.holdout)),
+        "rows_train": float(len(split.train)),
+        "rows_validation": float(len(split.validation)),
+        "rows_holdout": float(len(split.holdout)),
     }
     logged = registry.log_training_run(
         run_name=f"train-{evidence.training_key[:8]}",

@@ -11,6 +11,7 @@ it is heavy, and the CLI must start instantly.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import subprocess
 import threading
@@ -47,9 +48,14 @@ def _is_git_repo(root: Path) -> bool:
 _CWD_LOCK = threading.RLock()
 
 
+def _quiet_dvc() -> None:
+    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+    logging.getLogger("dvc").setLevel(logging.WARNING)  # DVC narrates every init and lock-file update
+
+
 @contextmanager
 def _open(root: Path) -> Iterator[Repo]:
-    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+    _quiet_dvc()
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
@@ -66,7 +72,7 @@ def _open(root: Path) -> Iterator[Repo]:
 
 def ensure_dvc_repo(root: Path) -> None:
     """Make ``root`` a DVC repo (it must already be a git repo) with telemetry and update checks off."""
-    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+    _quiet_dvc()
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 

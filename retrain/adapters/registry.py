@@ -9,6 +9,7 @@ alias can encode raw rows exactly as at training time.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -45,9 +46,17 @@ class LoggedModel:
     model_uri: str
 
 
+def _quiet_mlflow() -> None:
+    """MLflow logs a uv-project notice and a missing-pip warning per model: noise for our users."""
+    for name in ("mlflow.utils.uv_utils", "mlflow.utils.environment", "mlflow.store.db.utils"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def _client(tracking_uri: str) -> MlflowClient:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     from mlflow import MlflowClient
+
+    _quiet_mlflow()
 
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
