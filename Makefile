@@ -5,17 +5,24 @@ SHELL := /bin/bash
 export UV_COMPILE_BYTECODE := 1
 export UV_LINK_MODE ?= copy
 
-UV := $(shell command -v uv 2>/dev/null || { python3 -m uv --version >/dev/null 2>&1 && echo "python3 -m uv"; } || echo "$(HOME)/.local/bin/uv")
+# Where uv is: on PATH, importable by python3, or where the `uv` target installs it. Recursive (=) so
+# that it is looked up again after the `uv` target has run.
+UV_TOOLS := .retrain/tools
+UV = $(shell command -v uv 2>/dev/null || { python3 -m uv --version >/dev/null 2>&1 && echo "python3 -m uv"; } || \
+	{ test -x "$(HOME)/.local/bin/uv" && echo "$(HOME)/.local/bin/uv"; } || echo "$(UV_TOOLS)/bin/uv")
 
 .PHONY: help uv install demo test test-unit lint typecheck fmt check clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-uv:  ## install uv with pip if it is missing
-	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || test -x "$(HOME)/.local/bin/uv" || \
+uv:  ## install uv with pip if it is missing (user site, else a private venv under .retrain/tools)
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || \
+	  test -x "$(HOME)/.local/bin/uv" || test -x "$(UV_TOOLS)/bin/uv" || \
 	  python3 -m pip install --user --quiet uv 2>/dev/null || \
-	  python3 -m pip install --user --quiet --break-system-packages uv
+	  python3 -m pip install --user --quiet --break-system-packages uv 2>/dev/null || \
+	  { python3 -m venv $(UV_TOOLS) && $(UV_TOOLS)/bin/python -m pip install --quiet uv; }
+	@$(UV) --version
 
 install: uv  ## create .venv from uv.lock (exact versions)
 	@$(UV) sync --frozen --quiet

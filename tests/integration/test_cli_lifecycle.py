@@ -1,0 +1,70 @@
+"""The whole loop as a user runs it: `retrain demo`, then `retrain status --json`, through the real CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from retrain.cli import app
+from tests.conftest import REPO_ROOT
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_api")]
+
+
+def test_demo_then_status_shows_champion_with_metrics_md5_and_contract(services: Path):
+    runner = CliRunner()
+    demo = runner.invoke(app, ["demo", "--project", str(REPO_ROOT), "--rows-per-day", "1500"])
+    assert demo.exit_code == 0, demo.output
+    assert "first champion" in demo.output and "refused" in demo.output
+
+    status = runner.invoke(app, ["status", "--project", str(REPO_ROOT), "--json"])
+    assert status.exit_code == 0, status.output
+    report = json.loads(status.output)
+    assert set(report) >= {"champion", "challenger", "previous_champion"}
+    champion = report["champion"]
+    assert champion["version"] in {"1", "2"}
+    assert {"roc_auc", "pr_auc", "log_loss", "brier"} <= set(champion["metrics"])
+    assert len(champion["data_md5"]) == 32
+    assert champion["contract"] == {"name": "loans", "version": 1}
+    assert report["challenger"]["version"] == "3"  # the shallow model, refused
+    assert report["challenger"]["tags"]["retrain.gate.decision"] == "refused"
+
+    # Run twice in a row: the second demo starts from a fresh state, not on top of the first.
+    again = runner.invoke(app, ["demo", "--project", str(REPO_ROOT), "--rows-per-day", "1500"])
+    assert again.exit_code == 0, again.output
+    assert (
+        json.loads(runner.invoke(app, ["status", "--project", str(REPO_ROOT), "--json"]).output)["challenger"][
+            "version"
+        ]
+        == "3"
+    )
+
+
+def test_status_without_any_model_prints_nulls(services: Path):
+    result = CliRunner().invoke(app, ["status", "--project", str(REPO_ROOT), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["champion"] is None and report["challenger"] is None and report["previous_champion"] is None
+
+
+def test_bad_params_stop_with_key_and_file(tmp_path: Path, services: Path):
+    (tmp_path / "params.yaml").write_text(
+        (REPO_ROOT / "params.yaml").read_text().replace("holdout_days: 2", "holdout_days: two")
+    )
+    result = CliRunner().invoke(app, ["status", "--project", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "split.holdout_days" in result.output and "params.yaml" in result.output
+
+
+def test_help_is_instant_because_nothing_heavy_is_imported():
+    probe = (
+        "import sys, retrain.cli; heavy = [m for m in ('prefect', 'mlflow', 'great_expectations', 'dvc', 'xgboost')"
+        " if m in sys.modules]; print(heavy)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
