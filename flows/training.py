@@ -67,7 +67,9 @@ def training(request: TrainingRequest | None = None) -> dict[str, Any]:
     snapshot = version_training_set_task(
         snapshot_path, len(batches), settings, where.project_dir, where.dvc_remote_url, where.dvc_remote_endpoint
     )
-    evidence = gather_evidence_task(snapshot, settings, where.project_dir, flow_run_id)
+    evidence = gather_evidence_task(
+        snapshot, settings, where.project_dir, flow_run_id, request.triggered_by, request.reason
+    )
     split = split_task(snapshot_path, settings)
 
     challenger = find_existing_task(registry, evidence.training_key)

@@ -36,6 +36,8 @@ class Evidence:
     code_version: str
     training_key: str
     flow_run_id: str
+    triggered_by: str
+    reason: str
 
     def tags(self) -> dict[str, str]:
         return {
@@ -47,6 +49,8 @@ class Evidence:
             lifecycle.TAG_PARAMS_HASH: self.params_hash,
             "retrain.code_version": self.code_version,
             lifecycle.TAG_FLOW_RUN: self.flow_run_id,
+            lifecycle.TAG_TRIGGERED_BY: self.triggered_by,
+            "retrain.reason": self.reason,
         }
 
 
@@ -70,7 +74,10 @@ def training_params_hash(settings: Settings) -> str:
 
 
 @task(name="gather-evidence", cache_policy=NO_CACHE)
-def gather_evidence_task(snapshot: Snapshot, settings: Settings, project_dir: Path, flow_run_id: str) -> Evidence:
+def gather_evidence_task(
+    snapshot: Snapshot, settings: Settings, project_dir: Path, flow_run_id: str, triggered_by: str, reason: str
+) -> Evidence:
+    """Who and what made this model; the training key covers what shapes the model, not who asked."""
     contract = contract_hash(project_dir / settings.contract.relative_path)
     params = training_params_hash(settings)
     code = code_version.describe()
@@ -83,6 +90,8 @@ def gather_evidence_task(snapshot: Snapshot, settings: Settings, project_dir: Pa
         code_version=code,
         training_key=lifecycle.training_key(snapshot.md5, contract, params, code),
         flow_run_id=flow_run_id,
+        triggered_by=triggered_by,
+        reason=reason,
     )
 
 

@@ -50,6 +50,8 @@ _CWD_LOCK = threading.RLock()
 
 def _quiet_dvc() -> None:
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+    import dvc.repo  # noqa: F401 - imported first: importing DVC configures its logger
+
     logging.getLogger("dvc").setLevel(logging.WARNING)  # DVC narrates every init and lock-file update
 
 

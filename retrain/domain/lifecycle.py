@@ -22,6 +22,7 @@ TAG_PARAMS_HASH: Final = "retrain.params_hash"
 TAG_DECISION: Final = "retrain.gate.decision"
 TAG_REASONS: Final = "retrain.gate.reasons"
 TAG_FLOW_RUN: Final = "retrain.flow_run_id"
+TAG_TRIGGERED_BY: Final = "retrain.triggered_by"
 
 
 @dataclass(frozen=True)

@@ -68,3 +68,28 @@ def test_help_is_instant_because_nothing_heavy_is_imported():
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_generate_csv_batches_then_train_through_the_cli(tmp_path: Path, services: Path):
+    from retrain.adapters.workspace import create_workspace
+
+    project = create_workspace(
+        REPO_ROOT, tmp_path / "project", {"demo": {"rows_per_day": 1200, "days": 5, "first_training_days": 4}}
+    )
+    runner = CliRunner()
+    generated = runner.invoke(app, ["generate", "--project", str(project), "--format", "csv"])
+    assert generated.exit_code == 0, generated.output
+    assert len(list((project / "data" / "batches").glob("*.csv"))) == 5
+
+    trained = runner.invoke(app, ["train", "--project", str(project), "--reason", "pytest"])
+    assert trained.exit_code == 0, trained.output
+    assert "first champion" in trained.output
+
+
+def test_train_without_batches_explains_what_to_do(tmp_path: Path, services: Path):
+    from retrain.adapters.workspace import create_workspace
+
+    project = create_workspace(REPO_ROOT, tmp_path / "project")
+    result = CliRunner().invoke(app, ["train", "--project", str(project)])
+    assert result.exit_code == 1
+    assert "retrain generate" in result.output and "does not exist" in result.output

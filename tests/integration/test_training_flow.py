@@ -59,6 +59,7 @@ def test_first_run_makes_a_champion_with_lineage_plots_and_reports(workspace: Pa
     assert 0.6 < champion["metrics"]["roc_auc"] < 0.95
     assert set(champion["metrics"]) >= {"roc_auc", "pr_auc", "log_loss", "brier"}
     assert champion["contract"] == {"name": "loans", "version": 1}
+    assert champion["tags"]["retrain.triggered_by"] == "pytest"
 
     # The data md5 recorded on the model is the one DVC wrote into dvc.lock, and the remote holds it.
     lock = (workspace / "dvc.lock").read_text()
