@@ -251,11 +251,11 @@ def _print_demo_summary(
     console.print(table)
     db = runtime.state_dir / "mlflow" / "mlflow.db"
     console.print(
-        "\nSee it:\n"
-        "  uv run retrain status                      # champion, challenger, previous champion\n"
-        f"  uv run mlflow ui --backend-store-uri sqlite:///{db} --port 5000\n"
-        f"  PREFECT_HOME={runtime.prefect_home} uv run prefect server start   # runs + artifacts\n"
-        f"Workspace (git + DVC repo of the demo): {runtime.state_dir / 'demo' / 'workspace'}"
+        "\nSee it (the .venv commands work whether or not uv is on your PATH):\n"
+        "  .venv/bin/retrain status          # champion, challenger, previous champion (--json for machines)\n"
+        f"  .venv/bin/mlflow ui --backend-store-uri sqlite:///{db} --port 5000\n"
+        f"  PREFECT_HOME={runtime.prefect_home} .venv/bin/prefect server start   # runs + artifacts\n"
+        f"Demo workspace (a git + DVC repo): {runtime.state_dir / 'demo' / 'workspace'}"
     )
 
 
