@@ -107,16 +107,9 @@ def status(
     """Show the champion, challenger and previous champion with metrics, data md5 and contract."""
     runtime = _runtime(project)
     settings = _settings(runtime)
-    from retrain.adapters.registry import ModelRegistry
     from retrain.status import lifecycle_status
 
-    registry = ModelRegistry(
-        runtime.mlflow_tracking_uri,
-        settings.model.registered_name,
-        settings.model.experiment,
-        runtime.mlflow_artifact_location,
-    )
-    report = lifecycle_status(registry)
+    report = lifecycle_status(_registry(runtime, settings))
     if as_json:
         typer.echo(json.dumps(report, indent=2))
         return
@@ -194,6 +187,53 @@ def snapshot(project: ProjectOption = None) -> None:
         (settings.dataset.time_column, settings.dataset.id_column),
     )
     typer.echo(f"wrote {out} ({len(frame)} rows from {len(batches)} batches)")
+
+
+def _registry(runtime: Runtime, settings: Settings) -> Any:
+    from retrain.adapters.registry import ModelRegistry
+
+    return ModelRegistry(
+        runtime.mlflow_tracking_uri,
+        settings.model.registered_name,
+        settings.model.experiment,
+        runtime.mlflow_artifact_location,
+    )
+
+
+@app.command()
+def reproduce(
+    version: Annotated[str, typer.Argument(help="Registered model version to rebuild.")],
+    project: ProjectOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Rebuild a model version from its evidence (data md5, contract, settings); exit 1 unless byte-identical."""
+    runtime = _runtime(project)
+    settings = _settings(runtime)
+    from retrain.adapters.datastore import DataStoreError
+    from retrain.reproduce import ReproductionError
+    from retrain.reproduce import reproduce as rebuild
+
+    try:
+        result = rebuild(runtime, _registry(runtime, settings), version)
+    except (ReproductionError, DataStoreError) as error:
+        _fail(str(error))
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+    elif result.identical:
+        typer.echo(
+            f"version {version}: byte-identical ({result.rebuilt_bytes} bytes, {result.rebuilt_trees} trees, "
+            f"sha256 {result.rebuilt_sha256[:16]}), data md5 {result.data_md5} restored from the {result.data_source}"
+        )
+    else:
+        typer.echo(
+            f"version {version}: NOT identical. registered {result.registered_bytes} bytes / "
+            f"{result.registered_trees} trees / sha256 {result.registered_sha256[:16]}; rebuilt "
+            f"{result.rebuilt_bytes} bytes / {result.rebuilt_trees} trees / sha256 {result.rebuilt_sha256[:16]}; "
+            f"first differing byte at {result.first_difference}; library changes since training: "
+            f"{result.library_changes or 'none'}"
+        )
+    if not result.identical:
+        raise typer.Exit(1)
 
 
 def _print_step(step: DemoStep, result: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from retrain.adapters import code_version, files, plots
-from retrain.adapters.contracts import contract_hash
+from retrain.adapters.contracts import contract_hash, load_contract_json
 from retrain.adapters.registry import HOLDOUT_PREFIX, ModelRegistry
 from retrain.domain import lifecycle
 from retrain.domain.features import build_feature_spec, encode_features
@@ -62,15 +62,17 @@ class TrainingResult:
     holdout_predictions: np.ndarray
 
 
+def training_settings(settings: Settings) -> dict[str, Any]:
+    """The settings that shape the model (not the gate, which judges it afterwards)."""
+    return {
+        "dataset": settings.dataset.model_dump(mode="json"),
+        "split": settings.split.model_dump(mode="json"),
+        "model": settings.model.model_dump(mode="json"),
+    }
+
+
 def training_params_hash(settings: Settings) -> str:
-    """Hash of the settings that shape the model (not the gate, which judges it afterwards)."""
-    return canonical_hash(
-        {
-            "dataset": settings.dataset.model_dump(mode="json"),
-            "split": settings.split.model_dump(mode="json"),
-            "model": settings.model.model_dump(mode="json"),
-        }
-    )
+    return canonical_hash(training_settings(settings))
 
 
 @task(name="gather-evidence", cache_policy=NO_CACHE)
@@ -155,11 +157,13 @@ def register_task(
     snapshot: Snapshot,
     evidence: Evidence,
     settings: Settings,
+    project_dir: Path,
 ) -> ModelVersionInfo:
-    """Log the run (params, metrics, plots, native model) and register it as a new version."""
+    """Log the run (params, metrics, plots, evidence, native model) and register it as a new version."""
     already = registry.find_by_training_key(evidence.training_key)
     if already is not None:  # a retry after a registration that did succeed
         return already
+    contract = load_contract_json(project_dir / settings.contract.relative_path)
     target = split.holdout[settings.dataset.target].to_numpy()
     label = f"{settings.dataset.name} challenger"
     metrics = {
@@ -185,7 +189,13 @@ def register_task(
             "plots/feature_importance.png": plots.importance_figure(result.model.booster),
         },
         documents={
-            "evidence.json": {**evidence.__dict__, "snapshot": snapshot.__dict__},
+            "evidence.json": {
+                **evidence.__dict__,
+                "snapshot": snapshot.__dict__,
+                "libraries": code_version.library_versions(),
+                "training_settings": training_settings(settings),
+            },
+            "contract.json": contract,
             "feature_spec.json": result.model.spec.to_dict(),
         },
     )

@@ -29,3 +29,29 @@ def describe() -> str:
         return f"retrain=={version}"
     dirty = _git(["status", "--porcelain", "--untracked-files=no", "--", "retrain", "tasks", "flows"], source)
     return f"retrain=={version}+g{commit}{'.dirty' if dirty else ''}"
+
+
+EVIDENCE_LIBRARIES = (
+    "xgboost",
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "pyarrow",
+    "mlflow",
+    "dvc",
+    "great-expectations",
+    "prefect",
+)
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that shape or record a model, for the evidence bundle."""
+    import platform
+
+    versions = {"python": platform.python_version()}
+    for name in EVIDENCE_LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "absent"
+    return versions

@@ -199,6 +199,25 @@ class ModelRegistry:
         metadata = get_model_info(uri).metadata or {}
         return booster, FeatureSpec.from_dict(metadata["feature_spec"])
 
+    def load_document(self, run_id: str, path: str) -> dict[str, Any]:
+        """A JSON document logged with a run (the evidence bundle, the contract, the settings)."""
+        import mlflow
+
+        mlflow.set_tracking_uri(self.tracking_uri)
+        document: dict[str, Any] = mlflow.artifacts.load_dict(f"runs:/{run_id}/{path}")
+        return document
+
+    def model_file(self, version: str, directory: Path) -> Path:
+        """Download a version's native model file (``model.ubj``) into ``directory``."""
+        import mlflow
+
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{self.model_name}/{version}", dst_path=str(directory)
+        )
+        return Path(local) / "model.ubj"
+
     def _describe(self, version: ModelVersion) -> ModelVersionInfo:
         run_metrics: dict[str, float] = {}
         if version.run_id:
