@@ -79,6 +79,8 @@ def apply_process_defaults(runtime: Runtime, env: MutableMapping[str, str] | Non
     for key, value in QUIET_ENVIRONMENT.items():
         env.setdefault(key, value)
     env.setdefault("PREFECT_HOME", str(runtime.prefect_home))
+    if runtime.dvc_remote_endpoint:  # one S3 endpoint (MinIO, moto) for DVC and MLflow artifacts alike
+        env.setdefault("MLFLOW_S3_ENDPOINT_URL", runtime.dvc_remote_endpoint)
     # Pin the state dir: flows started from here on another project dir (the demo's workspace) share it.
     env.setdefault("RETRAIN_HOME", str(runtime.state_dir))
     runtime.state_dir.mkdir(parents=True, exist_ok=True)

@@ -141,6 +141,18 @@ def commit_stage(root: Path, stage: str) -> dict[str, str]:
     return output_md5(root, stage)
 
 
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """What a push or pull to a remote can raise: DVC's own errors, local I/O, and S3 client errors."""
+    from dvc.exceptions import DvcException
+
+    errors: list[type[BaseException]] = [DvcException, OSError]
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:  # pragma: no cover - botocore comes with dvc-s3
+        return tuple(errors)
+    return (*errors, BotoCoreError, ClientError)
+
+
 def _with_retries(action: str, attempt: int, retries: int, error: Exception) -> None:
     if attempt >= retries:
         raise DataStoreError(
@@ -152,27 +164,25 @@ def _with_retries(action: str, attempt: int, retries: int, error: Exception) -> 
 
 def push(root: Path, stage: str, *, retries: int = 3) -> int:
     """Push the stage's outputs to the default remote; returns how many files were sent (0: already there)."""
-    from dvc.exceptions import DvcException
-
+    transport = _transport_errors()
     for attempt in range(retries + 1):
         try:
             with _open(root) as repo:
                 return int(repo.push(targets=[stage]))
-        except (DvcException, OSError) as error:  # local remotes raise OSError, cloud ones DvcException
+        except transport as error:
             _with_retries("push", attempt, retries, error)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
 def pull(root: Path, stage: str, *, retries: int = 3) -> None:
     """Restore the stage's outputs into the workspace, from the cache or else the remote."""
-    from dvc.exceptions import DvcException
-
+    transport = _transport_errors()
     for attempt in range(retries + 1):
         try:
             with _open(root) as repo:
                 repo.pull(targets=[stage], force=True)
             return
-        except (DvcException, OSError) as error:
+        except transport as error:
             _with_retries("pull", attempt, retries, error)
 
 
@@ -190,8 +200,7 @@ def restore_by_md5(root: Path, md5: str, destination: Path) -> str:
     Returns where it came from ("cache" or "remote"). The bytes are checked against the md5, so a
     damaged cache or remote can never pass for the original data.
     """
-    from dvc.exceptions import DvcException
-
+    transport = _transport_errors()
     destination.parent.mkdir(parents=True, exist_ok=True)
     with _open(root) as repo:
         cached = Path(repo.cache.local.oid_to_path(md5))
@@ -202,7 +211,7 @@ def restore_by_md5(root: Path, md5: str, destination: Path) -> str:
             try:
                 remote = repo.cloud.get_remote_odb()
                 remote.fs.get_file(remote.oid_to_path(md5), str(destination))
-            except (DvcException, OSError) as error:
+            except transport as error:
                 raise DataStoreError(
                     f"data with md5 {md5} is neither in the DVC cache of {root} nor on the remote: {error}"
                 ) from error

@@ -1,0 +1,114 @@
+"""S3 through a moto server on 127.0.0.1 that DVC, MLflow and boto3 all reach."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+
+from flows.training import TrainingRequest, training
+from retrain.adapters import datastore
+from retrain.adapters.workspace import create_workspace
+from retrain.demo import write_demo_batches
+from tests.conftest import REPO_ROOT
+from tests.integration.conftest import SMALL_DATA, workspace_settings
+
+pytestmark = pytest.mark.integration
+STAGE = "training_set"
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    """A moto S3 server on a free loopback port; credentials are fake and come from the environment."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        endpoint = f"http://{host}:{port}"
+        s3 = boto3.client("s3", endpoint_url=endpoint)
+        for bucket in ("retrain-data", "retrain-artifacts"):
+            s3.create_bucket(Bucket=bucket)
+        yield endpoint
+    server.stop()
+
+
+def _keys(endpoint: str, bucket: str) -> list[str]:
+    listing = boto3.client("s3", endpoint_url=endpoint).list_objects_v2(Bucket=bucket)
+    return [item["Key"] for item in listing.get("Contents", [])]
+
+
+@pytest.fixture
+def repo(tmp_path: Path, s3_endpoint: str) -> Path:
+    project = create_workspace(REPO_ROOT, tmp_path / "project")
+    (project / "data" / "batches").mkdir(parents=True)
+    (project / "data" / "batches" / "a.csv").write_text("a\n1\n")
+    (project / "data" / "training").mkdir(parents=True)
+    (project / "data" / "training" / "loans.parquet").write_bytes(b"snapshot bytes on s3")
+    return project
+
+
+def test_dvc_push_and_pull_through_s3(repo: Path, s3_endpoint: str):
+    datastore.configure_remote(repo, "s3://retrain-data/dvc", endpoint_url=s3_endpoint)
+    assert "secret" not in (repo / ".dvc" / "config.local").read_text().lower()  # credentials never in config
+    md5 = datastore.commit_stage(repo, STAGE)["data/training/loans.parquet"]
+    assert datastore.push(repo, STAGE) == 1
+    assert f"dvc/files/md5/{md5[:2]}/{md5[2:]}" in _keys(s3_endpoint, "retrain-data")
+
+    (repo / "data" / "training" / "loans.parquet").unlink()
+    target = repo / "restored.parquet"
+    import shutil
+
+    shutil.rmtree(repo / ".dvc" / "cache")
+    assert datastore.restore_by_md5(repo, md5, target) == "remote"
+    assert target.read_bytes() == b"snapshot bytes on s3"
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_s3_outage_mid_push_is_a_clear_error_and_the_push_resumes(repo: Path, s3_endpoint: str):
+    md5 = datastore.commit_stage(repo, STAGE)["data/training/loans.parquet"]
+    datastore.configure_remote(repo, "s3://retrain-data/outage", endpoint_url=f"http://127.0.0.1:{_closed_port()}")
+    with pytest.raises(datastore.DataStoreError, match=r"failed after 2 attempts.*cache is intact"):
+        datastore.push(repo, STAGE, retries=1)
+    assert (repo / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]).is_file()
+
+    datastore.configure_remote(repo, "s3://retrain-data/outage", endpoint_url=s3_endpoint)  # S3 is back
+    assert datastore.push(repo, STAGE) == 1
+    assert f"outage/files/md5/{md5[:2]}/{md5[2:]}" in _keys(s3_endpoint, "retrain-data")
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_training_flow_with_dvc_remote_and_mlflow_artifacts_on_s3(
+    tmp_path: Path, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("RETRAIN_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("RETRAIN_MLFLOW_ARTIFACTS", "s3://retrain-artifacts/mlflow")
+    monkeypatch.setenv("MLFLOW_S3_ENDPOINT_URL", s3_endpoint)
+    monkeypatch.setenv("RETRAIN_DVC_REMOTE", "s3://retrain-data/flow")
+    monkeypatch.setenv("RETRAIN_S3_ENDPOINT_URL", s3_endpoint)
+    project = create_workspace(REPO_ROOT, tmp_path / "project", SMALL_DATA)
+    settings = workspace_settings(project)
+    write_demo_batches(project / settings.dataset.batches, settings, 5)
+
+    result = training(TrainingRequest(project_dir=str(project), triggered_by="pytest"))
+
+    assert result["outcome"]["promoted"]
+    md5 = result["snapshot"]["md5"]
+    assert f"flow/files/md5/{md5[:2]}/{md5[2:]}" in _keys(s3_endpoint, "retrain-data")
+    artifacts = _keys(s3_endpoint, "retrain-artifacts")
+    assert any(key.endswith("/model.ubj") for key in artifacts)
+    assert any(key.endswith("plots/roc.png") for key in artifacts)
+    assert not any(key.endswith((".pkl", ".pickle")) for key in artifacts)
