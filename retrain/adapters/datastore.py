@@ -141,11 +141,11 @@ def commit_stage(root: Path, stage: str) -> dict[str, str]:
     return output_md5(root, stage)
 
 
-def _transport_errors() -> tuple[type[BaseException], ...]:
+def _transport_errors() -> tuple[type[Exception], ...]:
     """What a push or pull to a remote can raise: DVC's own errors, local I/O, and S3 client errors."""
     from dvc.exceptions import DvcException
 
-    errors: list[type[BaseException]] = [DvcException, OSError]
+    errors: list[type[Exception]] = [DvcException, OSError]
     try:
         from botocore.exceptions import BotoCoreError, ClientError
     except ImportError:  # pragma: no cover - botocore comes with dvc-s3
