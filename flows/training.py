@@ -19,7 +19,9 @@ from tasks.data import (
     build_training_set_task,
     list_batches_task,
     load_settings_task,
+    prepare_data_repo_task,
     publish_validation_task,
+    store_quarantine_task,
     validate_batch_task,
     version_training_set_task,
 )
@@ -59,14 +61,14 @@ def training(request: TrainingRequest | None = None) -> dict[str, Any]:
         where.mlflow_artifact_location,
     )
 
+    prepare_data_repo_task(where.project_dir, where.dvc_remote_url, where.dvc_remote_endpoint)
     batches = list_batches_task(where.project_dir, settings)
-    validation = [validate_batch_task(path, settings, where.project_dir, reports / "validation") for path in batches]
-    publish_validation_task(validation)
+    validations = [validate_batch_task(path, settings, where.project_dir, reports / "validation") for path in batches]
+    publish_validation_task([validation.report for validation in validations])
+    store_quarantine_task(validations, settings, where.project_dir)
 
-    snapshot_path = build_training_set_task(batches, settings, where.project_dir)
-    snapshot = version_training_set_task(
-        snapshot_path, len(batches), settings, where.project_dir, where.dvc_remote_url, where.dvc_remote_endpoint
-    )
+    snapshot_path = build_training_set_task(validations, settings, where.project_dir)
+    snapshot = version_training_set_task(snapshot_path, len(batches), settings, where.project_dir)
     evidence = gather_evidence_task(
         snapshot, settings, where.project_dir, flow_run_id, request.triggered_by, request.reason
     )

@@ -162,31 +162,79 @@ def snapshot(project: ProjectOption = None) -> None:
     """Validate every batch and rebuild the training snapshot (the command of the DVC stage)."""
     runtime = _runtime(project)
     settings = _settings(runtime)
-    import pandas as pd
+    from retrain.adapters import files
+    from retrain.batches import assemble_training_set, store_quarantine, validate_file
 
-    from retrain.adapters import contracts, files
+    try:
+        batches = files.list_batches(runtime.project_dir / settings.dataset.batches)
+        validations = [validate_file(path, settings, runtime.project_dir) for path in batches]
+    except files.BatchReadError as error:
+        _fail(str(error), 2)
+    refused = [v.report.summary() for v in validations if not v.report.passed]
+    if refused:
+        _fail("\n".join(refused))
+    store_quarantine(validations, settings, runtime.project_dir)
+    out = assemble_training_set(validations, settings, runtime.project_dir)
+    rows = sum(v.report.accepted for v in validations)
+    typer.echo(f"wrote {out} ({rows} accepted rows from {len(batches)} batches)")
 
-    batches = files.list_batches(runtime.project_dir / settings.dataset.batches)
-    failed = []
-    for path in batches:
-        report = contracts.validate_batch(
-            files.read_batch(path, settings.dataset.time_column),
-            runtime.project_dir / settings.contract.relative_path,
-            batch_name=path.name,
-            contract_name=settings.contract.name,
-            contract_version=settings.contract.version,
-        )
-        if not report.passed:
-            failed.append(report.summary())
-    if failed:
-        _fail("\n".join(failed))
-    frame = pd.concat([files.read_batch(p, settings.dataset.time_column) for p in batches], ignore_index=True)
-    out = files.write_snapshot(
-        frame,
-        runtime.project_dir / settings.dataset.training_set,
-        (settings.dataset.time_column, settings.dataset.id_column),
+
+@app.command()
+def validate(
+    path: Annotated[Path, typer.Argument(help="A batch file (.parquet or .csv).")],
+    project: ProjectOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Validate a batch against the current contract without training. Exit 0 accepted, 1 refused, 2 unreadable."""
+    runtime = _runtime(project)
+    settings = _settings(runtime)
+    from retrain.adapters.files import BatchReadError
+    from retrain.batches import validate_file
+
+    try:
+        report = validate_file(path, settings, runtime.project_dir).report
+    except BatchReadError as error:
+        if as_json:
+            typer.echo(
+                json.dumps(
+                    {
+                        "passed": False,
+                        "error": str(error),
+                        "rows_in": 0,
+                        "accepted": 0,
+                        "quarantined": 0,
+                        "failures": [],
+                    }
+                )
+            )
+        _fail(str(error), 2)
+    typer.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.summary())
+    if not report.passed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def ingest(
+    path: Annotated[Path, typer.Argument(help="A new batch file (.parquet or .csv).")],
+    project: ProjectOption = None,
+) -> None:
+    """Validate a new batch; store accepted rows and quarantine under DVC, push them, log the batch."""
+    runtime = _runtime(project)
+    settings = _settings(runtime)
+    from retrain.adapters.datastore import DataStoreError
+    from retrain.adapters.files import BatchReadError
+    from retrain.ingest import IngestRefused, ingest_batch
+
+    try:
+        entry = ingest_batch(runtime, settings, path)
+    except BatchReadError as error:
+        _fail(str(error), 2)
+    except (IngestRefused, DataStoreError) as error:
+        _fail(str(error))
+    typer.echo(
+        f"{entry['batch']}: {entry['rows_in']} rows in, {entry['accepted']} accepted, {entry['quarantined']} "
+        f"quarantined; stored under DVC ({entry['status']})"
     )
-    typer.echo(f"wrote {out} ({len(frame)} rows from {len(batches)} batches)")
 
 
 def _registry(runtime: Runtime, settings: Settings) -> Any:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from retrain.adapters.datastore import DataStoreConfigError
 from retrain.adapters.files import BatchReadError
 from retrain.domain.settings import SettingsError
 from retrain.domain.splitting import SplitError
@@ -16,6 +17,7 @@ from retrain.errors import ContractViolation, RetrainError
 
 PERMANENT: tuple[type[BaseException], ...] = (
     ContractViolation,
+    DataStoreConfigError,
     RetrainError,
     SettingsError,
     SplitError,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from retrain.domain.lifecycle import canonical_hash
-from retrain.domain.validation import ExpectationFailure, ValidationReport
+from retrain.domain.validation import BatchValidation, ExpectationFailure, ValidationReport, partition_rows
 
 if TYPE_CHECKING:
     from great_expectations.core.batch_definition import BatchDefinition
@@ -89,46 +89,86 @@ def _details(result: dict[str, Any], exception: dict[str, Any] | None) -> str:
     return ""
 
 
-def _failure(
-    expectation_type: str, kwargs: dict[str, Any], result: dict[str, Any], exception: Any, columns: pd.Index
-) -> ExpectationFailure:
+def _tier(meta: dict[str, Any] | None) -> str:
+    """The tier an expectation declares in its ``meta``; undeclared means batch (the safe side)."""
+    tier = (meta or {}).get("tier", "batch")
+    return "row" if tier == "row" else "batch"
+
+
+def _failure(config: Any, result: dict[str, Any], exception: dict[str, Any], columns: pd.Index) -> ExpectationFailure:
+    kwargs = dict(config.kwargs)
     column = kwargs.get("column")
     count = result.get("unexpected_count")
     missing = column is not None and column not in columns
+    # A row expectation that cannot point at rows (missing column, error) judges the whole batch.
+    tier = _tier(config.meta) if "unexpected_index_list" in result and not missing else "batch"
     return ExpectationFailure(
-        expectation=expectation_type,
+        expectation=config.type,
         column=column,
         unexpected_count=None if count is None else int(count),
         details="the column is missing from the batch" if missing else _details(result, exception or None),
+        tier=tier,  # type: ignore[arg-type]
     )
+
+
+def contract_columns(contract: dict[str, Any]) -> list[str] | None:
+    """The column set the contract declares (its expect_table_columns_to_match_set), if any."""
+    for expectation in contract["expectations"]:
+        if expectation.get("type") == "expect_table_columns_to_match_set":
+            return list(expectation["kwargs"]["column_set"])
+    return None
+
+
+def _drop_extra_columns(frame: pd.DataFrame, contract: dict[str, Any]) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    declared = contract_columns(contract)
+    extra = [c for c in frame.columns if declared is not None and c not in declared]
+    if not extra:
+        return frame, ()
+    return frame.drop(columns=extra), (f"dropped columns the contract does not declare: {', '.join(map(str, extra))}",)
 
 
 def validate_batch(
-    frame: pd.DataFrame, contract_path: Path, *, batch_name: str, contract_name: str, contract_version: int
-) -> ValidationReport:
-    """Run the contract on one batch; every failed expectation is named with its column."""
+    frame: pd.DataFrame,
+    contract_path: Path,
+    *,
+    batch_name: str,
+    contract_name: str,
+    contract_version: int,
+    max_quarantine_share: float = 0.0,
+    extra_columns: str = "refuse",
+) -> BatchValidation:
+    """Run both tiers of the contract on one batch and split its rows into accepted and quarantined."""
     suite = _suite(contract_path)
+    frame = frame.reset_index(drop=True)  # unique row labels: quarantine is addressed by label
+    warnings: tuple[str, ...] = ()
+    if extra_columns == "drop":
+        frame, warnings = _drop_extra_columns(frame, load_contract_json(contract_path))
     batch = _batch_definition().get_batch(batch_parameters={"dataframe": frame})
-    outcome = batch.validate(suite, result_format="SUMMARY")
-    failures = tuple(
-        _failure(
-            r.expectation_config.type,
-            dict(r.expectation_config.kwargs),
-            dict(r.result or {}),
-            dict(r.exception_info or {}),
-            frame.columns,
-        )
-        for r in outcome.results
-        if not r.success and r.expectation_config is not None
-    )
-    return ValidationReport(
+    outcome = batch.validate(suite, result_format={"result_format": "COMPLETE", "return_unexpected_index_query": False})
+    failures: list[ExpectationFailure] = []
+    row_failures: dict[Any, list[str]] = {}
+    for result in outcome.results:
+        if result.success or result.expectation_config is None:
+            continue
+        details = dict(result.result or {})
+        failure = _failure(result.expectation_config, details, dict(result.exception_info or {}), frame.columns)
+        failures.append(failure)
+        if failure.tier == "row":
+            for label in details.get("unexpected_index_list") or []:
+                row_failures.setdefault(label, []).append(failure.label)
+    accepted, quarantined = partition_rows(frame, row_failures)
+    report = ValidationReport(
         batch=batch_name,
         contract_name=contract_name,
         contract_version=contract_version,
         rows=len(frame),
         expectations_evaluated=len(outcome.results),
-        failures=failures,
+        failures=tuple(failures),
+        quarantined=len(quarantined),
+        max_quarantine_share=max_quarantine_share,
+        warnings=warnings,
     )
+    return BatchValidation(report=report, accepted=accepted, quarantined=quarantined)
 
 
 def contract_hash(path: Path) -> str:

@@ -35,6 +35,10 @@ class DataStoreError(RuntimeError):
     """A DVC operation failed; the message says what failed and what to do."""
 
 
+class DataStoreConfigError(DataStoreError):
+    """DVC is misconfigured (no remote, bad URL): retrying cannot help, fixing the configuration does."""
+
+
 def _is_git_repo(root: Path) -> bool:
     try:
         done = subprocess.run(
@@ -141,6 +145,19 @@ def commit_stage(root: Path, stage: str) -> dict[str, str]:
     return output_md5(root, stage)
 
 
+def track(root: Path, path: str) -> str:
+    """``dvc add`` a file or directory (relative to root); returns its md5 from the .dvc file."""
+    from dvc.exceptions import DvcException
+
+    with _open(root) as repo:
+        try:
+            repo.add(path)
+        except DvcException as error:
+            raise DataStoreError(f"DVC could not track {path} in {root}: {error}") from error
+    record = yaml.safe_load((root / f"{path}.dvc").read_text(encoding="utf-8"))
+    return str(record["outs"][0]["md5"])
+
+
 def _transport_errors() -> tuple[type[Exception], ...]:
     """What a push or pull to a remote can raise: DVC's own errors, local I/O, and S3 client errors."""
     from dvc.exceptions import DvcException
@@ -163,12 +180,16 @@ def _with_retries(action: str, attempt: int, retries: int, error: Exception) -> 
 
 
 def push(root: Path, stage: str, *, retries: int = 3) -> int:
-    """Push the stage's outputs to the default remote; returns how many files were sent (0: already there)."""
+    """Push a stage's outputs (or a ``dvc add``-ed path) to the default remote; returns files sent."""
+    from dvc.config import ConfigError
+
     transport = _transport_errors()
     for attempt in range(retries + 1):
         try:
             with _open(root) as repo:
                 return int(repo.push(targets=[stage]))
+        except ConfigError as error:
+            raise DataStoreConfigError(f"DVC cannot push from {root}: {error}") from error
         except transport as error:
             _with_retries("push", attempt, retries, error)
     raise AssertionError("unreachable")  # pragma: no cover
@@ -176,12 +197,16 @@ def push(root: Path, stage: str, *, retries: int = 3) -> int:
 
 def pull(root: Path, stage: str, *, retries: int = 3) -> None:
     """Restore the stage's outputs into the workspace, from the cache or else the remote."""
+    from dvc.config import ConfigError
+
     transport = _transport_errors()
     for attempt in range(retries + 1):
         try:
             with _open(root) as repo:
                 repo.pull(targets=[stage], force=True)
             return
+        except ConfigError as error:
+            raise DataStoreConfigError(f"DVC cannot pull into {root}: {error}") from error
         except transport as error:
             _with_retries("pull", attempt, retries, error)
 

@@ -34,24 +34,58 @@ def list_batches(directory: Path) -> list[Path]:
     return files
 
 
+def _csv_header(path: Path) -> list[str]:
+    import csv
+
+    with path.open(encoding="utf-8", newline="") as handle:
+        return next(csv.reader(handle), [])
+
+
+def _read_csv(path: Path, time_column: str) -> pd.DataFrame:
+    header = _csv_header(path)
+    duplicates = sorted({name for name in header if header.count(name) > 1})
+    if duplicates:
+        raise BatchReadError(
+            f"{path} has duplicate column names ({', '.join(duplicates)}): each column must appear once in the "
+            "header. Fix the export that produced it and try again."
+        )
+    frame = pd.read_csv(path)
+    if time_column in frame.columns and len(frame):
+        try:
+            frame[time_column] = pd.to_datetime(frame[time_column], errors="raise").astype("datetime64[ms]")
+        except (ValueError, TypeError) as error:
+            raise BatchReadError(
+                f"{path}: the time column '{time_column}' holds values that are not dates ({error}). "
+                "Use ISO dates such as 2026-01-31."
+            ) from error
+    return frame
+
+
 def read_batch(path: Path, time_column: str) -> pd.DataFrame:
-    """Read one batch; CSV time columns are parsed as dates so both formats look alike."""
+    """Read one batch; every way a file can be unreadable gets its own message saying what to do."""
     if not path.is_file():
-        raise BatchReadError(f"batch file {path} does not exist")
+        raise BatchReadError(f"batch file {path} does not exist. Check the path and try again.")
+    if path.stat().st_size == 0:
+        raise BatchReadError(f"batch file {path} is empty (0 bytes): the export that wrote it probably failed.")
+    suffix = path.suffix.lower()
+    if suffix not in BATCH_SUFFIXES:
+        raise BatchReadError(f"{path} is a '{suffix}' file: Retrain reads .parquet and .csv batches.")
     try:
-        if path.suffix.lower() == ".csv":
-            frame = pd.read_csv(path)
-            if time_column in frame.columns:
-                frame[time_column] = pd.to_datetime(frame[time_column], errors="raise").astype("datetime64[ms]")
-            return frame
-        return pd.read_parquet(path)
-    except (OSError, ValueError, UnicodeDecodeError) as error:
+        return _read_csv(path, time_column) if suffix == ".csv" else pd.read_parquet(path)
+    except UnicodeDecodeError as error:
         raise BatchReadError(
-            f"cannot read batch {path}: {error}. Check that it is a valid CSV or Parquet file."
+            f"{path} is not UTF-8 text (byte {error.object[error.start]:#04x} at position {error.start}): "
+            "re-save it as UTF-8 (for example `iconv -f latin1 -t utf-8`) and try again."
         ) from error
-    except Exception as error:  # pyarrow raises its own types for corrupt files
+    except pd.errors.EmptyDataError as error:
+        raise BatchReadError(f"{path} has no header and no rows: the export that wrote it probably failed.") from error
+    except BatchReadError:
+        raise
+    except Exception as error:  # pyarrow and the CSV parser raise many types for damaged files
+        kind = "Parquet" if suffix != ".csv" else "CSV"
         raise BatchReadError(
-            f"cannot read batch {path}: {error}. Check that it is a valid CSV or Parquet file."
+            f"{path} is not a readable {kind} file ({type(error).__name__}: {error}). It may be truncated or "
+            "corrupt: export it again."
         ) from error
 
 

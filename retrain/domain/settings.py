@@ -44,6 +44,7 @@ class DatasetSettings(_Frozen):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     batches: str = Field(min_length=1, description="Directory of batch files (.parquet/.csv), relative to the project.")
     training_set: str = Field(min_length=1, description="DVC-tracked snapshot the run trains on.")
+    quarantine: str = Field(min_length=1, description="Directory of quarantined rows, one file per batch (DVC).")
     target: str
     id_column: str
     time_column: str
@@ -67,6 +68,8 @@ class ContractSettings(_Frozen):
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     version: int = Field(ge=1)
+    max_quarantine_share: float = Field(ge=0, le=1, description="Largest share of rows quarantined before refusal.")
+    extra_columns: Literal["refuse", "drop"]
 
     @property
     def relative_path(self) -> str:

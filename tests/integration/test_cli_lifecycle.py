@@ -30,7 +30,7 @@ def test_demo_then_status_shows_champion_with_metrics_md5_and_contract(services:
     assert champion["version"] in {"1", "2"}
     assert {"roc_auc", "pr_auc", "log_loss", "brier"} <= set(champion["metrics"])
     assert len(champion["data_md5"]) == 32
-    assert champion["contract"] == {"name": "loans", "version": 1}
+    assert champion["contract"] == {"name": "loans", "version": 2}
     assert report["challenger"]["version"] == "3"  # the shallow model, refused
     assert report["challenger"]["tags"]["retrain.gate.decision"] == "refused"
 

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from uuid import UUID
 
+import pandas as pd
 import pytest
 
 from flows.training import TrainingRequest, training
@@ -58,7 +59,7 @@ def test_first_run_makes_a_champion_with_lineage_plots_and_reports(workspace: Pa
     assert champion["version"] == "1" and status["challenger"] is None and status["previous_champion"] is None
     assert 0.6 < champion["metrics"]["roc_auc"] < 0.95
     assert set(champion["metrics"]) >= {"roc_auc", "pr_auc", "log_loss", "brier"}
-    assert champion["contract"] == {"name": "loans", "version": 1}
+    assert champion["contract"] == {"name": "loans", "version": 2}
     assert champion["tags"]["retrain.triggered_by"] == "pytest"
 
     # The data md5 recorded on the model is the one DVC wrote into dvc.lock, and the remote holds it.
@@ -140,18 +141,36 @@ def test_worse_challenger_is_refused_and_champion_unchanged(workspace: Path):
 def test_contract_breaking_batch_fails_the_flow_and_registers_nothing(workspace: Path):
     _batches(workspace, 5)
     settings = workspace_settings(workspace)
-    broken = generate_day(dt.date(2026, 2, 1), 500, 3, DayChanges(schema_break=SchemaBreak.OUT_OF_RANGE))
+    broken = generate_day(dt.date(2026, 2, 1), 500, 3, DayChanges(schema_break=SchemaBreak.DROP_COLUMN))
     broken.to_parquet(workspace / settings.dataset.batches / "loans-2026-02-01.parquet", index=False)
 
     with pytest.raises(ContractViolation) as failure:
         _run(workspace)
 
     message = str(failure.value)
-    assert "loans-2026-02-01.parquet" in message
-    assert "expect_column_values_to_be_between" in message and "credit_score" in message
+    assert "loans-2026-02-01.parquet" in message and "REFUSED" in message
+    assert "expect_table_columns_to_match_set" in message and "credit_score" in message
     registry = registry_for(workspace)
     assert list(registry._versions()) == []
     assert not (workspace / "dvc.lock").exists()
+    assert not (workspace / settings.dataset.quarantine).exists()  # a refused run stores nothing
+
+
+def test_rows_failing_row_expectations_are_quarantined_versioned_and_left_out(workspace: Path):
+    _batches(workspace, 5)
+    settings = workspace_settings(workspace)
+    path = workspace / settings.dataset.batches / "loans-2026-01-03.parquet"
+    frame = pd.read_parquet(path)
+    frame.loc[frame.index[:12], "region"] = "atlantis"  # 12 of 1500 rows: under the 5% policy
+    frame.to_parquet(path, index=False)
+
+    result = _run(workspace)
+
+    assert result["snapshot"]["rows"] == 5 * 1500 - 12
+    quarantine = pd.read_parquet(workspace / settings.dataset.quarantine / "loans-2026-01-03.parquet")
+    assert len(quarantine) == 12 and set(quarantine["region"]) == {"atlantis"}
+    assert "expect_column_values_to_be_in_set(region)" in quarantine["_quarantine_reasons"].iloc[0]
+    assert (workspace / f"{settings.dataset.quarantine}.dvc").is_file()  # tracked by DVC (and pushed)
 
 
 def test_rerun_on_same_data_and_params_registers_no_second_version(workspace: Path):

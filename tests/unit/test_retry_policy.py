@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from retrain.adapters.datastore import DataStoreError
+from retrain.adapters.datastore import DataStoreConfigError, DataStoreError
 from retrain.adapters.files import BatchReadError
 from retrain.domain.settings import SettingsError
 from retrain.domain.splitting import SplitError
@@ -36,6 +36,7 @@ def test_transient_errors_are_retried(error):
         TrainingDataError("single class"),
         BatchReadError("corrupt parquet"),
         FileNotFoundError("no such batch"),
+        DataStoreConfigError("no remote specified"),
         ValueError("bad value"),
     ],
 )

@@ -15,7 +15,7 @@ def _raw() -> dict:
 
 def test_project_params_load_into_frozen_settings():
     settings = load_settings(PARAMS)
-    assert settings.contract.relative_path == "data_contracts/loans/v1.json"
+    assert settings.contract.relative_path == "data_contracts/loans/v2.json"
     assert settings.dataset.target not in settings.dataset.features.all
     with pytest.raises(ValidationError):  # frozen: settings cannot change after loading
         settings.gate.floor = 0.1  # type: ignore[misc]

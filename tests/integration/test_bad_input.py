@@ -1,0 +1,171 @@
+"""The bad-input corpus: each file gets a clear error from `retrain validate` and `retrain ingest`,
+an exit code that says what happened (0 accepted, 1 refused, 2 unreadable), and stored data stays
+untouched. Files are generated here from the demo generator, so the corpus is exact and small."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from retrain.adapters.workspace import create_workspace
+from retrain.cli import app
+from retrain.domain.demo_data import generate_day
+from tests.conftest import REPO_ROOT
+
+pytestmark = pytest.mark.integration
+DAY = dt.date(2026, 1, 3)
+
+
+def _clean(rows: int = 300) -> pd.DataFrame:
+    return generate_day(DAY, rows, 5)
+
+
+def _parquet(frame: pd.DataFrame) -> Callable[[Path], None]:
+    return lambda path: frame.to_parquet(path, index=False)
+
+
+def _csv_text(text: str, encoding: str = "utf-8") -> Callable[[Path], None]:
+    return lambda path: path.write_bytes(text.encode(encoding))
+
+
+def _truncated(path: Path) -> None:
+    _clean().to_parquet(path, index=False)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+HEADER = ",".join(_clean(1).columns)
+
+# name -> (file name, writer, expected exit code, words the message must contain)
+CORPUS: dict[str, tuple[str, Callable[[Path], None] | None, int, tuple[str, ...]]] = {
+    "missing file": ("absent.parquet", None, 2, ("does not exist",)),
+    "empty file": ("empty.csv", _csv_text(""), 2, ("empty (0 bytes)",)),
+    "header only": ("header.csv", _csv_text(HEADER + "\n"), 1, ("expect_table_row_count_to_be_between",)),
+    "missing column": (
+        "nocol.parquet",
+        _parquet(_clean().drop(columns=["credit_score"])),
+        1,
+        ("expect_table_columns_to_match_set", "missing: credit_score"),
+    ),
+    "wrong dtype": (
+        "dtype.parquet",
+        _parquet(_clean().assign(age=lambda f: f["age"].astype(str))),
+        1,
+        ("expect_column_values_to_be_of_type", "'age'"),
+    ),
+    "non-UTF-8 CSV": ("latin1.csv", _csv_text("région,montant\nÎle-de-France,12\n", "latin-1"), 2, ("not UTF-8",)),
+    "duplicate header": ("dup.csv", _csv_text("a,b,a\n1,2,3\n"), 2, ("duplicate column names (a)",)),
+    "all-NaN column": (
+        "nan.parquet",
+        _parquet(_clean().assign(purpose=np.nan)),
+        1,
+        ("expect_column_values_to_be_of_type", "'purpose'"),
+    ),
+    "NaN target": (
+        "nantarget.parquet",
+        _parquet(_clean().assign(defaulted=np.nan)),
+        1,
+        ("expect_column_values_to_not_be_null", "'defaulted'"),
+    ),
+    "target out of domain": (
+        "target2.parquet",
+        _parquet(_clean().assign(defaulted=2)),
+        1,
+        ("expect_column_values_to_be_in_set", "'defaulted'"),
+    ),
+    "corrupt Parquet": (
+        "corrupt.parquet",
+        lambda p: p.write_bytes(b"PAR1 this is not parquet"),
+        2,
+        ("not a readable Parquet file",),
+    ),
+    "truncated Parquet": ("truncated.parquet", _truncated, 2, ("not a readable Parquet file",)),
+    "unknown file type": ("batch.xlsx", _csv_text("x"), 2, ("reads .parquet and .csv",)),
+}
+
+
+@pytest.fixture
+def project(tmp_path: Path, services: Path) -> Path:
+    return create_workspace(REPO_ROOT, tmp_path / "project")
+
+
+def _make(case: str, directory: Path) -> Path:
+    name, writer, _, _ = CORPUS[case]
+    path = directory / name
+    if writer is not None:
+        writer(path)
+    return path
+
+
+def _stored(project: Path) -> list[str]:
+    data = project / "data"
+    return sorted(p.relative_to(project).as_posix() for p in data.rglob("*")) if data.exists() else []
+
+
+@pytest.mark.parametrize("case", list(CORPUS))
+def test_validate_and_ingest_explain_bad_input_and_store_nothing(case: str, project: Path, tmp_path: Path):
+    path = _make(case, tmp_path)
+    _, _, code, words = CORPUS[case]
+    runner = CliRunner()
+
+    validated = runner.invoke(app, ["validate", str(path), "--project", str(project)])
+    assert validated.exit_code == code, validated.output
+    assert all(word in validated.output for word in words), validated.output
+    assert "Traceback" not in validated.output
+
+    before = _stored(project)
+    ingested = runner.invoke(app, ["ingest", str(path), "--project", str(project)])
+    assert ingested.exit_code == code, ingested.output
+    assert all(word in ingested.output for word in words), ingested.output
+    assert _stored(project) == before  # nothing half-stored
+
+
+def test_validate_json_has_the_promised_keys(project: Path, tmp_path: Path):
+    frame = _clean(400)
+    frame.loc[frame.index[:3], "region"] = "atlantis"
+    path = tmp_path / "some-bad-rows.parquet"
+    frame.to_parquet(path, index=False)
+    result = CliRunner().invoke(app, ["validate", str(path), "--project", str(project), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert (report["rows_in"], report["accepted"], report["quarantined"], report["passed"]) == (400, 397, 3, True)
+    assert {"expectation": "expect_column_values_to_be_in_set", "column": "region", "count": 3}.items() <= (
+        report["failures"][0].items()
+    )
+
+
+def test_a_file_ten_times_the_usual_size_still_validates(project: Path, tmp_path: Path):
+    path = tmp_path / "big.parquet"
+    generate_day(DAY, 200_000, 5).to_parquet(path, index=False)  # 10x the demo's 20,000 rows a day
+    result = CliRunner().invoke(app, ["validate", str(path), "--project", str(project), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["accepted"] == 200_000
+
+
+def test_ingest_stores_accepted_and_quarantine_under_dvc_logs_it_and_is_idempotent(project: Path, tmp_path: Path):
+    frame = _clean(500)
+    frame.loc[frame.index[:4], "credit_score"] = 9_999
+    path = tmp_path / "loans-2026-01-03.csv"
+    frame.to_csv(path, index=False)
+    runner = CliRunner()
+
+    first = runner.invoke(app, ["ingest", str(path), "--project", str(project)])
+    assert first.exit_code == 0, first.output
+    assert "500 rows in, 496 accepted, 4 quarantined" in first.output
+    assert len(pd.read_parquet(project / "data" / "batches" / "loans-2026-01-03.parquet")) == 496
+    assert len(pd.read_parquet(project / "data" / "quarantine" / "loans-2026-01-03.parquet")) == 4
+    assert (project / "data" / "batches.dvc").is_file() and (project / "data" / "quarantine.dvc").is_file()
+    log = [json.loads(line) for line in (project / "data" / "batch_log.jsonl").read_text().splitlines()]
+    assert log[0]["accepted"] == 496 and log[0]["contract_version"] == 2 and len(log[0]["batches_md5"]) > 30
+    remote = Path(str(project.parent / "dvc-remote"))
+    assert any((remote / "files" / "md5").rglob("*"))
+
+    again = runner.invoke(app, ["ingest", str(path), "--project", str(project)])
+    assert again.exit_code == 0 and "already ingested" in again.output
+    assert len((project / "data" / "batch_log.jsonl").read_text().splitlines()) == 1
