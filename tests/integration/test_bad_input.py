@@ -27,11 +27,11 @@ def _clean(rows: int = 300) -> pd.DataFrame:
     return generate_day(DAY, rows, 5)
 
 
-def _parquet(frame: pd.DataFrame) -> Callable[[Path], None]:
+def _parquet(frame: pd.DataFrame) -> Callable[[Path], object]:
     return lambda path: frame.to_parquet(path, index=False)
 
 
-def _csv_text(text: str, encoding: str = "utf-8") -> Callable[[Path], None]:
+def _csv_text(text: str, encoding: str = "utf-8") -> Callable[[Path], object]:
     return lambda path: path.write_bytes(text.encode(encoding))
 
 
@@ -43,7 +43,7 @@ def _truncated(path: Path) -> None:
 HEADER = ",".join(_clean(1).columns)
 
 # name -> (file name, writer, expected exit code, words the message must contain)
-CORPUS: dict[str, tuple[str, Callable[[Path], None] | None, int, tuple[str, ...]]] = {
+CORPUS: dict[str, tuple[str, Callable[[Path], object] | None, int, tuple[str, ...]]] = {
     "missing file": ("absent.parquet", None, 2, ("does not exist",)),
     "empty file": ("empty.csv", _csv_text(""), 2, ("empty (0 bytes)",)),
     "header only": ("header.csv", _csv_text(HEADER + "\n"), 1, ("expect_table_row_count_to_be_between",)),
