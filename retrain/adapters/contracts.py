@@ -89,6 +89,19 @@ def _details(result: dict[str, Any], exception: dict[str, Any] | None) -> str:
     return ""
 
 
+_COMPLETE = {"result_format": "COMPLETE", "return_unexpected_index_query": False}
+
+
+def _failed_suite(suite: ExpectationSuite, results: Any) -> ExpectationSuite | None:
+    """A suite of just the expectations that failed, to ask GX for their details."""
+    import great_expectations as gx
+
+    failed = [r.expectation_config.to_json_dict() for r in results if not r.success and r.expectation_config]
+    if not failed:
+        return None
+    return gx.ExpectationSuite(name=f"{suite.name}-failed", expectations=failed)
+
+
 def _tier(meta: dict[str, Any] | None) -> str:
     """The tier an expectation declares in its ``meta``; undeclared means batch (the safe side)."""
     tier = (meta or {}).get("tier", "batch")
@@ -144,10 +157,14 @@ def validate_batch(
     if extra_columns == "drop":
         frame, warnings = _drop_extra_columns(frame, load_contract_json(contract_path))
     batch = _batch_definition().get_batch(batch_parameters={"dataframe": frame})
-    outcome = batch.validate(suite, result_format={"result_format": "COMPLETE", "return_unexpected_index_query": False})
+    # Two passes: a cheap pass/fail over every expectation, then full details (values, failing row
+    # labels) only for the ones that failed. A clean batch pays for the first pass alone.
+    evaluated = batch.validate(suite, result_format="BOOLEAN_ONLY").results
+    failed = _failed_suite(suite, evaluated)
+    detailed = [] if failed is None else batch.validate(failed, result_format=_COMPLETE).results
     failures: list[ExpectationFailure] = []
     row_failures: dict[Any, list[str]] = {}
-    for result in outcome.results:
+    for result in detailed:
         if result.success or result.expectation_config is None:
             continue
         details = dict(result.result or {})
@@ -162,7 +179,7 @@ def validate_batch(
         contract_name=contract_name,
         contract_version=contract_version,
         rows=len(frame),
-        expectations_evaluated=len(outcome.results),
+        expectations_evaluated=len(evaluated),
         failures=tuple(failures),
         quarantined=len(quarantined),
         max_quarantine_share=max_quarantine_share,
