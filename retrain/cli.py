@@ -163,7 +163,7 @@ def snapshot(project: ProjectOption = None) -> None:
     runtime = _runtime(project)
     settings = _settings(runtime)
     from retrain.adapters import files
-    from retrain.batches import assemble_training_set, store_quarantine, validate_file
+    from retrain.batches import assemble_training_set, validate_file
 
     try:
         batches = files.list_batches(runtime.project_dir / settings.dataset.batches)
@@ -173,10 +173,27 @@ def snapshot(project: ProjectOption = None) -> None:
     refused = [v.report.summary() for v in validations if not v.report.passed]
     if refused:
         _fail("\n".join(refused))
-    store_quarantine(validations, settings, runtime.project_dir)
     out = assemble_training_set(validations, settings, runtime.project_dir)
     rows = sum(v.report.accepted for v in validations)
-    typer.echo(f"wrote {out} ({rows} accepted rows from {len(batches)} batches)")
+    quarantined = sum(v.report.quarantined for v in validations)
+    typer.echo(f"wrote {out} ({rows} accepted rows from {len(batches)} batches; {quarantined} rows left out)")
+
+
+@app.command()
+def fit(
+    project: ProjectOption = None,
+    models: Annotated[Path, typer.Option(help="Where to write model.ubj and feature_spec.json.")] = Path("models"),
+    plots: Annotated[Path, typer.Option(help="Where to write the plot data (CSV).")] = Path("plots"),
+    metrics: Annotated[Path, typer.Option(help="Where to write the holdout metrics.")] = Path("metrics.json"),
+) -> None:
+    """Split, train and evaluate the training snapshot (the command of the DVC train stage)."""
+    runtime = _runtime(project)
+    settings = _settings(runtime)
+    from retrain.fit import fit as fit_snapshot
+
+    root = runtime.project_dir
+    result = fit_snapshot(root, settings, root / models, root / plots, root / metrics)
+    typer.echo(json.dumps(result["holdout"]))
 
 
 @app.command()

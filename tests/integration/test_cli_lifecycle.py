@@ -93,3 +93,24 @@ def test_train_without_batches_explains_what_to_do(tmp_path: Path, services: Pat
     result = CliRunner().invoke(app, ["train", "--project", str(project)])
     assert result.exit_code == 1
     assert "retrain generate" in result.output and "does not exist" in result.output
+
+
+def test_single_class_target_is_a_clear_training_error(tmp_path: Path, services: Path):
+    import pandas as pd
+
+    from retrain.adapters.workspace import create_workspace
+
+    project = create_workspace(
+        REPO_ROOT, tmp_path / "project", {"demo": {"rows_per_day": 800, "days": 5, "first_training_days": 4}}
+    )
+    runner = CliRunner()
+    assert runner.invoke(app, ["generate", "--project", str(project)]).exit_code == 0
+    for path in (project / "data" / "batches").glob("*.parquet"):
+        pd.read_parquet(path).assign(defaulted=0).to_parquet(path, index=False)
+
+    result = runner.invoke(app, ["train", "--project", str(project)])
+    assert result.exit_code == 1
+    # Prefect logs the failed task (with its traceback, for the UI); the CLI ends on one clear line.
+    assert result.output.strip().splitlines()[-1] == (
+        "error: the training rows hold a single target class (0); a classifier needs both"
+    )
