@@ -6,6 +6,11 @@ with the equivalent of ``dvc commit training_set``: DVC hashes the stage's deps 
 the remote. The remote is configured in ``.dvc/config.local`` (never committed), because where data
 lives is a property of the machine or team, not of the project. DVC is imported inside functions:
 it is heavy, and the CLI must start instantly.
+
+Errors: every DVC failure leaves this module as a :class:`DataStoreError`. The subclasses say that
+retrying cannot help (:class:`DataStoreConfigError`: the project or its DVC configuration is wrong;
+:class:`DataMissingError`: the data is in neither the cache nor the remote); a plain
+``DataStoreError`` is transient (remote unreachable, DVC lock held by another process).
 """
 
 from __future__ import annotations
@@ -18,10 +23,10 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import yaml
 
@@ -29,6 +34,7 @@ if TYPE_CHECKING:
     from dvc.repo import Repo
 
 DEFAULT_REMOTE = "retrain"
+_T = TypeVar("_T")
 
 
 class DataStoreError(RuntimeError):
@@ -36,21 +42,36 @@ class DataStoreError(RuntimeError):
 
 
 class DataStoreConfigError(DataStoreError):
-    """DVC is misconfigured (no remote, bad URL): retrying cannot help, fixing the configuration does."""
+    """The project or its DVC setup is wrong (unknown stage, missing dep/out, no remote, bad URL).
+
+    Retrying cannot help; fixing dvc.yaml, params.yaml, the data or the remote setting does.
+    """
 
 
-def _is_git_repo(root: Path) -> bool:
+class DataMissingError(DataStoreError):
+    """Data DVC needs is in neither the local cache nor the remote; retrying cannot bring it back."""
+
+
+def _said(error: BaseException) -> str:
+    """An error's text on one line, without a final period, to embed in a sentence of ours."""
+    return " ".join(str(error).split()).rstrip(".")
+
+
+def _is_git_toplevel(root: Path) -> bool:
+    """DVC is initialised at the top of a git work tree (a sub-directory would need ``--subdir``)."""
     try:
         done = subprocess.run(
             ["git", "rev-parse", "--show-toplevel"], check=False, cwd=root, capture_output=True, text=True, timeout=10
         )
     except (OSError, subprocess.SubprocessError):
         return False
-    return done.returncode == 0
+    return done.returncode == 0 and Path(done.stdout.strip()).resolve() == root.resolve()
 
 
-# DVC's Python API resolves stage names and paths from the working directory, so every operation
-# runs inside the repo; the lock keeps two threads of this process from moving the cwd under each other.
+# DVC's Python API resolves stage names, targets and its stage cache from the working directory
+# (an absolute 'dvc.yaml:stage' target still fails with "path '<cwd>' is outside of DVC repo"), so
+# every operation runs inside the repo; the lock keeps two threads of this process from moving the
+# cwd under each other. Other threads of the process must not rely on the cwd while DVC runs.
 _CWD_LOCK = threading.RLock()
 
 
@@ -71,91 +92,29 @@ def _open(root: Path) -> Iterator[Repo]:
         try:
             repo = Repo(str(root))
         except DvcException as error:
-            raise DataStoreError(f"{root} is not a usable DVC repo ({error}); run `dvc init` there") from error
+            raise DataStoreConfigError(f"{root} is not a usable DVC repo ({error}); run `dvc init` there") from error
         try:
             yield repo
         finally:
             repo.close()
 
 
-def ensure_dvc_repo(root: Path) -> None:
-    """Make ``root`` a DVC repo (it must already be a git repo) with telemetry and update checks off."""
-    _quiet_dvc()
-    from dvc.exceptions import DvcException
-    from dvc.repo import Repo
+def _permanent_errors() -> tuple[type[Exception], ...]:
+    """DVC errors that give the same answer on every try: configuration, unknown targets, bad templates."""
+    from dvc.config import ConfigError
+    from dvc.exceptions import InvalidArgumentError, NoOutputOrStageError, NotDvcRepoError
+    from dvc.parsing import ResolveError
+    from dvc.stage.exceptions import StageFileDoesNotExistError, StageNotFound
 
-    if not (root / ".dvc").is_dir():
-        if not _is_git_repo(root):
-            raise DataStoreError(
-                f"{root} is not a git repository; DVC versions data alongside git. "
-                "Run `git init` there (or clone the project) and try again."
-            )
-        try:
-            with _CWD_LOCK, contextlib.chdir(root):
-                Repo.init(str(root))
-        except DvcException as error:
-            raise DataStoreError(f"cannot initialise DVC in {root}: {error}") from error
-    with _open(root) as repo, repo.config.edit("repo") as config:
-        config["core"]["analytics"] = False
-        config["core"]["check_update"] = False
-
-
-def configure_remote(root: Path, url: str, *, endpoint_url: str | None = None, name: str = DEFAULT_REMOTE) -> None:
-    """Make ``url`` the default remote in the local (uncommitted) config; credentials never go here."""
-    if "://" not in url:
-        try:
-            Path(url).mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise DataStoreError(
-                f"cannot create the DVC remote directory {url}: {error}. Set RETRAIN_DVC_REMOTE to a writable place."
-            ) from error
-    remote: dict[str, str] = {"url": url}
-    if endpoint_url and url.startswith("s3://"):
-        remote["endpointurl"] = endpoint_url
-    with _open(root) as repo, repo.config.edit("local") as config:
-        config["remote"][name] = remote
-        config["core"]["remote"] = name
-
-
-def output_md5(root: Path, stage: str) -> dict[str, str]:
-    """``{output path: md5}`` of a stage, as recorded in dvc.lock."""
-    lock_path = root / "dvc.lock"
-    if not lock_path.is_file():
-        raise DataStoreError(f"{lock_path} does not exist: stage '{stage}' was never committed")
-    lock = yaml.safe_load(lock_path.read_text(encoding="utf-8")) or {}
-    try:
-        outs = lock["stages"][stage]["outs"]
-    except KeyError as error:
-        raise DataStoreError(f"stage '{stage}' is not in {lock_path}") from error
-    return {Path(out["path"]).as_posix(): str(out["md5"]) for out in outs}
-
-
-def commit_stage(root: Path, stage: str) -> dict[str, str]:
-    """Record the stage's current deps and outs in dvc.lock and the cache, without running its command."""
-    from dvc.exceptions import DvcException
-
-    with _open(root) as repo:
-        try:
-            repo.commit(stage, force=True)
-        except DvcException as error:
-            raise DataStoreError(
-                f"DVC could not record stage '{stage}' in {root}: {error}. "
-                "Check that its deps and outs exist (see dvc.yaml and params.yaml)."
-            ) from error
-    return output_md5(root, stage)
-
-
-def track(root: Path, path: str) -> str:
-    """``dvc add`` a file or directory (relative to root); returns its md5 from the .dvc file."""
-    from dvc.exceptions import DvcException
-
-    with _open(root) as repo:
-        try:
-            repo.add(path)
-        except DvcException as error:
-            raise DataStoreError(f"DVC could not track {path} in {root}: {error}") from error
-    record = yaml.safe_load((root / f"{path}.dvc").read_text(encoding="utf-8"))
-    return str(record["outs"][0]["md5"])
+    return (
+        ConfigError,
+        InvalidArgumentError,
+        NoOutputOrStageError,
+        NotDvcRepoError,
+        ResolveError,
+        StageFileDoesNotExistError,
+        StageNotFound,
+    )
 
 
 def _transport_errors() -> tuple[type[Exception], ...]:
@@ -170,45 +129,196 @@ def _transport_errors() -> tuple[type[Exception], ...]:
     return (*errors, BotoCoreError, ClientError)
 
 
-def _with_retries(action: str, attempt: int, retries: int, error: Exception) -> None:
+def ensure_dvc_repo(root: Path) -> None:
+    """Make ``root`` a DVC repo (it must already be a git repo) with telemetry and update checks off.
+
+    Safe to call on every run: ``dvc init`` only happens when ``.dvc`` is missing, and the two
+    settings are rewritten each time so a hand-edited config cannot turn telemetry back on.
+    """
+    _quiet_dvc()
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    if not (root / ".dvc").is_dir():
+        if not _is_git_toplevel(root):
+            raise DataStoreConfigError(
+                f"{root} is not a git repository (or not its top directory); DVC versions data alongside git. "
+                "Run `git init` there (or clone the project) and try again."
+            )
+        try:
+            with _CWD_LOCK, contextlib.chdir(root):
+                Repo.init(str(root))
+        except DvcException as error:
+            raise DataStoreConfigError(f"cannot initialise DVC in {root}: {error}") from error
+    try:
+        with _open(root) as repo, repo.config.edit("repo") as config:
+            config["core"]["analytics"] = False
+            config["core"]["check_update"] = False
+    except DvcException as error:
+        raise DataStoreConfigError(f"cannot write {root / '.dvc' / 'config'}: {error}") from error
+
+
+def _remote_url(url: str) -> str:
+    """A local remote becomes an existing absolute directory (DVC reads relative ones from ``.dvc/``)."""
+    if "://" in url:
+        return url
+    path = Path(url).expanduser().resolve()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DataStoreConfigError(
+            f"cannot create the DVC remote directory {path}: {error}. Set RETRAIN_DVC_REMOTE to a writable place."
+        ) from error
+    return str(path)
+
+
+def configure_remote(root: Path, url: str, *, endpoint_url: str | None = None, name: str = DEFAULT_REMOTE) -> None:
+    """Make ``url`` the default remote in the local (uncommitted) config; credentials never go here.
+
+    ``url`` is a local directory (created) or ``s3://bucket/prefix``; ``endpoint_url`` points S3 at
+    MinIO or moto. Credentials come from boto's standard chain (environment, profile, role).
+    The whole remote section is replaced, so switching remotes leaves no stale endpoint behind.
+    """
+    _quiet_dvc()
+    from dvc.exceptions import DvcException
+
+    remote: dict[str, str] = {"url": _remote_url(url)}
+    if endpoint_url and url.startswith("s3://"):
+        remote["endpointurl"] = endpoint_url
+    try:
+        with _open(root) as repo, repo.config.edit("local") as config:
+            config["remote"][name] = remote
+            config["core"]["remote"] = name
+    except DvcException as error:
+        raise DataStoreConfigError(
+            f"DVC refused the remote {url!r} for {root}: {_said(error)}. Use a local directory or an s3:// URL."
+        ) from error
+
+
+def output_md5(root: Path, stage: str) -> dict[str, str]:
+    """``{output path: md5}`` of a stage, as recorded in dvc.lock (read as YAML: no DVC import)."""
+    lock_path = root / "dvc.lock"
+    if not lock_path.is_file():
+        raise DataStoreError(f"{lock_path} does not exist: stage '{stage}' was never committed")
+    lock = yaml.safe_load(lock_path.read_text(encoding="utf-8")) or {}
+    try:
+        outs = lock["stages"][stage]["outs"]
+    except (KeyError, TypeError) as error:
+        raise DataStoreError(f"stage '{stage}' is not in {lock_path}: commit it first") from error
+    return {Path(out["path"]).as_posix(): str(out["md5"]) for out in outs}
+
+
+def _record(root: Path, what: str, action: Callable[[Repo], object]) -> None:
+    """Run a local DVC write (commit, add): a held DVC lock or an I/O error may pass, the rest will not."""
+    from dvc.exceptions import DvcException
+    from dvc.lock import LockError
+
+    try:
+        with _open(root) as repo:
+            action(repo)
+    except (LockError, OSError) as error:
+        raise DataStoreError(
+            f"DVC could not record {what} in {root}: {_said(error)}. Another DVC process may hold the repo lock "
+            "(.dvc/tmp/lock) or the disk is full; try again when it is free."
+        ) from error
+    except DvcException as error:
+        raise DataStoreConfigError(
+            f"DVC could not record {what} in {root}: {_said(error)}. "
+            "Check that its deps and outs exist and that dvc.yaml and params.yaml agree."
+        ) from error
+
+
+def commit_stage(root: Path, stage: str) -> dict[str, str]:
+    """Record the stage's current deps and outs in dvc.lock and the cache, without running its command.
+
+    This is ``dvc commit --force <stage>``: force because DVC otherwise asks for confirmation when
+    deps or outs changed (and refuses without a terminal). Unchanged data is cheap: DVC's state db
+    (keyed by inode, mtime and size) skips re-hashing, and the cache object is already there.
+    """
+    _record(root, f"stage '{stage}'", lambda repo: repo.commit(stage, force=True))
+    return output_md5(root, stage)
+
+
+def track(root: Path, path: str) -> str:
+    """``dvc add`` a file or directory (relative to root); returns its md5 from the .dvc file."""
+    _record(root, path, lambda repo: repo.add(path))
+    record = yaml.safe_load((root / f"{path}.dvc").read_text(encoding="utf-8"))
+    return str(record["outs"][0]["md5"])
+
+
+def _with_retries(action: str, attempt: int, retries: int, error: Exception, hint: str) -> None:
     if attempt >= retries:
         raise DataStoreError(
-            f"DVC {action} failed after {retries + 1} attempts: {error}. The local DVC cache is intact; "
-            "check the remote (RETRAIN_DVC_REMOTE, credentials, network) and run the flow again to resume."
+            f"DVC {action} failed after {retries + 1} attempts: {_said(error)}. {hint} "
+            "Check the remote (RETRAIN_DVC_REMOTE, credentials, network) and run again to resume."
         ) from error
     time.sleep(min(2**attempt, 30))
 
 
-def push(root: Path, stage: str, *, retries: int = 3) -> int:
-    """Push a stage's outputs (or a ``dvc add``-ed path) to the default remote; returns files sent."""
-    from dvc.config import ConfigError
-
-    transport = _transport_errors()
+def _retrying(root: Path, action: str, retries: int, hint: str, operation: Callable[[Repo], _T]) -> _T:
+    """Run a remote operation with bounded exponential backoff (1 s, 2 s, 4 s...) on transient errors."""
+    permanent, transport = _permanent_errors(), _transport_errors()
     for attempt in range(retries + 1):
         try:
             with _open(root) as repo:
-                return int(repo.push(targets=[stage]))
-        except ConfigError as error:
-            raise DataStoreConfigError(f"DVC cannot push from {root}: {error}") from error
+                return operation(repo)
+        except permanent as error:
+            raise DataStoreConfigError(
+                f"DVC cannot {action} in {root}: {_said(error)}. This is a project or remote configuration problem "
+                "(stage name, dvc.yaml/params.yaml, RETRAIN_DVC_REMOTE); retrying cannot help."
+            ) from error
         except transport as error:
-            _with_retries("push", attempt, retries, error)
+            _with_retries(action, attempt, retries, error, hint)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def pull(root: Path, stage: str, *, retries: int = 3) -> None:
-    """Restore the stage's outputs into the workspace, from the cache or else the remote."""
-    from dvc.config import ConfigError
+def _require_on_remote(repo: Repo, target: str) -> None:
+    """DVC's push silently skips data missing from the cache; a push must not report success then."""
+    status = repo.status(targets=[target], cloud=True)
+    absent = sorted(path for path, state in status.items() if state in ("new", "missing"))
+    if absent:
+        raise DataMissingError(
+            f"DVC push of '{target}' left {', '.join(absent)} off the remote: the data is not in the local "
+            "cache (was .dvc/cache cleared after the commit?). Write the data again, commit, then push."
+        )
 
-    transport = _transport_errors()
-    for attempt in range(retries + 1):
+
+def push(root: Path, stage: str, *, retries: int = 3) -> int:
+    """Push a stage's outputs (or a ``dvc add``-ed path) to the default remote; returns files sent.
+
+    Returns 0 when the remote already holds everything. Afterwards the remote is checked to hold
+    every output, so a success means the data is really there.
+    """
+    sent = 0
+
+    def attempt(repo: Repo) -> int:
+        nonlocal sent
+        sent += int(repo.push(targets=[stage]))
+        _require_on_remote(repo, stage)
+        return sent
+
+    return _retrying(root, "push", retries, "The local DVC cache is intact.", attempt)
+
+
+def pull(root: Path, stage: str, *, retries: int = 3) -> None:
+    """Restore a stage's outputs into the workspace from the local cache, else from the remote.
+
+    The workspace copy is overwritten (``--force``): the data recorded in dvc.lock is the truth.
+    """
+    from dvc.exceptions import CheckoutError
+
+    def attempt(repo: Repo) -> None:
         try:
-            with _open(root) as repo:
-                repo.pull(targets=[stage], force=True)
-            return
-        except ConfigError as error:
-            raise DataStoreConfigError(f"DVC cannot pull into {root}: {error}") from error
-        except transport as error:
-            _with_retries("pull", attempt, retries, error)
+            repo.pull(targets=[stage], force=True)
+        except CheckoutError as error:
+            missing = ", ".join(str(target) for target in error.target_infos)
+            raise DataMissingError(
+                f"DVC cannot restore {missing} ('{stage}') in {root}: the data is in neither the local cache "
+                "nor the remote. Push it from the machine that produced it, or point RETRAIN_DVC_REMOTE at "
+                "the remote that holds it."
+            ) from error
+
+    _retrying(root, "pull", retries, "The workspace was left as it was.", attempt)
 
 
 def _md5_of(path: Path) -> str:
@@ -236,9 +346,14 @@ def restore_by_md5(root: Path, md5: str, destination: Path) -> str:
             try:
                 remote = repo.cloud.get_remote_odb()
                 remote.fs.get_file(remote.oid_to_path(md5), str(destination))
+            except FileNotFoundError as error:
+                raise DataMissingError(
+                    f"data with md5 {md5} is neither in the DVC cache of {root} nor on its remote; "
+                    "point RETRAIN_DVC_REMOTE at the remote the run pushed to"
+                ) from error
             except transport as error:
                 raise DataStoreError(
-                    f"data with md5 {md5} is neither in the DVC cache of {root} nor on the remote: {error}"
+                    f"data with md5 {md5} is not in the DVC cache of {root} and its remote failed: {error}"
                 ) from error
             source = "remote"
     if _md5_of(destination) != md5:

@@ -190,7 +190,6 @@ class ModelRegistry:
         from mlflow.models import get_model_info
 
         uri = f"models:/{self.model_name}/{version}"
-        os.environ.setdefault("MLFLOW_TRACKING_URI", self.tracking_uri)
         import mlflow
 
         mlflow.set_tracking_uri(self.tracking_uri)
