@@ -32,6 +32,7 @@ from tasks.promotion import (
     judge_task,
     mark_challenger_task,
     publish_decision_task,
+    record_decision_task,
     score_task,
 )
 from tasks.training import find_existing_task, gather_evidence_task, register_task, split_task, train_task
@@ -100,6 +101,16 @@ def training(request: TrainingRequest | None = None) -> dict[str, Any]:
     }
     markdown = decision_markdown(
         settings, decision, outcome, challenger, challenger_metrics, champion, champion_metrics, lineage
+    )
+    record_decision_task(
+        where.ledger_url,
+        settings.model.registered_name,
+        decision,
+        outcome,
+        champion,
+        request.triggered_by,
+        flow_run_id,
+        evidence.__dict__,
     )
     publish_decision_task(markdown, decision, outcome, reports)
     print(f"{outcome.note}: champion v{outcome.champion_version}, challenger v{challenger.version}")

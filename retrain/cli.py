@@ -301,6 +301,60 @@ def reproduce(
         raise typer.Exit(1)
 
 
+@app.command()
+def history(
+    project: ProjectOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+) -> None:
+    """Print the promotion ledger: every promotion, refusal and rollback, oldest first."""
+    runtime = _runtime(project)
+    settings = _settings(runtime)
+    from retrain.adapters.ledger import Ledger
+
+    ledger = Ledger(runtime.ledger_url)
+    entries = ledger.entries(settings.model.registered_name)
+    ledger.dispose()
+    if as_json:
+        typer.echo(json.dumps([entry.to_dict() for entry in entries], indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Promotion ledger: {settings.model.registered_name}")
+    for column in ("#", "when (UTC)", "decision", "champion before", "challenger", "champion after", "by", "why"):
+        table.add_column(column)
+    for entry in entries:
+        when = entry.recorded_at.strftime("%Y-%m-%d %H:%M:%S") if entry.recorded_at else ""
+        table.add_row(
+            str(entry.position),
+            when,
+            entry.kind,
+            entry.champion_before or "—",
+            entry.challenger or "—",
+            entry.champion_after or "—",
+            entry.actor,
+            entry.comment,
+        )
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
+
+
+@app.command(name="rollback")
+def rollback_command(
+    reason: Annotated[str, typer.Option("--reason", help="Why (kept in the ledger).")],
+    project: ProjectOption = None,
+) -> None:
+    """Move champion back to previous-champion (a Prefect flow, recorded in the ledger)."""
+    runtime = _runtime(project)
+    _settings(runtime)
+    from flows.rollback import RollbackRequest, rollback
+
+    try:
+        result = rollback(RollbackRequest(reason=reason, requested_by=_whoami(), project_dir=str(runtime.project_dir)))
+    except _user_errors() as error:
+        _fail(str(error))
+    typer.echo(f"champion rolled back from v{result['demoted']} to v{result['restored']}")
+
+
 def _print_step(step: DemoStep, result: dict[str, Any]) -> None:
     outcome = result["outcome"]
     typer.secho(f"\n==> {step.title}: {outcome['note']}", bold=True)

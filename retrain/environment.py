@@ -36,6 +36,7 @@ class Runtime:
     dvc_remote_url: str
     dvc_remote_endpoint: str | None
     prefect_home: Path
+    ledger_url: str
 
     @property
     def params_path(self) -> Path:
@@ -66,6 +67,7 @@ def resolve_runtime(env: Mapping[str, str] | None = None, project_dir: Path | No
         dvc_remote_url=env.get("RETRAIN_DVC_REMOTE") or str(state / "dvc-remote"),
         dvc_remote_endpoint=env.get("RETRAIN_S3_ENDPOINT_URL") or env.get("AWS_ENDPOINT_URL_S3") or None,
         prefect_home=Path(env.get("PREFECT_HOME", state / "prefect")),
+        ledger_url=env.get("RETRAIN_LEDGER_URL") or f"sqlite:///{state / 'ledger.db'}",
     )
 
 

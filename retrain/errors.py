@@ -9,3 +9,7 @@ class RetrainError(RuntimeError):
 
 class ContractViolation(RetrainError):
     """At least one batch broke its data contract; the message names every failed expectation."""
+
+
+class NothingToRollBack(RetrainError):
+    """A rollback was asked for, but there is no previous champion to go back to."""

@@ -5,19 +5,22 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from retrain.adapters.ledger import Ledger
 from retrain.adapters.registry import ModelRegistry
 from retrain.domain import lifecycle
 from retrain.domain.gate import GateDecision, GateInputs, decide, default_checks
-from retrain.domain.lifecycle import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, ModelVersionInfo
+from retrain.domain.lifecycle import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, LedgerEntry, ModelVersionInfo
 from retrain.domain.metrics import HIGHER_IS_BETTER, classification_metrics
 from retrain.domain.settings import Settings
 from retrain.domain.training import predict_proba
+from retrain.errors import NothingToRollBack
 from tasks.policy import RETRYING
 
 
@@ -138,6 +141,43 @@ def decision_markdown(
     return "\n".join(lines)
 
 
+@task(name="record-decision", cache_policy=NO_CACHE, **RETRYING)
+def record_decision_task(
+    ledger_url: str,
+    model_name: str,
+    decision: GateDecision,
+    outcome: PromotionOutcome,
+    champion: ModelVersionInfo | None,
+    actor: str,
+    flow_run_id: str,
+    evidence: dict[str, Any],
+) -> int | None:
+    """Append the decision to the ledger, after the alias move that made it real.
+
+    A re-run whose model is already champion decided nothing, so it adds no entry.
+    """
+    if champion is not None and champion.version == outcome.challenger_version:
+        return None
+    ledger = Ledger(ledger_url)
+    try:
+        return ledger.append(
+            LedgerEntry(
+                model_name=model_name,
+                kind="promotion" if outcome.promoted else "refusal",
+                champion_before=champion.version if champion else None,
+                challenger=outcome.challenger_version,
+                champion_after=outcome.champion_version,
+                actor=actor,
+                comment=outcome.note + ("" if outcome.promoted else ": " + "; ".join(outcome.reasons)),
+                checks=decision.to_dict()["checks"],
+                flow_run_id=flow_run_id,
+                evidence=evidence,
+            )
+        )
+    finally:
+        ledger.dispose()
+
+
 @task(name="publish-decision", cache_policy=NO_CACHE)
 def publish_decision_task(markdown: str, decision: GateDecision, outcome: PromotionOutcome, reports_dir: Path) -> None:
     """The decision as a Prefect artifact (for people) and a JSON file (for machines)."""
@@ -145,3 +185,52 @@ def publish_decision_task(markdown: str, decision: GateDecision, outcome: Promot
     reports_dir.mkdir(parents=True, exist_ok=True)
     payload = {**decision.to_dict(), "outcome": outcome.__dict__}
     (reports_dir / "gate.json").write_text(json.dumps(payload, indent=2, default=list), encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class RollbackOutcome:
+    demoted: str
+    restored: str
+
+
+@task(name="roll-back", cache_policy=NO_CACHE, **RETRYING)
+def roll_back_task(
+    registry: ModelRegistry, champion: ModelVersionInfo | None, previous: ModelVersionInfo | None, reason: str
+) -> RollbackOutcome:
+    """Move ``champion`` back to ``previous-champion`` (the commit point), then clear the latter."""
+    if champion is None or previous is None:
+        missing = "no champion" if champion is None else "no previous-champion"
+        raise NothingToRollBack(f"nothing to roll back to: model {registry.model_name} has {missing}")
+    registry.set_alias(CHAMPION, previous.version)
+    registry.delete_alias(PREVIOUS_CHAMPION)
+    registry.tag_version(champion.version, {"retrain.rolled_back": reason})
+    return RollbackOutcome(demoted=champion.version, restored=previous.version)
+
+
+@task(name="record-rollback", cache_policy=NO_CACHE, **RETRYING)
+def record_rollback_task(
+    ledger_url: str, model_name: str, outcome: RollbackOutcome, actor: str, reason: str, flow_run_id: str
+) -> int:
+    ledger = Ledger(ledger_url)
+    try:
+        position = ledger.append(
+            LedgerEntry(
+                model_name=model_name,
+                kind="rollback",
+                champion_before=outcome.demoted,
+                challenger=None,
+                champion_after=outcome.restored,
+                actor=actor,
+                comment=reason,
+                flow_run_id=flow_run_id,
+            )
+        )
+    finally:
+        ledger.dispose()
+    create_markdown_artifact(
+        f"# Rollback of `{model_name}`\n\n`champion` moved from v{outcome.demoted} back to v{outcome.restored} "
+        f"by **{actor}**: {reason}",
+        key="rollback",
+        description="Champion rolled back",
+    )
+    return position

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 CHAMPION: Final = "champion"
 CHALLENGER: Final = "challenger"
@@ -55,3 +56,31 @@ def training_key(data_md5: str, contract_hash: str, params_hash: str, code_versi
     return canonical_hash(
         {"data_md5": data_md5, "contract": contract_hash, "params": params_hash, "code": code_version}
     )[:32]
+
+
+LedgerKind = Literal["promotion", "refusal", "rollback", "timeout"]
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One decision about which model serves: what was decided, by whom, on which evidence."""
+
+    model_name: str
+    kind: LedgerKind
+    champion_before: str | None
+    challenger: str | None
+    champion_after: str | None
+    actor: str
+    comment: str = ""
+    reviewers: tuple[str, ...] = ()
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    flow_run_id: str | None = None
+    evidence: dict[str, Any] = field(default_factory=dict)
+    recorded_at: dt.datetime | None = None
+    position: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["reviewers"] = list(self.reviewers)
+        data["recorded_at"] = None if self.recorded_at is None else self.recorded_at.isoformat()
+        return data

@@ -1,0 +1,49 @@
+"""The rollback flow: ``champion`` back to ``previous-champion``, recorded in the ledger.
+
+A flow (not a script) so that a rollback shows in the Prefect UI with who asked for it and why.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, runtime
+from pydantic import BaseModel, Field
+
+from retrain.adapters.registry import ModelRegistry
+from retrain.domain.lifecycle import CHAMPION, PREVIOUS_CHAMPION
+from retrain.environment import resolve_runtime
+from tasks.data import load_settings_task
+from tasks.promotion import alias_task, record_rollback_task, roll_back_task
+
+
+class RollbackRequest(BaseModel):
+    reason: str = Field(min_length=3, description="Why the champion is rolled back (kept in the ledger).")
+    requested_by: str = Field(default="unknown", description="Who asks for the rollback.")
+    project_dir: str | None = Field(default=None, description="Project holding params.yaml.")
+
+
+@flow(name="rollback", log_prints=True)
+def rollback(request: RollbackRequest) -> dict[str, Any]:
+    where = resolve_runtime(project_dir=Path(request.project_dir) if request.project_dir else None)
+    settings = load_settings_task(where.params_path)
+    registry = ModelRegistry(
+        where.mlflow_tracking_uri,
+        settings.model.registered_name,
+        settings.model.experiment,
+        where.mlflow_artifact_location,
+    )
+    champion = alias_task(registry, CHAMPION)
+    previous = alias_task(registry, PREVIOUS_CHAMPION)
+    outcome = roll_back_task(registry, champion, previous, request.reason)
+    position = record_rollback_task(
+        where.ledger_url,
+        settings.model.registered_name,
+        outcome,
+        request.requested_by,
+        request.reason,
+        str(runtime.flow_run.id or "local"),
+    )
+    print(f"champion rolled back from v{outcome.demoted} to v{outcome.restored} (ledger entry {position})")
+    return {"demoted": outcome.demoted, "restored": outcome.restored, "ledger_entry": position}

@@ -1,0 +1,142 @@
+"""The promotion ledger: every decision about which model serves, appended to a database table.
+
+SQLite under the state dir by default, PostgreSQL (or any SQLAlchemy URL) when ``RETRAIN_LEDGER_URL``
+says so. Append-only twice over: this module has no update or delete path, and the table carries
+database triggers that abort any UPDATE or DELETE, so not even a hand-written SQL statement can
+rewrite history.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from retrain.domain.lifecycle import LedgerEntry
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine, Table
+
+TABLE = "promotion_ledger"
+
+_SQLITE_GUARDS = [
+    f"CREATE TRIGGER IF NOT EXISTS {TABLE}_no_update BEFORE UPDATE ON {TABLE} "
+    "BEGIN SELECT RAISE(ABORT, 'the promotion ledger is append-only'); END",
+    f"CREATE TRIGGER IF NOT EXISTS {TABLE}_no_delete BEFORE DELETE ON {TABLE} "
+    "BEGIN SELECT RAISE(ABORT, 'the promotion ledger is append-only'); END",
+]
+_POSTGRES_GUARDS = [
+    f"""CREATE OR REPLACE FUNCTION {TABLE}_append_only() RETURNS trigger AS $$
+        BEGIN RAISE EXCEPTION 'the promotion ledger is append-only'; END; $$ LANGUAGE plpgsql""",
+    f"DROP TRIGGER IF EXISTS {TABLE}_append_only ON {TABLE}",
+    f"""CREATE TRIGGER {TABLE}_append_only BEFORE UPDATE OR DELETE ON {TABLE}
+        FOR EACH ROW EXECUTE FUNCTION {TABLE}_append_only()""",
+]
+
+
+def _table() -> Table:
+    from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text
+
+    return Table(
+        TABLE,
+        MetaData(),
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("recorded_at", DateTime(timezone=True), nullable=False),
+        Column("model_name", String(200), nullable=False, index=True),
+        Column("kind", String(40), nullable=False),
+        Column("champion_before", String(40)),
+        Column("challenger", String(40)),
+        Column("champion_after", String(40)),
+        Column("actor", String(200), nullable=False),
+        Column("reviewers", Text, nullable=False),
+        Column("comment", Text, nullable=False),
+        Column("checks", Text, nullable=False),
+        Column("flow_run_id", String(64)),
+        Column("evidence", Text, nullable=False),
+    )
+
+
+class Ledger:
+    """Append and read promotion decisions; there is deliberately nothing else."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self._engine: Engine | None = None
+        self._table = _table()
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            from sqlalchemy import create_engine, text
+
+            if self.url.startswith("sqlite:///"):
+                Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(self.url, future=True)
+            self._table.metadata.create_all(engine)
+            guards = _POSTGRES_GUARDS if engine.dialect.name == "postgresql" else _SQLITE_GUARDS
+            if engine.dialect.name in ("postgresql", "sqlite"):
+                with engine.begin() as connection:
+                    for statement in guards:
+                        connection.execute(text(statement))
+            self._engine = engine
+        return self._engine
+
+    def append(self, entry: LedgerEntry) -> int:
+        """Record one decision; returns its position in the ledger."""
+        row = {
+            "recorded_at": entry.recorded_at or dt.datetime.now(dt.UTC),
+            "model_name": entry.model_name,
+            "kind": entry.kind,
+            "champion_before": entry.champion_before,
+            "challenger": entry.challenger,
+            "champion_after": entry.champion_after,
+            "actor": entry.actor,
+            "reviewers": json.dumps(list(entry.reviewers)),
+            "comment": entry.comment,
+            "checks": json.dumps(entry.checks),
+            "flow_run_id": entry.flow_run_id,
+            "evidence": json.dumps(entry.evidence, default=str),
+        }
+        with self.engine.begin() as connection:
+            key = connection.execute(self._table.insert().values(**row)).inserted_primary_key
+        if key is None:  # pragma: no cover - every supported database returns the new id
+            raise RuntimeError("the ledger did not return the new entry's id")
+        return int(key[0])
+
+    def entries(self, model_name: str | None = None) -> list[LedgerEntry]:
+        """Every decision, oldest first."""
+        from sqlalchemy import select
+
+        query = select(self._table).order_by(self._table.c.id)
+        if model_name is not None:
+            query = query.where(self._table.c.model_name == model_name)
+        with self.engine.connect() as connection:
+            return [_entry(dict(row._mapping)) for row in connection.execute(query)]
+
+    def dispose(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+
+def _entry(row: dict[str, Any]) -> LedgerEntry:
+    recorded = row["recorded_at"]
+    if recorded.tzinfo is None:  # SQLite keeps naive datetimes; we always write UTC
+        recorded = recorded.replace(tzinfo=dt.UTC)
+    reviewers: Sequence[str] = json.loads(row["reviewers"])
+    return LedgerEntry(
+        position=row["id"],
+        recorded_at=recorded,
+        model_name=row["model_name"],
+        kind=row["kind"],
+        champion_before=row["champion_before"],
+        challenger=row["challenger"],
+        champion_after=row["champion_after"],
+        actor=row["actor"],
+        reviewers=tuple(reviewers),
+        comment=row["comment"],
+        checks=json.loads(row["checks"]),
+        flow_run_id=row["flow_run_id"],
+        evidence=json.loads(row["evidence"]),
+    )
