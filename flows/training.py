@@ -27,12 +27,12 @@ from tasks.data import (
 )
 from tasks.promotion import (
     alias_task,
-    apply_decision_task,
     decision_markdown,
+    doctor_task,
     judge_task,
     mark_challenger_task,
+    promote_task,
     publish_decision_task,
-    record_decision_task,
     score_task,
 )
 from tasks.training import find_existing_task, gather_evidence_task, register_task, split_task, train_task
@@ -62,6 +62,7 @@ def training(request: TrainingRequest | None = None) -> dict[str, Any]:
         where.mlflow_artifact_location,
     )
 
+    doctor_task(registry, where.ledger_url)
     prepare_data_repo_task(where.project_dir, where.dvc_remote_url, where.dvc_remote_endpoint)
     batches = list_batches_task(where.project_dir, settings)
     validations = [validate_batch_task(path, settings, where.project_dir, reports / "validation") for path in batches]
@@ -86,7 +87,9 @@ def training(request: TrainingRequest | None = None) -> dict[str, Any]:
     challenger_metrics = score_task(registry, challenger, split.holdout, settings)
     champion_metrics = score_task(registry, champion, split.holdout, settings) if champion else None
     decision = judge_task(settings, challenger_metrics, champion_metrics)
-    outcome = apply_decision_task(registry, decision, challenger, champion)
+    outcome = promote_task(
+        registry, where.ledger_url, decision, challenger, champion, request.triggered_by, flow_run_id, evidence.__dict__
+    )
 
     lineage = {
         "data md5 (DVC)": snapshot.md5,
@@ -101,16 +104,6 @@ def training(request: TrainingRequest | None = None) -> dict[str, Any]:
     }
     markdown = decision_markdown(
         settings, decision, outcome, challenger, challenger_metrics, champion, champion_metrics, lineage
-    )
-    record_decision_task(
-        where.ledger_url,
-        settings.model.registered_name,
-        decision,
-        outcome,
-        champion,
-        request.triggered_by,
-        flow_run_id,
-        evidence.__dict__,
     )
     publish_decision_task(markdown, decision, outcome, reports)
     print(f"{outcome.note}: champion v{outcome.champion_version}, challenger v{challenger.version}")

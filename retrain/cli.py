@@ -338,6 +338,22 @@ def history(
     Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 
+@app.command(name="doctor")
+def doctor_command(project: ProjectOption = None) -> None:
+    """Detect and repair an interrupted promotion (aliases and ledger disagree); report what was done."""
+    runtime = _runtime(project)
+    settings = _settings(runtime)
+    from retrain.adapters.ledger import Ledger
+    from retrain.promotion import doctor
+
+    ledger = Ledger(runtime.ledger_url)
+    try:
+        actions = doctor(_registry(runtime, settings), ledger)
+    finally:
+        ledger.dispose()
+    typer.echo("\n".join(f"repaired: {action}" for action in actions) or "healthy: aliases and ledger agree")
+
+
 @app.command(name="rollback")
 def rollback_command(
     reason: Annotated[str, typer.Option("--reason", help="Why (kept in the ledger).")],

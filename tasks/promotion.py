@@ -14,24 +14,14 @@ from prefect.cache_policies import NO_CACHE
 
 from retrain.adapters.ledger import Ledger
 from retrain.adapters.registry import ModelRegistry
-from retrain.domain import lifecycle
 from retrain.domain.gate import GateDecision, GateInputs, decide, default_checks
 from retrain.domain.lifecycle import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, LedgerEntry, ModelVersionInfo
 from retrain.domain.metrics import HIGHER_IS_BETTER, classification_metrics
 from retrain.domain.settings import Settings
 from retrain.domain.training import predict_proba
 from retrain.errors import NothingToRollBack
+from retrain.promotion import PromotionOutcome, doctor, promote
 from tasks.policy import RETRYING
-
-
-@dataclass(frozen=True)
-class PromotionOutcome:
-    promoted: bool
-    champion_version: str | None
-    previous_champion_version: str | None
-    challenger_version: str
-    reasons: tuple[str, ...]
-    note: str
 
 
 @task(name="current-alias", cache_policy=NO_CACHE, **RETRYING)
@@ -60,47 +50,38 @@ def judge_task(settings: Settings, challenger: dict[str, float], champion: dict[
     return decide(default_checks(settings.gate), inputs, settings.gate.primary_metric)
 
 
-@task(name="apply-decision", cache_policy=NO_CACHE, **RETRYING)
-def apply_decision_task(
+@task(name="promote", cache_policy=NO_CACHE, **RETRYING)
+def promote_task(
     registry: ModelRegistry,
+    ledger_url: str,
     decision: GateDecision,
     challenger: ModelVersionInfo,
     champion: ModelVersionInfo | None,
+    actor: str,
+    flow_run_id: str,
+    evidence: dict[str, Any],
 ) -> PromotionOutcome:
-    """Tag the decision, then move aliases in a fixed order; the ``champion`` move is the commit point."""
-    registry.tag_version(
-        challenger.version,
-        {
-            lifecycle.TAG_DECISION: "promoted" if decision.promote else "refused",
-            lifecycle.TAG_REASONS: "; ".join(decision.reasons) or "all checks passed",
-            "retrain.gate.checks": json.dumps(decision.to_dict()["checks"]),
-        },
-    )
-    if champion is not None and champion.version == challenger.version:
-        return PromotionOutcome(
-            True, champion.version, None, challenger.version, (), "already champion: nothing to move"
+    """Tag, move aliases (``champion`` is the commit point), then append the decision to the ledger."""
+    ledger = Ledger(ledger_url)
+    try:
+        return promote(
+            registry, ledger, decision, challenger, champion, actor=actor, flow_run_id=flow_run_id, evidence=evidence
         )
-    if not decision.promote:
-        return PromotionOutcome(
-            False,
-            champion.version if champion else None,
-            None,
-            challenger.version,
-            decision.reasons,
-            "refused: champion unchanged",
-        )
-    if champion is not None:
-        registry.set_alias(PREVIOUS_CHAMPION, champion.version)
-    registry.set_alias(CHAMPION, challenger.version)  # the single commit point of a promotion
-    registry.delete_alias(CHALLENGER)
-    return PromotionOutcome(
-        True,
-        challenger.version,
-        champion.version if champion else None,
-        challenger.version,
-        (),
-        "promoted" if champion else "first champion",
-    )
+    finally:
+        ledger.dispose()
+
+
+@task(name="doctor", cache_policy=NO_CACHE, log_prints=True, **RETRYING)
+def doctor_task(registry: ModelRegistry, ledger_url: str) -> list[str]:
+    """Repair an interrupted promotion before anything else runs; says what it did."""
+    ledger = Ledger(ledger_url)
+    try:
+        actions = doctor(registry, ledger)
+    finally:
+        ledger.dispose()
+    for action in actions:
+        print(f"doctor: {action}")
+    return actions
 
 
 def _fmt(value: float | None) -> str:
@@ -139,43 +120,6 @@ def decision_markdown(
     lines += ["", "### Lineage", "", "| what | value |", "|---|---|"]
     lines += [f"| {key} | `{value}` |" for key, value in lineage.items()]
     return "\n".join(lines)
-
-
-@task(name="record-decision", cache_policy=NO_CACHE, **RETRYING)
-def record_decision_task(
-    ledger_url: str,
-    model_name: str,
-    decision: GateDecision,
-    outcome: PromotionOutcome,
-    champion: ModelVersionInfo | None,
-    actor: str,
-    flow_run_id: str,
-    evidence: dict[str, Any],
-) -> int | None:
-    """Append the decision to the ledger, after the alias move that made it real.
-
-    A re-run whose model is already champion decided nothing, so it adds no entry.
-    """
-    if champion is not None and champion.version == outcome.challenger_version:
-        return None
-    ledger = Ledger(ledger_url)
-    try:
-        return ledger.append(
-            LedgerEntry(
-                model_name=model_name,
-                kind="promotion" if outcome.promoted else "refusal",
-                champion_before=champion.version if champion else None,
-                challenger=outcome.challenger_version,
-                champion_after=outcome.champion_version,
-                actor=actor,
-                comment=outcome.note + ("" if outcome.promoted else ": " + "; ".join(outcome.reasons)),
-                checks=decision.to_dict()["checks"],
-                flow_run_id=flow_run_id,
-                evidence=evidence,
-            )
-        )
-    finally:
-        ledger.dispose()
 
 
 @task(name="publish-decision", cache_policy=NO_CACHE)
