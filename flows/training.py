@@ -31,9 +31,9 @@ from tasks.promotion import (
     doctor_task,
     judge_task,
     mark_challenger_task,
+    predict_task,
     promote_task,
     publish_decision_task,
-    score_task,
 )
 from tasks.training import find_existing_task, gather_evidence_task, register_task, split_task, train_task
 
@@ -84,9 +84,15 @@ def training(request: TrainingRequest | None = None) -> dict[str, Any]:
     if champion is None or champion.version != challenger.version:
         mark_challenger_task(registry, challenger)
 
-    challenger_metrics = score_task(registry, challenger, split.holdout, settings)
-    champion_metrics = score_task(registry, champion, split.holdout, settings) if champion else None
-    decision = judge_task(settings, challenger_metrics, champion_metrics)
+    labels = split.holdout[settings.dataset.target].to_numpy()
+    challenger_pred = predict_task(registry, challenger, split.holdout, settings)
+    champion_pred = predict_task(registry, champion, split.holdout, settings) if champion else None
+    judgement = judge_task(settings, labels, challenger_pred, champion_pred)
+    decision, challenger_metrics, champion_metrics = (
+        judgement.decision,
+        judgement.challenger_metrics,
+        judgement.champion_metrics,
+    )
     outcome = promote_task(
         registry, where.ledger_url, decision, challenger, champion, request.triggered_by, flow_run_id, evidence.__dict__
     )

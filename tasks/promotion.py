@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
@@ -34,20 +35,32 @@ def mark_challenger_task(registry: ModelRegistry, version: ModelVersionInfo) -> 
     registry.set_alias(CHALLENGER, version.version)
 
 
-@task(name="score-on-holdout", cache_policy=NO_CACHE, task_run_name="score-v{version.version}", **RETRYING)
-def score_task(
+@task(name="predict-holdout", cache_policy=NO_CACHE, task_run_name="predict-v{version.version}", **RETRYING)
+def predict_task(
     registry: ModelRegistry, version: ModelVersionInfo, holdout: pd.DataFrame, settings: Settings
-) -> dict[str, float]:
-    """Load the *registered* model (not the in-memory one) and score it on the holdout rows."""
+) -> np.ndarray:
+    """Load the *registered* model (not the in-memory one) and predict the holdout rows."""
     booster, spec = registry.load(version.version)
-    predictions = predict_proba(booster, holdout, spec, settings.model.threads)
-    return classification_metrics(holdout[settings.dataset.target].to_numpy(), predictions)
+    return predict_proba(booster, holdout, spec, settings.model.threads)
+
+
+@dataclass(frozen=True)
+class Judgement:
+    decision: GateDecision
+    challenger_metrics: dict[str, float]
+    champion_metrics: dict[str, float] | None
 
 
 @task(name="judge", cache_policy=NO_CACHE)
-def judge_task(settings: Settings, challenger: dict[str, float], champion: dict[str, float] | None) -> GateDecision:
-    inputs = GateInputs(challenger=challenger, champion=champion)
-    return decide(default_checks(settings.gate), inputs, settings.gate.primary_metric)
+def judge_task(
+    settings: Settings, labels: np.ndarray, challenger: np.ndarray, champion: np.ndarray | None
+) -> Judgement:
+    """Metrics of both models on the same rows, then every gate check (with the paired bootstrap)."""
+    challenger_metrics = classification_metrics(labels, challenger)
+    champion_metrics = None if champion is None else classification_metrics(labels, champion)
+    inputs = GateInputs(challenger_metrics, champion_metrics, labels, challenger, champion)
+    decision = decide(default_checks(settings.gate, settings.model.seed), inputs, settings.gate.primary_metric)
+    return Judgement(decision, challenger_metrics, champion_metrics)
 
 
 @task(name="promote", cache_policy=NO_CACHE, **RETRYING)

@@ -11,6 +11,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
+
+from retrain.domain.bootstrap import BOOTSTRAP_METRICS, paired_bootstrap
 from retrain.domain.metrics import gain, meets_floor
 from retrain.domain.settings import GateSettings
 
@@ -26,10 +29,13 @@ class Check:
 
 @dataclass(frozen=True)
 class GateInputs:
-    """What the checks judge: holdout metrics of both models, scored on the same rows."""
+    """What the checks judge: both models scored on the same holdout rows (metrics and predictions)."""
 
     challenger: Mapping[str, float]
     champion: Mapping[str, float] | None
+    labels: np.ndarray | None = None
+    challenger_predictions: np.ndarray | None = None
+    champion_predictions: np.ndarray | None = None
 
 
 GateCheck = Callable[[GateInputs], Check]
@@ -67,50 +73,55 @@ def floor_check(metric: str, floor: float) -> GateCheck:
     return check
 
 
-def max_drop_check(metric: str, max_drop: float) -> GateCheck:
+def comparison_check(settings: GateSettings, seed: int) -> GateCheck:
+    """Champion vs challenger on the same rows, judged on the paired bootstrap's lower bound.
+
+    non-inferiority: the lower bound of the gain must exceed −max_drop (not meaningfully worse);
+    superiority: it must exceed min_gain (surely better). PR AUC has no bootstrap form here, so it is
+    judged on the point estimate, and the reason says so.
+    """
+    metric, mode = settings.primary_metric, settings.mode
+    threshold = -settings.max_drop if mode == "non_inferiority" else settings.min_gain
+    name = mode
+
     def check(inputs: GateInputs) -> Check:
         if inputs.champion is None:
-            return Check("max_drop", True, None, -max_drop, "no champion yet: nothing to drop from")
-        change = gain(metric, inputs.challenger[metric], inputs.champion[metric])
-        ok = change >= -max_drop
-        verdict = "within" if ok else "worse than"
+            return Check(name, True, None, threshold, "no champion yet: nothing to compare with")
+        labels, champion, challenger = inputs.labels, inputs.champion_predictions, inputs.challenger_predictions
+        if metric in BOOTSTRAP_METRICS and labels is not None and champion is not None and challenger is not None:
+            result = paired_bootstrap(
+                metric,
+                labels,
+                champion,
+                challenger,
+                resamples=settings.bootstrap_resamples,
+                confidence=settings.confidence,
+                seed=seed,
+            )
+            bound = result.lower
+            evidence = (
+                f"{metric} gain {result.gain:+.4f}, {settings.confidence:.0%} CI [{result.lower:+.4f}, "
+                f"{result.upper:+.4f}] over {result.resamples} paired resamples of {result.rows} rows"
+            )
+        else:
+            bound = gain(metric, inputs.challenger[metric], inputs.champion[metric])
+            evidence = f"{metric} gain {bound:+.4f} (point estimate: no bootstrap for {metric})"
+        ok = bound > threshold
+        verdict = "exceeds" if ok else "does not exceed"
         return Check(
-            "max_drop",
+            name,
             ok,
-            change,
-            -max_drop,
-            f"{metric} change versus champion {change:+.4f} is {verdict} the allowed drop {-max_drop:+.4f}",
+            bound,
+            threshold,
+            f"{evidence}; {mode.replace('_', '-')}: the lower bound {verdict} {threshold:+.4f}",
         )
 
     return check
 
 
-def min_gain_check(metric: str, min_gain: float) -> GateCheck:
-    def check(inputs: GateInputs) -> Check:
-        if inputs.champion is None:
-            return Check("min_gain", True, None, min_gain, "no champion yet: the first model needs no gain")
-        change = gain(metric, inputs.challenger[metric], inputs.champion[metric])
-        ok = change >= min_gain
-        verdict = "reaches" if ok else "falls short of"
-        return Check(
-            "min_gain",
-            ok,
-            change,
-            min_gain,
-            f"{metric} gain versus champion {change:+.4f} {verdict} the required {min_gain:+.4f}",
-        )
-
-    return check
-
-
-def default_checks(settings: GateSettings) -> list[GateCheck]:
+def default_checks(settings: GateSettings, seed: int = 0) -> list[GateCheck]:
     """The automatic checks of this release, all thresholds from params.yaml."""
-    metric = settings.primary_metric
-    return [
-        floor_check(metric, settings.floor),
-        max_drop_check(metric, settings.max_drop),
-        min_gain_check(metric, settings.min_gain),
-    ]
+    return [floor_check(settings.primary_metric, settings.floor), comparison_check(settings, seed)]
 
 
 def decide(checks: Sequence[GateCheck], inputs: GateInputs, primary_metric: str) -> GateDecision:

@@ -113,8 +113,11 @@ class GateSettings(_Frozen):
 
     primary_metric: PrimaryMetric
     floor: float = Field(description="Absolute floor of the primary metric (minimum for higher-is-better metrics).")
-    max_drop: float = Field(ge=0, description="Largest tolerated worsening versus the champion.")
-    min_gain: float = Field(description="Required improvement versus the champion (may be 0).")
+    mode: Literal["non_inferiority", "superiority"]
+    max_drop: float = Field(ge=0, description="Non-inferiority margin: the CI's lower bound must exceed −max_drop.")
+    min_gain: float = Field(description="Superiority: the CI's lower bound of the gain must exceed min_gain.")
+    bootstrap_resamples: int = Field(ge=100, le=100_000)
+    confidence: float = Field(gt=0.5, lt=1)
 
 
 class DemoSettings(_Frozen):

@@ -129,13 +129,13 @@ def test_worse_challenger_is_refused_and_champion_unchanged(workspace: Path):
     refused = _run(workspace)
 
     assert not refused["outcome"]["promoted"]
-    assert any("allowed drop" in reason for reason in refused["outcome"]["reasons"])
+    assert any("non-inferiority: the lower bound does not exceed" in r for r in refused["outcome"]["reasons"])
     status = lifecycle_status(registry_for(workspace))
     assert status["champion"]["version"] == "1"
     assert status["challenger"]["version"] == "2"
     assert status["previous_champion"] is None
     tags = status["challenger"]["tags"]
-    assert tags[TAG_DECISION] == "refused" and "allowed drop" in tags[TAG_REASONS]
+    assert tags[TAG_DECISION] == "refused" and "CI [" in tags[TAG_REASONS]
 
 
 def test_contract_breaking_batch_fails_the_flow_and_registers_nothing(workspace: Path):

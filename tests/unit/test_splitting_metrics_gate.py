@@ -52,18 +52,42 @@ def test_gain_and_floor_follow_metric_direction():
     assert meets_floor("brier", 0.1, 0.2) and not meets_floor("brier", 0.3, 0.2)
 
 
-GATE = GateSettings(primary_metric="roc_auc", floor=0.7, max_drop=0.01, min_gain=0.0)
+GATE = GateSettings(
+    primary_metric="roc_auc",
+    floor=0.7,
+    mode="non_inferiority",
+    max_drop=0.01,
+    min_gain=0.0,
+    bootstrap_resamples=500,
+    confidence=0.95,
+)
+SUPERIORITY = GATE.model_copy(update={"mode": "superiority", "min_gain": 0.0})
 
 
-def _decide(challenger: float, champion: float | None):
+def _decide(challenger: float, champion: float | None, settings: GateSettings = GATE):
     inputs = GateInputs({"roc_auc": challenger}, None if champion is None else {"roc_auc": champion})
-    return decide(default_checks(GATE), inputs, "roc_auc")
+    return decide(default_checks(settings), inputs, "roc_auc")
+
+
+def _paired(lift: float, n: int = 4000, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.25).astype(int)
+    noise = rng.normal(0, 1, n)
+    champion = 1 / (1 + np.exp(-(y * 1.0 + noise)))
+    challenger = 1 / (1 + np.exp(-(y * (1.0 + lift) + noise + rng.normal(0, 0.3, n))))
+    return (
+        y,
+        champion,
+        challenger,
+        classification_metrics(y, champion),
+        classification_metrics(y, challenger),
+    )
 
 
 def test_first_model_above_floor_is_promoted():
     decision = _decide(0.75, None)
     assert decision.promote and decision.reasons == ()
-    assert [c.name for c in decision.checks] == ["absolute_floor", "max_drop", "min_gain"]
+    assert [c.name for c in decision.checks] == ["absolute_floor", "non_inferiority"]
 
 
 def test_first_model_below_floor_is_refused_with_reason():
@@ -72,22 +96,37 @@ def test_first_model_below_floor_is_refused_with_reason():
     assert decision.reasons == ("roc_auc 0.6500 misses the floor 0.7000",)
 
 
-def test_better_challenger_passes_every_check():
-    decision = _decide(0.76, 0.75)
-    assert decision.promote
-    assert decision.checks[2].value == pytest.approx(0.01)
+def _judge(lift: float, settings: GateSettings):
+    y, champion, challenger, m_champion, m_challenger = _paired(lift)
+    inputs = GateInputs(m_challenger, m_champion, y, challenger, champion)
+    return decide(default_checks(settings, seed=1), inputs, "roc_auc")
 
 
-def test_small_drop_fails_only_min_gain_large_drop_fails_both():
-    small = _decide(0.745, 0.75)
-    assert [c.name for c in small.checks if not c.passed] == ["min_gain"]
-    large = _decide(0.70, 0.75)
-    assert [c.name for c in large.checks if not c.passed] == ["max_drop", "min_gain"]
-    assert "worse than the allowed drop" in large.reasons[0]
+def test_non_inferiority_passes_a_clearly_better_challenger_and_refuses_a_clearly_worse_one():
+    better = _judge(0.6, GATE)
+    assert better.promote and better.checks[1].value is not None and better.checks[1].value > 0
+    worse = _judge(-0.6, GATE)
+    comparison = worse.checks[1]
+    assert not worse.promote and not comparison.passed
+    assert "CI [" in comparison.reason
+    assert "non-inferiority: the lower bound does not exceed -0.0100" in comparison.reason
+
+
+def test_superiority_refuses_a_gain_that_the_interval_does_not_prove():
+    tiny = _judge(0.01, SUPERIORITY)  # a real but tiny lift: its CI straddles zero
+    assert [c.name for c in tiny.checks if not tiny.promote and not c.passed] == ["superiority"]
+    assert _judge(0.6, SUPERIORITY).promote
+
+
+def test_pr_auc_falls_back_to_the_point_estimate_and_says_so():
+    settings = GATE.model_copy(update={"primary_metric": "pr_auc", "floor": 0.0})
+    y, champion, challenger, m_champion, m_challenger = _paired(0.6)
+    decision = decide(default_checks(settings), GateInputs(m_challenger, m_champion, y, challenger, champion), "pr_auc")
+    assert "point estimate" in decision.checks[1].reason
 
 
 def test_decision_serialises_every_check():
-    data = _decide(0.70, 0.75).to_dict()
+    data = _judge(-0.6, GATE).to_dict()
     assert data["promote"] is False
-    assert {c["name"] for c in data["checks"]} == {"absolute_floor", "max_drop", "min_gain"}
+    assert {c["name"] for c in data["checks"]} == {"absolute_floor", "non_inferiority"}
     assert all({"passed", "value", "threshold", "reason"} <= set(c) for c in data["checks"])
