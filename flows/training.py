@@ -29,6 +29,7 @@ from tasks.promotion import (
     alias_task,
     decision_markdown,
     doctor_task,
+    guardrails_task,
     judge_task,
     mark_challenger_task,
     predict_task,
@@ -87,7 +88,8 @@ def training(request: TrainingRequest | None = None) -> dict[str, Any]:
     labels = split.holdout[settings.dataset.target].to_numpy()
     challenger_pred = predict_task(registry, challenger, split.holdout, settings)
     champion_pred = predict_task(registry, champion, split.holdout, settings) if champion else None
-    judgement = judge_task(settings, labels, challenger_pred, champion_pred)
+    guardrails = guardrails_task(registry, challenger, split.holdout, settings, reports / "model")
+    judgement = judge_task(settings, labels, challenger_pred, champion_pred, guardrails)
     decision, challenger_metrics, champion_metrics = (
         judgement.decision,
         judgement.challenger_metrics,

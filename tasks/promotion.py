@@ -44,6 +44,16 @@ def predict_task(
     return predict_proba(booster, holdout, spec, settings.model.threads)
 
 
+@task(name="measure-guardrails", cache_policy=NO_CACHE, **RETRYING)
+def guardrails_task(
+    registry: ModelRegistry, version: ModelVersionInfo, holdout: pd.DataFrame, settings: Settings, scratch: Path
+) -> dict[str, float]:
+    """Latency and size of the registered challenger, as it will serve."""
+    from retrain.guardrails import measure
+
+    return measure(registry, version.version, holdout, settings.model.threads, scratch)
+
+
 @dataclass(frozen=True)
 class Judgement:
     decision: GateDecision
@@ -53,12 +63,16 @@ class Judgement:
 
 @task(name="judge", cache_policy=NO_CACHE)
 def judge_task(
-    settings: Settings, labels: np.ndarray, challenger: np.ndarray, champion: np.ndarray | None
+    settings: Settings,
+    labels: np.ndarray,
+    challenger: np.ndarray,
+    champion: np.ndarray | None,
+    guardrails: dict[str, float],
 ) -> Judgement:
-    """Metrics of both models on the same rows, then every gate check (with the paired bootstrap)."""
+    """Metrics of both models on the same rows, then every gate check (bootstrap, guardrails)."""
     challenger_metrics = classification_metrics(labels, challenger)
     champion_metrics = None if champion is None else classification_metrics(labels, champion)
-    inputs = GateInputs(challenger_metrics, champion_metrics, labels, challenger, champion)
+    inputs = GateInputs(challenger_metrics, champion_metrics, labels, challenger, champion, guardrails)
     decision = decide(default_checks(settings.gate, settings.model.seed), inputs, settings.gate.primary_metric)
     return Judgement(decision, challenger_metrics, champion_metrics)
 

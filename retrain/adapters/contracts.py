@@ -57,14 +57,37 @@ def _batch_definition() -> BatchDefinition[Any]:
     return asset.add_batch_definition_whole_dataframe("whole-batch")
 
 
+def _check_expectation(entry: Any, index: int, path: Path) -> None:
+    """Refuse an expectation GX cannot build, naming it.
+
+    Needed because ``ExpectationSuite(expectations=...)`` only *logs* an unknown or malformed
+    expectation and drops it: a typo in a contract would silently weaken it.
+    """
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+    kind = entry.get("type") if isinstance(entry, dict) else None
+    try:
+        if not isinstance(entry, dict):
+            raise TypeError("an expectation must be a JSON object")
+        ExpectationConfiguration(**entry).to_domain_obj()
+    except Exception as error:  # GX raises many types for a malformed expectation
+        first = (str(error).splitlines() or [type(error).__name__])[0]
+        raise ContractError(f"contract file {path}: expectation #{index} ({kind!r}) is not valid: {first}") from error
+
+
 def _suite(path: Path) -> ExpectationSuite:
     import great_expectations as gx
 
     data = load_contract_json(path)
+    for index, entry in enumerate(data["expectations"]):
+        _check_expectation(entry, index, path)
     try:
-        return gx.ExpectationSuite(**{key: data[key] for key in ("name", "expectations", "meta") if key in data})
+        suite = gx.ExpectationSuite(**{key: data[key] for key in ("name", "expectations", "meta") if key in data})
     except Exception as error:  # GX raises many types for a malformed suite
         raise ContractError(f"contract file {path} is not a valid great-expectations suite: {error}") from error
+    if len(suite.expectations) != len(data["expectations"]):
+        raise ContractError(f"contract file {path}: great-expectations dropped some of its expectations")
+    return suite
 
 
 def _short(values: list[Any]) -> str:
@@ -73,10 +96,25 @@ def _short(values: list[Any]) -> str:
     return ", ".join(unique[:_SHOWN_VALUES]) + more
 
 
+def _raised(exception: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The exception an expectation hit, if any.
+
+    GX 1.x reports it either flat (``{"raised_exception": True, ...}``) or, when a metric failed,
+    keyed by metric id (``{"MetricConfigurationID(...)": {"raised_exception": True, ...}}``).
+    """
+    if not exception:
+        return None
+    if exception.get("raised_exception"):
+        return exception
+    nested = (info for info in exception.values() if isinstance(info, dict) and info.get("raised_exception"))
+    return next(nested, None)
+
+
 def _details(result: dict[str, Any], exception: dict[str, Any] | None) -> str:
     """A short human summary of why one expectation failed."""
-    if exception and exception.get("raised_exception"):
-        message = str(exception.get("exception_message") or "").splitlines()
+    raised = _raised(exception)
+    if raised:
+        message = str(raised.get("exception_message") or "").splitlines()
         return f"could not be evaluated: {message[0] if message else 'error'}"
     mismatched = (result.get("details") or {}).get("mismatched")
     if mismatched:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from retrain.domain.bootstrap import BOOTSTRAP_METRICS, paired_bootstrap
-from retrain.domain.metrics import gain, meets_floor
+from retrain.domain.metrics import expected_calibration_error, gain, meets_floor
 from retrain.domain.settings import GateSettings
 
 
@@ -36,6 +36,7 @@ class GateInputs:
     labels: np.ndarray | None = None
     challenger_predictions: np.ndarray | None = None
     champion_predictions: np.ndarray | None = None
+    guardrails: Mapping[str, float] | None = None  # measured: latency_single_ms, latency_batch_ms, model_mb
 
 
 GateCheck = Callable[[GateInputs], Check]
@@ -119,9 +120,43 @@ def comparison_check(settings: GateSettings, seed: int) -> GateCheck:
     return check
 
 
+def calibration_check(limit: float) -> GateCheck:
+    def check(inputs: GateInputs) -> Check:
+        if inputs.labels is None or inputs.challenger_predictions is None:
+            return Check("calibration", False, None, limit, "no holdout predictions to measure calibration on")
+        ece = expected_calibration_error(inputs.labels, inputs.challenger_predictions)
+        ok = ece <= limit
+        return Check(
+            "calibration", ok, ece, limit, f"expected calibration error {ece:.4f} {'≤' if ok else '>'} {limit:.4f}"
+        )
+
+    return check
+
+
+def limit_check(name: str, measure: str, limit: float, unit: str) -> GateCheck:
+    """A measured guardrail (latency, size) against its ceiling; unmeasured counts as failed."""
+
+    def check(inputs: GateInputs) -> Check:
+        value = (inputs.guardrails or {}).get(measure)
+        if value is None:
+            return Check(name, False, None, limit, f"{measure} was not measured")
+        ok = value <= limit
+        return Check(name, ok, value, limit, f"{measure} {value:.2f} {unit} {'≤' if ok else '>'} {limit:.2f} {unit}")
+
+    return check
+
+
 def default_checks(settings: GateSettings, seed: int = 0) -> list[GateCheck]:
     """The automatic checks of this release, all thresholds from params.yaml."""
-    return [floor_check(settings.primary_metric, settings.floor), comparison_check(settings, seed)]
+    guard = settings.guardrails
+    return [
+        floor_check(settings.primary_metric, settings.floor),
+        comparison_check(settings, seed),
+        calibration_check(guard.max_calibration_error),
+        limit_check("latency_single", "latency_single_ms", guard.max_latency_single_ms, "ms"),
+        limit_check("latency_batch", "latency_batch_ms", guard.max_latency_batch_ms, "ms"),
+        limit_check("model_size", "model_mb", guard.max_model_mb, "MB"),
+    ]
 
 
 def decide(checks: Sequence[GateCheck], inputs: GateInputs, primary_metric: str) -> GateDecision:

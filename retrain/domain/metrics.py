@@ -35,3 +35,14 @@ def gain(metric: str, challenger: float, champion: float) -> float:
 def meets_floor(metric: str, value: float, floor: float) -> bool:
     """A floor is a minimum for higher-is-better metrics and a maximum for losses."""
     return value >= floor if HIGHER_IS_BETTER[metric] else value <= floor
+
+
+def expected_calibration_error(y_true: np.ndarray, y_prob: np.ndarray, bins: int = 10) -> float:
+    """Row-weighted mean gap between predicted and observed rates over equal-width probability bins."""
+    y = np.asarray(y_true, dtype="float64")
+    p = np.clip(np.asarray(y_prob, dtype="float64"), 0.0, 1.0)
+    which = np.minimum((p * bins).astype("int64"), bins - 1)
+    counts = np.bincount(which, minlength=bins)
+    predicted = np.bincount(which, weights=p, minlength=bins)
+    observed = np.bincount(which, weights=y, minlength=bins)
+    return float(np.abs(predicted - observed).sum() / max(int(counts.sum()), 1))

@@ -108,6 +108,15 @@ class ModelSettings(_Frozen):
     xgboost: XGBoostSettings
 
 
+class GuardrailSettings(_Frozen):
+    """Limits a challenger must respect whatever its accuracy: calibration, speed, size."""
+
+    max_calibration_error: float = Field(gt=0, le=1, description="Expected calibration error, 10 bins.")
+    max_latency_single_ms: float = Field(gt=0, description="p95 of one-row predictions via the loaded model.")
+    max_latency_batch_ms: float = Field(gt=0, description="p95 of 10,000-row predictions via the loaded model.")
+    max_model_mb: float = Field(gt=0, description="Size of the native model file.")
+
+
 class GateSettings(_Frozen):
     """Automatic promotion checks; differences are measured so that positive means 'better'."""
 
@@ -118,6 +127,7 @@ class GateSettings(_Frozen):
     min_gain: float = Field(description="Superiority: the CI's lower bound of the gain must exceed min_gain.")
     bootstrap_resamples: int = Field(ge=100, le=100_000)
     confidence: float = Field(gt=0.5, lt=1)
+    guardrails: GuardrailSettings
 
 
 class DemoSettings(_Frozen):

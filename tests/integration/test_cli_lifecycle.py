@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from retrain.cli import app
 from tests.conftest import REPO_ROOT
+from tests.integration.conftest import SMALL_DATA
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_api")]
 
@@ -73,9 +74,8 @@ def test_help_is_instant_because_nothing_heavy_is_imported():
 def test_generate_csv_batches_then_train_through_the_cli(tmp_path: Path, services: Path):
     from retrain.adapters.workspace import create_workspace
 
-    project = create_workspace(
-        REPO_ROOT, tmp_path / "project", {"demo": {"rows_per_day": 1200, "days": 5, "first_training_days": 4}}
-    )
+    overrides = {**SMALL_DATA, "demo": {"rows_per_day": 1200, "days": 5, "first_training_days": 4}}
+    project = create_workspace(REPO_ROOT, tmp_path / "project", overrides)
     runner = CliRunner()
     generated = runner.invoke(app, ["generate", "--project", str(project), "--format", "csv"])
     assert generated.exit_code == 0, generated.output

@@ -1,9 +1,10 @@
-"""The great-expectations adapter on the real library and the real loans contract (v2: two tiers)."""
+"""The great-expectations adapter on the real library and the real loans contracts (v1: one tier; v2: two tiers)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +15,12 @@ from hypothesis import strategies as st
 
 from retrain.adapters.contracts import ContractError, contract_hash, validate_batch
 from retrain.domain.demo_data import DayChanges, SchemaBreak, generate_day
-from retrain.domain.validation import REASONS_COLUMN, BatchValidation
+from retrain.domain.validation import REASONS_COLUMN, BatchValidation, ValidationReport
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 CONTRACT = REPO_ROOT / "data_contracts" / "loans" / "v2.json"
+CONTRACT_V1 = REPO_ROOT / "data_contracts" / "loans" / "v1.json"
 DAY = dt.date(2026, 1, 5)
 
 
@@ -146,3 +148,83 @@ def test_contract_hash_ignores_formatting_but_not_content(tmp_path: Path):
     changed = tmp_path / "b.json"
     changed.write_text(json.dumps(data, indent=4))
     assert contract_hash(changed) != contract_hash(CONTRACT)
+
+
+@cache
+def _v1(changes: DayChanges, seed: int = 3) -> ValidationReport:
+    """v1 on one generated batch; cached because several tests look at the same report."""
+    frame = generate_day(DAY, 2000, seed, changes)
+    result = validate_batch(frame, CONTRACT_V1, batch_name="b", contract_name="loans", contract_version=1)
+    return result.report
+
+
+@pytest.mark.parametrize("seed", [3, 11])
+def test_v1_accepts_clean_and_fully_drifted_batches(seed):
+    for changes in (DayChanges(), DayChanges(covariate_drift=1.0, concept_drift=1.0)):
+        report = _v1(changes, seed)
+        assert report.passed and not report.failures, report.summary()
+        assert report.expectations_evaluated == len(json.loads(CONTRACT_V1.read_text())["expectations"])
+
+
+@pytest.mark.parametrize(
+    ("kind", "expectation", "column", "detail"),
+    [
+        (SchemaBreak.DROP_COLUMN, "expect_table_columns_to_match_set", None, "missing: credit_score"),
+        (
+            SchemaBreak.RENAME_COLUMN,
+            "expect_table_columns_to_match_set",
+            None,
+            "unexpected: income; missing: annual_income",
+        ),
+        (SchemaBreak.WRONG_TYPE, "expect_column_values_to_be_of_type", "annual_income", "observed: str"),
+        (SchemaBreak.OUT_OF_RANGE, "expect_column_values_to_be_between", "credit_score", "unexpected values: 9999"),
+        (SchemaBreak.UNKNOWN_CATEGORY, "expect_column_values_to_be_in_set", "region", "unexpected values: atlantis"),
+        (SchemaBreak.NULL_TARGET, "expect_column_values_to_not_be_null", "defaulted", "unexpected values: nan"),
+    ],
+)
+def test_v1_refuses_every_schema_break_naming_expectation_and_column(kind, expectation, column, detail):
+    report = _v1(DayChanges(schema_break=kind))
+    assert not report.passed
+    failure = next(f for f in report.failures if (f.expectation, f.column) == (expectation, column))
+    assert detail in failure.details and failure.tier == "batch"
+    assert f"{expectation} on column '{column or '(table)'}'" in report.summary()
+
+
+def test_v1_counts_the_unexpected_rows():
+    frame = generate_day(DAY, 2000, 3, DayChanges(schema_break=SchemaBreak.OUT_OF_RANGE))
+    failure = next(
+        f for f in _v1(DayChanges(schema_break=SchemaBreak.OUT_OF_RANGE)).failures if f.column == "credit_score"
+    )
+    assert failure.unexpected_count == int((frame["credit_score"] == 9_999).sum()) > 0
+
+
+def test_an_expectation_that_errors_says_why():
+    """GX nests the exception by metric id; the report must still carry its message."""
+    report = _v1(DayChanges(schema_break=SchemaBreak.WRONG_TYPE))
+    between = next(f for f in report.failures if f.expectation == "expect_column_values_to_be_between")
+    assert between.column == "annual_income"
+    assert between.details.startswith("could not be evaluated: Column values, min_value, and max_value")
+
+
+@pytest.mark.parametrize(
+    ("expectation", "message"),
+    [
+        (
+            {"type": "expect_column_values_to_be_bewteen", "kwargs": {"column": "age"}},
+            "expect_column_values_to_be_bewteen",
+        ),
+        (
+            {"type": "expect_column_values_to_be_between", "kwargs": {"min_value": 1}},
+            "#1 ('expect_column_values_to_be_between')",
+        ),
+        ("expect_table_row_count_to_be_between", "must be a JSON object"),
+    ],
+)
+def test_an_expectation_gx_cannot_build_is_a_contract_error_not_silently_dropped(tmp_path: Path, expectation, message):
+    """GX's ExpectationSuite only logs an unknown expectation and drops it: a typo must not weaken a contract."""
+    path = tmp_path / "typo.json"
+    first = {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 1}}
+    path.write_text(json.dumps({"name": "typo", "expectations": [first, expectation]}))
+    with pytest.raises(ContractError, match=r"typo\.json") as raised:
+        validate_batch(generate_day(DAY, 10, 3), path, batch_name="b", contract_name="typo", contract_version=1)
+    assert message in str(raised.value)

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 from retrain.domain.gate import GateInputs, decide, default_checks
-from retrain.domain.metrics import classification_metrics, gain, meets_floor
-from retrain.domain.settings import GateSettings
+from retrain.domain.metrics import classification_metrics, expected_calibration_error, gain, meets_floor
+from retrain.domain.settings import GateSettings, GuardrailSettings
 from retrain.domain.splitting import SplitError, split_by_time
 
 
@@ -60,12 +60,19 @@ GATE = GateSettings(
     min_gain=0.0,
     bootstrap_resamples=500,
     confidence=0.95,
+    guardrails=GuardrailSettings(
+        max_calibration_error=0.5, max_latency_single_ms=25, max_latency_batch_ms=500, max_model_mb=20
+    ),
 )
+FAST = {"latency_single_ms": 1.0, "latency_batch_ms": 20.0, "model_mb": 0.3}
 SUPERIORITY = GATE.model_copy(update={"mode": "superiority", "min_gain": 0.0})
 
 
 def _decide(challenger: float, champion: float | None, settings: GateSettings = GATE):
-    inputs = GateInputs({"roc_auc": challenger}, None if champion is None else {"roc_auc": champion})
+    y = np.array([0, 0, 1, 1])
+    p = np.array([0.1, 0.3, 0.7, 0.9])
+    champion_metrics = None if champion is None else {"roc_auc": champion}
+    inputs = GateInputs({"roc_auc": challenger}, champion_metrics, y, p, None, FAST)
     return decide(default_checks(settings), inputs, "roc_auc")
 
 
@@ -87,7 +94,14 @@ def _paired(lift: float, n: int = 4000, seed: int = 0):
 def test_first_model_above_floor_is_promoted():
     decision = _decide(0.75, None)
     assert decision.promote and decision.reasons == ()
-    assert [c.name for c in decision.checks] == ["absolute_floor", "non_inferiority"]
+    assert [c.name for c in decision.checks] == [
+        "absolute_floor",
+        "non_inferiority",
+        "calibration",
+        "latency_single",
+        "latency_batch",
+        "model_size",
+    ]
 
 
 def test_first_model_below_floor_is_refused_with_reason():
@@ -98,7 +112,7 @@ def test_first_model_below_floor_is_refused_with_reason():
 
 def _judge(lift: float, settings: GateSettings):
     y, champion, challenger, m_champion, m_challenger = _paired(lift)
-    inputs = GateInputs(m_challenger, m_champion, y, challenger, champion)
+    inputs = GateInputs(m_challenger, m_champion, y, challenger, champion, FAST)
     return decide(default_checks(settings, seed=1), inputs, "roc_auc")
 
 
@@ -121,12 +135,36 @@ def test_superiority_refuses_a_gain_that_the_interval_does_not_prove():
 def test_pr_auc_falls_back_to_the_point_estimate_and_says_so():
     settings = GATE.model_copy(update={"primary_metric": "pr_auc", "floor": 0.0})
     y, champion, challenger, m_champion, m_challenger = _paired(0.6)
-    decision = decide(default_checks(settings), GateInputs(m_challenger, m_champion, y, challenger, champion), "pr_auc")
+    inputs = GateInputs(m_challenger, m_champion, y, challenger, champion, FAST)
+    decision = decide(default_checks(settings), inputs, "pr_auc")
     assert "point estimate" in decision.checks[1].reason
 
 
 def test_decision_serialises_every_check():
     data = _judge(-0.6, GATE).to_dict()
     assert data["promote"] is False
-    assert {c["name"] for c in data["checks"]} == {"absolute_floor", "non_inferiority"}
+    assert {c["name"] for c in data["checks"]} >= {"absolute_floor", "non_inferiority", "calibration"}
     assert all({"passed", "value", "threshold", "reason"} <= set(c) for c in data["checks"])
+
+
+def test_guardrails_block_a_slow_big_or_miscalibrated_model():
+    slow = {"latency_single_ms": 80.0, "latency_batch_ms": 900.0, "model_mb": 35.0}
+    y, champion, challenger, m_champion, m_challenger = _paired(0.6)
+    decision = decide(
+        default_checks(GATE), GateInputs(m_challenger, m_champion, y, challenger, champion, slow), "roc_auc"
+    )
+    assert {c.name for c in decision.checks if not c.passed} == {"latency_single", "latency_batch", "model_size"}
+    assert "latency_single_ms 80.00 ms > 25.00 ms" in decision.reasons
+    unmeasured = decide(default_checks(GATE), GateInputs(m_challenger, m_champion, y, challenger, champion), "roc_auc")
+    assert "latency_single_ms was not measured" in unmeasured.reasons
+    strict = GATE.model_copy(update={"guardrails": GATE.guardrails.model_copy(update={"max_calibration_error": 0.001})})
+    inputs = GateInputs(m_challenger, m_champion, y, challenger, champion, FAST)
+    assert any(
+        r.startswith("expected calibration error") for r in decide(default_checks(strict), inputs, "roc_auc").reasons
+    )
+
+
+def test_expected_calibration_error_is_zero_when_rates_match_and_large_when_not():
+    y = np.array([0] * 8 + [1] * 2)
+    assert expected_calibration_error(y, np.full(10, 0.2)) == pytest.approx(0.0)
+    assert expected_calibration_error(y, np.full(10, 0.9)) == pytest.approx(0.7)
