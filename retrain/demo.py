@@ -59,12 +59,19 @@ def write_demo_batches(batches_dir: Path, settings: Settings, days: int, file_fo
 
 
 def reset_demo_state(runtime: Runtime) -> Path:
-    """Remove what earlier demos left: the workspace, its DVC remote and the embedded MLflow store."""
+    """Remove what earlier demos left: the workspace, and the embedded MLflow store with its ledger.
+
+    The ledger records decisions about the registry's versions, so the two go together: a ledger
+    kept beside a fresh registry would name versions that no longer exist.
+    """
     demo_home = runtime.state_dir / "demo"
     if demo_home.exists():
         shutil.rmtree(demo_home)
     if runtime.embedded_mlflow:
         shutil.rmtree(runtime.state_dir / "mlflow", ignore_errors=True)
+        embedded_ledger = f"sqlite:///{runtime.state_dir / 'ledger.db'}"
+        if runtime.ledger_url == embedded_ledger:
+            (runtime.state_dir / "ledger.db").unlink(missing_ok=True)
     return demo_home
 
 

@@ -123,6 +123,12 @@ def doctor(registry: ModelRegistry, ledger: Ledger) -> list[str]:
         )
         actions.append(f"appended the missing ledger entry for champion v{champion.version}")
     elif champion is None and recorded is not None:
+        if not registry.has_version(recorded):
+            actions.append(
+                f"not repaired: the ledger names champion v{recorded}, which the registry does not have "
+                "(was the registry reset without its ledger?)"
+            )
+            return actions
         registry.set_alias(CHAMPION, recorded)
         champion = registry.by_alias(CHAMPION)
         actions.append(f"restored the lost champion alias to v{recorded} from the ledger")

@@ -167,6 +167,15 @@ class ModelRegistry:
     def by_version(self, version: str) -> ModelVersionInfo:
         return self._describe(self.client.get_model_version(self.model_name, version))
 
+    def has_version(self, version: str) -> bool:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_model_version(self.model_name, version)
+        except MlflowException:
+            return False
+        return True
+
     def set_alias(self, alias: str, version: str) -> None:
         self.client.set_registered_model_alias(self.model_name, alias, version)
 

@@ -17,7 +17,16 @@ from tests.integration.conftest import SMALL_DATA
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_api")]
 
 
-def test_demo_then_status_shows_champion_with_metrics_md5_and_contract(services: Path):
+@pytest.fixture
+def embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Exactly what `make demo` uses: every service at its embedded default under RETRAIN_HOME."""
+    for name in ("MLFLOW_TRACKING_URI", "RETRAIN_MLFLOW_ARTIFACTS", "RETRAIN_DVC_REMOTE", "RETRAIN_LEDGER_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RETRAIN_HOME", str(tmp_path / "state"))
+    return tmp_path / "state"
+
+
+def test_demo_then_status_shows_champion_with_metrics_md5_and_contract(embedded: Path):
     runner = CliRunner()
     demo = runner.invoke(app, ["demo", "--project", str(REPO_ROOT), "--rows-per-day", "1500"])
     assert demo.exit_code == 0, demo.output
@@ -34,16 +43,22 @@ def test_demo_then_status_shows_champion_with_metrics_md5_and_contract(services:
     assert champion["contract"] == {"name": "loans", "version": 2}
     assert report["challenger"]["version"] == "3"  # the shallow model, refused
     assert report["challenger"]["tags"]["retrain.gate.decision"] == "refused"
+    assert (embedded / "mlflow" / "mlflow.db").is_file() and (embedded / "ledger.db").is_file()
+    history = json.loads(runner.invoke(app, ["history", "--project", str(REPO_ROOT), "--json"]).output)
+    assert [entry["kind"] for entry in history][-1] == "refusal"
 
-    # Run twice in a row: the second demo starts from a fresh state, not on top of the first.
-    again = runner.invoke(app, ["demo", "--project", str(REPO_ROOT), "--rows-per-day", "1500"])
-    assert again.exit_code == 0, again.output
-    assert (
-        json.loads(runner.invoke(app, ["status", "--project", str(REPO_ROOT), "--json"]).output)["challenger"][
-            "version"
-        ]
-        == "3"
+    # Run it again, as `make demo` does: a new process, starting from a fresh demo state.
+    again = subprocess.run(
+        [sys.executable, "-m", "retrain.cli", "demo", "--project", str(REPO_ROOT), "--rows-per-day", "1500"],
+        capture_output=True,
+        text=True,
+        check=False,
     )
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-3000:]
+    second = json.loads(runner.invoke(app, ["status", "--project", str(REPO_ROOT), "--json"]).output)
+    assert second["challenger"]["version"] == "3" and second["champion"]["version"] == champion["version"]
+    rerun = json.loads(runner.invoke(app, ["history", "--project", str(REPO_ROOT), "--json"]).output)
+    assert [(e["kind"], e["champion_after"]) for e in rerun] == [(e["kind"], e["champion_after"]) for e in history]
 
 
 def test_status_without_any_model_prints_nulls(services: Path):

@@ -107,3 +107,21 @@ def test_killed_promotion_leaves_one_champion_and_doctor_reconciles(step: str, t
         assert any("missing ledger entry" in action for action in actions)
     assert doctor(registry, ledger) == []  # a second look finds nothing left to repair
     ledger.dispose()
+
+
+def test_doctor_restores_a_lost_champion_alias_but_never_one_the_registry_lacks(tmp_path: Path):
+    registry = ModelRegistry(f"sqlite:///{tmp_path / 'mlflow.db'}", "m", "e", (tmp_path / "artifacts").as_uri())
+    _register_two_models(registry)
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ledger.append(LedgerEntry("m", "promotion", None, "2", "2", "pytest", "v2 promoted"))
+
+    assert doctor(registry, ledger) == ["restored the lost champion alias to v2 from the ledger"]
+    champion = registry.by_alias(CHAMPION)
+    assert champion is not None and champion.version == "2"
+
+    ledger.append(LedgerEntry("m", "promotion", "2", "7", "7", "pytest", "a version from another registry"))
+    registry.delete_alias(CHAMPION)
+    actions = doctor(registry, ledger)
+    assert len(actions) == 1 and actions[0].startswith("not repaired: the ledger names champion v7")
+    assert registry.by_alias(CHAMPION) is None
+    ledger.dispose()
