@@ -28,12 +28,7 @@ class RollbackRequest(BaseModel):
 def rollback(request: RollbackRequest) -> dict[str, Any]:
     where = resolve_runtime(project_dir=Path(request.project_dir) if request.project_dir else None)
     settings = load_settings_task(where.params_path)
-    registry = ModelRegistry(
-        where.mlflow_tracking_uri,
-        settings.model.registered_name,
-        settings.model.experiment,
-        where.mlflow_artifact_location,
-    )
+    registry = ModelRegistry.for_project(where, settings)
     champion = alias_task(registry, CHAMPION)
     previous = alias_task(registry, PREVIOUS_CHAMPION)
     outcome = roll_back_task(registry, champion, previous, request.reason)

@@ -56,12 +56,7 @@ def training(request: TrainingRequest | None = None) -> dict[str, Any]:
     flow_run_id = str(runtime.flow_run.id or "local")
     reports = where.reports_dir / flow_run_id
     settings = load_settings_task(where.params_path)
-    registry = ModelRegistry(
-        where.mlflow_tracking_uri,
-        settings.model.registered_name,
-        settings.model.experiment,
-        where.mlflow_artifact_location,
-    )
+    registry = ModelRegistry.for_project(where, settings)
 
     doctor_task(registry, where.ledger_url)
     prepare_data_repo_task(where.project_dir, where.dvc_remote_url, where.dvc_remote_endpoint)

@@ -257,12 +257,7 @@ def ingest(
 def _registry(runtime: Runtime, settings: Settings) -> Any:
     from retrain.adapters.registry import ModelRegistry
 
-    return ModelRegistry(
-        runtime.mlflow_tracking_uri,
-        settings.model.registered_name,
-        settings.model.experiment,
-        runtime.mlflow_artifact_location,
-    )
+    return ModelRegistry.for_project(runtime, settings)
 
 
 @app.command()

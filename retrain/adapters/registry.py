@@ -33,6 +33,9 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
+    from retrain.domain.settings import Settings
+    from retrain.environment import Runtime
+
 HOLDOUT_PREFIX = "holdout_"
 
 
@@ -63,6 +66,16 @@ def _client(tracking_uri: str) -> MlflowClient:
 
 class ModelRegistry:
     """One registered model and its experiment on one MLflow tracking server."""
+
+    @classmethod
+    def for_project(cls, runtime: Runtime, settings: Settings) -> ModelRegistry:
+        """The registered model params.yaml names, on the MLflow server the environment names."""
+        return cls(
+            runtime.mlflow_tracking_uri,
+            settings.model.registered_name,
+            settings.model.experiment,
+            runtime.mlflow_artifact_location,
+        )
 
     def __init__(self, tracking_uri: str, model_name: str, experiment: str, artifact_location: str | None):
         self.tracking_uri = tracking_uri

@@ -58,9 +58,4 @@ def workspace_settings(workspace: Path) -> Settings:
 def registry_for(workspace: Path) -> ModelRegistry:
     runtime = resolve_runtime(project_dir=workspace)
     settings = workspace_settings(workspace)
-    return ModelRegistry(
-        runtime.mlflow_tracking_uri,
-        settings.model.registered_name,
-        settings.model.experiment,
-        runtime.mlflow_artifact_location,
-    )
+    return ModelRegistry.for_project(runtime, settings)
