@@ -80,11 +80,10 @@ def training(request: TrainingRequest | None = None) -> dict[str, Any]:
     if champion is None or champion.version != challenger.version:
         mark_challenger_task(registry, challenger)
 
-    labels = split.holdout[settings.dataset.target].to_numpy()
     challenger_pred = predict_task(registry, challenger, split.holdout, settings)
     champion_pred = predict_task(registry, champion, split.holdout, settings) if champion else None
     guardrails = guardrails_task(registry, challenger, split.holdout, settings, reports / "model")
-    judgement = judge_task(settings, labels, challenger_pred, champion_pred, guardrails)
+    judgement = judge_task(settings, split.holdout, challenger_pred, champion_pred, guardrails)
     decision, challenger_metrics, champion_metrics = (
         judgement.decision,
         judgement.challenger_metrics,

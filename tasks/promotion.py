@@ -19,6 +19,7 @@ from retrain.domain.gate import GateDecision, GateInputs, decide, default_checks
 from retrain.domain.lifecycle import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, LedgerEntry, ModelVersionInfo
 from retrain.domain.metrics import HIGHER_IS_BETTER, classification_metrics
 from retrain.domain.settings import Settings
+from retrain.domain.slices import slice_masks
 from retrain.domain.training import predict_proba
 from retrain.errors import NothingToRollBack
 from retrain.promotion import PromotionOutcome, doctor, promote
@@ -64,15 +65,18 @@ class Judgement:
 @task(name="judge", cache_policy=NO_CACHE)
 def judge_task(
     settings: Settings,
-    labels: np.ndarray,
+    holdout: pd.DataFrame,
     challenger: np.ndarray,
     champion: np.ndarray | None,
     guardrails: dict[str, float],
 ) -> Judgement:
-    """Metrics of both models on the same rows, then every gate check (bootstrap, guardrails)."""
+    """Metrics of both models on the same rows, then every gate check (bootstrap, slices, guardrails)."""
+    labels = holdout[settings.dataset.target].to_numpy()
     challenger_metrics = classification_metrics(labels, challenger)
     champion_metrics = None if champion is None else classification_metrics(labels, champion)
-    inputs = GateInputs(challenger_metrics, champion_metrics, labels, challenger, champion, guardrails)
+    config = settings.gate.slices
+    masks = slice_masks(holdout, config.categorical, config.numeric_bins)
+    inputs = GateInputs(challenger_metrics, champion_metrics, labels, challenger, champion, guardrails, masks)
     decision = decide(default_checks(settings.gate, settings.model.seed), inputs, settings.gate.primary_metric)
     return Judgement(decision, challenger_metrics, champion_metrics)
 

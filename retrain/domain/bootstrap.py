@@ -120,17 +120,10 @@ def _resampled_means(terms: np.ndarray, resamples: int, rng: np.random.Generator
     return _binned_means(terms, resamples, rng)
 
 
-def paired_bootstrap(
-    metric: str,
-    labels: np.ndarray,
-    champion: np.ndarray,
-    challenger: np.ndarray,
-    *,
-    resamples: int = 1000,
-    confidence: float = 0.95,
-    seed: int = 0,
-) -> BootstrapResult:
-    """Percentile interval of the challenger's gain over the champion on the same rows."""
+def gain_draws(
+    metric: str, labels: np.ndarray, champion: np.ndarray, challenger: np.ndarray, *, resamples: int, seed: int
+) -> tuple[float, np.ndarray]:
+    """The observed gain and its ``resamples`` bootstrap draws (positive = challenger better)."""
     if metric not in BOOTSTRAP_METRICS:
         raise ValueError(f"paired bootstrap supports {BOOTSTRAP_METRICS}, not {metric!r}")
     y = np.asarray(labels, dtype="int8")
@@ -142,11 +135,23 @@ def paired_bootstrap(
     rng = np.random.default_rng(seed)
     if metric == "roc_auc":
         gain, pos_terms, neg_terms = _auc_terms(a, b, y)
-        draws = gain + _resampled_means(pos_terms, resamples, rng) + _resampled_means(neg_terms, resamples, rng)
-    else:
-        terms = _loss_terms(metric, a, b, y)
-        gain = float(terms.astype("float64").mean())
-        draws = _resampled_means(terms, resamples, rng)
+        return gain, gain + _resampled_means(pos_terms, resamples, rng) + _resampled_means(neg_terms, resamples, rng)
+    terms = _loss_terms(metric, a, b, y)
+    return float(terms.astype("float64").mean()), _resampled_means(terms, resamples, rng)
+
+
+def paired_bootstrap(
+    metric: str,
+    labels: np.ndarray,
+    champion: np.ndarray,
+    challenger: np.ndarray,
+    *,
+    resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> BootstrapResult:
+    """Percentile interval of the challenger's gain over the champion on the same rows."""
+    gain, draws = gain_draws(metric, labels, champion, challenger, resamples=resamples, seed=seed)
     tail = (1 - confidence) / 2
     lower, upper = np.quantile(draws, [tail, 1 - tail])
-    return BootstrapResult(metric, gain, float(lower), float(upper), confidence, resamples, int(y.size))
+    return BootstrapResult(metric, gain, float(lower), float(upper), confidence, resamples, int(np.size(labels)))

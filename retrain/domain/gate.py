@@ -16,6 +16,7 @@ import numpy as np
 from retrain.domain.bootstrap import BOOTSTRAP_METRICS, paired_bootstrap
 from retrain.domain.metrics import expected_calibration_error, gain, meets_floor
 from retrain.domain.settings import GateSettings
+from retrain.domain.slices import slice_regressions
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class GateInputs:
     challenger_predictions: np.ndarray | None = None
     champion_predictions: np.ndarray | None = None
     guardrails: Mapping[str, float] | None = None  # measured: latency_single_ms, latency_batch_ms, model_mb
+    slices: Mapping[str, np.ndarray] | None = None  # slice name -> row mask over the holdout
 
 
 GateCheck = Callable[[GateInputs], Check]
@@ -146,12 +148,56 @@ def limit_check(name: str, measure: str, limit: float, unit: str) -> GateCheck:
     return check
 
 
+def slices_check(settings: GateSettings, seed: int) -> GateCheck:
+    """No Holm-significant regression past max_drop in any slice big enough to judge."""
+    metric, config = settings.primary_metric, settings.slices
+
+    def check(inputs: GateInputs) -> Check:
+        arrays = (inputs.labels, inputs.champion_predictions, inputs.challenger_predictions)
+        if inputs.champion is None:
+            return Check("slices", True, None, None, "no champion yet: nothing to compare with")
+        labels, champion, challenger = arrays
+        if not inputs.slices or labels is None or champion is None or challenger is None:
+            return Check("slices", True, None, None, "no slices configured or no predictions to slice")
+        if metric not in BOOTSTRAP_METRICS:
+            return Check("slices", True, None, None, f"no per-slice bootstrap for {metric}: slices not judged")
+        results = slice_regressions(
+            metric,
+            labels,
+            champion,
+            challenger,
+            inputs.slices,
+            max_drop=settings.max_drop,
+            min_rows=config.min_rows,
+            alpha=config.alpha,
+            resamples=settings.bootstrap_resamples,
+            confidence=settings.confidence,
+            seed=seed,
+        )
+        judged = [r for r in results if r.judged]
+        regressed = [r for r in judged if r.regressed]
+        summary = f"{len(judged)} of {len(results)} slices judged (Holm, alpha {config.alpha})"
+        if not regressed:
+            return Check(
+                "slices", True, float(len(regressed)), 0.0, f"{summary}: no regression past -{settings.max_drop}"
+            )
+        ranked = sorted(regressed, key=lambda r: r.gain if r.gain is not None else 0.0)
+        worst = "; ".join(f"{r.name}: gain {r.gain:+.4f}, CI [{r.lower:+.4f}, {r.upper:+.4f}]" for r in ranked[:3])
+        more = f" and {len(ranked) - 3} more" if len(ranked) > 3 else ""
+        return Check(
+            "slices", False, float(len(regressed)), 0.0, f"{summary}: {len(regressed)} regressed, worst {worst}{more}"
+        )
+
+    return check
+
+
 def default_checks(settings: GateSettings, seed: int = 0) -> list[GateCheck]:
     """The automatic checks of this release, all thresholds from params.yaml."""
     guard = settings.guardrails
     return [
         floor_check(settings.primary_metric, settings.floor),
         comparison_check(settings, seed),
+        slices_check(settings, seed),
         calibration_check(guard.max_calibration_error),
         limit_check("latency_single", "latency_single_ms", guard.max_latency_single_ms, "ms"),
         limit_check("latency_batch", "latency_batch_ms", guard.max_latency_batch_ms, "ms"),

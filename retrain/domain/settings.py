@@ -117,6 +117,15 @@ class GuardrailSettings(_Frozen):
     max_model_mb: float = Field(gt=0, description="Size of the native model file.")
 
 
+class SliceSettings(_Frozen):
+    """Groups in which the challenger must not regress, however good it is overall."""
+
+    categorical: tuple[str, ...]
+    numeric_bins: dict[str, tuple[float, ...]]
+    min_rows: int = Field(ge=1, description="Smaller slices are reported but do not gate.")
+    alpha: float = Field(gt=0, lt=1, description="Family-wise error rate across slices (Holm).")
+
+
 class GateSettings(_Frozen):
     """Automatic promotion checks; differences are measured so that positive means 'better'."""
 
@@ -128,6 +137,7 @@ class GateSettings(_Frozen):
     bootstrap_resamples: int = Field(ge=100, le=100_000)
     confidence: float = Field(gt=0.5, lt=1)
     guardrails: GuardrailSettings
+    slices: SliceSettings
 
 
 class DemoSettings(_Frozen):

@@ -6,7 +6,7 @@ import pytest
 
 from retrain.domain.gate import GateInputs, decide, default_checks
 from retrain.domain.metrics import classification_metrics, expected_calibration_error, gain, meets_floor
-from retrain.domain.settings import GateSettings, GuardrailSettings
+from retrain.domain.settings import GateSettings, GuardrailSettings, SliceSettings
 from retrain.domain.splitting import SplitError, split_by_time
 
 
@@ -63,6 +63,7 @@ GATE = GateSettings(
     guardrails=GuardrailSettings(
         max_calibration_error=0.5, max_latency_single_ms=25, max_latency_batch_ms=500, max_model_mb=20
     ),
+    slices=SliceSettings(categorical=(), numeric_bins={}, min_rows=100, alpha=0.05),
 )
 FAST = {"latency_single_ms": 1.0, "latency_batch_ms": 20.0, "model_mb": 0.3}
 SUPERIORITY = GATE.model_copy(update={"mode": "superiority", "min_gain": 0.0})
@@ -97,6 +98,7 @@ def test_first_model_above_floor_is_promoted():
     assert [c.name for c in decision.checks] == [
         "absolute_floor",
         "non_inferiority",
+        "slices",
         "calibration",
         "latency_single",
         "latency_batch",
