@@ -202,10 +202,6 @@ class ModelRegistry:
         for key, value in tags.items():
             self.client.set_model_version_tag(self.model_name, version, key, value)
 
-    def log_run_metrics(self, run_id: str, metrics: Mapping[str, float]) -> None:
-        for key, value in metrics.items():
-            self.client.log_metric(run_id, key, value)
-
     def load(self, version: str) -> tuple[xgb.Booster, FeatureSpec]:
         """The native booster of a version and the feature spec it was trained with."""
         import mlflow.xgboost

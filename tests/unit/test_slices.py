@@ -8,23 +8,14 @@ import pytest
 
 from retrain.domain.gate import GateInputs, decide, default_checks
 from retrain.domain.metrics import classification_metrics
-from retrain.domain.settings import GateSettings, GuardrailSettings, SliceSettings
+from retrain.domain.settings import SliceSettings
 from retrain.domain.slices import holm_reject, slice_masks, slice_regressions
+from tests.unit.gate_settings import FAST, gate_settings
 
-GATE = GateSettings(
-    primary_metric="roc_auc",
+GATE = gate_settings(
     floor=0.5,
-    mode="non_inferiority",
-    max_drop=0.01,
-    min_gain=0.0,
-    bootstrap_resamples=500,
-    confidence=0.95,
-    guardrails=GuardrailSettings(
-        max_calibration_error=1.0, max_latency_single_ms=1e9, max_latency_batch_ms=1e9, max_model_mb=1e9
-    ),
     slices=SliceSettings(categorical=("region",), numeric_bins={"score": (0, 50, 100)}, min_rows=300, alpha=0.05),
 )
-FAST = {"latency_single_ms": 1.0, "latency_batch_ms": 1.0, "model_mb": 1.0}
 
 
 def _better_overall_worse_in_south(n: int = 12_000, seed: int = 0):

@@ -6,8 +6,9 @@ import pytest
 
 from retrain.domain.gate import GateInputs, decide, default_checks
 from retrain.domain.metrics import classification_metrics, expected_calibration_error, gain, meets_floor
-from retrain.domain.settings import GateSettings, GuardrailSettings, SliceSettings
+from retrain.domain.settings import GateSettings
 from retrain.domain.splitting import SplitError, split_by_time
+from tests.unit.gate_settings import BASELINE, FAST
 
 
 def _frame(days: int) -> pd.DataFrame:
@@ -52,20 +53,7 @@ def test_gain_and_floor_follow_metric_direction():
     assert meets_floor("brier", 0.1, 0.2) and not meets_floor("brier", 0.3, 0.2)
 
 
-GATE = GateSettings(
-    primary_metric="roc_auc",
-    floor=0.7,
-    mode="non_inferiority",
-    max_drop=0.01,
-    min_gain=0.0,
-    bootstrap_resamples=500,
-    confidence=0.95,
-    guardrails=GuardrailSettings(
-        max_calibration_error=0.5, max_latency_single_ms=25, max_latency_batch_ms=500, max_model_mb=20
-    ),
-    slices=SliceSettings(categorical=(), numeric_bins={}, min_rows=100, alpha=0.05),
-)
-FAST = {"latency_single_ms": 1.0, "latency_batch_ms": 20.0, "model_mb": 0.3}
+GATE = BASELINE
 SUPERIORITY = GATE.model_copy(update={"mode": "superiority", "min_gain": 0.0})
 
 
