@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from retrain.adapters.registry import ModelRegistry
 from retrain.domain.lifecycle import CHAMPION
 from retrain.environment import resolve_runtime
+from tasks.approval import collect_approval
 from tasks.data import (
     build_training_set_task,
     list_batches_task,
@@ -26,15 +27,18 @@ from tasks.data import (
     version_training_set_task,
 )
 from tasks.promotion import (
+    ReportContext,
     alias_task,
-    decision_markdown,
     doctor_task,
+    gate_report,
     guardrails_task,
     judge_task,
+    links_task,
     mark_challenger_task,
     predict_task,
     promote_task,
     publish_decision_task,
+    publish_gate_report_task,
 )
 from tasks.training import find_existing_task, gather_evidence_task, register_task, split_task, train_task
 
@@ -84,36 +88,61 @@ def training(request: TrainingRequest | None = None) -> dict[str, Any]:
     champion_pred = predict_task(registry, champion, split.holdout, settings) if champion else None
     guardrails = guardrails_task(registry, challenger, split.holdout, settings, reports / "model")
     judgement = judge_task(settings, split.holdout, challenger_pred, champion_pred, guardrails)
-    decision, challenger_metrics, champion_metrics = (
-        judgement.decision,
+    decision = judgement.decision
+    context = ReportContext(
+        challenger,
         judgement.challenger_metrics,
+        champion,
         judgement.champion_metrics,
+        lineage={
+            "data md5 (DVC)": snapshot.md5,
+            "rows / batches": f"{snapshot.rows} / {snapshot.batches}",
+            "days": f"{snapshot.first_day} .. {snapshot.last_day}",
+            "holdout days": " .. ".join(split.holdout_days),
+            "contract": f"{evidence.contract_name} v{evidence.contract_version} ({evidence.contract_hash[:12]})",
+            "training key": evidence.training_key,
+            "code": evidence.code_version,
+            "MLflow run": challenger.run_id,
+            "flow run": flow_run_id,
+            "triggered by": f"{request.triggered_by} ({request.reason})",
+        },
+        links=links_task(registry, where.mlflow_ui_url, challenger),
     )
+    approval = None
+    if decision.promote and (champion is None or champion.version != challenger.version):
+        report = gate_report(settings, decision, "AWAITING REVIEW", "Every automatic check passed.", context)
+        publish_gate_report_task(report)
+        approval = collect_approval(settings.approval, request.triggered_by, report)
+        decision = decision.with_check(approval.as_check())
     outcome = promote_task(
-        registry, where.ledger_url, decision, challenger, champion, request.triggered_by, flow_run_id, evidence.__dict__
+        registry,
+        where.ledger_url,
+        decision,
+        challenger,
+        champion,
+        request.triggered_by,
+        flow_run_id,
+        evidence.__dict__,
+        approval,
     )
-
-    lineage = {
-        "data md5 (DVC)": snapshot.md5,
-        "rows / batches": f"{snapshot.rows} / {snapshot.batches}",
-        "days": f"{snapshot.first_day} .. {snapshot.last_day}",
-        "holdout days": " .. ".join(split.holdout_days),
-        "contract": f"{evidence.contract_name} v{evidence.contract_version} ({evidence.contract_hash[:12]})",
-        "training key": evidence.training_key,
-        "code": evidence.code_version,
-        "MLflow run": challenger.run_id,
-        "triggered by": f"{request.triggered_by} ({request.reason})",
-    }
-    markdown = decision_markdown(
-        settings, decision, outcome, challenger, challenger_metrics, champion, champion_metrics, lineage
-    )
-    publish_decision_task(markdown, decision, outcome, reports)
+    verdict = "PROMOTED" if outcome.promoted else "REFUSED"
+    summary = f"{outcome.note}" + ("." if outcome.promoted else f": {'; '.join(outcome.reasons)}.")
+    publish_decision_task(gate_report(settings, decision, verdict, summary, context), decision, outcome, reports)
     print(f"{outcome.note}: champion v{outcome.champion_version}, challenger v{challenger.version}")
     return {
         "outcome": outcome.__dict__,
         "decision": decision.to_dict(),
-        "challenger": {"version": challenger.version, "run_id": challenger.run_id, "metrics": challenger_metrics},
-        "champion_before": None if champion is None else {"version": champion.version, "metrics": champion_metrics},
+        "challenger": {
+            "version": challenger.version,
+            "run_id": challenger.run_id,
+            "metrics": judgement.challenger_metrics,
+        },
+        "champion_before": None
+        if champion is None
+        else {"version": champion.version, "metrics": judgement.champion_metrics},
+        "approval": None
+        if approval is None
+        else {"state": approval.state, "reviewers": list(approval.reviewers), "comment": approval.comment},
         "snapshot": snapshot.__dict__,
         "training_key": evidence.training_key,
         "flow_run_id": flow_run_id,

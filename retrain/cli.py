@@ -301,7 +301,7 @@ def history(
     project: ProjectOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
 ) -> None:
-    """Print the promotion ledger: every promotion, refusal and rollback, oldest first."""
+    """Print the promotion ledger: every promotion, refusal, timeout and rollback, oldest first."""
     runtime = _runtime(project)
     settings = _settings(runtime)
     from retrain.adapters.ledger import Ledger
@@ -316,7 +316,18 @@ def history(
     from rich.table import Table
 
     table = Table(title=f"Promotion ledger: {settings.model.registered_name}")
-    for column in ("#", "when (UTC)", "decision", "champion before", "challenger", "champion after", "by", "why"):
+    columns = (
+        "#",
+        "when (UTC)",
+        "decision",
+        "champion before",
+        "challenger",
+        "champion after",
+        "by",
+        "reviewers",
+        "why",
+    )
+    for column in columns:
         table.add_column(column)
     for entry in entries:
         when = entry.recorded_at.strftime("%Y-%m-%d %H:%M:%S") if entry.recorded_at else ""
@@ -328,6 +339,7 @@ def history(
             entry.challenger or "—",
             entry.champion_after or "—",
             entry.actor,
+            ", ".join(entry.reviewers) or "—",
             entry.comment,
         )
     Console(width=None if sys.stdout.isatty() else 160).print(table)
@@ -366,33 +378,294 @@ def rollback_command(
     typer.echo(f"champion rolled back from v{result['demoted']} to v{result['restored']}")
 
 
+@app.command(name="drift")
+def drift_command(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Batch files to check (default: the newest).")] = None,
+    project: ProjectOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    act: Annotated[bool, typer.Option("--act/--no-act", help="Start the retraining when the decision says so.")] = True,
+) -> None:
+    """Run the drift flow: batches vs the champion's reference profile, then the (debounced) decision."""
+    runtime = _runtime(project)
+    _settings(runtime)
+    from flows.drift import DriftRequest, drift
+
+    request = DriftRequest(
+        project_dir=str(runtime.project_dir), batches=[str(p.resolve()) for p in paths or []], act=act
+    )
+    try:
+        result = drift(request)
+    except _user_errors() as error:
+        _fail(str(error))
+    if as_json:
+        typer.echo(json.dumps(result, indent=2, default=str))
+        return
+    typer.echo(
+        f"drift share {result['drift_share']:.0%} ({len(result['drifted_features'])} features: "
+        f"{', '.join(result['drifted_features']) or 'none'}); decision: {result['decision']}"
+    )
+    for reason in result["reasons"]:
+        typer.echo(f"  - {reason}")
+    if result["training"]:
+        typer.echo(f"retraining: {result['training']}")
+
+
+@app.command(name="score")
+def score_command(
+    path: Annotated[Path, typer.Argument(help="Batch file to score.")],
+    project: ProjectOption = None,
+    output: Annotated[Path | None, typer.Option(help="Predictions file (.parquet).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Run the scoring flow: champion scores (version beside each), challenger in shadow."""
+    runtime = _runtime(project)
+    _settings(runtime)
+    from flows.scoring import ScoringRequest, scoring
+
+    request = ScoringRequest(
+        batch=str(path.resolve()), project_dir=str(runtime.project_dir), output=str(output) if output else None
+    )
+    try:
+        result = scoring(request)
+    except _user_errors() as error:
+        _fail(str(error))
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    typer.echo(f"scored {result['rows']} rows with champion v{result['champion']} → {result['predictions']}")
+    if result["shadow"]:
+        typer.echo(
+            f"shadow challenger v{result['challenger']}: agreement {result['shadow']['agreement']:.1%}, "
+            f"gains {result['shadow']['gains'] or 'await labels'}"
+        )
+
+
+@app.command()
+def decisions(
+    project: ProjectOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+) -> None:
+    """Every retraining decision of the drift flow (retrain, none, cooldown, budget, in_flight) with reasons."""
+    runtime = _runtime(project)
+    settings = _settings(runtime)
+    from retrain.adapters.ledger import DecisionLog
+
+    log = DecisionLog(runtime.ledger_url)
+    records = log.records(settings.model.registered_name)
+    log.dispose()
+    if as_json:
+        typer.echo(json.dumps([record.to_dict() for record in records], indent=2))
+        return
+    for record in records:
+        typer.echo(
+            f"#{record.position} {record.recorded_at:%Y-%m-%d %H:%M:%S} champion v{record.champion} "
+            f"{', '.join(record.batches)}: {record.decision} — {'; '.join(record.reasons)}"
+        )
+
+
+@app.command()
+def deploy(project: ProjectOption = None) -> None:
+    """Register the deployments (nightly retraining, drift check, scoring) on the process work pool."""
+    runtime = _runtime(project)
+    settings = _settings(runtime)
+    from retrain.deployments import deploy_all
+
+    names = deploy_all(settings, runtime.project_dir)
+    typer.echo(
+        f"registered {', '.join(names)} on work pool '{settings.schedules.work_pool}'; start a worker with "
+        f"`prefect worker start --pool {settings.schedules.work_pool}` in this project's environment"
+    )
+
+
+@app.command()
+def serve(project: ProjectOption = None) -> None:
+    """Serve the deployments with their schedules from this process (embedded default; Ctrl-C stops)."""
+    runtime = _runtime(project)
+    settings = _settings(runtime)
+    from retrain.deployments import serve_all
+
+    serve_all(settings, runtime.project_dir)
+
+
+TOKEN_ENV = "RETRAIN_REVIEWER_TOKEN"
+
+
+def _reviewer_token(token: str | None) -> str:
+    """The reviewer's token: from the environment or a hidden prompt, never from argv (shell history)."""
+    import os
+
+    value = token or os.environ.get(TOKEN_ENV, "")
+    if not value:
+        value = typer.prompt("Reviewer token", hide_input=True)
+    return value.strip()
+
+
+def _send_decision(run_id: str, decision: str, reviewer: str, comment: str, project: Path | None) -> None:
+    runtime = _runtime(project)
+    _settings(runtime)
+    from retrain.approval import Answer, submit_decision
+
+    try:
+        receipt = submit_decision(run_id, Answer(decision, reviewer, _reviewer_token(None), comment))
+    except _user_errors() as error:
+        _fail(str(error))
+    typer.echo(f"{receipt.message}; gate now: {receipt.state}")
+
+
+ReviewerOption = Annotated[str, typer.Option("--reviewer", help="Your name as listed in approval.reviewers.")]
+RunIdArgument = Annotated[str, typer.Argument(help="The paused training flow run (its id in the Prefect UI).")]
+
+
+@app.command()
+def approve(
+    run_id: RunIdArgument,
+    reviewer: ReviewerOption,
+    comment: Annotated[str, typer.Option(help="Why you approve (kept in the ledger).")] = "",
+    project: ProjectOption = None,
+) -> None:
+    """Approve a training run paused at the reviewer gate (token from RETRAIN_REVIEWER_TOKEN or a prompt)."""
+    _send_decision(run_id, "approve", reviewer, comment, project)
+
+
+@app.command()
+def reject(
+    run_id: RunIdArgument,
+    reviewer: ReviewerOption,
+    reason: Annotated[str, typer.Option("--reason", help="Why you reject (required, kept in the ledger).")],
+    project: ProjectOption = None,
+) -> None:
+    """Reject a training run paused at the reviewer gate: the champion stays, the refusal is recorded."""
+    _send_decision(run_id, "reject", reviewer, reason, project)
+
+
+@app.command(name="approval-secret")
+def approval_secret_command(
+    rotate: Annotated[
+        bool, typer.Option(help="Replace an existing secret (every issued token stops working).")
+    ] = False,
+    project: ProjectOption = None,
+) -> None:
+    """Create the reviewer-token secret in its Prefect Secret block (random, never printed)."""
+    runtime = _runtime(project)
+    settings = _settings(runtime)
+    import secrets
+
+    from prefect.blocks.system import Secret
+
+    name = settings.approval.secret_block
+    try:
+        Secret.load(name)
+        exists = True
+    except ValueError:
+        exists = False
+    if exists and not rotate:
+        typer.echo(f"the Prefect Secret block '{name}' exists already (use --rotate to replace it)")
+        return
+    Secret(value=secrets.token_hex(32)).save(name, overwrite=True)
+    typer.echo(
+        f"{'rotated' if exists else 'created'} the Prefect Secret block '{name}'; issue tokens with "
+        "`retrain reviewer-token NAME`"
+    )
+
+
+@app.command(name="reviewer-token")
+def reviewer_token_command(
+    name: Annotated[str, typer.Argument(help="A reviewer listed in approval.reviewers.")],
+    project: ProjectOption = None,
+) -> None:
+    """Issue a reviewer's token (needs the approval secret: Prefect Secret block or its env variable)."""
+    runtime = _runtime(project)
+    settings = _settings(runtime)
+    from retrain.adapters.approval_secret import load_approval_secret
+    from retrain.domain.approval import normalise, reviewer_token
+
+    if normalise(name) not in {normalise(listed) for listed in settings.approval.reviewers}:
+        _fail(f"'{name}' is not listed in approval.reviewers ({', '.join(settings.approval.reviewers)})")
+    try:
+        secret = load_approval_secret(settings.approval)
+    except _user_errors() as error:
+        _fail(str(error))
+    typer.echo(reviewer_token(secret, name))
+
+
 def _print_step(step: DemoStep, result: dict[str, Any]) -> None:
+    if step.kind == "drift":
+        drifted = result["drifted_features"]
+        typer.secho(
+            f"\n==> {step.title}: drift share {result['drift_share']:.0%} "
+            f"({len(drifted)} features{': ' + ', '.join(drifted[:6]) if drifted else ''}"
+            f"{'…' if len(drifted) > 6 else ''}) → {result['decision']}",
+            bold=True,
+        )
+        if result["decision"] != "none":
+            for reason in result["reasons"][-1:]:
+                typer.echo(f"    - {reason}")
+        if result["training"]:
+            training = result["training"]
+            typer.echo(
+                f"    retraining ({training['via']}): {training['note']}, champion v{training['champion_version']}"
+            )
+        return
     outcome = result["outcome"]
     typer.secho(f"\n==> {step.title}: {outcome['note']}", bold=True)
     for reason_text in outcome["reasons"]:
         typer.echo(f"    - {reason_text}")
 
 
+def _run_drift(project_dir: Path, batch: Path) -> dict[str, Any]:
+    from flows.drift import DriftRequest, drift
+
+    return drift(DriftRequest(project_dir=str(project_dir), batches=[str(batch)]))
+
+
 @app.command()
 def demo(
     project: ProjectOption = None,
     rows_per_day: Annotated[int | None, typer.Option(help="Rows per daily batch (default from params.yaml).")] = None,
+    days: Annotated[int | None, typer.Option(help="Days of batches (default from params.yaml).")] = None,
+    drift_day: Annotated[
+        int | None, typer.Option(help="1-based day from which batches drift (0: no drift; default from params).")
+    ] = None,
 ) -> None:
     """The whole lifecycle on generated data, from a fresh demo state (safe to run twice)."""
     runtime = _runtime(project)
     settings = _settings(runtime)
+    changes: dict[str, Any] = {}
     if rows_per_day is not None:
-        settings = settings.model_copy(update={"demo": settings.demo.model_copy(update={"rows_per_day": rows_per_day})})
-    from retrain.demo import run_demo
+        changes["rows_per_day"] = rows_per_day
+    if days is not None:
+        changes["days"] = days
+    if drift_day is not None:
+        changes["drift_day"] = None if drift_day == 0 else drift_day - 1
+    if changes:
+        from pydantic import ValidationError
+
+        from retrain.domain.settings import DemoSettings
+
+        try:
+            demo_settings = DemoSettings.model_validate({**settings.demo.model_dump(), **changes})
+        except ValidationError as error:
+            _fail(f"demo options: {error.errors()[0]['msg']}", 2)
+        settings = settings.model_copy(update={"demo": demo_settings})
+    from retrain.demo import reviewed_by_demo_reviewer, run_demo
 
     started = time.perf_counter()
     try:
+        review = reviewed_by_demo_reviewer(settings, on_receipt=_print_receipt)
         results = run_demo(
-            runtime, settings, lambda workspace, why: _run_training(workspace, "demo", why), on_step=_print_step
+            runtime,
+            settings,
+            lambda workspace, why: review(lambda: _run_training(workspace, "demo", why)),
+            lambda workspace, batch: review(lambda: _run_drift(workspace, batch)),
+            on_step=_print_step,
         )
     except _user_errors() as error:
         _fail(str(error))
     _print_demo_summary(runtime, settings, results, time.perf_counter() - started)
+
+
+def _print_receipt(reviewer: str, message: str) -> None:
+    typer.echo(f"    gate passed, run paused for review; {reviewer} answers: {message}")
 
 
 def _print_demo_summary(
@@ -403,9 +676,21 @@ def _print_demo_summary(
 
     metric = settings.gate.primary_metric
     table = Table(title=f"Retrain demo: {settings.model.registered_name} ({seconds:.0f} s)")
-    for column in ("step", "data", "challenger", f"{metric}", f"champion {metric}", "decision", "failed checks"):
+    for column in ("step", "data", "challenger", f"{metric}", f"champion {metric}", "decision", "why"):
         table.add_column(column)
     for step, result in results:
+        if step.kind == "drift":
+            training = result["training"]
+            table.add_row(
+                step.title,
+                f"{result['rows']} rows",
+                "—" if not training else f"v{training['challenger_version']}",
+                "—",
+                f"v{result['champion']}",
+                result["decision"] + (f" → {training['note']}" if training else ""),
+                f"drift share {result['drift_share']:.0%}",
+            )
+            continue
         outcome, challenger, before = result["outcome"], result["challenger"], result["champion_before"]
         snap = result["snapshot"]
         table.add_row(
@@ -415,7 +700,7 @@ def _print_demo_summary(
             f"{challenger['metrics'][metric]:.4f}",
             "—" if before is None else f"v{before['version']}: {before['metrics'][metric]:.4f}",
             outcome["note"],
-            ", ".join(c["name"] for c in result["decision"]["checks"] if not c["passed"]) or "none",
+            ", ".join(c["name"] for c in result["decision"]["checks"] if not c["passed"]) or "all checks passed",
         )
     console = Console(width=None if sys.stdout.isatty() else 160)
     console.print(table)
@@ -423,6 +708,8 @@ def _print_demo_summary(
     console.print(
         "\nSee it (the .venv commands work whether or not uv is on your PATH):\n"
         "  .venv/bin/retrain status          # champion, challenger, previous champion (--json for machines)\n"
+        "  .venv/bin/retrain history         # every promotion, refusal, timeout, rollback, with reviewers\n"
+        "  .venv/bin/retrain decisions       # every drift decision (retrain, none, cooldown, …) with reasons\n"
         f"  .venv/bin/mlflow ui --backend-store-uri sqlite:///{db} --port 5000\n"
         f"  PREFECT_HOME={runtime.prefect_home} .venv/bin/prefect server start   # runs + artifacts\n"
         f"Demo workspace (a git + DVC repo): {runtime.state_dir / 'demo' / 'workspace'}"

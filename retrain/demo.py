@@ -1,8 +1,13 @@
 """The embedded demo: the whole lifecycle on generated loan batches, from a fresh state each time.
 
-Steps, each a real run of the ``training`` flow in a throw-away workspace (git + DVC repo):
-1. the first days arrive → the first model passing the floor becomes ``champion``;
-2. more days arrive → a ``challenger`` is trained, compared on the same holdout, promoted or refused;
+Steps, each a real flow run in a throw-away workspace (git + DVC repo):
+1. the first days arrive → ``training``: the first model passing the gate and the demo reviewer
+   becomes ``champion``;
+2. each following day arrives → ``drift`` checks it against the champion's reference profile: stable
+   days change nothing; from ``demo.drift_day`` on the applicants change (covariate and concept
+   drift), the check flags it and retrains (in-process); the new model passes the gate, the demo
+   reviewer approves, it is promoted and its profile becomes the reference; drifted days right
+   after are held back by the cooldown;
 3. a data scientist tries a much shallower model → the gate refuses it, the champion stays.
 """
 
@@ -13,12 +18,19 @@ import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 from retrain.adapters.workspace import create_workspace, write_params
-from retrain.domain.demo_data import generate_day
+from retrain.domain.demo_data import NO_CHANGES, DayChanges, generate_day
 from retrain.domain.settings import Settings
 from retrain.environment import Runtime
+
+T = TypeVar("T")
+
+
+# What the applicants do from demo.drift_day on: a different population, and defaults that depend
+# on other things (the generator's full covariate drift and half its concept drift).
+DRIFTED_DAY = DayChanges(covariate_drift=1.0, concept_drift=0.5)
 
 
 @dataclass(frozen=True)
@@ -26,36 +38,82 @@ class DemoStep:
     title: str
     days: int
     overrides: Mapping[str, Any]
+    kind: Literal["train", "drift"] = "train"
 
 
 def demo_steps(settings: Settings) -> list[DemoStep]:
     demo = settings.demo
-    return [
-        DemoStep(f"first {demo.first_training_days} days", demo.first_training_days, {}),
-        DemoStep(f"all {demo.days} days", demo.days, {}),
+    steps = [DemoStep(f"first {demo.first_training_days} days", demo.first_training_days, {})]
+    for index in range(demo.first_training_days, demo.days):
+        drifted = demo.drift_day is not None and index >= demo.drift_day
+        steps.append(DemoStep(f"day {index + 1}{' (drifted)' if drifted else ''}: drift check", index + 1, {}, "drift"))
+    steps.append(
         DemoStep(
             f"all {demo.days} days, shallow model (max_depth 1, 15 rounds)",
             demo.days,
             {"model": {"xgboost": {"max_depth": 1, "num_boost_round": 15}}},
-        ),
-    ]
+        )
+    )
+    return steps
 
 
-def write_demo_batches(batches_dir: Path, settings: Settings, days: int, file_format: str = "parquet") -> list[Path]:
-    """Write days [0, days) as one file per day; existing days are left as they are."""
+def write_demo_batches(
+    batches_dir: Path, settings: Settings, days: int, file_format: str = "parquet", drift_from: int | None = None
+) -> list[Path]:
+    """Write days [0, days) as one file per day (drifted from ``drift_from`` on); existing days stay."""
     batches_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for index in range(days):
         day = settings.demo.start_date + dt.timedelta(days=index)
         path = batches_dir / f"{settings.dataset.name}-{day.isoformat()}.{file_format}"
         if not path.exists():
-            frame = generate_day(day, settings.demo.rows_per_day, settings.demo.seed)
+            changes = DRIFTED_DAY if drift_from is not None and index >= drift_from else NO_CHANGES
+            frame = generate_day(day, settings.demo.rows_per_day, settings.demo.seed, changes)
             if file_format == "csv":
                 frame.to_csv(path, index=False)
             else:
                 frame.to_parquet(path, index=False)
         written.append(path)
     return written
+
+
+def reviewed_by_demo_reviewer(
+    settings: Settings, on_receipt: Callable[[str, str], None] | None = None
+) -> Callable[[Callable[[], T]], T]:
+    """Wrap a training run so that the first ``quorum`` listed reviewers approve it when it pauses at the gate.
+
+    The demo shows the whole path, the reviewer included. Its token is made the way an admin makes
+    one (``retrain reviewer-token``); with no secret configured, the demo invents one that lives only
+    in this process's environment.
+    """
+    import os
+    import secrets
+    import uuid
+
+    from retrain.adapters.approval_secret import load_approval_secret
+    from retrain.approval import Answer, Receipt, run_with_reviewers
+    from retrain.domain.approval import reviewer_token
+    from retrain.errors import ApprovalConfigError, ApprovalInputError
+
+    policy = settings.approval
+    try:
+        secret = load_approval_secret(policy)
+    except ApprovalConfigError:
+        secret = os.environ[policy.secret_env] = secrets.token_hex(32)
+    answers = [
+        Answer("approve", name, reviewer_token(secret, name), "demo: gate report read, evidence checked")
+        for name in policy.reviewers[: policy.quorum]
+    ]
+
+    def report(answer: Answer, receipt: Receipt | ApprovalInputError) -> None:
+        if on_receipt is not None:
+            message = receipt.message if isinstance(receipt, Receipt) else f"refused: {receipt}"
+            on_receipt(answer.reviewer, message)
+
+    def review(start: Callable[[], T]) -> T:
+        return run_with_reviewers(start, answers, tag=f"retrain-demo-{uuid.uuid4().hex[:12]}", on_receipt=report)
+
+    return review
 
 
 def reset_demo_state(runtime: Runtime) -> Path:
@@ -79,17 +137,25 @@ def run_demo(
     runtime: Runtime,
     settings: Settings,
     run_training: Callable[[Path, str], dict[str, Any]],
+    run_drift: Callable[[Path, Path], dict[str, Any]],
     on_step: Callable[[DemoStep, dict[str, Any]], None] | None = None,
 ) -> list[tuple[DemoStep, dict[str, Any]]]:
-    """Run every step; ``run_training(workspace, reason)`` runs the training flow on a workspace."""
+    """Run every step: ``run_training(workspace, reason)`` runs the training flow on a workspace,
+    ``run_drift(workspace, batch)`` the drift flow on one new batch (retraining when it decides to)."""
     demo_home = reset_demo_state(runtime)
-    workspace = create_workspace(runtime.project_dir, demo_home / "workspace")
+    workspace = create_workspace(
+        runtime.project_dir, demo_home / "workspace", {"demo": settings.demo.model_dump(mode="json")}
+    )
     results = []
     for step in demo_steps(settings):
-        write_demo_batches(workspace / settings.dataset.batches, settings, step.days)
+        batches = workspace / settings.dataset.batches
+        written = write_demo_batches(batches, settings, step.days, drift_from=settings.demo.drift_day)
         if step.overrides:
             write_params(workspace, step.overrides)
-        result = run_training(workspace, f"demo: {step.title}")
+        if step.kind == "drift":
+            result = run_drift(workspace, written[-1])
+        else:
+            result = run_training(workspace, f"demo: {step.title}")
         results.append((step, result))
         if on_step is not None:
             on_step(step, result)

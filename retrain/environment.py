@@ -37,6 +37,7 @@ class Runtime:
     dvc_remote_endpoint: str | None
     prefect_home: Path
     ledger_url: str
+    mlflow_ui_url: str = "http://127.0.0.1:5000"
 
     @property
     def params_path(self) -> Path:
@@ -68,6 +69,10 @@ def resolve_runtime(env: Mapping[str, str] | None = None, project_dir: Path | No
         dvc_remote_endpoint=env.get("RETRAIN_S3_ENDPOINT_URL") or env.get("AWS_ENDPOINT_URL_S3") or None,
         prefect_home=Path(env.get("PREFECT_HOME", state / "prefect")),
         ledger_url=env.get("RETRAIN_LEDGER_URL") or f"sqlite:///{state / 'ledger.db'}",
+        mlflow_ui_url=(
+            env.get("RETRAIN_MLFLOW_UI_URL")
+            or (tracking if tracking.startswith(("http://", "https://")) else "http://127.0.0.1:5000")
+        ).rstrip("/"),
     )
 
 

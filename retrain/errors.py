@@ -13,3 +13,11 @@ class ContractViolation(RetrainError):
 
 class NothingToRollBack(RetrainError):
     """A rollback was asked for, but there is no previous champion to go back to."""
+
+
+class ApprovalConfigError(RetrainError):
+    """Reviewer approval cannot work as configured (no secret to check tokens against)."""
+
+
+class ApprovalInputError(RetrainError):
+    """A reviewer's decision was refused (wrong run, unlisted reviewer, invalid input); the run stays paused."""

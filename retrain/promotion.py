@@ -17,6 +17,7 @@ from typing import Any
 from retrain.adapters.ledger import Ledger
 from retrain.adapters.registry import ModelRegistry
 from retrain.domain import lifecycle
+from retrain.domain.approval import ApprovalResult
 from retrain.domain.gate import GateDecision
 from retrain.domain.lifecycle import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, LedgerEntry, ModelVersionInfo
 
@@ -47,9 +48,14 @@ def promote(
     actor: str,
     flow_run_id: str | None,
     evidence: dict[str, Any],
+    approval: ApprovalResult | None = None,
     on_step: Callable[[str], None] = _noop,
 ) -> PromotionOutcome:
-    """Apply a gate decision; ``on_step(name)`` is called after each step (logging, crash tests)."""
+    """Apply a gate decision; ``on_step(name)`` is called after each step (logging, crash tests).
+
+    ``approval`` is what the reviewers decided (already one of ``decision``'s checks); its reviewers
+    and comments go to the ledger, and a timed-out approval is recorded as kind ``timeout``.
+    """
     if champion is not None and champion.version == challenger.version:
         return PromotionOutcome(
             True, champion.version, None, challenger.version, (), "already champion: nothing to move"
@@ -59,7 +65,7 @@ def promote(
         {
             lifecycle.TAG_DECISION: "promoted" if decision.promote else "refused",
             lifecycle.TAG_REASONS: "; ".join(decision.reasons) or "all checks passed",
-            "retrain.gate.checks": json.dumps(decision.to_dict()["checks"]),
+            "retrain.gate.checks": json.dumps(decision.to_dict(details=False)["checks"]),
             "retrain.gate.champion_before": champion.version if champion else "",
         },
     )
@@ -80,15 +86,18 @@ def promote(
         outcome = PromotionOutcome(
             False, before, None, challenger.version, decision.reasons, "refused: champion unchanged"
         )
+    timed_out = approval is not None and approval.state == "timed_out"
+    review = "" if approval is None or not approval.comment else f" | reviewers: {approval.comment}"
     ledger.append(
         LedgerEntry(
             model_name=registry.model_name,
-            kind="promotion" if outcome.promoted else "refusal",
+            kind="promotion" if outcome.promoted else ("timeout" if timed_out else "refusal"),
             champion_before=before,
             challenger=challenger.version,
             champion_after=outcome.champion_version,
             actor=actor,
-            comment=outcome.note + ("" if outcome.promoted else ": " + "; ".join(outcome.reasons)),
+            comment=outcome.note + ("" if outcome.promoted else ": " + "; ".join(outcome.reasons)) + review,
+            reviewers=() if approval is None else approval.reviewers,
             checks=decision.to_dict()["checks"],
             flow_run_id=flow_run_id,
             evidence=evidence,

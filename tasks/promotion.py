@@ -15,6 +15,7 @@ from prefect.cache_policies import NO_CACHE
 
 from retrain.adapters.ledger import Ledger
 from retrain.adapters.registry import ModelRegistry
+from retrain.domain.approval import ApprovalResult
 from retrain.domain.gate import GateDecision, GateInputs, decide, default_checks
 from retrain.domain.lifecycle import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, LedgerEntry, ModelVersionInfo
 from retrain.domain.metrics import HIGHER_IS_BETTER, classification_metrics
@@ -91,12 +92,21 @@ def promote_task(
     actor: str,
     flow_run_id: str,
     evidence: dict[str, Any],
+    approval: ApprovalResult | None = None,
 ) -> PromotionOutcome:
     """Tag, move aliases (``champion`` is the commit point), then append the decision to the ledger."""
     ledger = Ledger(ledger_url)
     try:
         return promote(
-            registry, ledger, decision, challenger, champion, actor=actor, flow_run_id=flow_run_id, evidence=evidence
+            registry,
+            ledger,
+            decision,
+            challenger,
+            champion,
+            actor=actor,
+            flow_run_id=flow_run_id,
+            evidence=evidence,
+            approval=approval,
         )
     finally:
         ledger.dispose()
@@ -119,38 +129,98 @@ def _fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.4f}"
 
 
-def decision_markdown(
-    settings: Settings,
-    decision: GateDecision,
-    outcome: PromotionOutcome,
-    challenger: ModelVersionInfo,
-    challenger_metrics: dict[str, float],
-    champion: ModelVersionInfo | None,
-    champion_metrics: dict[str, float] | None,
-    lineage: dict[str, str],
-) -> str:
-    verdict = "PROMOTED" if outcome.promoted else "REFUSED"
+def _signed(value: float | None) -> str:
+    return "—" if value is None else f"{value:+.4f}"
+
+
+@dataclass(frozen=True)
+class ReportContext:
+    """What a gate report names besides the checks: the versions, their metrics, lineage and links."""
+
+    challenger: ModelVersionInfo
+    challenger_metrics: dict[str, float]
+    champion: ModelVersionInfo | None
+    champion_metrics: dict[str, float] | None
+    lineage: dict[str, str]
+    links: dict[str, str]
+
+
+def _metric_rows(decision: GateDecision, context: ReportContext) -> list[str]:
+    champion_label = f"champion v{context.champion.version}" if context.champion else "champion"
     lines = [
-        f"# Gate decision for `{settings.model.registered_name}` v{challenger.version}: **{verdict}**",
-        "",
-        f"{outcome.note}. Primary metric: `{decision.primary_metric}`.",
-        "",
-        f"| metric | champion{f' v{champion.version}' if champion else ''} | challenger v{challenger.version} | gain |",
-        "|---|---|---|---|",
+        f"| metric | {champion_label} | challenger v{context.challenger.version} | gain | CI of the gain |",
+        "|---|---|---|---|---|",
     ]
-    for metric, value in challenger_metrics.items():
-        base = champion_metrics.get(metric) if champion_metrics else None
+    comparison = next((c for c in decision.checks if c.name in ("non_inferiority", "superiority")), None)
+    interval = comparison.details[0] if comparison and comparison.details else {}
+    for metric, value in context.challenger_metrics.items():
+        base = context.champion_metrics.get(metric) if context.champion_metrics else None
         gain = None if base is None else (value - base if HIGHER_IS_BETTER[metric] else base - value)
-        lines.append(f"| {metric} | {_fmt(base)} | {_fmt(value)} | {'—' if gain is None else f'{gain:+.4f}'} |")
-    lines += ["", "| check | result | value | threshold | reason |", "|---|---|---|---|---|"]
+        ci = "—"
+        if interval.get("metric") == metric and interval.get("lower") is not None:
+            ci = f"[{interval['lower']:+.4f}, {interval['upper']:+.4f}] ({interval['confidence']:.0%}, paired)"
+        lines.append(f"| {metric} | {_fmt(base)} | {_fmt(value)} | {_signed(gain)} | {ci} |")
+    return lines
+
+
+def _slice_rows(decision: GateDecision, metric: str) -> list[str]:
+    slices = decision.check("slices")
+    if slices is None or not slices.details:
+        return ["_No slice comparison (no champion yet, or no slices configured)._"]
+    lines = [
+        f"| slice | rows | champion {metric} | challenger {metric} | gain | CI | verdict |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    ranked = sorted(slices.details, key=lambda row: (not row["regressed"], row["gain"] is None, row["gain"] or 0.0))
+    for row in ranked:
+        ci = "—" if row["lower"] is None else f"[{row['lower']:+.4f}, {row['upper']:+.4f}]"
+        verdict = "**REGRESSED**" if row["regressed"] else ("ok" if row["judged"] else f"not judged: {row['note']}")
+        lines.append(
+            f"| {row['name']} | {row['rows']} | {_fmt(row['champion'])} | {_fmt(row['challenger'])} | "
+            f"{_signed(row['gain'])} | {ci} | {verdict} |"
+        )
+    return lines
+
+
+def gate_report(settings: Settings, decision: GateDecision, verdict: str, summary: str, context: ReportContext) -> str:
+    """The gate report as markdown: what a reviewer reads before deciding, and what stays on record."""
+    lines = [
+        f"# Gate report for `{settings.model.registered_name}` v{context.challenger.version}: **{verdict}**",
+        "",
+        f"{summary} Primary metric: `{decision.primary_metric}`, mode `{settings.gate.mode}`.",
+        "",
+        "## Champion vs challenger (same holdout rows)",
+        "",
+        *_metric_rows(decision, context),
+        "",
+        "## Checks",
+        "",
+        "| check | result | value | threshold | reason |",
+        "|---|---|---|---|---|",
+    ]
     for check in decision.checks:
         lines.append(
             f"| {check.name} | {'pass' if check.passed else '**FAIL**'} | {_fmt(check.value)} | "
             f"{_fmt(check.threshold)} | {check.reason} |"
         )
-    lines += ["", "### Lineage", "", "| what | value |", "|---|---|"]
-    lines += [f"| {key} | `{value}` |" for key, value in lineage.items()]
+    lines += ["", "## Slices", "", *_slice_rows(decision, decision.primary_metric)]
+    lines += ["", "## Lineage", "", "| what | value |", "|---|---|"]
+    lines += [f"| {key} | `{value}` |" for key, value in context.lineage.items()]
+    if context.links:
+        lines += ["", "## Links", ""]
+        lines += [f"- [{label}]({url})" for label, url in context.links.items()]
     return "\n".join(lines)
+
+
+@task(name="mlflow-links", cache_policy=NO_CACHE, **RETRYING)
+def links_task(registry: ModelRegistry, ui_url: str, version: ModelVersionInfo) -> dict[str, str]:
+    return registry.ui_links(ui_url, version.run_id, version.version)
+
+
+@task(name="publish-gate-report", cache_policy=NO_CACHE)
+def publish_gate_report_task(markdown: str) -> None:
+    """The report reviewers read before they decide (the decision artifact follows after)."""
+    create_markdown_artifact(markdown, key="gate-report", description="Evidence for the reviewers")
 
 
 @task(name="publish-decision", cache_policy=NO_CACHE)

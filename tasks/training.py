@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -17,6 +18,7 @@ from retrain.domain import lifecycle
 from retrain.domain.features import build_feature_spec, encode_features
 from retrain.domain.lifecycle import ModelVersionInfo, canonical_hash
 from retrain.domain.metrics import classification_metrics
+from retrain.domain.profile import ReferenceProfile, build_profile
 from retrain.domain.settings import Settings
 from retrain.domain.splitting import TimeSplit, split_by_time
 from retrain.domain.training import TrainedModel, booster_params, predict_proba, train_model
@@ -149,6 +151,24 @@ def _run_params(settings: Settings, split: TimeSplit, snapshot: Snapshot, eviden
     return params
 
 
+REFERENCE_PROFILE = "reference_profile.json"
+
+
+def reference_profile(split: TimeSplit, result: TrainingResult, settings: Settings) -> ReferenceProfile:
+    """What drift checks compare with once this model is champion: its whole snapshot (train,
+    validation and holdout days: the data version it was trained from), its holdout scores and metrics."""
+    features = settings.dataset.features
+    snapshot = pd.concat([split.train, split.validation, split.holdout], ignore_index=True)
+    return build_profile(
+        snapshot,
+        features.numeric,
+        features.categorical,
+        holdout_predictions=result.holdout_predictions,
+        metrics=result.holdout_metrics,
+        quantiles=settings.drift.quantiles,
+    )
+
+
 @task(name="log-and-register-challenger", cache_policy=NO_CACHE, **RETRYING)
 def register_task(
     registry: ModelRegistry,
@@ -197,6 +217,7 @@ def register_task(
             },
             "contract.json": contract,
             "feature_spec.json": result.model.spec.to_dict(),
+            REFERENCE_PROFILE: reference_profile(split, result, settings).to_dict(),
         },
     )
     return registry.register(logged, evidence.tags())

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +59,15 @@ def _table() -> Table:
     )
 
 
+def _create_engine(url: str) -> Engine:
+    """An engine for the ledger's database; a SQLite file gets its directory first."""
+    from sqlalchemy import create_engine
+
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return create_engine(url, future=True)
+
+
 class Ledger:
     """Append and read promotion decisions; there is deliberately nothing else."""
 
@@ -69,11 +79,9 @@ class Ledger:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            from sqlalchemy import create_engine, text
+            from sqlalchemy import text
 
-            if self.url.startswith("sqlite:///"):
-                Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(self.url, future=True)
+            engine = _create_engine(self.url)
             self._table.metadata.create_all(engine)
             guards = _POSTGRES_GUARDS if engine.dialect.name == "postgresql" else _SQLITE_GUARDS
             if engine.dialect.name in ("postgresql", "sqlite"):
@@ -140,3 +148,150 @@ def _entry(row: dict[str, Any]) -> LedgerEntry:
         flow_run_id=row["flow_run_id"],
         evidence=json.loads(row["evidence"]),
     )
+
+
+DECISIONS = "retraining_decisions"
+
+
+def _decisions_table() -> Table:
+    from sqlalchemy import Column, DateTime, Float, Integer, MetaData, String, Table, Text
+
+    return Table(
+        DECISIONS,
+        MetaData(),
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("recorded_at", DateTime(timezone=True), nullable=False),
+        Column("model_name", String(200), nullable=False, index=True),
+        Column("champion", String(40)),
+        Column("decision", String(20), nullable=False),
+        Column("reasons", Text, nullable=False),
+        Column("drift_share", Float),
+        Column("batches", Text, nullable=False),
+        Column("drift_run_id", String(64)),
+    )
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    position: int
+    recorded_at: dt.datetime
+    model_name: str
+    champion: str | None
+    decision: str
+    reasons: tuple[str, ...]
+    drift_share: float | None
+    batches: tuple[str, ...]
+    drift_run_id: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["recorded_at"] = self.recorded_at.isoformat()
+        return data
+
+
+class DecisionLog:
+    """Every retraining decision of the drift flow, appended under a table lock.
+
+    Deciding and recording happen in one exclusive transaction (SQLite ``BEGIN IMMEDIATE``,
+    PostgreSQL ``LOCK TABLE``), so ten drift checks at once see each other's decisions: exactly one
+    of them can decide to retrain, the others record cooldown or in-flight.
+    """
+
+    def __init__(self, url: str):
+        self.url = url
+        self._engine: Engine | None = None
+        self._table = _decisions_table()
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            from sqlalchemy import event
+            from sqlalchemy.exc import DatabaseError
+
+            engine = _create_engine(self.url)
+            if engine.dialect.name == "sqlite":
+
+                @event.listens_for(engine, "connect")
+                def _manual_transactions(dbapi_connection: Any, _record: Any) -> None:
+                    dbapi_connection.isolation_level = None  # let SQLAlchemy's BEGIN below decide
+
+                @event.listens_for(engine, "begin")
+                def _exclusive(connection: Any) -> None:
+                    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+            try:
+                self._table.metadata.create_all(engine)
+            except DatabaseError:  # another process created it between the check and the CREATE
+                self._table.metadata.create_all(engine)
+            self._engine = engine
+        return self._engine
+
+    def decide_and_record(
+        self,
+        model_name: str,
+        decide: Callable[[list[dt.datetime]], tuple[str, Sequence[str]]],
+        *,
+        champion: str | None,
+        drift_share: float | None,
+        batches: Sequence[str],
+        drift_run_id: str | None,
+    ) -> DecisionRecord:
+        """Call ``decide(earlier retrain times)`` and append its decision, atomically."""
+        from sqlalchemy import select, text
+
+        now = dt.datetime.now(dt.UTC)
+        table = self._table
+        with self.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(text(f"LOCK TABLE {DECISIONS} IN SHARE ROW EXCLUSIVE MODE"))
+            earlier = connection.execute(
+                select(table.c.recorded_at).where((table.c.model_name == model_name) & (table.c.decision == "retrain"))
+            )
+            triggers = [_utc(row[0]) for row in earlier]
+            decision, reasons = decide(triggers)
+            row = {
+                "recorded_at": now,
+                "model_name": model_name,
+                "champion": champion,
+                "decision": decision,
+                "reasons": json.dumps(list(reasons)),
+                "drift_share": drift_share,
+                "batches": json.dumps(list(batches)),
+                "drift_run_id": drift_run_id,
+            }
+            key = connection.execute(table.insert().values(**row)).inserted_primary_key
+        assert key is not None
+        return DecisionRecord(
+            int(key[0]), now, model_name, champion, decision, tuple(reasons), drift_share, tuple(batches), drift_run_id
+        )
+
+    def records(self, model_name: str | None = None) -> list[DecisionRecord]:
+        from sqlalchemy import select
+
+        query = select(self._table).order_by(self._table.c.id)
+        if model_name is not None:
+            query = query.where(self._table.c.model_name == model_name)
+        with self.engine.connect() as connection:
+            rows = [dict(row._mapping) for row in connection.execute(query)]
+        return [
+            DecisionRecord(
+                row["id"],
+                _utc(row["recorded_at"]),
+                row["model_name"],
+                row["champion"],
+                row["decision"],
+                tuple(json.loads(row["reasons"])),
+                row["drift_share"],
+                tuple(json.loads(row["batches"])),
+                row["drift_run_id"],
+            )
+            for row in rows
+        ]
+
+    def dispose(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value

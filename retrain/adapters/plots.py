@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
+    from retrain.domain.drift import DistributionPair
+
 
 def _figure(title: str) -> tuple[Figure, Axes]:
     from matplotlib.figure import Figure
@@ -73,5 +75,25 @@ def importance_figure(booster: xgb.Booster, top: int = 20) -> Figure:
     names = [name for name, _ in ranked]
     axes.barh(names, [value / total for _, value in ranked])
     axes.set_xlabel("share of gain")
+    figure.tight_layout()
+    return figure
+
+
+def drift_figure(pairs: list[DistributionPair], title: str) -> Figure:
+    """Reference vs current shares for the most drifted features, one panel each."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(10, 2.6 * max(len(pairs), 1)), dpi=100)
+    figure.suptitle(title)
+    for index, pair in enumerate(pairs, start=1):
+        axes = figure.add_subplot(max(len(pairs), 1), 1, index)
+        positions = np.arange(len(pair.cells))
+        axes.bar(positions - 0.2, pair.reference, width=0.4, label="reference (champion's data)")
+        axes.bar(positions + 0.2, pair.current, width=0.4, label="current batch")
+        axes.set_xticks(positions, pair.cells, rotation=30, ha="right", fontsize=7)
+        axes.set_ylabel("share")
+        axes.set_title(pair.feature, fontsize=9)
+        if index == 1:
+            axes.legend(fontsize=7)
     figure.tight_layout()
     return figure

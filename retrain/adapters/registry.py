@@ -92,14 +92,44 @@ class ModelRegistry:
             self._mlflow_client = _client(self.tracking_uri)
         return self._mlflow_client
 
-    def experiment_id(self) -> str:
-        """The experiment's id, creating it (with our artifact location) on first use."""
-        existing = self.client.get_experiment_by_name(self.experiment)
+    def experiment_id(self, name: str | None = None) -> str:
+        """The experiment's id (ours unless named), creating it with our artifact location on first use."""
+        name = name or self.experiment
+        existing = self.client.get_experiment_by_name(name)
         if existing is not None:
             if existing.lifecycle_stage == "deleted":
                 self.client.restore_experiment(existing.experiment_id)
             return str(existing.experiment_id)
-        return str(self.client.create_experiment(self.experiment, artifact_location=self.artifact_location))
+        location = None if self.artifact_location is None else f"{self.artifact_location.rstrip('/')}/{name}"
+        if name == self.experiment:
+            location = self.artifact_location
+        return str(self.client.create_experiment(name, artifact_location=location))
+
+    @property
+    def monitoring_experiment(self) -> str:
+        return f"{self.experiment}-monitoring"
+
+    def log_monitoring_run(
+        self,
+        *,
+        run_name: str,
+        metrics: Mapping[str, float],
+        tags: Mapping[str, str],
+        figures: Mapping[str, Figure],
+        documents: Mapping[str, Any],
+    ) -> str:
+        """A drift check or a scoring pass as a run of the monitoring experiment; returns the run id."""
+        import mlflow
+
+        mlflow.set_tracking_uri(self.tracking_uri)
+        experiment = self.experiment_id(self.monitoring_experiment)
+        with mlflow.start_run(experiment_id=experiment, run_name=run_name, tags=dict(tags)) as run:
+            mlflow.log_metrics(dict(metrics))
+            for path, figure in figures.items():
+                mlflow.log_figure(figure, path)
+            for path, document in documents.items():
+                mlflow.log_dict(document, path)
+        return str(run.info.run_id)
 
     # --- runs -----------------------------------------------------------------------------
 
@@ -157,6 +187,17 @@ class ModelRegistry:
             self.model_name, source=logged.model_uri, run_id=logged.run_id, tags=dict(tags)
         )
         return self._describe(version)
+
+    def ui_links(self, ui_url: str, run_id: str, version: str) -> dict[str, str]:
+        """Deep links into the MLflow UI for a gate report: the run, the model version, each logged plot."""
+        run = f"{ui_url}/#/experiments/{self.experiment_id()}/runs/{run_id}"
+        plots = [item.path for item in self.client.list_artifacts(run_id, "plots") if not item.is_dir]
+        links = {
+            "MLflow run": run,
+            f"model version {version}": f"{ui_url}/#/models/{self.model_name}/versions/{version}",
+        }
+        links.update({f"plot: {path}": f"{run}/artifacts/{path}" for path in plots})
+        return links
 
     def find_by_training_key(self, key: str) -> ModelVersionInfo | None:
         """The version already trained from this exact data, contract, params and code, if any."""

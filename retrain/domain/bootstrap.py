@@ -155,3 +155,28 @@ def paired_bootstrap(
     tail = (1 - confidence) / 2
     lower, upper = np.quantile(draws, [tail, 1 - tail])
     return BootstrapResult(metric, gain, float(lower), float(upper), confidence, resamples, int(np.size(labels)))
+
+
+def metric_draws(
+    metric: str, labels: np.ndarray, predictions: np.ndarray, *, resamples: int, seed: int
+) -> tuple[float, np.ndarray]:
+    """One model's metric on some rows and its bootstrap draws (same linearisation as the paired form).
+
+    Used where there is nothing to pair with: a batch's labelled rows against a fixed reference value.
+    """
+    if metric not in BOOTSTRAP_METRICS:
+        raise ValueError(f"bootstrap supports {BOOTSTRAP_METRICS}, not {metric!r}")
+    y = np.asarray(labels, dtype="int8")
+    p = np.asarray(predictions, dtype="float64")
+    if y.shape != p.shape or y.size == 0 or np.unique(y).size < 2:
+        raise ValueError("need equally many labels and predictions, with both classes")
+    rng = np.random.default_rng(seed)
+    if metric == "roc_auc":
+        pos, neg = _placements(p, y)
+        value = float(pos.mean())
+        pos_terms, neg_terms = (pos - value).astype("float32"), (neg - value).astype("float32")
+        return value, value + _resampled_means(pos_terms, resamples, rng) + _resampled_means(neg_terms, resamples, rng)
+    eps = 1e-15
+    q = np.clip(p, eps, 1 - eps)
+    losses = (q - y) ** 2 if metric == "brier" else -(y * np.log(q) + (1 - y) * np.log(1 - q))
+    return float(losses.mean()), _resampled_means(losses.astype("float32"), resamples, rng)

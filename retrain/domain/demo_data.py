@@ -67,6 +67,24 @@ _BASE_MIX: Mapping[str, tuple[float, ...]] = {
     "employment_type": (0.7, 0.13, 0.05, 0.07, 0.05),
     "channel": (0.35, 0.5, 0.15),
 }
+# Features whose distribution covariate drift changes, directly or through a feature built from one
+# (interest_rate from credit_score, debt_to_income from income; months_since_last_delinquency through
+# its missing share). At full strength each moves far past the drift thresholds in params.yaml.
+COVARIATE_DRIFTED: tuple[str, ...] = (
+    "annual_income",
+    "credit_score",
+    "interest_rate",
+    "debt_to_income",
+    "open_accounts",
+    "delinquencies_2y",
+    "revolving_utilization",
+    "inquiries_6m",
+    "months_since_last_delinquency",
+    "home_ownership",
+    "purpose",
+    "employment_type",
+    "channel",
+)
 # Where covariate drift moves the categorical mixes (same order as CATEGORIES).
 _DRIFT_MIX: Mapping[str, tuple[float, ...]] = {
     "home_ownership": (0.6, 0.25, 0.1, 0.05),

@@ -26,6 +26,7 @@ class Check:
     value: float | None
     threshold: float | None
     reason: str
+    details: tuple[Mapping[str, Any], ...] = ()  # rows behind the verdict (bootstrap interval, slices)
 
 
 @dataclass(frozen=True)
@@ -57,11 +58,22 @@ class GateDecision:
     def reasons(self) -> tuple[str, ...]:
         return tuple(check.reason for check in self.checks if not check.passed)
 
-    def to_dict(self) -> dict[str, Any]:
+    def with_check(self, check: Check) -> GateDecision:
+        """The same decision with one more check (the reviewers' verdict comes after the automatic ones)."""
+        return GateDecision(checks=(*self.checks, check), primary_metric=self.primary_metric)
+
+    def check(self, name: str) -> Check | None:
+        return next((check for check in self.checks if check.name == name), None)
+
+    def to_dict(self, details: bool = True) -> dict[str, Any]:
+        """Everything, or (``details=False``) one line per check, short enough for a registry tag."""
+        checks = [asdict(check) for check in self.checks]
+        for check in checks:
+            check["details"] = [dict(row) for row in check["details"]] if details else []
         return {
             "promote": self.promote,
             "primary_metric": self.primary_metric,
-            "checks": [asdict(check) for check in self.checks],
+            "checks": checks,
             "reasons": list(self.reasons),
         }
 
@@ -102,12 +114,24 @@ def comparison_check(settings: GateSettings, seed: int) -> GateCheck:
                 seed=seed,
             )
             bound = result.lower
+            rows: tuple[Mapping[str, Any], ...] = (
+                {
+                    "metric": metric,
+                    "gain": result.gain,
+                    "lower": result.lower,
+                    "upper": result.upper,
+                    "confidence": settings.confidence,
+                    "resamples": result.resamples,
+                    "rows": result.rows,
+                },
+            )
             evidence = (
                 f"{metric} gain {result.gain:+.4f}, {settings.confidence:.0%} CI [{result.lower:+.4f}, "
                 f"{result.upper:+.4f}] over {result.resamples} paired resamples of {result.rows} rows"
             )
         else:
             bound = gain(metric, inputs.challenger[metric], inputs.champion[metric])
+            rows = ({"metric": metric, "gain": bound, "lower": None, "upper": None},)
             evidence = f"{metric} gain {bound:+.4f} (point estimate: no bootstrap for {metric})"
         ok = bound > threshold
         verdict = "exceeds" if ok else "does not exceed"
@@ -117,6 +141,7 @@ def comparison_check(settings: GateSettings, seed: int) -> GateCheck:
             bound,
             threshold,
             f"{evidence}; {mode.replace('_', '-')}: the lower bound {verdict} {threshold:+.4f}",
+            rows,
         )
 
     return check
@@ -177,15 +202,26 @@ def slices_check(settings: GateSettings, seed: int) -> GateCheck:
         judged = [r for r in results if r.judged]
         regressed = [r for r in judged if r.regressed]
         summary = f"{len(judged)} of {len(results)} slices judged (Holm, alpha {config.alpha})"
+        details = tuple(result.to_dict() for result in results)
         if not regressed:
             return Check(
-                "slices", True, float(len(regressed)), 0.0, f"{summary}: no regression past -{settings.max_drop}"
+                "slices",
+                True,
+                float(len(regressed)),
+                0.0,
+                f"{summary}: no regression past -{settings.max_drop}",
+                details,
             )
         ranked = sorted(regressed, key=lambda r: r.gain if r.gain is not None else 0.0)
         worst = "; ".join(f"{r.name}: gain {r.gain:+.4f}, CI [{r.lower:+.4f}, {r.upper:+.4f}]" for r in ranked[:3])
         more = f" and {len(ranked) - 3} more" if len(ranked) > 3 else ""
         return Check(
-            "slices", False, float(len(regressed)), 0.0, f"{summary}: {len(regressed)} regressed, worst {worst}{more}"
+            "slices",
+            False,
+            float(len(regressed)),
+            0.0,
+            f"{summary}: {len(regressed)} regressed, worst {worst}{more}",
+            details,
         )
 
     return check

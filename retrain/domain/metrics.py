@@ -26,6 +26,19 @@ def classification_metrics(y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, 
     }
 
 
+def metric_value(metric: str, y_true: np.ndarray, y_prob: np.ndarray) -> float:
+    """One metric on one set of rows (a slice), by the same definitions as ``classification_metrics``."""
+    y = np.asarray(y_true, dtype="int64")
+    p = np.clip(np.asarray(y_prob, dtype="float64"), 1e-15, 1 - 1e-15)
+    functions = {
+        "roc_auc": lambda: roc_auc_score(y, p),
+        "pr_auc": lambda: average_precision_score(y, p),
+        "log_loss": lambda: log_loss(y, p, labels=[0, 1]),
+        "brier": lambda: brier_score_loss(y, p),
+    }
+    return float(functions[metric]())
+
+
 def gain(metric: str, challenger: float, champion: float) -> float:
     """Signed improvement of challenger over champion: positive is better whatever the metric."""
     difference = challenger - champion

@@ -140,6 +140,78 @@ class GateSettings(_Frozen):
     slices: SliceSettings
 
 
+class ApprovalSettings(_Frozen):
+    """Who may approve a promotion after the automatic checks pass, how many, and for how long.
+
+    Prefect OSS has no per-user login, so a reviewer proves who they are with a token: the HMAC of
+    their name under a secret kept in the Prefect Secret block ``secret_block`` (or, for the embedded
+    default, the environment variable ``secret_env``). The secret itself never appears in params.
+    """
+
+    reviewers: tuple[str, ...] = Field(min_length=1, description="Names allowed to approve or reject.")
+    quorum: int = Field(default=1, ge=1, description="Distinct reviewers who must approve.")
+    timeout_minutes: float = Field(gt=0, description="After this, the gate ends as a recorded refusal.")
+    poll_seconds: float = Field(gt=0, le=60, description="How often the paused run checks for an answer.")
+    secret_block: str = Field(min_length=1, pattern=r"^[a-z0-9-]+$", description="Prefect Secret block name.")
+    secret_env: str = Field(min_length=1, pattern=r"^[A-Z_][A-Z0-9_]*$", description="Fallback env variable.")
+
+    @model_validator(mode="after")
+    def _quorum_is_reachable(self) -> ApprovalSettings:
+        names = [name.strip() for name in self.reviewers]
+        if any(not name for name in names) or len(set(names)) != len(names):
+            raise ValueError("reviewers must be distinct, non-empty names")
+        if self.quorum > len(names):
+            raise ValueError(f"quorum {self.quorum} needs more reviewers than the {len(names)} listed")
+        return self
+
+
+class DriftSettings(_Frozen):
+    """Drift thresholds, with defaults from practice; a feature drifts when any of its tests says so."""
+
+    quantiles: int = Field(ge=10, le=1000, description="Reference quantiles kept per numeric feature (KS).")
+    psi_bins: int = Field(ge=2, le=50, description="Equal-mass reference bins for PSI.")
+    psi_warn: float = Field(gt=0)
+    psi_drift: float = Field(gt=0)
+    ks_alpha: float = Field(gt=0, lt=1)
+    ks_min_effect: float = Field(gt=0, lt=1, description="KS distance needed besides p < ks_alpha.")
+    chi2_alpha: float = Field(gt=0, lt=1)
+    js_drift: float = Field(gt=0, le=1, description="Jensen-Shannon distance (base 2) for categorical drift.")
+    missing_rate_change: float = Field(gt=0, le=1, description="Absolute change of a feature's missing share.")
+    prediction_psi_drift: float = Field(gt=0)
+    drift_share: float = Field(gt=0, le=1, description="Retrain when this share of features drifted.")
+    performance_drop: float = Field(ge=0, description="Retrain when the window's metric is surely this far below.")
+    min_rows: int = Field(ge=1, description="Smaller windows are reported but never trigger retraining.")
+    window_batches: int = Field(ge=1, description="Newest batches compared when no file is named.")
+
+    @model_validator(mode="after")
+    def _warn_below_drift(self) -> DriftSettings:
+        if self.psi_warn >= self.psi_drift:
+            raise ValueError("psi_warn must be below psi_drift")
+        return self
+
+
+class RetrainingSettings(_Frozen):
+    """Debounce for drift-triggered retraining: never in a loop, twice at once, or too often."""
+
+    cooldown_hours: float = Field(
+        gt=0, description="Minimum time between two triggered retrainings (positive: simultaneous checks see it)."
+    )
+    weekly_budget: int = Field(ge=0, description="Most triggered retrainings in any 7 days.")
+    deployment: str = Field(pattern=r"^[a-z0-9-]+/[a-z0-9-]+$", description="flow/deployment run on a trigger.")
+    stale_after_hours: float = Field(
+        gt=0, description="A training run stuck this long in one state is crashed, not in flight."
+    )
+
+
+class ScheduleSettings(_Frozen):
+    """Cron schedules of the deployments that `retrain deploy` and `retrain serve` register."""
+
+    retrain_cron: str = Field(min_length=9)
+    drift_cron: str = Field(min_length=9)
+    timezone: str = Field(min_length=1)
+    work_pool: str = Field(pattern=r"^[a-z0-9-]+$", description="Process work pool the team stack's worker polls.")
+
+
 class DemoSettings(_Frozen):
     """The embedded demo: a seeded generator of daily loan batches."""
 
@@ -148,11 +220,14 @@ class DemoSettings(_Frozen):
     days: int = Field(ge=4)
     rows_per_day: int = Field(ge=100)
     first_training_days: int = Field(ge=3)
+    drift_day: int | None = Field(default=None, description="0-based day from which batches drift; null: none.")
 
     @model_validator(mode="after")
     def _first_training_fits(self) -> DemoSettings:
         if self.first_training_days >= self.days:
             raise ValueError("first_training_days must be smaller than days")
+        if self.drift_day is not None and self.drift_day < self.first_training_days:
+            raise ValueError("drift_day must not come before first_training_days (the first model's data)")
         return self
 
 
@@ -164,6 +239,10 @@ class Settings(_Frozen):
     split: SplitSettings
     model: ModelSettings
     gate: GateSettings
+    approval: ApprovalSettings
+    drift: DriftSettings
+    retraining: RetrainingSettings
+    schedules: ScheduleSettings
     demo: DemoSettings
 
 

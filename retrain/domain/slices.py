@@ -18,12 +18,15 @@ import numpy as np
 import pandas as pd
 
 from retrain.domain.bootstrap import gain_draws
+from retrain.domain.metrics import metric_value
 
 
 @dataclass(frozen=True)
 class SliceResult:
     name: str
     rows: int
+    champion: float | None
+    challenger: float | None
     gain: float | None
     lower: float | None
     upper: float | None
@@ -84,7 +87,7 @@ def slice_regressions(
         rows = int(mask.sum())
         if rows < min_rows or np.unique(labels[mask]).size < 2:
             results[name] = SliceResult(
-                name, rows, None, None, None, None, False, False, f"under {min_rows} rows or one class"
+                name, rows, None, None, None, None, None, None, False, False, f"under {min_rows} rows or one class"
             )
             continue
         gain, draws = gain_draws(metric, labels[mask], champion[mask], challenger[mask], resamples=resamples, seed=seed)
@@ -95,5 +98,17 @@ def slice_regressions(
         judged, p_values, holm_reject(p_values, alpha), strict=True
     ):
         lower, upper = np.quantile(draws, [tail, 1 - tail])
-        results[name] = SliceResult(name, rows, gain, float(lower), float(upper), p_value, regressed, True)
+        mask = masks[name]
+        results[name] = SliceResult(
+            name,
+            rows,
+            metric_value(metric, labels[mask], champion[mask]),
+            metric_value(metric, labels[mask], challenger[mask]),
+            gain,
+            float(lower),
+            float(upper),
+            p_value,
+            regressed,
+            True,
+        )
     return [results[name] for name in masks]

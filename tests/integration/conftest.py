@@ -3,26 +3,61 @@ tmp dir, and a git + DVC workspace (with a local DVC remote) per test."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
 from retrain.adapters.registry import ModelRegistry
 from retrain.adapters.workspace import create_workspace
+from retrain.approval import Answer, Receipt, run_with_reviewers
 from retrain.domain.settings import Settings, load_settings
 from retrain.environment import resolve_runtime
+from retrain.errors import ApprovalInputError
 from tests.conftest import REPO_ROOT
+
+T = TypeVar("T")
 
 # Small data, and guardrails that integration tests cannot trip by machine load or tiny test models:
 # latency and calibration checks are unit-tested with measured values; speed lives in benchmarks/.
+# Reviewers for the approval gate; the HMAC secret is set per test in the environment (embedded default).
+REVIEWERS = ("ada", "grace", "linus")
+APPROVAL_SECRET = "integration-tests-approval-secret"
 SMALL_DATA: dict[str, Any] = {
     "demo": {"rows_per_day": 1500, "days": 8, "first_training_days": 5},
     "gate": {
         "guardrails": {"max_calibration_error": 0.25, "max_latency_single_ms": 60_000, "max_latency_batch_ms": 60_000}
     },
+    "approval": {"reviewers": list(REVIEWERS), "quorum": 1, "timeout_minutes": 1, "poll_seconds": 1},
 }
+
+
+def token(reviewer: str, secret: str = APPROVAL_SECRET) -> str:
+    from retrain.domain.approval import reviewer_token
+
+    return reviewer_token(secret, reviewer)
+
+
+def approve(reviewer: str = "ada", comment: str = "evidence read") -> Answer:
+    return Answer("approve", reviewer, token(reviewer), comment)
+
+
+def reviewed(
+    start: Callable[[], T],
+    answers: Sequence[Answer] | None = None,
+    receipts: list[tuple[Answer, Receipt | ApprovalInputError]] | None = None,
+) -> T:
+    """Run a training flow (``start``) while reviewers answer its gate, as they would in the UI."""
+    collected = receipts if receipts is not None else []
+    return run_with_reviewers(
+        start,
+        [approve()] if answers is None else answers,
+        tag=f"pytest-{uuid.uuid4().hex[:12]}",
+        on_receipt=lambda answer, receipt: collected.append((answer, receipt)),
+        poll_seconds=0.2,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -43,6 +78,13 @@ def services(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("RETRAIN_MLFLOW_ARTIFACTS", (tmp_path / "mlflow-artifacts").as_uri())
     monkeypatch.setenv("RETRAIN_DVC_REMOTE", str(tmp_path / "dvc-remote"))
     return state
+
+
+@pytest.fixture(autouse=True)
+def approval_secret(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The reviewer-token secret, as the embedded default reads it (restored after each test)."""
+    monkeypatch.setenv("RETRAIN_APPROVAL_SECRET", APPROVAL_SECRET)
+    return APPROVAL_SECRET
 
 
 @pytest.fixture

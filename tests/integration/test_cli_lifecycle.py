@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from retrain.cli import app
 from tests.conftest import REPO_ROOT
-from tests.integration.conftest import SMALL_DATA
+from tests.integration.conftest import SMALL_DATA, reviewed
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_api")]
 
@@ -20,8 +20,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_api")]
 @pytest.fixture
 def embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Exactly what `make demo` uses: every service at its embedded default under RETRAIN_HOME."""
-    for name in ("MLFLOW_TRACKING_URI", "RETRAIN_MLFLOW_ARTIFACTS", "RETRAIN_DVC_REMOTE", "RETRAIN_LEDGER_URL"):
+    names = ("MLFLOW_TRACKING_URI", "RETRAIN_MLFLOW_ARTIFACTS", "RETRAIN_DVC_REMOTE", "RETRAIN_LEDGER_URL")
+    for name in names:
         monkeypatch.delenv(name, raising=False)
+    # The demo makes up its own secret when none is set; setenv first so that it is undone afterwards.
+    monkeypatch.setenv("RETRAIN_APPROVAL_SECRET", "")
+    monkeypatch.delenv("RETRAIN_APPROVAL_SECRET")
     monkeypatch.setenv("RETRAIN_HOME", str(tmp_path / "state"))
     return tmp_path / "state"
 
@@ -46,6 +50,11 @@ def test_demo_then_status_shows_champion_with_metrics_md5_and_contract(embedded:
     assert (embedded / "mlflow" / "mlflow.db").is_file() and (embedded / "ledger.db").is_file()
     history = json.loads(runner.invoke(app, ["history", "--project", str(REPO_ROOT), "--json"]).output)
     assert [entry["kind"] for entry in history][-1] == "refusal"
+    # Each model that passed the automatic checks waited at the reviewer gate; the demo reviewer approved.
+    promotions = [entry for entry in history if entry["kind"] == "promotion"]
+    assert promotions and all(entry["reviewers"] == ["demo-reviewer"] for entry in promotions)
+    approved = "paused for review; demo-reviewer answers: approve by 'demo-reviewer' recorded"
+    assert demo.output.count(approved) == len(promotions)
 
     # Run it again, as `make demo` does: a new process, starting from a fresh demo state.
     again = subprocess.run(
@@ -96,7 +105,7 @@ def test_generate_csv_batches_then_train_through_the_cli(tmp_path: Path, service
     assert generated.exit_code == 0, generated.output
     assert len(list((project / "data" / "batches").glob("*.csv"))) == 5
 
-    trained = runner.invoke(app, ["train", "--project", str(project), "--reason", "pytest"])
+    trained = reviewed(lambda: runner.invoke(app, ["train", "--project", str(project), "--reason", "pytest"]))
     assert trained.exit_code == 0, trained.output
     assert "first champion" in trained.output
 

@@ -14,7 +14,7 @@ import yaml
 
 from flows.training import TrainingRequest, training
 from retrain.demo import write_demo_batches
-from tests.integration.conftest import registry_for, workspace_settings
+from tests.integration.conftest import registry_for, reviewed, workspace_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_api")]
 
@@ -35,7 +35,7 @@ def _lock(project: Path) -> dict:
 def test_dvc_repro_matches_the_flow_and_shows_metrics_and_plots(workspace: Path, tmp_path: Path):
     settings = workspace_settings(workspace)
     write_demo_batches(workspace / settings.dataset.batches, settings, 5)
-    result = training(TrainingRequest(project_dir=str(workspace), triggered_by="pytest"))
+    result = reviewed(lambda: training(TrainingRequest(project_dir=str(workspace), triggered_by="pytest")))
     snapshot_md5 = result["snapshot"]["md5"]
 
     _dvc(workspace, "repro")

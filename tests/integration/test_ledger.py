@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from retrain.adapters.ledger import Ledger
 from retrain.cli import app
 from retrain.domain.lifecycle import LedgerEntry
-from tests.integration.conftest import workspace_settings
+from tests.integration.conftest import reviewed, workspace_settings
 
 pytestmark = pytest.mark.integration
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432"
@@ -110,10 +110,10 @@ def test_history_and_rollback_through_the_cli(workspace: Path):
     project = ["--project", str(workspace)]
     write_params(workspace, {"model": {"xgboost": {"max_depth": 1, "num_boost_round": 3}}, "gate": {"floor": 0.5}})
     write_demo_batches(workspace / settings.dataset.batches, settings, 5)
-    assert runner.invoke(app, ["train", *project]).exit_code == 0
+    assert reviewed(lambda: runner.invoke(app, ["train", *project])).exit_code == 0
     write_params(workspace, {"model": {"xgboost": {"max_depth": 4, "num_boost_round": 400}}})
-    assert runner.invoke(app, ["train", *project]).exit_code == 0
-    assert runner.invoke(app, ["train", *project]).exit_code == 0  # same key: no new decision
+    assert reviewed(lambda: runner.invoke(app, ["train", *project])).exit_code == 0
+    assert runner.invoke(app, ["train", *project]).exit_code == 0  # same key: no new decision, no review
 
     history = json.loads(runner.invoke(app, ["history", *project, "--json"]).output)
     assert [(e["kind"], e["champion_before"], e["champion_after"]) for e in history] == [
@@ -134,3 +134,56 @@ def test_history_and_rollback_through_the_cli(workspace: Path):
     assert again.exit_code == 1
     assert again.output.strip().splitlines()[-1].startswith("error: nothing to roll back to")
     assert len(json.loads(runner.invoke(app, ["history", *project, "--json"]).output)) == 3
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def decision_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'ledger.db'}"
+        return
+    yield from _postgres_database()
+
+
+def test_ten_simultaneous_drift_decisions_start_exactly_one_retraining(decision_url: str):
+    import datetime as dt
+    import threading
+
+    from retrain.adapters.ledger import DecisionLog
+    from retrain.domain.retraining import decide_retraining
+    from retrain.domain.settings import RetrainingSettings
+
+    policy = RetrainingSettings(cooldown_hours=24, weekly_budget=3, deployment="training/nightly", stale_after_hours=12)
+    barrier = threading.Barrier(10)
+    results: list[str] = []
+    DecisionLog(decision_url).engine.dispose()  # the table exists before the checks race
+
+    def drift_check(index: int) -> None:
+        log = DecisionLog(decision_url)  # one connection pool per check, as separate flow runs have
+        barrier.wait()
+
+        def decide(earlier: list[dt.datetime]) -> tuple[str, tuple[str, ...]]:
+            choice = decide_retraining(
+                True,
+                ["drift"],
+                now=dt.datetime.now(dt.UTC),
+                earlier_triggers=earlier,
+                in_flight=[],
+                settings=policy,
+            )
+            return choice.decision, choice.reasons
+
+        record = log.decide_and_record(
+            "m", decide, champion="1", drift_share=0.5, batches=[f"b{index}"], drift_run_id=None
+        )
+        results.append(record.decision)
+        log.dispose()
+
+    threads = [threading.Thread(target=drift_check, args=(i,)) for i in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(results) == ["cooldown"] * 9 + ["retrain"]
+    log = DecisionLog(decision_url)
+    assert [r.decision for r in log.records("m")].count("retrain") == 1
+    log.dispose()

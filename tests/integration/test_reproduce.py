@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from flows.training import TrainingRequest, training
 from retrain.cli import app
-from tests.integration.conftest import registry_for, workspace_settings
+from tests.integration.conftest import registry_for, reviewed, workspace_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_api")]
 
@@ -22,7 +22,7 @@ def trained(workspace: Path) -> Path:
 
     settings = workspace_settings(workspace)
     write_demo_batches(workspace / settings.dataset.batches, settings, 5)
-    training(TrainingRequest(project_dir=str(workspace), triggered_by="pytest"))
+    reviewed(lambda: training(TrainingRequest(project_dir=str(workspace), triggered_by="pytest")))
     return workspace
 
 

@@ -14,7 +14,7 @@ from retrain.adapters import datastore
 from retrain.adapters.workspace import create_workspace
 from retrain.demo import write_demo_batches
 from tests.conftest import REPO_ROOT
-from tests.integration.conftest import SMALL_DATA, workspace_settings
+from tests.integration.conftest import SMALL_DATA, reviewed, workspace_settings
 
 pytestmark = pytest.mark.integration
 STAGE = "training_set"
@@ -103,7 +103,7 @@ def test_training_flow_with_dvc_remote_and_mlflow_artifacts_on_s3(
     settings = workspace_settings(project)
     write_demo_batches(project / settings.dataset.batches, settings, 5)
 
-    result = training(TrainingRequest(project_dir=str(project), triggered_by="pytest"))
+    result = reviewed(lambda: training(TrainingRequest(project_dir=str(project), triggered_by="pytest")))
 
     assert result["outcome"]["promoted"]
     md5 = result["snapshot"]["md5"]

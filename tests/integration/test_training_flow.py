@@ -16,7 +16,7 @@ from retrain.domain.demo_data import DayChanges, SchemaBreak, generate_day
 from retrain.domain.lifecycle import TAG_DATA_MD5, TAG_DECISION, TAG_REASONS, TAG_TRAINING_KEY
 from retrain.errors import ContractViolation
 from retrain.status import lifecycle_status
-from tests.integration.conftest import registry_for, workspace_settings
+from tests.integration.conftest import registry_for, reviewed, workspace_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_api")]
 
@@ -30,7 +30,7 @@ def _set_params(workspace: Path, overrides: dict) -> None:
 
 
 def _run(workspace: Path) -> dict:
-    return training(TrainingRequest(project_dir=str(workspace), triggered_by="pytest", reason="test"))
+    return reviewed(lambda: training(TrainingRequest(project_dir=str(workspace), triggered_by="pytest", reason="test")))
 
 
 def _batches(workspace: Path, days: int) -> None:

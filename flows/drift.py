@@ -1,0 +1,68 @@
+"""The drift flow: newest batches vs the champion's reference → debounced decision → retraining.
+
+Wiring only. Retraining runs the training deployment (``retraining.deployment``) when it exists,
+with an idempotency key per decision; under the embedded default (nothing deployed) it runs the
+training flow in-process, as a subflow of this run, so the UI links the two.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, runtime
+from pydantic import BaseModel, Field
+
+from flows.training import TrainingRequest, training
+from retrain.adapters.registry import ModelRegistry
+from retrain.environment import resolve_runtime
+from tasks.data import load_settings_task
+from tasks.monitoring import (
+    decide_task,
+    detect_drift_task,
+    drift_result,
+    publish_drift_task,
+    read_window_task,
+    reference_task,
+    retraining_request,
+    trigger_deployment_task,
+)
+from tasks.promotion import predict_task
+
+
+class DriftRequest(BaseModel):
+    """What to check; the defaults check the newest batches and act on the decision."""
+
+    project_dir: str | None = Field(default=None, description="Project holding params.yaml.")
+    batches: list[str] = Field(
+        default_factory=list, description="Batch files to check; empty means the newest drift.window_batches."
+    )
+    act: bool = Field(default=True, description="Start the retraining when the decision is 'retrain'.")
+
+
+@flow(name="drift", log_prints=True)
+def drift(request: DriftRequest | None = None) -> dict[str, Any]:
+    request = request or DriftRequest()
+    where = resolve_runtime(project_dir=Path(request.project_dir) if request.project_dir else None)
+    flow_run_id = str(runtime.flow_run.id or "local")
+    settings = load_settings_task(where.params_path)
+    registry = ModelRegistry.for_project(where, settings)
+
+    champion, profile = reference_task(registry)
+    window = read_window_task(where.project_dir, settings, request.batches)
+    scores = predict_task(registry, champion, window.frame, settings)
+    report = detect_drift_task(profile, window, scores, settings)
+    record = decide_task(where.ledger_url, settings, report, champion, window, flow_run_id, where.project_dir)
+    monitoring_run = publish_drift_task(
+        registry, settings, profile, window, report, record, champion, where.reports_dir / flow_run_id
+    )
+    result = {**drift_result(report, record, champion, window), "mlflow_run": monitoring_run, "training": None}
+    print(f"drift share {report.drift_share:.0%}, decision: {record.decision} ({'; '.join(record.reasons)})")
+    if record.decision == "retrain" and request.act:
+        deployed_run = trigger_deployment_task(settings, where.project_dir, record, flow_run_id)
+        if deployed_run is not None:
+            result["training"] = {"flow_run_id": deployed_run, "via": settings.retraining.deployment}
+        else:
+            trained = training(TrainingRequest(**retraining_request(where.project_dir, record, flow_run_id)))
+            result["training"] = {**trained["outcome"], "flow_run_id": trained["flow_run_id"], "via": "in-process"}
+    return result

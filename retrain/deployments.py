@@ -1,0 +1,103 @@
+"""The deployments a team schedules and triggers: nightly retraining, the drift check, scoring.
+
+``retrain deploy`` registers them on a process work pool (a worker in the project's environment
+imports the flows by module path, so no image or code upload is needed); ``retrain serve`` serves
+the same deployments from one process, the embedded default. Parameters are the flows' typed
+request models, which the Prefect UI shows as forms ("Run ▸ Custom run").
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from retrain.domain.settings import Settings
+
+if TYPE_CHECKING:
+    from prefect.deployments.runner import RunnerDeployment
+
+DRIFT_DEPLOYMENT = "drift-check"
+SCORING_DEPLOYMENT = "score-batch"
+
+
+def build_deployments(settings: Settings, project_dir: Path, *, by_module: bool) -> list[RunnerDeployment]:
+    """Nightly retraining (concurrency limit 1: never two at once), hourly drift check, on-demand scoring."""
+    from prefect.deployments.runner import RunnerDeployment as RunnerDeploymentType
+    from prefect.schedules import Cron
+    from prefect.types.entrypoint import EntrypointType
+
+    from flows.drift import DriftRequest, drift
+    from flows.scoring import scoring
+    from flows.training import TrainingRequest, training
+
+    entrypoint = EntrypointType.MODULE_PATH if by_module else EntrypointType.FILE_PATH
+    schedules = settings.schedules
+    nightly = settings.retraining.deployment.split("/", 1)[1]
+    project = str(project_dir)
+    built = [
+        training.to_deployment(
+            name=nightly,
+            schedules=[Cron(schedules.retrain_cron, timezone=schedules.timezone)],
+            parameters={"request": TrainingRequest(project_dir=project, triggered_by="schedule", reason="nightly")},
+            concurrency_limit=1,
+            description="Retrain on every validated batch, compare with the champion, gate, ask the reviewers.",
+            tags=["retrain"],
+            entrypoint_type=entrypoint,
+        ),
+        drift.to_deployment(
+            name=DRIFT_DEPLOYMENT,
+            schedules=[Cron(schedules.drift_cron, timezone=schedules.timezone)],
+            parameters={"request": DriftRequest(project_dir=project)},
+            concurrency_limit=1,
+            description="Compare the newest batches with the champion's reference; retrain when it drifted.",
+            tags=["retrain"],
+            entrypoint_type=entrypoint,
+        ),
+        scoring.to_deployment(
+            name=SCORING_DEPLOYMENT,
+            parameters={"request": {"project_dir": project, "batch": ""}},
+            description="Score a batch with the champion and, in shadow, the challenger.",
+            tags=["retrain"],
+            entrypoint_type=entrypoint,
+        ),
+    ]
+    return [deployment for deployment in built if isinstance(deployment, RunnerDeploymentType)]
+
+
+def ensure_process_pool(name: str) -> bool:
+    """Create the process work pool if it is missing; True when it was created."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_work_pool(name)
+            return False
+        except ObjectNotFound:
+            client.create_work_pool(WorkPoolCreate(name=name, type="process"))
+            return True
+
+
+def deploy_all(settings: Settings, project_dir: Path) -> list[str]:
+    """Register every deployment on the work pool from params; returns 'flow/deployment' names."""
+    from prefect.deployments.runner import deploy
+
+    ensure_process_pool(settings.schedules.work_pool)
+    deployments = build_deployments(settings, project_dir, by_module=True)
+    deploy(
+        *deployments,
+        work_pool_name=settings.schedules.work_pool,
+        build=False,
+        push=False,
+        print_next_steps_message=False,
+        ignore_warnings=True,
+    )
+    return [f"{d.flow_name}/{d.name}" for d in deployments]
+
+
+def serve_all(settings: Settings, project_dir: Path) -> None:
+    """Serve every deployment from this process until interrupted (the embedded default)."""
+    from prefect import serve
+
+    serve(*build_deployments(settings, project_dir, by_module=False), print_starting_message=True)

@@ -1,0 +1,153 @@
+"""The reference profile: a compact summary of a model's data that drift checks compare batches with.
+
+Stored with the model version when it is trained (JSON, a few kB), so drift checks never re-read
+the training data, and promotion re-baselines by itself: the champion's profile is the reference.
+
+* numeric feature: the reference's quantiles at ``quantiles`` evenly spaced levels (deduplicated,
+  so discrete features keep one edge per value) and the reference row counts between them. Counting
+  a batch into the same cells gives both CDFs exactly at every edge (KS distance) and, merged into
+  ``psi_bins`` equal-mass groups, the PSI bins;
+* categorical feature: counts per category (the most frequent ``max_categories``; the rest pooled);
+* both: the count of missing values, judged separately from the distribution of present values;
+* the model's scores on its holdout (a numeric profile) and its holdout metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+OTHER = "<other>"
+PREDICTION = "<prediction>"
+
+
+@dataclass(frozen=True)
+class NumericProfile:
+    name: str
+    edges: tuple[float, ...]  # sorted, unique; cells: (-inf, e0], (e0, e1], ..., (e_last, inf)
+    counts: tuple[int, ...]  # len(edges) + 1 cells of present values
+    missing: int
+
+    @property
+    def present(self) -> int:
+        return int(sum(self.counts))
+
+    @property
+    def rows(self) -> int:
+        return self.present + self.missing
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "edges": list(self.edges), "counts": list(self.counts), "missing": self.missing}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> NumericProfile:
+        return cls(
+            str(data["name"]), tuple(map(float, data["edges"])), tuple(map(int, data["counts"])), int(data["missing"])
+        )
+
+
+@dataclass(frozen=True)
+class CategoricalProfile:
+    name: str
+    counts: Mapping[str, int]
+    missing: int
+
+    @property
+    def rows(self) -> int:
+        return int(sum(self.counts.values())) + self.missing
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "counts": dict(self.counts), "missing": self.missing}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CategoricalProfile:
+        return cls(str(data["name"]), {str(k): int(v) for k, v in data["counts"].items()}, int(data["missing"]))
+
+
+@dataclass(frozen=True)
+class ReferenceProfile:
+    numeric: tuple[NumericProfile, ...]
+    categorical: tuple[CategoricalProfile, ...]
+    prediction: NumericProfile | None
+    metrics: Mapping[str, float]
+    rows: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "rows": self.rows,
+            "numeric": [p.to_dict() for p in self.numeric],
+            "categorical": [p.to_dict() for p in self.categorical],
+            "prediction": None if self.prediction is None else self.prediction.to_dict(),
+            "metrics": dict(self.metrics),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ReferenceProfile:
+        prediction = data.get("prediction")
+        return cls(
+            numeric=tuple(NumericProfile.from_dict(p) for p in data["numeric"]),
+            categorical=tuple(CategoricalProfile.from_dict(p) for p in data["categorical"]),
+            prediction=None if prediction is None else NumericProfile.from_dict(prediction),
+            metrics={str(k): float(v) for k, v in data["metrics"].items()},
+            rows=int(data["rows"]),
+        )
+
+
+def as_float(values: pd.Series | np.ndarray) -> np.ndarray:
+    """Numbers as float64 with NaN for missing (and for anything that is not a number)."""
+    if isinstance(values, pd.Series):
+        array: np.ndarray = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        return array
+    return np.asarray(values, dtype="float64")
+
+
+def cell_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Counts of present values in the cells between ``edges`` (right-closed), one pass, O(n log edges)."""
+    present = values[~np.isnan(values)]
+    counts: np.ndarray = np.bincount(np.searchsorted(edges, present, side="left"), minlength=edges.size + 1)
+    return counts
+
+
+def numeric_profile(name: str, values: pd.Series | np.ndarray, quantiles: int) -> NumericProfile:
+    numbers = as_float(values)
+    present = numbers[~np.isnan(numbers)]
+    missing = int(numbers.size - present.size)
+    if present.size == 0:
+        return NumericProfile(name, (), (0,), missing)
+    edges = np.unique(np.quantile(present, np.linspace(0, 1, quantiles + 1)))
+    return NumericProfile(
+        name, tuple(float(e) for e in edges), tuple(int(c) for c in cell_counts(present, edges)), missing
+    )
+
+
+def categorical_profile(name: str, values: pd.Series, max_categories: int = 200) -> CategoricalProfile:
+    counts = values.astype("object").value_counts(dropna=True)
+    missing = int(values.isna().sum())
+    top = {str(k): int(v) for k, v in counts.head(max_categories).items()}
+    rest = int(counts.iloc[max_categories:].sum())
+    if rest:
+        top[OTHER] = top.get(OTHER, 0) + rest
+    return CategoricalProfile(name, top, missing)
+
+
+def build_profile(
+    frame: pd.DataFrame,
+    numeric: Sequence[str],
+    categorical: Sequence[str],
+    *,
+    holdout_predictions: np.ndarray | None,
+    metrics: Mapping[str, float],
+    quantiles: int,
+) -> ReferenceProfile:
+    return ReferenceProfile(
+        numeric=tuple(numeric_profile(name, frame[name], quantiles) for name in numeric),
+        categorical=tuple(categorical_profile(name, frame[name]) for name in categorical),
+        prediction=None if holdout_predictions is None else numeric_profile(PREDICTION, holdout_predictions, quantiles),
+        metrics=dict(metrics),
+        rows=len(frame),
+    )

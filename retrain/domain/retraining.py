@@ -1,0 +1,61 @@
+"""Whether drift should start a retraining: debounced, so never in a loop, twice at once, or on noise.
+
+Drift (or a performance drop) is necessary, not sufficient: a retraining must not already be in
+flight (a training run scheduled, running or waiting for reviewers), the last triggered retraining
+must be older than the cooldown, and the week's budget must not be spent. Every outcome, including
+"drift seen but in cooldown", is a decision with reasons, recorded as such.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from retrain.domain.settings import RetrainingSettings
+
+RetrainChoice = Literal["retrain", "none", "cooldown", "budget", "in_flight"]
+WEEK = dt.timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class RetrainDecision:
+    decision: RetrainChoice
+    reasons: tuple[str, ...]
+
+
+def decide_retraining(
+    flagged: bool,
+    drift_reasons: Sequence[str],
+    *,
+    now: dt.datetime,
+    earlier_triggers: Sequence[dt.datetime],
+    in_flight: Sequence[str],
+    settings: RetrainingSettings,
+) -> RetrainDecision:
+    """The decision for one drift check, given when retrainings were triggered before."""
+    if not flagged:
+        return RetrainDecision("none", tuple(drift_reasons) or ("no drift past the thresholds",))
+    seen = tuple(drift_reasons)
+    if in_flight:
+        return RetrainDecision("in_flight", (*seen, f"a retraining is already in flight: {', '.join(in_flight)}"))
+    last = max(earlier_triggers, default=None)
+    cooldown = dt.timedelta(hours=settings.cooldown_hours)
+    if last is not None and now - last < cooldown:
+        wait = cooldown - (now - last)
+        return RetrainDecision(
+            "cooldown",
+            (
+                *seen,
+                f"last retraining triggered {last:%Y-%m-%d %H:%M} UTC; cooldown {settings.cooldown_hours:g} h "
+                f"ends in {wait.total_seconds() / 3600:.1f} h",
+            ),
+        )
+    this_week = [when for when in earlier_triggers if now - when < WEEK]
+    if len(this_week) >= settings.weekly_budget:
+        return RetrainDecision(
+            "budget",
+            (*seen, f"{len(this_week)} retrainings in the last 7 days: weekly budget {settings.weekly_budget} spent"),
+        )
+    return RetrainDecision("retrain", seen)
