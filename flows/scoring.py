@@ -15,7 +15,13 @@ from retrain.domain.lifecycle import CHAMPION
 from retrain.environment import resolve_runtime
 from retrain.errors import RetrainError
 from tasks.data import load_settings_task
-from tasks.monitoring import read_window_task, shadow_model_task, shadow_task, write_predictions_task
+from tasks.monitoring import (
+    read_window_task,
+    record_scoring_task,
+    shadow_model_task,
+    shadow_task,
+    write_predictions_task,
+)
 from tasks.promotion import alias_task, predict_task
 
 
@@ -52,6 +58,7 @@ def scoring(request: ScoringRequest) -> dict[str, Any]:
         "shadow": None if comparison is None else comparison.to_dict(),
         "flow_run_id": str(runtime.flow_run.id or "local"),
     }
+    summary["mlflow_run"] = record_scoring_task(registry, summary)
     create_markdown_artifact(scoring_markdown(summary), key="scoring-report", description="Scores and shadow")
     print(f"scored {summary['rows']} rows with champion v{champion.version} → {written}")
     return summary

@@ -304,3 +304,25 @@ def write_predictions_task(
     output.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(output, index=False)
     return output
+
+
+@task(name="record-scoring", cache_policy=NO_CACHE, **RETRYING)
+def record_scoring_task(registry: ModelRegistry, summary: dict[str, Any]) -> str:
+    """The scoring pass as a monitoring run: rows, shadow agreement and, with labels, metric gains."""
+    shadow = summary["shadow"] or {}
+    metrics = {"rows": float(summary["rows"])}
+    for key in ("agreement", "mean_abs_difference", "rank_correlation"):
+        if key in shadow:
+            metrics[f"shadow_{key}"] = float(shadow[key])
+    metrics.update({f"shadow_gain_{m}": float(v) for m, v in (shadow.get("gains") or {}).items()})
+    return registry.log_monitoring_run(
+        run_name=f"scoring-{Path(summary['predictions']).stem}",
+        metrics=metrics,
+        tags={
+            "retrain.kind": "scoring",
+            "retrain.champion": str(summary["champion"]),
+            "retrain.shadow": str(summary["challenger"] or ""),
+        },
+        figures={},
+        documents={"scoring.json": summary},
+    )

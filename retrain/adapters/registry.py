@@ -118,18 +118,26 @@ class ModelRegistry:
         figures: Mapping[str, Figure],
         documents: Mapping[str, Any],
     ) -> str:
-        """A drift check or a scoring pass as a run of the monitoring experiment; returns the run id."""
-        import mlflow
+        """A drift check or a scoring pass as a run of the monitoring experiment; returns the run id.
 
-        mlflow.set_tracking_uri(self.tracking_uri)
-        experiment = self.experiment_id(self.monitoring_experiment)
-        with mlflow.start_run(experiment_id=experiment, run_name=run_name, tags=dict(tags)) as run:
-            mlflow.log_metrics(dict(metrics))
+        Through the client API (not mlflow's fluent, process-global active run), so that checks
+        running at the same time in one process each log to their own run.
+        """
+        client = self.client
+        run = client.create_run(self.experiment_id(self.monitoring_experiment), run_name=run_name, tags=dict(tags))
+        run_id = str(run.info.run_id)
+        try:
+            for key, value in metrics.items():
+                client.log_metric(run_id, key, value)
             for path, figure in figures.items():
-                mlflow.log_figure(figure, path)
+                client.log_figure(run_id, figure, path)
             for path, document in documents.items():
-                mlflow.log_dict(document, path)
-        return str(run.info.run_id)
+                client.log_dict(run_id, document, path)
+        except BaseException:
+            client.set_terminated(run_id, "FAILED")
+            raise
+        client.set_terminated(run_id)
+        return run_id
 
     # --- runs -----------------------------------------------------------------------------
 

@@ -1,0 +1,266 @@
+"""Drift, debounced retraining, shadow scoring and deployments on a real Prefect API and MLflow."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from flows.drift import DriftRequest, drift
+from flows.scoring import ScoringRequest, scoring
+from flows.training import TrainingRequest, training
+from retrain.adapters.ledger import DecisionLog
+from retrain.adapters.workspace import write_params
+from retrain.cli import app
+from retrain.demo import DRIFTED_DAY, write_demo_batches
+from retrain.domain.demo_data import NO_CHANGES, generate_day
+from retrain.environment import resolve_runtime
+from tests.integration.conftest import registry_for, reviewed, workspace_settings
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_api")]
+
+
+def _champion(workspace: Path, days: int = 5) -> None:
+    settings = workspace_settings(workspace)
+    write_demo_batches(workspace / settings.dataset.batches, settings, days)
+    result = reviewed(lambda: training(TrainingRequest(project_dir=str(workspace), triggered_by="pytest")))
+    assert result["outcome"]["promoted"]
+
+
+def _new_day(workspace: Path, tmp_path: Path, index: int, drifted: bool) -> Path:
+    """A new batch (not yet in the project's batches): a stable day, or a drifted one."""
+    settings = workspace_settings(workspace)
+    day = settings.demo.start_date + pd.Timedelta(days=index).to_pytimedelta()
+    frame = generate_day(day, settings.demo.rows_per_day, settings.demo.seed, DRIFTED_DAY if drifted else NO_CHANGES)
+    path = tmp_path / f"incoming-{index}{'-drifted' if drifted else ''}.parquet"
+    frame.to_parquet(path, index=False)
+    return path
+
+
+def _check(workspace: Path, batch: Path, act: bool = False) -> dict[str, Any]:
+    return drift(DriftRequest(project_dir=str(workspace), batches=[str(batch)], act=act))
+
+
+def _decisions(workspace: Path) -> list[str]:
+    log = DecisionLog(resolve_runtime(project_dir=workspace).ledger_url)
+    try:
+        return [record.decision for record in log.records(workspace_settings(workspace).model.registered_name)]
+    finally:
+        log.dispose()
+
+
+def test_stable_batch_raises_nothing_and_the_report_says_why(workspace: Path, tmp_path: Path):
+    _champion(workspace)
+    runner = CliRunner()
+    batch = _new_day(workspace, tmp_path, 5, drifted=False)
+    shown = runner.invoke(app, ["drift", str(batch), "--json", "--project", str(workspace)])
+    assert shown.exit_code == 0, shown.output
+    result = json.loads(shown.output[shown.output.index("{") :])
+    assert result["decision"] == "none" and result["drift_share"] == 0 and result["drifted_features"] == []
+    feature = result["features"]["credit_score"]
+    assert {"statistic", "value", "threshold", "drifted"} <= set(feature) and feature["drifted"] is False
+    assert result["prediction"]["drifted"] is False and result["performance"]["dropped"] is False
+
+    registry = registry_for(workspace)
+    client = registry.client
+    run = client.get_run(result["mlflow_run"])
+    assert run.data.metrics["drift_share"] == 0.0 and run.data.tags["retrain.decision"] == "none"
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "plots")} == {"plots/drift_worst_features.png"}
+    assert _decisions(workspace) == ["none"]
+
+
+def test_drift_is_flagged_then_cooldown_then_budget_and_each_decision_is_recorded(workspace: Path, tmp_path: Path):
+    _champion(workspace)
+    drifted = _new_day(workspace, tmp_path, 5, drifted=True)
+    first = _check(workspace, drifted)
+    assert first["decision"] == "retrain" and first["drift_share"] >= 0.3 and first["training"] is None
+    assert {"credit_score", "annual_income", "channel"} <= set(first["drifted_features"])
+    second = _check(workspace, drifted)
+    assert second["decision"] == "cooldown" and "cooldown 24 h ends in" in second["reasons"][-1]
+
+    write_params(workspace, {"retraining": {"cooldown_hours": 0.0001, "weekly_budget": 1}})
+    third = _check(workspace, drifted)
+    assert third["decision"] == "budget" and "weekly budget 1 spent" in third["reasons"][-1]
+    assert _decisions(workspace) == ["retrain", "cooldown", "budget"]
+
+    shown = CliRunner().invoke(app, ["decisions", "--json", "--project", str(workspace)])
+    records = json.loads(shown.output)
+    assert [r["decision"] for r in records] == ["retrain", "cooldown", "budget"] and records[0]["champion"] == "1"
+
+
+def test_a_training_run_waiting_for_reviewers_is_in_flight(workspace: Path, tmp_path: Path):
+    from tests.integration.test_approval import PausedRun
+
+    _champion(workspace)
+    write_params(workspace, {"model": {"xgboost": {"max_depth": 3}}})  # a new training key: a new version
+    paused = PausedRun(lambda: training(TrainingRequest(project_dir=str(workspace), triggered_by="pytest")))
+    try:
+        result = _check(workspace, _new_day(workspace, tmp_path, 5, drifted=True))
+        assert result["decision"] == "in_flight" and "(Paused)" in result["reasons"][-1]
+    finally:
+        from retrain.approval import submit_decision
+        from tests.integration.conftest import approve
+
+        submit_decision(str(paused.run_id), approve("grace"))
+        paused.result()
+
+
+def test_drift_retrains_in_process_promotes_and_rebaselines(workspace: Path, tmp_path: Path):
+    _champion(workspace)
+    settings = workspace_settings(workspace)
+    batch = write_demo_batches(workspace / settings.dataset.batches, settings, 6, drift_from=5)[-1]
+    result = reviewed(lambda: drift(DriftRequest(project_dir=str(workspace), batches=[str(batch)])))
+
+    assert result["decision"] == "retrain"
+    training_result = result["training"]
+    assert training_result["via"] == "in-process" and training_result["promoted"]
+    registry = registry_for(workspace)
+    champion = registry.by_alias("champion")
+    assert champion is not None and champion.version == training_result["challenger_version"] == "2"
+    from retrain.adapters.ledger import Ledger
+
+    ledger = Ledger(resolve_runtime(project_dir=workspace).ledger_url)
+    promotion = ledger.entries(settings.model.registered_name)[-1]
+    ledger.dispose()
+    assert promotion.actor == "drift-monitor" and promotion.evidence["reason"].startswith("drift run ")
+    # The new champion's own profile is now the reference; the next check compares with it.
+    again = _check(workspace, batch)
+    assert again["champion"] == "2" and again["decision"] == "cooldown"
+
+
+def test_unseen_categories_and_all_missing_columns_do_not_crash_the_flow(workspace: Path, tmp_path: Path):
+    _champion(workspace)
+    frame = pd.read_parquet(_new_day(workspace, tmp_path, 5, drifted=False))
+    frame["region"] = "atlantis"
+    frame["annual_income"] = float("nan")
+    path = tmp_path / "odd.parquet"
+    frame.to_parquet(path, index=False)
+    result = _check(workspace, path)
+    assert result["features"]["region"]["drifted"] and result["features"]["annual_income"]["drifted"]
+    assert result["decision"] in {"none", "retrain"}
+
+
+def test_scoring_writes_versions_and_compares_the_shadow_challenger(workspace: Path, tmp_path: Path):
+    _champion(workspace)
+    write_params(workspace, {"model": {"xgboost": {"max_depth": 1, "num_boost_round": 5}}})
+    refused = reviewed(lambda: training(TrainingRequest(project_dir=str(workspace), triggered_by="pytest")))
+    assert not refused["outcome"]["promoted"]  # v2 stays challenger: scored in shadow
+
+    batch = _new_day(workspace, tmp_path, 5, drifted=False)
+    result = scoring(ScoringRequest(batch=str(batch), project_dir=str(workspace)))
+    predictions = pd.read_parquet(result["predictions"])
+    assert set(predictions["model_version"]) == {"1"} and set(predictions["shadow_model_version"]) == {"2"}
+    assert len(predictions) == result["rows"] and predictions["score"].between(0, 1).all()
+    shadow = result["shadow"]
+    assert 0.5 < shadow["agreement"] <= 1 and shadow["labelled_rows"] == result["rows"]
+    assert shadow["gains"]["roc_auc"] < 0  # the shallow shadow model is worse, seen once labels are there
+    recorded = registry_for(workspace).client.get_run(result["mlflow_run"]).data
+    assert recorded.metrics["shadow_gain_roc_auc"] == pytest.approx(shadow["gains"]["roc_auc"])
+    assert recorded.tags["retrain.champion"] == "1" and recorded.tags["retrain.shadow"] == "2"
+
+
+def test_ten_simultaneous_drift_checks_start_exactly_one_retraining(workspace: Path, tmp_path: Path):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowRunFilter
+
+    from retrain.deployments import deploy_all
+
+    _champion(workspace)
+    deploy_all(workspace_settings(workspace), workspace)  # a trigger now runs the deployment (no worker here)
+    batch = _new_day(workspace, tmp_path, 5, drifted=True)
+    results: list[dict[str, Any]] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(10)
+
+    def check() -> None:
+        barrier.wait()
+        try:
+            results.append(drift(DriftRequest(project_dir=str(workspace), batches=[str(batch)])))
+        except BaseException as error:  # reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=check) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(300)
+    assert not errors, errors
+    decisions = sorted(result["decision"] for result in results)
+    assert decisions.count("retrain") == 1 and len(decisions) == 10
+    assert set(decisions) - {"retrain"} <= {"cooldown", "in_flight"}
+    triggered = next(result for result in results if result["decision"] == "retrain")["training"]
+    assert triggered["via"] == "training/nightly"
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("training/nightly")
+        runs = client.read_flow_runs(
+            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[deployment.name])),
+            flow_run_filter=FlowRunFilter(),
+        )
+        started = [run for run in runs if "drift-triggered" in run.tags]
+        for run in runs:  # nothing will run them here: delete them so no other test waits behind them
+            client.delete_flow_run(run.id)
+    assert [str(run.id) for run in started] == [triggered["flow_run_id"]]
+    assert started[0].parameters["request"]["triggered_by"] == "drift-monitor"
+
+
+def test_deploy_registers_schedules_and_forms_visible_through_the_api(workspace: Path):
+    from prefect.client.orchestration import get_client
+
+    shown = CliRunner().invoke(app, ["deploy", "--project", str(workspace)])
+    assert shown.exit_code == 0, shown.output
+    with get_client(sync_client=True) as client:
+        nightly = client.read_deployment_by_name("training/nightly")
+        check = client.read_deployment_by_name("drift/drift-check")
+        score = client.read_deployment_by_name("scoring/score-batch")
+        pool = client.read_work_pool("retrain-process")
+    assert pool.type == "process"
+    assert [s.schedule.cron for s in nightly.schedules] == ["0 2 * * *"]  # type: ignore[union-attr]
+    assert [s.schedule.cron for s in check.schedules] == ["30 * * * *"]  # type: ignore[union-attr]
+    limit = nightly.global_concurrency_limit
+    assert not score.schedules and limit is not None and limit.limit == 1  # never two nightly runs at once
+    assert nightly.entrypoint == "flows.training.training"
+    schema = nightly.parameter_openapi_schema or {}
+    assert "request" in schema["properties"] and "TrainingRequest" in json.dumps(schema)  # the UI's form
+    assert nightly.parameters["request"]["project_dir"] == str(workspace)
+
+
+def test_serve_serves_the_deployments_from_one_process(workspace: Path):
+    import prefect.settings
+    from prefect.client.orchestration import get_client
+
+    api = prefect.settings.get_current_settings().api.url
+    env = {**os.environ, "PREFECT_API_URL": str(api)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "retrain.cli", "serve", "--project", str(workspace)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        found: set[str] = set()
+        while time.monotonic() < deadline and len(found) < 3:
+            assert process.poll() is None, process.stdout.read() if process.stdout else ""
+            with get_client(sync_client=True) as client:
+                deployments = client.read_deployments()
+                flows = {f.id: f.name for f in client.read_flows()}
+            found = {
+                f"{flows.get(d.flow_id)}/{d.name}"
+                for d in deployments
+                if d.parameters.get("request", {}).get("project_dir") == str(workspace)
+            }
+            time.sleep(1)
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=30)[0]
+    assert found == {"training/nightly", "drift/drift-check", "scoring/score-batch"}, output[-3000:]
