@@ -716,6 +716,123 @@ def _print_demo_summary(
     )
 
 
+stack_app = typer.Typer(help="The team stack as local processes: PostgreSQL, S3, MLflow, Prefect server + worker.")
+app.add_typer(stack_app, name="stack")
+
+
+def _stack(project: Path | None) -> tuple[Runtime, Settings, Any, dict[str, Any]]:
+    """Runtime, settings, stack config and its secrets; points this process's clients at the stack."""
+    import os
+
+    from retrain.stack import StackConfig, client_env, load_secrets
+
+    runtime = resolve_runtime(project_dir=project)
+    settings = _settings(runtime)
+    config = StackConfig.from_env(runtime.state_dir, settings.schedules.work_pool)
+    keys = load_secrets(config, settings.approval.reviewers)
+    os.environ.update(client_env(config, keys))  # before prefect or mlflow are imported
+    apply_process_defaults(runtime)
+    return runtime, settings, config, keys
+
+
+def _stack_setup(runtime: Runtime, settings: Settings, mlflow_url: str, keys: dict[str, Any]) -> None:
+    """Once the servers answer: MLflow accounts and permissions, the approval secret, the deployments."""
+    from prefect.blocks.system import Secret
+
+    from retrain.deployments import deploy_all
+    from retrain.stack import ensure_mlflow_accounts
+
+    model = settings.model
+    ensure_mlflow_accounts(
+        mlflow_url, keys, model.registered_name, [model.experiment, f"{model.experiment}-monitoring"]
+    )
+    try:
+        Secret.load(settings.approval.secret_block)
+    except ValueError:
+        Secret(value=keys["approval_secret"]).save(settings.approval.secret_block)
+    deploy_all(settings, runtime.project_dir)
+
+
+def _print_stack(statuses: list[Any], config: Any) -> None:
+    for item in statuses:
+        state = "healthy" if item.healthy else ("running, not healthy" if item.pid else "stopped")
+        typer.echo(f"  {item.name:<15} {state:<22} pid {item.pid or '—':<8} log {item.log}")
+    typer.echo(f"  Prefect UI  http://{config.host}:{config.prefect_port}   MLflow UI  {config.mlflow_url}")
+
+
+@stack_app.command("up")
+def stack_up(project: ProjectOption = None) -> None:
+    """Start every service that is not running (idempotent) and wait until all are healthy."""
+    runtime, settings, config, keys = _stack(project)
+    from retrain.stack import StackError, up, write_profile
+
+    started = time.perf_counter()
+    try:
+        statuses = up(config, keys, typer.echo, lambda: _stack_setup(runtime, settings, config.mlflow_url, keys))
+    except StackError as error:
+        _fail(str(error))
+    profile = write_profile(config, keys)
+    typer.echo(f"stack healthy in {time.perf_counter() - started:.0f} s")
+    _print_stack(statuses, config)
+    typer.echo(
+        f"Use it: `source {profile}` (Prefect + MLflow for people; the worker alone may register and promote).\n"
+        f"Passwords: {config.home / 'secrets.json'} (mode 0600)."
+    )
+
+
+@stack_app.command("setup")
+def stack_setup(project: ProjectOption = None) -> None:
+    """Accounts, permissions, approval secret and deployments on services started elsewhere (compose).
+
+    Reads PREFECT_API_URL/PREFECT_API_AUTH_STRING, MLFLOW_TRACKING_URI, RETRAIN_MLFLOW_ADMIN_PASSWORD,
+    RETRAIN_MLFLOW_SERVICE_PASSWORD and RETRAIN_APPROVAL_SECRET from the environment.
+    """
+    import os
+
+    runtime = _runtime(project)
+    settings = _settings(runtime)
+    names = ("RETRAIN_MLFLOW_ADMIN_PASSWORD", "RETRAIN_MLFLOW_SERVICE_PASSWORD", "RETRAIN_APPROVAL_SECRET")
+    missing = [name for name in (*names, "MLFLOW_TRACKING_URI", "PREFECT_API_URL") if not os.environ.get(name)]
+    if missing:
+        _fail(f"set {', '.join(missing)}", 2)
+    keys: dict[str, Any] = {
+        "mlflow_admin_password": os.environ[names[0]],
+        "mlflow_service_password": os.environ[names[1]],
+        "approval_secret": os.environ[names[2]],
+        "mlflow_people": {},
+    }
+    _stack_setup(runtime, settings, os.environ["MLFLOW_TRACKING_URI"], keys)
+    typer.echo("accounts, approval secret and deployments are in place")
+
+
+@stack_app.command("down")
+def stack_down(project: ProjectOption = None) -> None:
+    """Stop every service of the stack; no process is left behind."""
+    _, _, config, keys = _stack(project)
+    from retrain.stack import down
+
+    stopped = down(config, keys)
+    typer.echo(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+@stack_app.command("status")
+def stack_status(
+    project: ProjectOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+) -> None:
+    """Each service: pid, health, log; exit 1 unless all are healthy."""
+    _, _, config, keys = _stack(project)
+    from retrain.stack import status as stack_statuses
+
+    statuses = stack_statuses(config, keys)
+    if as_json:
+        typer.echo(json.dumps([item.to_dict() for item in statuses], indent=2))
+    else:
+        _print_stack(statuses, config)
+    if not all(item.healthy for item in statuses):
+        raise typer.Exit(1)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

@@ -47,6 +47,7 @@ class RegistryError(RuntimeError):
 class LoggedModel:
     run_id: str
     model_uri: str
+    model_id: str | None = None  # MLflow 3 logged-model id: a tracking server needs it to register
 
 
 def _quiet_mlflow() -> None:
@@ -179,7 +180,7 @@ class ModelRegistry:
                 pip_requirements=[f"xgboost=={xgb.__version__}", f"mlflow=={mlflow.__version__}"],
                 metadata={"feature_spec": spec.to_dict()},
             )
-        return LoggedModel(run_id=run.info.run_id, model_uri=info.model_uri)
+        return LoggedModel(run_id=run.info.run_id, model_uri=info.model_uri, model_id=info.model_id)
 
     # --- registry -------------------------------------------------------------------------
 
@@ -192,7 +193,7 @@ class ModelRegistry:
         except MlflowException:
             self.client.create_registered_model(self.model_name)
         version = self.client.create_model_version(
-            self.model_name, source=logged.model_uri, run_id=logged.run_id, tags=dict(tags)
+            self.model_name, source=logged.model_uri, run_id=logged.run_id, tags=dict(tags), model_id=logged.model_id
         )
         return self._describe(version)
 

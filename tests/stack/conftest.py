@@ -1,0 +1,152 @@
+"""One live team stack (`retrain stack up` as a user runs it) for the stack tests of this session.
+
+Its own state dir, free ports and uniquely named databases, so it never meets a developer's stack;
+stopped with `retrain stack down` (which must leave no process) and its databases dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+POSTGRES = "postgresql://postgres@127.0.0.1:5432"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class LiveStack:
+    home: Path
+    env: dict[str, str]
+    keys: dict[str, Any]
+    prefect_url: str
+    mlflow_url: str
+    s3_url: str
+    startup_seconds: float
+
+    @property
+    def prefect_auth(self) -> tuple[str, str]:
+        user, password = str(self.keys["prefect_auth"]).split(":", 1)
+        return user, password
+
+    def retrain(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "retrain.cli", *args, "--project", str(REPO_ROOT)],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+
+def _postgres_reachable() -> bool:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
+
+    engine = create_engine(f"{POSTGRES.replace('postgresql://', 'postgresql+psycopg://')}/postgres")
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        return True
+    except OperationalError:
+        return False
+    finally:
+        engine.dispose()
+
+
+def _drop_databases(prefix: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    from retrain.stack import DATABASES
+
+    engine = create_engine(
+        f"{POSTGRES.replace('postgresql://', 'postgresql+psycopg://')}/postgres", isolation_level="AUTOCOMMIT"
+    )
+    with engine.connect() as connection:
+        for name in DATABASES:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{prefix}_{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
+    if not _postgres_reachable():
+        pytest.skip("PostgreSQL at 127.0.0.1:5432 is not reachable: the team stack needs it")
+    home = tmp_path_factory.mktemp("stack-state")
+    prefix = f"retrain_t{uuid.uuid4().hex[:8]}"
+    ports = {name: _free_port() for name in ("PREFECT", "MLFLOW", "S3")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "MLFLOW_TRACKING"))}
+    env.update(
+        RETRAIN_HOME=str(home),
+        RETRAIN_STACK_DB_PREFIX=prefix,
+        RETRAIN_STACK_PREFECT_PORT=str(ports["PREFECT"]),
+        RETRAIN_STACK_MLFLOW_PORT=str(ports["MLFLOW"]),
+        RETRAIN_STACK_S3_PORT=str(ports["S3"]),
+    )
+    started = time.perf_counter()
+    up = subprocess.run(
+        [sys.executable, "-m", "retrain.cli", "stack", "up", "--project", str(REPO_ROOT)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    seconds = time.perf_counter() - started
+    keys = (
+        json.loads((home / "stack" / "secrets.json").read_text()) if (home / "stack" / "secrets.json").exists() else {}
+    )
+    stack = LiveStack(
+        home / "stack",
+        env,
+        keys,
+        f"http://127.0.0.1:{ports['PREFECT']}/api",
+        f"http://127.0.0.1:{ports['MLFLOW']}",
+        f"http://127.0.0.1:{ports['S3']}",
+        seconds,
+    )
+    try:
+        assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+        print(f"\nretrain stack up: healthy in {seconds:.1f} s")
+        yield stack
+    finally:
+        down = stack.retrain("stack", "down")
+        pids = list((home / "stack" / "pids").glob("*.pid")) if (home / "stack" / "pids").exists() else []
+        left = _processes_mentioning(str(home))
+        _drop_databases(prefix)
+        assert down.returncode == 0, down.stderr
+        assert pids == [], f"pid files left after stack down: {pids}"
+        assert left == [], f"processes left after stack down: {left}"
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    """Processes whose environment or command line names the stack's state dir (every stack process does)."""
+    found = []
+    needle = text.encode()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            if needle in (proc / "environ").read_bytes() or needle in (proc / "cmdline").read_bytes():
+                found.append(f"{proc.name}: {(proc / 'cmdline').read_bytes().replace(bytes(1), b' ').decode()[:120]}")
+        except OSError:
+            continue
+    return found

@@ -1,0 +1,146 @@
+"""The team stack, live: auth on, a training deployment run through the API the way the UI runs it,
+paused at the reviewer gate, approved through the API, champion moved in the MLflow server, the
+model's artifacts in the S3 bucket, and only the worker's account able to move an alias."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from retrain.adapters.workspace import create_workspace
+from retrain.demo import write_demo_batches
+from retrain.domain.approval import reviewer_token
+from retrain.domain.settings import load_settings
+from tests.conftest import REPO_ROOT
+from tests.stack.conftest import LiveStack
+
+pytestmark = pytest.mark.stack
+
+SMALL = {
+    "demo": {"rows_per_day": 1500, "days": 8, "first_training_days": 5, "drift_day": None},
+    "gate": {
+        "guardrails": {"max_calibration_error": 0.25, "max_latency_single_ms": 60_000, "max_latency_batch_ms": 60_000}
+    },
+}
+
+
+def _api(stack: LiveStack) -> httpx.Client:
+    return httpx.Client(base_url=stack.prefect_url, auth=stack.prefect_auth, timeout=30)
+
+
+def _wait_state(api: httpx.Client, run_id: str, wanted: set[str], timeout: float = 300) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run: dict[str, Any] = api.get(f"/flow_runs/{run_id}").raise_for_status().json()
+        if run["state_type"] in wanted:
+            return run
+        assert run["state_type"] not in {"FAILED", "CRASHED", "CANCELLED"}, run["state"]
+        time.sleep(1)
+    raise AssertionError(f"flow run {run_id} never reached {wanted}")
+
+
+def _mlflow_as(stack: LiveStack, username: str, password: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    from mlflow import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", username)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
+    return MlflowClient(tracking_uri=stack.mlflow_url, registry_uri=stack.mlflow_url)
+
+
+def _project(tmp_path: Path) -> Path:
+    workspace = create_workspace(REPO_ROOT, tmp_path / "project", SMALL)
+    settings = load_settings(workspace / "params.yaml")
+    write_demo_batches(workspace / settings.dataset.batches, settings, 5)
+    return workspace
+
+
+def start_training(stack: LiveStack, project: Path, triggered_by: str) -> str:
+    """Run the training deployment with custom parameters, as the UI's 'Custom run' form does."""
+    with _api(stack) as api:
+        deployment = api.get("/deployments/name/training/nightly").raise_for_status().json()
+        parameters = {"request": {"project_dir": str(project), "triggered_by": triggered_by, "reason": "stack test"}}
+        run = api.post(f"/deployments/{deployment['id']}/create_flow_run", json={"parameters": parameters})
+        return str(run.raise_for_status().json()["id"])
+
+
+def test_stack_is_healthy_fast_idempotent_and_keeps_its_secrets(live_stack: LiveStack):
+    assert live_stack.startup_seconds < 180  # the issue's target is 90 s on a fresh machine; measured, not asserted
+    status = live_stack.retrain("stack", "status", "--json")
+    assert status.returncode == 0, status.stdout + status.stderr
+    services = {item["name"]: item for item in json.loads(status.stdout)}
+    assert set(services) == {"s3", "mlflow", "prefect-server", "prefect-worker"}
+    assert all(item["healthy"] and item["pid"] for item in services.values())
+
+    again = live_stack.retrain("stack", "up")
+    assert again.returncode == 0, again.stderr
+    after = {item["name"]: item["pid"] for item in json.loads(live_stack.retrain("stack", "status", "--json").stdout)}
+    assert after == {name: item["pid"] for name, item in services.items()}  # up twice starts nothing new
+
+    for name in ("secrets.json", "stack.env"):
+        assert stat.S_IMODE(os.stat(live_stack.home / name).st_mode) == 0o600
+    secrets = [str(v) for k, v in live_stack.keys.items() if k != "mlflow_people"]
+    secrets += [str(v) for v in live_stack.keys["mlflow_people"].values()]
+    for log in (live_stack.home / "logs").glob("*.log"):
+        text = log.read_text(errors="replace")
+        assert not [s for s in secrets if s.split(":")[-1] in text], f"a secret is in {log.name}"
+
+
+def test_unauthenticated_requests_are_refused(live_stack: LiveStack):
+    refused = httpx.post(f"{live_stack.prefect_url}/flows/filter", json={}, timeout=10)
+    assert refused.status_code == 401
+    wrong = httpx.post(f"{live_stack.prefect_url}/flows/filter", json={}, auth=("admin", "wrong"), timeout=10)
+    assert wrong.status_code == 401
+    mlflow = httpx.get(f"{live_stack.mlflow_url}/api/2.0/mlflow/experiments/search?max_results=1", timeout=10)
+    assert mlflow.status_code == 401
+
+
+def test_training_deployment_pauses_for_review_and_approval_promotes_in_the_mlflow_server(
+    live_stack: LiveStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import boto3
+
+    project = _project(tmp_path)
+    run_id = start_training(live_stack, project, triggered_by="ada")
+    with _api(live_stack) as api:
+        paused = _wait_state(api, run_id, {"PAUSED"})
+        keyset = paused["state"]["state_details"]["run_input_keyset"]
+        schema = api.get(f"/flow_runs/{run_id}/input/{keyset['schema']}").raise_for_status().json()
+        assert set(schema["properties"]) == {"decision", "reviewer", "comment", "token"}
+        report = api.post(
+            "/artifacts/filter",
+            json={"artifacts": {"flow_run_id": {"any_": [run_id]}, "key": {"any_": ["gate-report"]}}},
+        ).raise_for_status()
+        assert "AWAITING REVIEW" in report.json()[0]["data"]
+
+        token = reviewer_token(live_stack.keys["approval_secret"], "demo-reviewer")
+        answer = {"decision": "approve", "reviewer": "demo-reviewer", "comment": "live stack", "token": token}
+        resumed = api.post(f"/flow_runs/{run_id}/resume", json={"run_input": answer}).raise_for_status().json()
+        assert resumed["status"] == "ACCEPT"
+        _wait_state(api, run_id, {"COMPLETED"})
+
+    person = _mlflow_as(live_stack, "demo-reviewer", live_stack.keys["mlflow_people"]["demo-reviewer"], monkeypatch)
+    champion = person.get_model_version_by_alias("retrain-loans", "champion")
+    assert champion.tags["retrain.gate.decision"] == "promoted"
+    from mlflow.exceptions import MlflowException
+
+    with pytest.raises(MlflowException, match=r"403|Permission"):
+        person.set_registered_model_alias("retrain-loans", "champion", champion.version)  # READ only
+
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=live_stack.s3_url,
+        aws_access_key_id=live_stack.keys["s3_access_key"],
+        aws_secret_access_key=live_stack.keys["s3_secret_key"],
+        region_name="us-east-1",
+    )
+    stored = [item["Key"] for item in s3.list_objects_v2(Bucket="retrain").get("Contents", [])]
+    model_id = champion.source.removeprefix("models:/")
+    assert any(key.endswith(f"{model_id}/artifacts/model.ubj") for key in stored)
+    assert any(key.startswith("dvc/files/md5/") for key in stored)  # the DVC remote is the same bucket

@@ -1,0 +1,64 @@
+"""infra/docker-compose.yml and `retrain stack up` run the same services, ports and variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from retrain.environment import QUIET_ENVIRONMENT
+from retrain.stack import DATABASES, StackConfig, services
+
+INFRA = Path(__file__).resolve().parents[2] / "infra"
+KEYS = {
+    "prefect_auth": "admin:x",
+    "mlflow_admin_password": "x",
+    "mlflow_service_password": "x",
+    "mlflow_flask_secret": "x",
+    "s3_access_key": "x",
+    "s3_secret_key": "x",
+    "mlflow_people": {},
+}
+# Local-process details with no meaning in a container: state paths and the quiet defaults the image sets.
+LOCAL_ONLY = {"PREFECT_HOME", "RETRAIN_HOME", *QUIET_ENVIRONMENT}
+
+
+def _compose() -> dict:
+    return yaml.safe_load((INFRA / "docker-compose.yml").read_text())["services"]
+
+
+def _published(service: dict) -> set[int]:
+    return {int(str(port).rsplit(":", 2)[-2]) for port in service.get("ports", [])}
+
+
+def test_every_local_service_is_a_compose_service_on_the_same_port():
+    config = StackConfig(home=Path("/tmp/x"))
+    compose = _compose()
+    ports = {"s3": config.s3_port, "mlflow": config.mlflow_port, "prefect-server": config.prefect_port}
+    for service in services(config, KEYS):
+        assert service.name in compose, f"{service.name} missing from docker-compose.yml"
+        if service.name in ports:
+            assert ports[service.name] in _published(compose[service.name])
+            assert all(str(p).startswith("127.0.0.1:") for p in compose[service.name]["ports"])
+    assert 5432 in _published(compose["postgres"])
+
+
+def test_compose_sets_every_variable_the_local_stack_sets():
+    compose = _compose()
+    for service in services(StackConfig(home=Path("/tmp/x")), KEYS):
+        wanted = set(service.env) - LOCAL_ONLY
+        assert wanted <= set(compose[service.name].get("environment", {})), service.name
+
+
+def test_same_databases_commands_and_no_secret_in_the_file():
+    init = (INFRA / "postgres-init.sql").read_text()
+    assert all(f"CREATE DATABASE retrain_{name};" in init for name in DATABASES)
+    compose = _compose()
+    assert compose["mlflow"]["command"][:4] == ["mlflow", "server", "--app-name", "basic-auth"]
+    assert "s3://retrain/mlflow" in compose["mlflow"]["command"]
+    assert compose["prefect-worker"]["command"][:5] == ["prefect", "worker", "start", "--pool", "retrain-process"]
+    text = (INFRA / "docker-compose.yml").read_text()
+    for variable in ("PREFECT_AUTH_STRING", "MLFLOW_ADMIN_PASSWORD", "S3_SECRET_KEY", "MLFLOW_SERVICE_PASSWORD"):
+        assert f"${{{variable}:?" in text  # from infra/.env, never written into the file
+    ini = (INFRA / "mlflow-basic-auth.ini").read_text()
+    assert "default_permission = READ" in ini
