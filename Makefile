@@ -11,7 +11,7 @@ UV_TOOLS := .retrain/tools
 UV = $(shell command -v uv 2>/dev/null || { python3 -m uv --version >/dev/null 2>&1 && echo "python3 -m uv"; } || \
 	{ test -x "$(HOME)/.local/bin/uv" && echo "$(HOME)/.local/bin/uv"; } || echo "$(UV_TOOLS)/bin/uv")
 
-.PHONY: help uv install demo test test-unit lint typecheck fmt check clean
+.PHONY: help uv uv-version install demo test test-unit lint typecheck fmt check clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -22,6 +22,10 @@ uv:  ## install uv with pip if it is missing (user site, else a private venv und
 	  python3 -m pip install --user --quiet uv 2>/dev/null || \
 	  python3 -m pip install --user --quiet --break-system-packages uv 2>/dev/null || \
 	  { python3 -m venv $(UV_TOOLS) && $(UV_TOOLS)/bin/python -m pip install --quiet uv; }
+	@# make expands a whole recipe before its first line runs: a sub-make looks for uv afresh
+	@$(MAKE) --no-print-directory uv-version
+
+uv-version:
 	@$(UV) --version
 
 install: uv  ## create .venv from uv.lock (exact versions)

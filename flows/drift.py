@@ -40,7 +40,7 @@ class DriftRequest(BaseModel):
     act: bool = Field(default=True, description="Start the retraining when the decision is 'retrain'.")
 
 
-@flow(name="drift", log_prints=True)
+@flow(name="drift", log_prints=True, persist_result=True, result_serializer="json")
 def drift(request: DriftRequest | None = None) -> dict[str, Any]:
     request = request or DriftRequest()
     where = resolve_runtime(project_dir=Path(request.project_dir) if request.project_dir else None)

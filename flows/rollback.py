@@ -24,7 +24,7 @@ class RollbackRequest(BaseModel):
     project_dir: str | None = Field(default=None, description="Project holding params.yaml.")
 
 
-@flow(name="rollback", log_prints=True)
+@flow(name="rollback", log_prints=True, persist_result=True, result_serializer="json")
 def rollback(request: RollbackRequest) -> dict[str, Any]:
     where = resolve_runtime(project_dir=Path(request.project_dir) if request.project_dir else None)
     settings = load_settings_task(where.params_path)

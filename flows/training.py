@@ -53,7 +53,7 @@ class TrainingRequest(BaseModel):
     reason: str = Field(default="manual", description="Why this run was started, e.g. 'nightly' or 'drift'.")
 
 
-@flow(name="training", log_prints=True)
+@flow(name="training", log_prints=True, persist_result=True, result_serializer="json")
 def training(request: TrainingRequest | None = None) -> dict[str, Any]:
     request = request or TrainingRequest()
     where = resolve_runtime(project_dir=Path(request.project_dir) if request.project_dir else None)

@@ -17,6 +17,8 @@ import typer
 from retrain.environment import Runtime, apply_process_defaults, resolve_runtime
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from retrain.demo import DemoStep
     from retrain.domain.settings import Settings
 
@@ -34,12 +36,39 @@ ProjectOption = Annotated[
 ]
 
 
+StackOption = Annotated[
+    bool, typer.Option("--stack", help="Use the team stack started by `retrain stack up` (its profile).")
+]
+
+
+def _load_stack_profile(project: Path | None) -> None:
+    """With --stack: the client profile that `retrain stack up` wrote, into this process's environment
+    (before any runtime is resolved or Prefect/MLflow imported, so every client points at the stack)."""
+    import os
+
+    from retrain.stack import StackError, load_profile, stack_config_at
+
+    try:
+        os.environ.update(load_profile(stack_config_at(resolve_runtime(project_dir=project).state_dir)))
+    except StackError as error:
+        _fail(str(error))
+
+
+def _on_stack() -> bool:
+    """True with --stack or in a shell that sourced the stack's profile (it sets RETRAIN_STACK=1)."""
+    import os
+
+    return os.environ.get("RETRAIN_STACK") == "1"
+
+
 def _fail(message: str, code: int = 1) -> NoReturn:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
 
 
-def _runtime(project: Path | None) -> Runtime:
+def _runtime(project: Path | None, stack: bool = False) -> Runtime:
+    if stack:
+        _load_stack_profile(project)
     runtime = resolve_runtime(project_dir=project)
     apply_process_defaults(runtime)
     return runtime
@@ -83,10 +112,21 @@ def _whoami() -> str:
 def train(
     project: ProjectOption = None,
     reason: Annotated[str, typer.Option(help="Why this run is started (recorded with the run).")] = "manual",
+    stack: StackOption = False,
 ) -> None:
     """Run the training flow on the batches named in params.yaml: validate, train, compare, promote."""
-    runtime = _runtime(project)
-    _settings(runtime)
+    runtime = _runtime(project, stack)
+    settings = _settings(runtime)
+    if _on_stack():
+        from retrain.stack_client import start_deployment_run
+
+        request = {"project_dir": str(runtime.project_dir), "triggered_by": _whoami(), "reason": reason}
+        run_id = start_deployment_run(settings.retraining.deployment, request)
+        typer.echo(
+            f"training run {run_id} started on the team stack (the worker trains and registers).\n"
+            f"When it waits at the reviewer gate: retrain approve {run_id} --reviewer NAME (or the Prefect UI)."
+        )
+        return
     try:
         result = _run_training(runtime.project_dir, _whoami(), reason)
     except _user_errors() as error:
@@ -365,14 +405,26 @@ def doctor_command(project: ProjectOption = None) -> None:
 def rollback_command(
     reason: Annotated[str, typer.Option("--reason", help="Why (kept in the ledger).")],
     project: ProjectOption = None,
+    stack: StackOption = False,
 ) -> None:
-    """Move champion back to previous-champion (a Prefect flow, recorded in the ledger)."""
-    runtime = _runtime(project)
-    _settings(runtime)
-    from flows.rollback import RollbackRequest, rollback
+    """Move champion back to previous-champion (a Prefect flow, recorded in the ledger).
 
+    On the team stack the rollback runs on the worker (its deployment): only the worker's account may
+    move aliases there.
+    """
+    runtime = _runtime(project, stack)
+    _settings(runtime)
+    request = {"reason": reason, "requested_by": _whoami(), "project_dir": str(runtime.project_dir)}
     try:
-        result = rollback(RollbackRequest(reason=reason, requested_by=_whoami(), project_dir=str(runtime.project_dir)))
+        if _on_stack():
+            from retrain.deployments import ROLLBACK_DEPLOYMENT
+            from retrain.stack_client import follow_run, start_deployment_run
+
+            result = follow_run(start_deployment_run(f"rollback/{ROLLBACK_DEPLOYMENT}", request))
+        else:
+            from flows.rollback import RollbackRequest, rollback
+
+            result = rollback(RollbackRequest.model_validate(request))
     except _user_errors() as error:
         _fail(str(error))
     typer.echo(f"champion rolled back from v{result['demoted']} to v{result['restored']}")
@@ -626,9 +678,14 @@ def demo(
     drift_day: Annotated[
         int | None, typer.Option(help="1-based day from which batches drift (0: no drift; default from params).")
     ] = None,
+    stack: StackOption = False,
 ) -> None:
-    """The whole lifecycle on generated data, from a fresh demo state (safe to run twice)."""
-    runtime = _runtime(project)
+    """The whole lifecycle on generated data, from a fresh demo state (safe to run twice).
+
+    With --stack the flows run on the team stack's worker (through the deployments) and the demo
+    reviewer answers them through the Prefect API; the registry, ledger and decisions are the stack's.
+    """
+    runtime = _runtime(project, stack)
     settings = _settings(runtime)
     changes: dict[str, Any] = {}
     if rows_per_day is not None:
@@ -647,21 +704,32 @@ def demo(
         except ValidationError as error:
             _fail(f"demo options: {error.errors()[0]['msg']}", 2)
         settings = settings.model_copy(update={"demo": demo_settings})
-    from retrain.demo import reviewed_by_demo_reviewer, run_demo
+    from retrain.demo import run_demo
 
     started = time.perf_counter()
     try:
-        review = reviewed_by_demo_reviewer(settings, on_receipt=_print_receipt)
-        results = run_demo(
-            runtime,
-            settings,
-            lambda workspace, why: review(lambda: _run_training(workspace, "demo", why)),
-            lambda workspace, batch: review(lambda: _run_drift(workspace, batch)),
-            on_step=_print_step,
-        )
+        run_training, run_drift = _demo_runners(settings, _on_stack())
+        results = run_demo(runtime, settings, run_training, run_drift, on_step=_print_step)
     except _user_errors() as error:
         _fail(str(error))
-    _print_demo_summary(runtime, settings, results, time.perf_counter() - started)
+    _print_demo_summary(runtime, settings, results, time.perf_counter() - started, _on_stack())
+
+
+def _demo_runners(
+    settings: Settings, on_stack: bool
+) -> tuple[Callable[[Path, str], dict[str, Any]], Callable[[Path, Path], dict[str, Any]]]:
+    """How the demo runs a training and a drift check: in this process, or on the stack's worker."""
+    from retrain.demo import demo_reviewer_answers, receipt_printer, reviewed_by_demo_reviewer
+
+    if on_stack:
+        from retrain.stack_client import stack_demo_runners
+
+        return stack_demo_runners(settings, demo_reviewer_answers(settings), receipt_printer(_print_receipt))
+    review = reviewed_by_demo_reviewer(settings, on_receipt=_print_receipt)
+    return (
+        lambda workspace, why: review(lambda: _run_training(workspace, "demo", why)),
+        lambda workspace, batch: review(lambda: _run_drift(workspace, batch)),
+    )
 
 
 def _print_receipt(reviewer: str, message: str) -> None:
@@ -669,7 +737,11 @@ def _print_receipt(reviewer: str, message: str) -> None:
 
 
 def _print_demo_summary(
-    runtime: Runtime, settings: Settings, results: list[tuple[DemoStep, dict[str, Any]]], seconds: float
+    runtime: Runtime,
+    settings: Settings,
+    results: list[tuple[DemoStep, dict[str, Any]]],
+    seconds: float,
+    on_stack: bool = False,
 ) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -704,6 +776,18 @@ def _print_demo_summary(
         )
     console = Console(width=None if sys.stdout.isatty() else 160)
     console.print(table)
+    if on_stack:
+        import os
+
+        console.print(
+            f"\nSee it on the team stack (`source {runtime.state_dir / 'stack' / 'stack.env'}` first):\n"
+            "  .venv/bin/retrain status     # champion, challenger, previous champion\n"
+            "  .venv/bin/retrain history    # the stack's ledger (PostgreSQL)\n"
+            f"  Prefect UI {os.environ.get('PREFECT_API_URL', '').removesuffix('/api')}   "
+            f"MLflow UI {runtime.mlflow_ui_url}\n"
+            f"Demo workspace (a git + DVC repo, DVC remote on S3): {runtime.state_dir / 'demo' / 'workspace'}"
+        )
+        return
     db = runtime.state_dir / "mlflow" / "mlflow.db"
     console.print(
         "\nSee it (the .venv commands work whether or not uv is on your PATH):\n"

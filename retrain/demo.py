@@ -21,9 +21,11 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from retrain.adapters.workspace import create_workspace, write_params
+from retrain.approval import Answer, Receipt
 from retrain.domain.demo_data import NO_CHANGES, DayChanges, generate_day
 from retrain.domain.settings import Settings
 from retrain.environment import Runtime
+from retrain.errors import ApprovalInputError
 
 T = TypeVar("T")
 
@@ -77,43 +79,59 @@ def write_demo_batches(
     return written
 
 
-def reviewed_by_demo_reviewer(
-    settings: Settings, on_receipt: Callable[[str, str], None] | None = None
-) -> Callable[[Callable[[], T]], T]:
-    """Wrap a training run so that the first ``quorum`` listed reviewers approve it when it pauses at the gate.
+def demo_reviewer_answers(settings: Settings) -> list[Answer]:
+    """The approvals of the first ``quorum`` listed reviewers, each with a valid token.
 
-    The demo shows the whole path, the reviewer included. Its token is made the way an admin makes
-    one (``retrain reviewer-token``); with no secret configured, the demo invents one that lives only
+    The demo shows the whole path, the reviewer included. Its tokens are made the way an admin makes
+    them (``retrain reviewer-token``); with no secret configured, the demo invents one that lives only
     in this process's environment.
     """
     import os
     import secrets
-    import uuid
 
     from retrain.adapters.approval_secret import load_approval_secret
-    from retrain.approval import Answer, Receipt, run_with_reviewers
     from retrain.domain.approval import reviewer_token
-    from retrain.errors import ApprovalConfigError, ApprovalInputError
+    from retrain.errors import ApprovalConfigError
 
     policy = settings.approval
     try:
         secret = load_approval_secret(policy)
     except ApprovalConfigError:
         secret = os.environ[policy.secret_env] = secrets.token_hex(32)
-    answers = [
+    return [
         Answer("approve", name, reviewer_token(secret, name), "demo: gate report read, evidence checked")
         for name in policy.reviewers[: policy.quorum]
     ]
+
+
+def reviewed_by_demo_reviewer(
+    settings: Settings, on_receipt: Callable[[str, str], None] | None = None
+) -> Callable[[Callable[[], T]], T]:
+    """Wrap a training run so that the first ``quorum`` listed reviewers approve it when it pauses at the gate."""
+    import uuid
+
+    from retrain.approval import run_with_reviewers
+
+    answers = demo_reviewer_answers(settings)
+
+    def review(start: Callable[[], T]) -> T:
+        report = receipt_printer(on_receipt)
+        return run_with_reviewers(start, answers, tag=f"retrain-demo-{uuid.uuid4().hex[:12]}", on_receipt=report)
+
+    return review
+
+
+def receipt_printer(
+    on_receipt: Callable[[str, str], None] | None,
+) -> Callable[[Answer, Receipt | ApprovalInputError], None]:
+    """Tell ``on_receipt(reviewer, message)`` how the run took each demo answer."""
 
     def report(answer: Answer, receipt: Receipt | ApprovalInputError) -> None:
         if on_receipt is not None:
             message = receipt.message if isinstance(receipt, Receipt) else f"refused: {receipt}"
             on_receipt(answer.reviewer, message)
 
-    def review(start: Callable[[], T]) -> T:
-        return run_with_reviewers(start, answers, tag=f"retrain-demo-{uuid.uuid4().hex[:12]}", on_receipt=report)
-
-    return review
+    return report
 
 
 def reset_demo_state(runtime: Runtime) -> Path:

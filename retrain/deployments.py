@@ -12,21 +12,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from retrain.domain.settings import Settings
+from retrain.errors import RetrainError
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
 
 DRIFT_DEPLOYMENT = "drift-check"
 SCORING_DEPLOYMENT = "score-batch"
+ROLLBACK_DEPLOYMENT = "on-request"
 
 
 def build_deployments(settings: Settings, project_dir: Path, *, by_module: bool) -> list[RunnerDeployment]:
-    """Nightly retraining (concurrency limit 1: never two at once), hourly drift check, on-demand scoring."""
+    """Nightly retraining (concurrency limit 1: never two at once), hourly drift check, on-demand scoring
+    and rollback (on the team stack only the worker may move aliases, so rollback runs there too)."""
     from prefect.deployments.runner import RunnerDeployment as RunnerDeploymentType
     from prefect.schedules import Cron
     from prefect.types.entrypoint import EntrypointType
 
     from flows.drift import DriftRequest, drift
+    from flows.rollback import rollback
     from flows.scoring import scoring
     from flows.training import TrainingRequest, training
 
@@ -57,6 +61,14 @@ def build_deployments(settings: Settings, project_dir: Path, *, by_module: bool)
             name=SCORING_DEPLOYMENT,
             parameters={"request": {"project_dir": project, "batch": ""}},
             description="Score a batch with the champion and, in shadow, the challenger.",
+            tags=["retrain"],
+            entrypoint_type=entrypoint,
+        ),
+        rollback.to_deployment(
+            name=ROLLBACK_DEPLOYMENT,
+            parameters={"request": {"project_dir": project}},  # the form asks the reason
+            concurrency_limit=1,
+            description="Move champion back to previous-champion; say why (kept in the ledger).",
             tags=["retrain"],
             entrypoint_type=entrypoint,
         ),
@@ -93,7 +105,25 @@ def deploy_all(settings: Settings, project_dir: Path) -> list[str]:
         print_next_steps_message=False,
         ignore_warnings=True,
     )
-    return [f"{d.flow_name}/{d.name}" for d in deployments]
+    names = [f"{d.flow_name}/{d.name}" for d in deployments]
+    missing = _missing_deployments(names)
+    if missing:  # prefect's deploy() prints a failure table but raises nothing
+        raise RetrainError(f"the Prefect API refused the deployments {', '.join(missing)} (see the table above)")
+    return names
+
+
+def _missing_deployments(names: list[str]) -> list[str]:
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    missing = []
+    with get_client(sync_client=True) as client:
+        for name in names:
+            try:
+                client.read_deployment_by_name(name)
+            except ObjectNotFound:
+                missing.append(name)
+    return missing
 
 
 def serve_all(settings: Settings, project_dir: Path) -> None:

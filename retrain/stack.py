@@ -448,10 +448,12 @@ def _as_mlflow_admin(keys: Mapping[str, Any]) -> Iterator[None]:
 
 
 def ensure_mlflow_accounts(mlflow_url: str, keys: Mapping[str, Any], model_name: str, experiments: list[str]) -> None:
-    """The service account with EDIT on the model and its experiments; people get READ (the default).
+    """The service account may change the model and its experiments; people get READ (the default).
 
     MLflow asks the same EDIT permission to register a version and to move an alias, so the
-    separation comes from who holds the account: only the worker's flows do.
+    separation comes from who holds the account: only the worker's flows do. On the registered
+    model the account holds MANAGE, not EDIT: MLflow 3 asks MANAGE to *delete* an alias, which a
+    promotion (clearing ``challenger``) and a rollback (clearing ``previous-champion``) do.
     """
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
@@ -468,16 +470,19 @@ def ensure_mlflow_accounts(mlflow_url: str, keys: Mapping[str, Any], model_name:
         client = MlflowClient(tracking_uri=mlflow_url, registry_uri=mlflow_url)
         if not client.search_registered_models(filter_string=f"name='{model_name}'"):
             client.create_registered_model(model_name)
-        grants = [("registered_model", model_name)]
+        grants = [("registered_model", model_name, "MANAGE")]
         for name in experiments:
             found = client.get_experiment_by_name(name)
-            grants.append(("experiment", str(found.experiment_id if found else client.create_experiment(name))))
-        for resource_type, resource_id in grants:
+            experiment_id = str(found.experiment_id if found else client.create_experiment(name))
+            grants.append(("experiment", experiment_id, "EDIT"))
+        for resource_type, resource_id, permission in grants:
             try:
-                auth.grant_user_permission(SERVICE_ACCOUNT, resource_type, resource_id, "EDIT")
-            except MlflowException as error:
+                auth.grant_user_permission(SERVICE_ACCOUNT, resource_type, resource_id, permission)
+            except MlflowException as error:  # granted before, perhaps another level: grant it afresh
                 if error.error_code != "RESOURCE_ALREADY_EXISTS":
                     raise
+                auth.revoke_user_permission(SERVICE_ACCOUNT, resource_type, resource_id)
+                auth.grant_user_permission(SERVICE_ACCOUNT, resource_type, resource_id, permission)
 
 
 def write_profile(config: StackConfig, keys: Mapping[str, Any]) -> Path:
@@ -486,6 +491,11 @@ def write_profile(config: StackConfig, keys: Mapping[str, Any]) -> Path:
     lines = [f"export {key}={value}" for key, value in client_env(config, keys).items()]
     _write_private(path, "\n".join(lines) + "\n")
     return path
+
+
+def stack_config_at(state_dir: Path) -> StackConfig:
+    """The stack whose files live under ``state_dir`` (enough to find its profile and secrets)."""
+    return StackConfig(home=state_dir / "stack")
 
 
 def load_profile(config: StackConfig) -> dict[str, str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from typing import Any, Final, Literal
+from typing import Final, Literal
 from uuid import UUID
 
 from prefect import get_run_logger, runtime
@@ -54,9 +54,13 @@ class ReviewerDecision(RunInput):
 def reviewer_form(policy: ApprovalSettings) -> type[ReviewerDecision]:
     """The form with the reviewer field limited to the listed names: the UI shows them as a choice,
     and the Prefect server refuses any other name before the run resumes."""
-    names: Any = Literal[tuple(policy.reviewers)]
-    field = Field(description="Your name as listed in approval.reviewers.")
-    return create_model("ReviewerDecision", __base__=ReviewerDecision, reviewer=(names, field))
+    field = Field(
+        min_length=1,
+        max_length=100,
+        description="Your name as listed in approval.reviewers.",
+        json_schema_extra={"enum": list(policy.reviewers)},  # an enum even for one name (a const would be hidden)
+    )
+    return create_model("ReviewerDecision", __base__=ReviewerDecision, reviewer=(str, field))
 
 
 def receipt_key(pause_key: str) -> str:

@@ -8,7 +8,6 @@ alias can encode raw rows exactly as at training time.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 from collections.abc import Iterable, Mapping
@@ -243,10 +242,14 @@ class ModelRegistry:
         self.client.set_registered_model_alias(self.model_name, alias, version)
 
     def delete_alias(self, alias: str) -> None:
+        """Idempotent: an absent alias is fine; anything else (no permission, outage) is an error."""
         from mlflow.exceptions import MlflowException
 
-        with contextlib.suppress(MlflowException):  # already absent: deleting is idempotent
+        try:
             self.client.delete_registered_model_alias(self.model_name, alias)
+        except MlflowException as error:
+            if error.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                raise
 
     def tag_version(self, version: str, tags: Mapping[str, str]) -> None:
         for key, value in tags.items():

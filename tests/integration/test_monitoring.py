@@ -221,6 +221,7 @@ def test_deploy_registers_schedules_and_forms_visible_through_the_api(workspace:
         nightly = client.read_deployment_by_name("training/nightly")
         check = client.read_deployment_by_name("drift/drift-check")
         score = client.read_deployment_by_name("scoring/score-batch")
+        roll_back = client.read_deployment_by_name("rollback/on-request")
         pool = client.read_work_pool("retrain-process")
     assert pool.type == "process"
     assert [s.schedule.cron for s in nightly.schedules] == ["0 2 * * *"]  # type: ignore[union-attr]
@@ -231,6 +232,7 @@ def test_deploy_registers_schedules_and_forms_visible_through_the_api(workspace:
     schema = nightly.parameter_openapi_schema or {}
     assert "request" in schema["properties"] and "TrainingRequest" in json.dumps(schema)  # the UI's form
     assert nightly.parameters["request"]["project_dir"] == str(workspace)
+    assert not roll_back.schedules and "reason" not in roll_back.parameters["request"]  # the form asks why
 
 
 def test_serve_serves_the_deployments_from_one_process(workspace: Path):
@@ -249,7 +251,7 @@ def test_serve_serves_the_deployments_from_one_process(workspace: Path):
     try:
         deadline = time.monotonic() + 120
         found: set[str] = set()
-        while time.monotonic() < deadline and len(found) < 3:
+        while time.monotonic() < deadline and len(found) < 4:
             assert process.poll() is None, process.stdout.read() if process.stdout else ""
             with get_client(sync_client=True) as client:
                 deployments = client.read_deployments()
@@ -263,4 +265,6 @@ def test_serve_serves_the_deployments_from_one_process(workspace: Path):
     finally:
         process.terminate()
         output = process.communicate(timeout=30)[0]
-    assert found == {"training/nightly", "drift/drift-check", "scoring/score-batch"}, output[-3000:]
+    assert found == {"training/nightly", "drift/drift-check", "scoring/score-batch", "rollback/on-request"}, output[
+        -3000:
+    ]

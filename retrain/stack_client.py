@@ -1,0 +1,107 @@
+"""Using the team stack from a person's shell: runs go to the worker through the deployments.
+
+On the stack, people hold READ on MLflow: training in their own process could not register a
+version. So ``retrain train --stack`` (and the stack demo) start runs of the deployments, which
+the worker executes with the service account, and follow them through the Prefect API. The
+training and drift flows persist their (JSON) results, which is how the follower learns what the
+worker's run decided.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from retrain.approval import Answer, Receipt, submit_decision
+from retrain.errors import ApprovalInputError, RetrainError
+
+if TYPE_CHECKING:
+    from retrain.domain.settings import Settings
+
+
+class StackRunError(RetrainError):
+    """A run on the stack did not complete; the message names the run and its final state."""
+
+
+def start_deployment_run(deployment: str, request: dict[str, Any], tags: Sequence[str] = ()) -> str:
+    """A run of ``flow/deployment`` with this request, like the UI's custom run; returns its id."""
+    from prefect.deployments import run_deployment
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        run = run_deployment(deployment, parameters={"request": request}, timeout=0, tags=list(tags))
+    except ObjectNotFound:
+        raise StackRunError(
+            f"no deployment {deployment} on this Prefect API: `retrain stack up` (or `retrain deploy`) registers it"
+        ) from None
+    return str(run.id)  # type: ignore[union-attr]
+
+
+def follow_run(
+    run_id: str,
+    answers: Sequence[Answer] = (),
+    on_receipt: Callable[[Answer, Receipt | ApprovalInputError], None] | None = None,
+    timeout: float = 3600,
+    poll: float = 1.0,
+) -> dict[str, Any]:
+    """Wait for a run of the worker to end, answering its approval gate with ``answers`` in turn
+    (as reviewers at the Prefect UI would), and return what the flow returned.
+
+    A run that fails, crashes or is cancelled is a ``StackRunError`` naming its state and message.
+    """
+    from prefect.client.orchestration import get_client
+
+    pending = list(answers)
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            state = client.read_flow_run(UUID(run_id)).state
+            if state is not None and state.is_paused() and state.state_details.run_input_keyset and pending:
+                answer = pending.pop(0)
+                try:
+                    receipt: Receipt | ApprovalInputError = submit_decision(run_id, answer)
+                except ApprovalInputError as refused:
+                    receipt = refused
+                if on_receipt is not None:
+                    on_receipt(answer, receipt)
+                continue
+            if state is not None and state.is_final():
+                if not state.is_completed():
+                    raise StackRunError(f"flow run {run_id} ended {state.name}: {state.message or 'see its logs'}")
+                result = state.result(raise_on_failure=True)
+                if not isinstance(result, dict):
+                    raise StackRunError(f"flow run {run_id} completed without a readable result")
+                return result
+            time.sleep(poll)
+    raise StackRunError(f"flow run {run_id} did not finish within {timeout:.0f} s")
+
+
+def stack_demo_runners(
+    settings: Settings,
+    answers: Sequence[Answer],
+    on_receipt: Callable[[Answer, Receipt | ApprovalInputError], None] | None = None,
+) -> tuple[Callable[[Path, str], dict[str, Any]], Callable[[Path, Path], dict[str, Any]]]:
+    """The demo's two steps on the stack: a training run and a drift check, each a run of its
+    deployment on the worker; a retraining the drift run triggers is followed and reviewed too."""
+    from retrain.deployments import DRIFT_DEPLOYMENT
+
+    def run_training(workspace: Path, why: str) -> dict[str, Any]:
+        request = {"project_dir": str(workspace), "triggered_by": "demo", "reason": why}
+        run_id = start_deployment_run(settings.retraining.deployment, request, tags=["retrain-demo"])
+        return follow_run(run_id, answers, on_receipt)
+
+    def run_drift(workspace: Path, batch: Path) -> dict[str, Any]:
+        deployment = f"drift/{DRIFT_DEPLOYMENT}"
+        request = {"project_dir": str(workspace), "batches": [str(batch)]}
+        run_id = start_deployment_run(deployment, request, tags=["retrain-demo"])
+        result = follow_run(run_id)
+        triggered = result.get("training")
+        if triggered and triggered.get("via") != "in-process":
+            trained = follow_run(str(triggered["flow_run_id"]), answers, on_receipt)
+            result["training"] = {**trained["outcome"], "flow_run_id": trained["flow_run_id"], "via": triggered["via"]}
+        return result
+
+    return run_training, run_drift

@@ -1,0 +1,73 @@
+"""A person's shell on the team stack: ``retrain demo --stack``, ``retrain train --stack`` and
+``retrain rollback --stack`` hand their runs to the worker (people hold READ on MLflow), answer the
+reviewer gate through the Prefect API, and leave their decisions in the stack's ledger."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from retrain.adapters.workspace import create_workspace
+from retrain.stack import load_profile, stack_config_at
+from tests.conftest import REPO_ROOT
+from tests.stack.conftest import LiveStack
+from tests.stack.test_live_stack import SMALL, _mlflow_as
+
+pytestmark = pytest.mark.stack
+
+MODEL = "retrain-loans-cli"
+# Six stable days make the first champion; day 7 is stable, day 8 drifted (0-based drift_day 7).
+SMALL_DEMO = {**SMALL, "demo": {"rows_per_day": 3000, "days": 8, "first_training_days": 6, "drift_day": 7}}
+
+
+def test_demo_train_and_rollback_from_a_person_shell_run_on_the_worker(
+    live_stack: LiveStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    project = create_workspace(REPO_ROOT, tmp_path / "project", {**SMALL_DEMO, **live_stack.onboard_model(MODEL)})
+
+    demo = live_stack.retrain("demo", "--stack", project=project, timeout=1500)
+    assert demo.returncode == 0, demo.stdout[-4000:] + demo.stderr[-4000:]
+    out = demo.stdout
+    assert "first 6 days: first champion" in out, out
+    assert "day 7: drift check" in out and "→ none" in out, out
+    assert "day 8 (drifted): drift check" in out and "→ retrain" in out, out
+    assert "retraining (training/nightly): promoted" in out, out  # run by the worker, reviewed by the demo
+    assert "shallow model" in out and "refused" in out, out
+    assert out.count("demo-reviewer answers: approve by 'demo-reviewer' recorded") == 2, out
+
+    person = _mlflow_as(live_stack, "demo-reviewer", live_stack.keys["mlflow_people"]["demo-reviewer"], monkeypatch)
+    champion = person.get_model_version_by_alias(MODEL, "champion")
+    previous = person.get_model_version_by_alias(MODEL, "previous-champion")
+    assert champion.tags["retrain.triggered_by"] == "drift-monitor"
+
+    rolled = live_stack.retrain("rollback", "--stack", "--reason", "demo: back to the stable model", project=project)
+    assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+    assert f"champion rolled back from v{champion.version} to v{previous.version}" in rolled.stdout
+    assert person.get_model_version_by_alias(MODEL, "champion").version == previous.version
+
+    profile = load_profile(stack_config_at(live_stack.home.parent))  # what `source stack.env` gives a shell
+    history = live_stack.retrain("history", "--json", project=project, env=profile)
+    assert history.returncode == 0, history.stderr
+    kinds = [entry["kind"] for entry in json.loads(history.stdout)]
+    assert kinds[-1] == "rollback" and kinds.count("promotion") == 2, kinds
+
+    workspace = live_stack.home.parent / "demo" / "workspace"  # the demo's project, with its batches
+    started = live_stack.retrain("train", "--stack", "--reason", "from a person's shell", project=workspace)
+    assert started.returncode == 0, started.stdout + started.stderr
+    run_id = started.stdout.split("training run ", 1)[1].split()[0]
+    with httpx.Client(base_url=live_stack.prefect_url, auth=live_stack.prefect_auth, timeout=30) as api:
+        deadline = time.monotonic() + 600
+        while (run := api.get(f"/flow_runs/{run_id}").raise_for_status().json())["state_type"] not in {
+            "COMPLETED",
+            "FAILED",
+            "CRASHED",
+            "CANCELLED",
+        }:
+            assert time.monotonic() < deadline, run["state"]
+            time.sleep(1)
+    assert run["state_type"] == "COMPLETED", run["state"]
+    assert run["parameters"]["request"]["reason"] == "from a person's shell"
