@@ -189,7 +189,8 @@ class ModelRegistry:
 
         try:
             self.client.get_registered_model(self.model_name)
-        except MlflowException:
+        except MlflowException as error:
+            _raise_unless_absent(error)
             self.client.create_registered_model(self.model_name)
         version = self.client.create_model_version(
             self.model_name, source=logged.model_uri, run_id=logged.run_id, tags=dict(tags), model_id=logged.model_id
@@ -222,7 +223,8 @@ class ModelRegistry:
 
         try:
             version = self.client.get_model_version_by_alias(self.model_name, alias)
-        except MlflowException:
+        except MlflowException as error:
+            _raise_unless_absent(error)
             return None
         return self._describe(version)
 
@@ -234,7 +236,8 @@ class ModelRegistry:
 
         try:
             self.client.get_model_version(self.model_name, version)
-        except MlflowException:
+        except MlflowException as error:
+            _raise_unless_absent(error)
             return False
         return True
 
@@ -248,8 +251,7 @@ class ModelRegistry:
         try:
             self.client.delete_registered_model_alias(self.model_name, alias)
         except MlflowException as error:
-            if error.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-                raise
+            _raise_unless_absent(error)
 
     def tag_version(self, version: str, tags: Mapping[str, str]) -> None:
         for key, value in tags.items():
@@ -312,3 +314,10 @@ class ModelRegistry:
             aliases=aliases,
             tags=tags,
         )
+
+
+def _raise_unless_absent(error: Exception) -> None:
+    """MLflow says "not found" with these codes; anything else (401/403, an outage) must not read as
+    "no such model": a flow would then see no champion and skip the comparison."""
+    if getattr(error, "error_code", None) not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+        raise error

@@ -18,6 +18,7 @@ from retrain.adapters.workspace import create_workspace
 from retrain.demo import write_demo_batches
 from retrain.domain.approval import reviewer_token
 from retrain.domain.settings import load_settings
+from retrain.stack import load_profile, stack_config_at
 from tests.conftest import REPO_ROOT
 from tests.stack.conftest import LiveStack
 
@@ -100,6 +101,9 @@ def test_unauthenticated_requests_are_refused(live_stack: LiveStack):
     assert wrong.status_code == 401
     mlflow = httpx.get(f"{live_stack.mlflow_url}/api/2.0/mlflow/experiments/search?max_results=1", timeout=10)
     assert mlflow.status_code == 401
+    # A shell with the profile but no MLflow account is told so, never shown "no champion".
+    status = live_stack.retrain("status", env=load_profile(stack_config_at(live_stack.home.parent)))
+    assert status.returncode == 1 and "refused: UNAUTHENTICATED" in status.stderr, status.stdout + status.stderr
 
 
 def test_training_deployment_pauses_for_review_and_approval_promotes_in_the_mlflow_server(
