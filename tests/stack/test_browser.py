@@ -95,6 +95,7 @@ def test_a_reviewer_approves_in_the_prefect_ui_and_sees_the_champion_in_mlflow(
 
     page.goto(f"{ui}/runs/flow-run/{run_id}")
     page.get_by_text("Paused", exact=True).first.wait_for()
+    page.get_by_text("Waiting for reviewers").first.wait_for()  # the run's own log says what it waits for
     page.screenshot(path=str(SCREENSHOTS / "1-paused-run.png"))
 
     page.get_by_text("Artifacts", exact=True).click()
