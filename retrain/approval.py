@@ -110,6 +110,18 @@ def submit_decision(flow_run_id: str, answer: Answer, wait_seconds: float = 120.
     return receipt
 
 
+def answer_paused_run(
+    flow_run_id: str, answer: Answer, on_receipt: Callable[[Answer, Receipt | ApprovalInputError], None] | None
+) -> None:
+    """Send one answer to a run waiting at the gate; its receipt, or why it was refused, goes to ``on_receipt``."""
+    try:
+        receipt: Receipt | ApprovalInputError = submit_decision(flow_run_id, answer)
+    except ApprovalInputError as refused:
+        receipt = refused
+    if on_receipt is not None:
+        on_receipt(answer, receipt)
+
+
 def paused_runs(tag: str) -> list[UUID]:
     """Runs carrying ``tag`` that wait at a gate right now."""
     from prefect.client.orchestration import get_client
@@ -159,13 +171,7 @@ def run_with_reviewers(
     while worker.is_alive():
         waiting = paused_runs(tag) if pending else []
         if waiting:
-            answer = pending.pop(0)
-            try:
-                receipt: Receipt | ApprovalInputError = submit_decision(str(waiting[0]), answer)
-            except ApprovalInputError as refused:
-                receipt = refused
-            if on_receipt is not None:
-                on_receipt(answer, receipt)
+            answer_paused_run(str(waiting[0]), pending.pop(0), on_receipt)
         worker.join(poll_seconds)
     if "error" in outcome:
         raise outcome["error"]

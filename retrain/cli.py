@@ -532,7 +532,10 @@ def deploy(project: ProjectOption = None) -> None:
     settings = _settings(runtime)
     from retrain.deployments import deploy_all
 
-    names = deploy_all(settings, runtime.project_dir)
+    try:
+        names = deploy_all(settings, runtime.project_dir)
+    except _user_errors() as error:
+        _fail(str(error))
     typer.echo(
         f"registered {', '.join(names)} on work pool '{settings.schedules.work_pool}'; start a worker with "
         f"`prefect worker start --pool {settings.schedules.work_pool}` in this project's environment"
@@ -858,12 +861,13 @@ def _print_stack(statuses: list[Any], config: Any) -> None:
 def stack_up(project: ProjectOption = None) -> None:
     """Start every service that is not running (idempotent) and wait until all are healthy."""
     runtime, settings, config, keys = _stack(project)
-    from retrain.stack import StackError, up, write_profile
+    from retrain.errors import RetrainError
+    from retrain.stack import up, write_profile
 
     started = time.perf_counter()
     try:
         statuses = up(config, keys, typer.echo, lambda: _stack_setup(runtime, settings, config.mlflow_url, keys))
-    except StackError as error:
+    except RetrainError as error:  # a service that will not start, or a deployment the API refused
         _fail(str(error))
     profile = write_profile(config, keys)
     typer.echo(f"stack healthy in {time.perf_counter() - started:.0f} s")

@@ -113,9 +113,9 @@ def reviewed_by_demo_reviewer(
     from retrain.approval import run_with_reviewers
 
     answers = demo_reviewer_answers(settings)
+    report = receipt_printer(on_receipt)
 
     def review(start: Callable[[], T]) -> T:
-        report = receipt_printer(on_receipt)
         return run_with_reviewers(start, answers, tag=f"retrain-demo-{uuid.uuid4().hex[:12]}", on_receipt=report)
 
     return review

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from retrain.approval import Answer, Receipt, submit_decision
+from retrain.approval import Answer, Receipt, answer_paused_run
 from retrain.errors import ApprovalInputError, RetrainError
 
 if TYPE_CHECKING:
@@ -60,13 +60,7 @@ def follow_run(
         while time.monotonic() < deadline:
             state = client.read_flow_run(UUID(run_id)).state
             if state is not None and state.is_paused() and state.state_details.run_input_keyset and pending:
-                answer = pending.pop(0)
-                try:
-                    receipt: Receipt | ApprovalInputError = submit_decision(run_id, answer)
-                except ApprovalInputError as refused:
-                    receipt = refused
-                if on_receipt is not None:
-                    on_receipt(answer, receipt)
+                answer_paused_run(run_id, pending.pop(0), on_receipt)
                 continue
             if state is not None and state.is_final():
                 if not state.is_completed():
