@@ -121,7 +121,10 @@ def train(
         from retrain.stack_client import start_deployment_run
 
         request = {"project_dir": str(runtime.project_dir), "triggered_by": _whoami(), "reason": reason}
-        run_id = start_deployment_run(settings.retraining.deployment, request)
+        try:
+            run_id = start_deployment_run(settings.retraining.deployment, request)
+        except _user_errors() as error:
+            _fail(str(error))
         typer.echo(
             f"training run {run_id} started on the team stack (the worker trains and registers).\n"
             f"When it waits at the reviewer gate: retrain approve {run_id} --reviewer NAME (or the Prefect UI)."
@@ -720,12 +723,13 @@ def demo(
     from retrain.demo import run_demo
 
     started = time.perf_counter()
+    on_stack = _on_stack()
     try:
-        run_training, run_drift = _demo_runners(settings, _on_stack())
+        run_training, run_drift = _demo_runners(settings, on_stack)
         results = run_demo(runtime, settings, run_training, run_drift, on_step=_print_step)
     except _user_errors() as error:
         _fail(str(error))
-    _print_demo_summary(runtime, settings, results, time.perf_counter() - started, _on_stack())
+    _print_demo_summary(runtime, settings, results, time.perf_counter() - started, on_stack)
 
 
 def _demo_runners(
@@ -793,7 +797,8 @@ def _print_demo_summary(
         import os
 
         console.print(
-            f"\nSee it on the team stack (`source {runtime.state_dir / 'stack' / 'stack.env'}` first):\n"
+            f"\nSee it on the team stack (`source {runtime.state_dir / 'stack' / 'stack.env'}` first, and set\n"
+            "MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD to your MLflow account for `status`):\n"
             "  .venv/bin/retrain status     # champion, challenger, previous champion\n"
             "  .venv/bin/retrain history    # the stack's ledger (PostgreSQL)\n"
             f"  Prefect UI {os.environ.get('PREFECT_API_URL', '').removesuffix('/api')}   "
