@@ -13,9 +13,10 @@ from prefect import flow, runtime
 from pydantic import BaseModel, Field
 
 from retrain.adapters.registry import ModelRegistry
+from retrain.domain.approval import ApprovalSubject
 from retrain.domain.lifecycle import CHAMPION
 from retrain.environment import resolve_runtime
-from tasks.approval import collect_approval
+from tasks.approval import collect_approval, review_instructions, reviewer_keys_task
 from tasks.data import (
     build_training_set_task,
     list_batches_task,
@@ -60,6 +61,7 @@ def training(request: TrainingRequest | None = None) -> dict[str, Any]:
     flow_run_id = str(runtime.flow_run.id or "local")
     reports = where.reports_dir / flow_run_id
     settings = load_settings_task(where.params_path)
+    reviewer_keys = reviewer_keys_task(where.project_dir, settings.approval)  # before any work
     registry = ModelRegistry.for_project(where, settings)
 
     doctor_task(registry, where.ledger_url)
@@ -111,8 +113,12 @@ def training(request: TrainingRequest | None = None) -> dict[str, Any]:
     approval = None
     if decision.promote and (champion is None or champion.version != challenger.version):
         report = gate_report(settings, decision, "AWAITING REVIEW", "Every automatic check passed.", context)
+        report += review_instructions(flow_run_id, settings.approval)
         publish_gate_report_task(report)
-        approval = collect_approval(settings.approval, request.triggered_by, report)
+        subject = ApprovalSubject(
+            flow_run_id, settings.model.registered_name, str(challenger.version), evidence.training_key
+        )
+        approval = collect_approval(settings.approval, reviewer_keys, subject, request.triggered_by, report)
         decision = decision.with_check(approval.as_check())
     outcome = promote_task(
         registry,

@@ -4,6 +4,10 @@ This is the same path the Prefect UI form takes: resume the paused run with the 
 through the Prefect API. The API validates the input against the form's schema (a refusal leaves
 the run paused); the run then judges the ballot and answers with a receipt, which this module waits
 for so the person at the terminal learns whether their decision counted.
+
+A reviewer's answer is signed for one run: :class:`Signing` reads what the paused run asks to be
+signed (its :class:`ApprovalSubject` run input) and signs it with the reviewer's private key, in
+this process; only the signature leaves it.
 """
 
 from __future__ import annotations
@@ -12,13 +16,18 @@ import json
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
+from retrain.domain.approval import ApprovalSubject, sign_answer
 from retrain.errors import ApprovalInputError
 
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 RECEIPT_PREFIX = "retrain-receipt-"  # tasks.approval.RECEIPT_PREFIX, repeated to keep this import light
+SUBJECT_KEY = "retrain-approval-subject"  # tasks.approval.SUBJECT_KEY
 T = TypeVar("T")
 
 
@@ -33,15 +42,37 @@ class Receipt:
 
 @dataclass(frozen=True)
 class Answer:
-    """A reviewer's answer as the form takes it."""
+    """A reviewer's answer as the form takes it, signature included."""
 
     decision: str
     reviewer: str
-    token: str
+    signature: str
     comment: str = ""
 
     def as_run_input(self) -> dict[str, Any]:
-        return {"decision": self.decision, "reviewer": self.reviewer, "comment": self.comment, "token": self.token}
+        return {
+            "decision": self.decision,
+            "reviewer": self.reviewer,
+            "comment": self.comment,
+            "signature": self.signature,
+        }
+
+
+@dataclass(frozen=True)
+class Signing:
+    """A reviewer's decision before it is signed: signed for whichever run it answers, in this process."""
+
+    decision: str
+    reviewer: str
+    key: Ed25519PrivateKey = field(repr=False)
+    comment: str = ""
+
+    def answer(self, subject: ApprovalSubject) -> Answer:
+        signature = sign_answer(self.key, subject, self.reviewer, self.decision, self.comment)
+        return Answer(self.decision, self.reviewer, signature, self.comment)
+
+
+AnswerSource = Answer | Signing
 
 
 def _parse_run_id(flow_run_id: str) -> UUID:
@@ -66,6 +97,40 @@ def paused_pause_key(client: Any, flow_run_id: UUID) -> str:
     return str(state.state_details.pause_key)
 
 
+def _decode_input(value: str) -> Any:
+    payload = json.loads(value)
+    return json.loads(payload) if isinstance(payload, str) else payload  # the API stores inputs JSON-encoded
+
+
+def read_subject(client: Any, flow_run_id: UUID) -> ApprovalSubject:
+    """What a run waiting at the gate asks reviewers to sign, as the run published it."""
+    import httpx
+
+    try:
+        raw = _decode_input(client.read_flow_run_input(flow_run_id, SUBJECT_KEY))
+    except httpx.HTTPStatusError as error:
+        if error.response.status_code != 404:
+            raise
+        raise ApprovalInputError(
+            f"flow run {flow_run_id} does not say what to sign (no '{SUBJECT_KEY}' input): "
+            "was it started by an older version of retrain?"
+        ) from None
+    subject = ApprovalSubject.from_json(json.dumps(raw))
+    if subject.flow_run_id != str(flow_run_id):
+        raise ApprovalInputError(f"flow run {flow_run_id} asks to sign for another run ({subject.flow_run_id})")
+    return subject
+
+
+def approval_subject(flow_run_id: str) -> ApprovalSubject:
+    """The subject of a run waiting at the gate (``retrain sign`` prints a signature over it)."""
+    from prefect.client.orchestration import get_client
+
+    run_id = _parse_run_id(flow_run_id)
+    with get_client(sync_client=True) as client:
+        paused_pause_key(client, run_id)
+        return read_subject(client, run_id)
+
+
 def _wait_for_receipt(client: Any, flow_run_id: UUID, pause_key: str, wait_seconds: float) -> Receipt:
     import httpx
 
@@ -78,9 +143,7 @@ def _wait_for_receipt(client: Any, flow_run_id: UUID, pause_key: str, wait_secon
                 raise
             time.sleep(0.5)
             continue
-        payload = json.loads(value)
-        if isinstance(payload, str):  # the API stores inputs JSON-encoded
-            payload = json.loads(payload)
+        payload = _decode_input(value)
         return Receipt(bool(payload["counted"]), str(payload["message"]), str(payload["state"]))
     raise ApprovalInputError(
         f"flow run {flow_run_id} was resumed but did not answer within {wait_seconds:.0f} s; "
@@ -88,8 +151,11 @@ def _wait_for_receipt(client: Any, flow_run_id: UUID, pause_key: str, wait_secon
     )
 
 
-def submit_decision(flow_run_id: str, answer: Answer, wait_seconds: float = 120.0) -> Receipt:
+def submit_decision(flow_run_id: str, source: AnswerSource, wait_seconds: float = 120.0) -> Receipt:
     """Send one reviewer's answer to a paused training run and wait for its receipt.
+
+    A :class:`Signing` is signed here for this run's subject; an :class:`Answer` goes as it is (the
+    tests use that to replay signatures made for other runs).
 
     Raises ``ApprovalInputError`` when the run is not waiting, when the API refuses the input
     (the run stays paused), or when the run does not count the ballot (it pauses again).
@@ -100,6 +166,7 @@ def submit_decision(flow_run_id: str, answer: Answer, wait_seconds: float = 120.
     run_id = _parse_run_id(flow_run_id)
     with get_client(sync_client=True) as client:
         pause_key = paused_pause_key(client, run_id)
+        answer = source.answer(read_subject(client, run_id)) if isinstance(source, Signing) else source
         response = client.resume_flow_run(run_id, run_input=answer.as_run_input())
         if response.status != SetStateStatus.ACCEPT:
             reason = getattr(response.details, "reason", None) or response.status.value
@@ -110,9 +177,10 @@ def submit_decision(flow_run_id: str, answer: Answer, wait_seconds: float = 120.
     return receipt
 
 
-def answer_paused_run(
-    flow_run_id: str, answer: Answer, on_receipt: Callable[[Answer, Receipt | ApprovalInputError], None] | None
-) -> None:
+OnReceipt = Callable[[AnswerSource, Receipt | ApprovalInputError], None]
+
+
+def answer_paused_run(flow_run_id: str, answer: AnswerSource, on_receipt: OnReceipt | None) -> None:
     """Send one answer to a run waiting at the gate; its receipt, or why it was refused, goes to ``on_receipt``."""
     try:
         receipt: Receipt | ApprovalInputError = submit_decision(flow_run_id, answer)
@@ -143,9 +211,9 @@ def paused_runs(tag: str) -> list[UUID]:
 
 def run_with_reviewers(
     start: Callable[[], T],
-    answers: Sequence[Answer],
+    answers: Sequence[AnswerSource],
     tag: str,
-    on_receipt: Callable[[Answer, Receipt | ApprovalInputError], None] | None = None,
+    on_receipt: OnReceipt | None = None,
     poll_seconds: float = 0.5,
 ) -> T:
     """Run ``start`` (which runs a training flow) in a thread tagged ``tag``; whenever the run waits

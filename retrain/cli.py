@@ -555,33 +555,55 @@ def serve(project: ProjectOption = None) -> None:
     serve_all(settings, runtime.project_dir)
 
 
-TOKEN_ENV = "RETRAIN_REVIEWER_TOKEN"
+KeyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--key",
+        help="Your private key file (default: RETRAIN_REVIEWER_KEY, else ~/.config/retrain/keys/NAME.key).",
+    ),
+]
+ReviewerOption = Annotated[str, typer.Option("--reviewer", help="Your name as listed in approval.reviewers.")]
+RunIdArgument = Annotated[str, typer.Argument(help="The paused training flow run (its id in the Prefect UI).")]
 
 
-def _reviewer_token(token: str | None) -> str:
-    """The reviewer's token: from the environment or a hidden prompt, never from argv (shell history)."""
-    import os
-
-    value = token or os.environ.get(TOKEN_ENV, "")
-    if not value:
-        value = typer.prompt("Reviewer token", hide_input=True)
-    return value.strip()
-
-
-def _send_decision(run_id: str, decision: str, reviewer: str, comment: str, project: Path | None) -> None:
+def _signing(decision: str, reviewer: str, comment: str, key: Path | None, project: Path | None) -> Any:
+    """The reviewer's decision with their private key, checked against the project's public key for
+    them (so a wrong key file is told here, not as a refused ballot)."""
     runtime = _runtime(project)
-    _settings(runtime)
-    from retrain.approval import Answer, submit_decision
+    settings = _settings(runtime)
+    from retrain.adapters.reviewer_keys import (
+        default_private_key_path,
+        load_private_key,
+        public_bytes,
+        public_key_path,
+    )
+    from retrain.approval import Signing
+    from retrain.domain.approval import normalise, parse_public_key
+    from retrain.errors import RetrainError
+
+    listed = {normalise(name): name for name in settings.approval.reviewers}
+    if normalise(reviewer) not in listed:
+        _fail(f"'{reviewer}' is not listed in approval.reviewers ({', '.join(settings.approval.reviewers)})")
+    name = listed[normalise(reviewer)]
+    try:
+        private = load_private_key(key or default_private_key_path(name))
+        public_file = public_key_path(runtime.project_dir, settings.approval, name)
+        committed = parse_public_key(public_file.read_text(encoding="utf-8")) if public_file.exists() else None
+    except (RetrainError, ValueError) as error:
+        _fail(str(error))
+    if committed is not None and committed != public_bytes(private):
+        _fail(f"this private key is not the one whose public key is {public_file}: pass --key with yours")
+    return Signing(decision, name, private, comment)
+
+
+def _send_decision(signing: Any, run_id: str) -> None:
+    from retrain.approval import submit_decision
 
     try:
-        receipt = submit_decision(run_id, Answer(decision, reviewer, _reviewer_token(None), comment))
+        receipt = submit_decision(run_id, signing)
     except _user_errors() as error:
         _fail(str(error))
     typer.echo(f"{receipt.message}; gate now: {receipt.state}")
-
-
-ReviewerOption = Annotated[str, typer.Option("--reviewer", help="Your name as listed in approval.reviewers.")]
-RunIdArgument = Annotated[str, typer.Argument(help="The paused training flow run (its id in the Prefect UI).")]
 
 
 @app.command()
@@ -589,10 +611,11 @@ def approve(
     run_id: RunIdArgument,
     reviewer: ReviewerOption,
     comment: Annotated[str, typer.Option(help="Why you approve (kept in the ledger).")] = "",
+    key: KeyOption = None,
     project: ProjectOption = None,
 ) -> None:
-    """Approve a training run paused at the reviewer gate (token from RETRAIN_REVIEWER_TOKEN or a prompt)."""
-    _send_decision(run_id, "approve", reviewer, comment, project)
+    """Approve a training run paused at the reviewer gate, signed with your key for that run only."""
+    _send_decision(_signing("approve", reviewer, comment, key, project), run_id)
 
 
 @app.command()
@@ -600,60 +623,73 @@ def reject(
     run_id: RunIdArgument,
     reviewer: ReviewerOption,
     reason: Annotated[str, typer.Option("--reason", help="Why you reject (required, kept in the ledger).")],
+    key: KeyOption = None,
     project: ProjectOption = None,
 ) -> None:
     """Reject a training run paused at the reviewer gate: the champion stays, the refusal is recorded."""
-    _send_decision(run_id, "reject", reviewer, reason, project)
+    _send_decision(_signing("reject", reviewer, reason, key, project), run_id)
 
 
-@app.command(name="approval-secret")
-def approval_secret_command(
-    rotate: Annotated[
-        bool, typer.Option(help="Replace an existing secret (every issued token stops working).")
-    ] = False,
+@app.command()
+def sign(
+    run_id: RunIdArgument,
+    reviewer: ReviewerOption,
+    decision: Annotated[str, typer.Option("--decision", help="approve or reject.")],
+    comment: Annotated[str, typer.Option(help="The comment you will type in the form, exactly.")] = "",
+    key: KeyOption = None,
     project: ProjectOption = None,
 ) -> None:
-    """Create the reviewer-token secret in its Prefect Secret block (random, never printed)."""
-    runtime = _runtime(project)
-    settings = _settings(runtime)
-    import secrets
+    """Print your signature of a decision on a paused run, to paste in the Prefect UI's Resume form."""
+    if decision not in ("approve", "reject"):
+        _fail("--decision is approve or reject", 2)
+    signing = _signing(decision, reviewer, comment, key, project)
+    from retrain.approval import approval_subject
 
-    from prefect.blocks.system import Secret
-
-    name = settings.approval.secret_block
     try:
-        Secret.load(name)
-        exists = True
-    except ValueError:
-        exists = False
-    if exists and not rotate:
-        typer.echo(f"the Prefect Secret block '{name}' exists already (use --rotate to replace it)")
-        return
-    Secret(value=secrets.token_hex(32)).save(name, overwrite=True)
-    typer.echo(
-        f"{'rotated' if exists else 'created'} the Prefect Secret block '{name}'; issue tokens with "
-        "`retrain reviewer-token NAME`"
-    )
-
-
-@app.command(name="reviewer-token")
-def reviewer_token_command(
-    name: Annotated[str, typer.Argument(help="A reviewer listed in approval.reviewers.")],
-    project: ProjectOption = None,
-) -> None:
-    """Issue a reviewer's token (needs the approval secret: Prefect Secret block or its env variable)."""
-    runtime = _runtime(project)
-    settings = _settings(runtime)
-    from retrain.adapters.approval_secret import load_approval_secret
-    from retrain.domain.approval import normalise, reviewer_token
-
-    if normalise(name) not in {normalise(listed) for listed in settings.approval.reviewers}:
-        _fail(f"'{name}' is not listed in approval.reviewers ({', '.join(settings.approval.reviewers)})")
-    try:
-        secret = load_approval_secret(settings.approval)
+        subject = approval_subject(run_id)
     except _user_errors() as error:
         _fail(str(error))
-    typer.echo(reviewer_token(secret, name))
+    typer.echo(
+        f"{decision} v{subject.challenger_version} of {subject.registered_model} "
+        f"(training key {subject.training_key[:12]}) on run {subject.flow_run_id}, comment {comment!r}:",
+        err=True,
+    )
+    typer.echo(signing.answer(subject).signature)
+
+
+reviewer_app = typer.Typer(help="Reviewers' keys: each reviewer signs their own answers.")
+app.add_typer(reviewer_app, name="reviewer")
+
+
+@reviewer_app.command("keygen")
+def reviewer_keygen(
+    name: Annotated[
+        str, typer.Argument(help="The reviewer's name, as listed (or to be listed) in approval.reviewers.")
+    ],
+    key: KeyOption = None,
+    project: ProjectOption = None,
+) -> None:
+    """Create a reviewer's key pair: the private key (0600) outside the project, the public key into
+    the project's approval.keys_dir, to be committed (adding a reviewer is a reviewed change)."""
+    import re
+
+    runtime = _runtime(project)
+    settings = _settings(runtime)
+    from retrain.adapters.reviewer_keys import default_private_key_path, generate_key_pair
+    from retrain.domain.approval import normalise
+    from retrain.errors import RetrainError
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name):
+        _fail("a reviewer name is letters, digits, '.', '_' or '-' (it names the key file)", 2)
+    private_path = key or default_private_key_path(name)
+    try:
+        public_path = generate_key_pair(runtime.project_dir, settings.approval, name, private_path)
+    except RetrainError as error:
+        _fail(str(error))
+    typer.echo(f"private key: {private_path} (0600; keep it, never share or commit it)")
+    typer.echo(f"public key:  {public_path} (commit it: git add {public_path})")
+    if normalise(name) not in {normalise(listed) for listed in settings.approval.reviewers}:
+        typer.echo(f"then list '{name}' in approval.reviewers (params.yaml)")
 
 
 def _print_step(step: DemoStep, result: dict[str, Any]) -> None:
@@ -724,25 +760,29 @@ def demo(
 
     started = time.perf_counter()
     on_stack = _on_stack()
+    from retrain.demo import demo_reviewers
+
     try:
-        run_training, run_drift = _demo_runners(settings, on_stack)
-        results = run_demo(runtime, settings, run_training, run_drift, on_step=_print_step)
+        reviewers = demo_reviewers(runtime, settings)
+        run_training, run_drift = _demo_runners(settings, on_stack, reviewers)
+        results = run_demo(runtime, settings, run_training, run_drift, on_step=_print_step, reviewers=reviewers)
     except _user_errors() as error:
         _fail(str(error))
     _print_demo_summary(runtime, settings, results, time.perf_counter() - started, on_stack)
 
 
 def _demo_runners(
-    settings: Settings, on_stack: bool
+    settings: Settings, on_stack: bool, reviewers: list[Any]
 ) -> tuple[Callable[[Path, str], dict[str, Any]], Callable[[Path, Path], dict[str, Any]]]:
     """How the demo runs a training and a drift check: in this process, or on the stack's worker."""
-    from retrain.demo import demo_reviewer_answers, receipt_printer, reviewed_by_demo_reviewer
+    from retrain.demo import receipt_printer, reviewed_by_demo_reviewer
 
+    answers = reviewers[: settings.approval.quorum]
     if on_stack:
         from retrain.stack_client import stack_demo_runners
 
-        return stack_demo_runners(settings, demo_reviewer_answers(settings), receipt_printer(_print_receipt))
-    review = reviewed_by_demo_reviewer(settings, on_receipt=_print_receipt)
+        return stack_demo_runners(settings, answers, receipt_printer(_print_receipt))
+    review = reviewed_by_demo_reviewer(answers, settings.approval.quorum, on_receipt=_print_receipt)
     return (
         lambda workspace, why: review(lambda: _run_training(workspace, "demo", why)),
         lambda workspace, batch: review(lambda: _run_drift(workspace, batch)),
@@ -838,9 +878,7 @@ def _stack(project: Path | None) -> tuple[Runtime, Settings, Any, dict[str, Any]
 
 
 def _stack_setup(runtime: Runtime, settings: Settings, mlflow_url: str, keys: dict[str, Any]) -> None:
-    """Once the servers answer: MLflow accounts and permissions, the approval secret, the deployments."""
-    from prefect.blocks.system import Secret
-
+    """Once the servers answer: MLflow accounts and permissions, the deployments."""
     from retrain.deployments import deploy_all
     from retrain.stack import ensure_mlflow_accounts
 
@@ -848,10 +886,6 @@ def _stack_setup(runtime: Runtime, settings: Settings, mlflow_url: str, keys: di
     ensure_mlflow_accounts(
         mlflow_url, keys, model.registered_name, [model.experiment, f"{model.experiment}-monitoring"]
     )
-    try:
-        Secret.load(settings.approval.secret_block)
-    except ValueError:
-        Secret(value=keys["approval_secret"]).save(settings.approval.secret_block)
     deploy_all(settings, runtime.project_dir)
 
 
@@ -885,27 +919,26 @@ def stack_up(project: ProjectOption = None) -> None:
 
 @stack_app.command("setup")
 def stack_setup(project: ProjectOption = None) -> None:
-    """Accounts, permissions, approval secret and deployments on services started elsewhere (compose).
+    """Accounts, permissions and deployments on services started elsewhere (compose).
 
-    Reads PREFECT_API_URL/PREFECT_API_AUTH_STRING, MLFLOW_TRACKING_URI, RETRAIN_MLFLOW_ADMIN_PASSWORD,
-    RETRAIN_MLFLOW_SERVICE_PASSWORD and RETRAIN_APPROVAL_SECRET from the environment.
+    Reads PREFECT_API_URL/PREFECT_API_AUTH_STRING, MLFLOW_TRACKING_URI, RETRAIN_MLFLOW_ADMIN_PASSWORD
+    and RETRAIN_MLFLOW_SERVICE_PASSWORD from the environment.
     """
     import os
 
     runtime = _runtime(project)
     settings = _settings(runtime)
-    names = ("RETRAIN_MLFLOW_ADMIN_PASSWORD", "RETRAIN_MLFLOW_SERVICE_PASSWORD", "RETRAIN_APPROVAL_SECRET")
+    names = ("RETRAIN_MLFLOW_ADMIN_PASSWORD", "RETRAIN_MLFLOW_SERVICE_PASSWORD")
     missing = [name for name in (*names, "MLFLOW_TRACKING_URI", "PREFECT_API_URL") if not os.environ.get(name)]
     if missing:
         _fail(f"set {', '.join(missing)}", 2)
     keys: dict[str, Any] = {
         "mlflow_admin_password": os.environ[names[0]],
         "mlflow_service_password": os.environ[names[1]],
-        "approval_secret": os.environ[names[2]],
         "mlflow_people": {},
     }
     _stack_setup(runtime, settings, os.environ["MLFLOW_TRACKING_URI"], keys)
-    typer.echo("accounts, approval secret and deployments are in place")
+    typer.echo("accounts and deployments are in place")
 
 
 @stack_app.command("down")

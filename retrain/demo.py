@@ -15,19 +15,20 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from retrain.adapters.workspace import create_workspace, write_params
-from retrain.approval import Answer, Receipt
+from retrain.approval import AnswerSource, Receipt, Signing
 from retrain.domain.demo_data import NO_CHANGES, DayChanges, generate_day
 from retrain.domain.settings import Settings
 from retrain.environment import Runtime
 from retrain.errors import ApprovalInputError
 
 T = TypeVar("T")
+DEMO_KEYS = "demo-reviewer-keys"  # under RETRAIN_HOME, outside every workspace
 
 
 # What the applicants do from demo.drift_day on: a different population, and defaults that depend
@@ -79,54 +80,63 @@ def write_demo_batches(
     return written
 
 
-def demo_reviewer_answers(settings: Settings) -> list[Answer]:
-    """The approvals of the first ``quorum`` listed reviewers, each with a valid token.
+def demo_reviewers(runtime: Runtime, settings: Settings) -> list[Signing]:
+    """The approvals of the first ``quorum`` listed reviewers, each signed with that reviewer's own key.
 
-    The demo shows the whole path, the reviewer included. Its tokens are made the way an admin makes
-    them (``retrain reviewer-token``); with no secret configured, the demo invents one that lives only
-    in this process's environment.
+    The demo shows the whole path, the reviewer included, with keys made as ``retrain reviewer
+    keygen`` makes them: private keys under ``$RETRAIN_HOME/demo-reviewer-keys`` (0600, kept between
+    demos so ``retrain approve --key`` works there too), public keys written into the demo workspace
+    by :func:`install_demo_reviewers`. Nothing else trusts them: a run of any other project reads
+    only that project's own committed key directory.
     """
-    import os
-    import secrets
-
-    from retrain.adapters.approval_secret import load_approval_secret
-    from retrain.domain.approval import reviewer_token
-    from retrain.errors import ApprovalConfigError
+    from retrain.adapters.reviewer_keys import create_private_key, load_private_key
 
     policy = settings.approval
-    try:
-        secret = load_approval_secret(policy)
-    except ApprovalConfigError:
-        secret = os.environ[policy.secret_env] = secrets.token_hex(32)
-    return [
-        Answer("approve", name, reviewer_token(secret, name), "demo: gate report read, evidence checked")
-        for name in policy.reviewers[: policy.quorum]
-    ]
+    signings = []
+    for name in policy.reviewers:
+        path = runtime.state_dir / DEMO_KEYS / f"{name}.key"
+        key = load_private_key(path) if path.exists() else create_private_key(path)
+        signings.append(Signing("approve", name, key, "demo: gate report read, evidence checked"))
+    return signings
+
+
+def install_demo_reviewers(workspace: Path, settings: Settings, reviewers: Sequence[Signing]) -> None:
+    """Commit the demo reviewers' public keys in the demo's own workspace, as a team adds a reviewer.
+
+    Every listed reviewer gets one (the start-up check asks it of all of them); only the first
+    ``quorum`` answer.
+    """
+    from retrain.adapters.reviewer_keys import write_public_key
+    from retrain.adapters.workspace import commit_all
+
+    for reviewer in reviewers:
+        write_public_key(workspace, settings.approval, reviewer.reviewer, reviewer.key)
+    commit_all(workspace, "demo reviewers' public keys")
 
 
 def reviewed_by_demo_reviewer(
-    settings: Settings, on_receipt: Callable[[str, str], None] | None = None
+    reviewers: Sequence[Signing], quorum: int, on_receipt: Callable[[str, str], None] | None = None
 ) -> Callable[[Callable[[], T]], T]:
-    """Wrap a training run so that the first ``quorum`` listed reviewers approve it when it pauses at the gate."""
+    """Wrap a training run so that the first ``quorum`` demo reviewers approve it when it pauses at the gate."""
     import uuid
 
     from retrain.approval import run_with_reviewers
 
-    answers = demo_reviewer_answers(settings)
     report = receipt_printer(on_receipt)
 
     def review(start: Callable[[], T]) -> T:
-        return run_with_reviewers(start, answers, tag=f"retrain-demo-{uuid.uuid4().hex[:12]}", on_receipt=report)
+        tag = f"retrain-demo-{uuid.uuid4().hex[:12]}"
+        return run_with_reviewers(start, reviewers[:quorum], tag=tag, on_receipt=report)
 
     return review
 
 
 def receipt_printer(
     on_receipt: Callable[[str, str], None] | None,
-) -> Callable[[Answer, Receipt | ApprovalInputError], None]:
+) -> Callable[[AnswerSource, Receipt | ApprovalInputError], None]:
     """Tell ``on_receipt(reviewer, message)`` how the run took each demo answer."""
 
-    def report(answer: Answer, receipt: Receipt | ApprovalInputError) -> None:
+    def report(answer: AnswerSource, receipt: Receipt | ApprovalInputError) -> None:
         if on_receipt is not None:
             message = receipt.message if isinstance(receipt, Receipt) else f"refused: {receipt}"
             on_receipt(answer.reviewer, message)
@@ -157,13 +167,17 @@ def run_demo(
     run_training: Callable[[Path, str], dict[str, Any]],
     run_drift: Callable[[Path, Path], dict[str, Any]],
     on_step: Callable[[DemoStep, dict[str, Any]], None] | None = None,
+    reviewers: Sequence[Signing] = (),
 ) -> list[tuple[DemoStep, dict[str, Any]]]:
     """Run every step: ``run_training(workspace, reason)`` runs the training flow on a workspace,
-    ``run_drift(workspace, batch)`` the drift flow on one new batch (retraining when it decides to)."""
+    ``run_drift(workspace, batch)`` the drift flow on one new batch (retraining when it decides to).
+    ``reviewers`` (from :func:`demo_reviewers`) are the demo workspace's reviewers."""
     demo_home = reset_demo_state(runtime)
     workspace = create_workspace(
         runtime.project_dir, demo_home / "workspace", {"demo": settings.demo.model_dump(mode="json")}
     )
+    if reviewers:
+        install_demo_reviewers(workspace, settings, reviewers)
     results = []
     for step in demo_steps(settings):
         batches = workspace / settings.dataset.batches

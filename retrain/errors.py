@@ -16,7 +16,7 @@ class NothingToRollBack(RetrainError):
 
 
 class ApprovalConfigError(RetrainError):
-    """Reviewer approval cannot work as configured (no secret to check tokens against)."""
+    """Reviewer approval cannot work as configured (a listed reviewer without a readable public key)."""
 
 
 class ApprovalInputError(RetrainError):

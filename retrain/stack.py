@@ -109,6 +109,7 @@ def load_secrets(config: StackConfig, reviewers: tuple[str, ...]) -> dict[str, A
     """The stack's passwords: generated once, kept in ``secrets.json`` (0600)."""
     path = config.home / "secrets.json"
     existing: dict[str, Any] = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    existing.pop("approval_secret", None)  # retired: reviewers sign with their own keys, nothing shared
 
     def token() -> str:
         return secrets.token_urlsafe(24)
@@ -120,7 +121,6 @@ def load_secrets(config: StackConfig, reviewers: tuple[str, ...]) -> dict[str, A
         "mlflow_flask_secret": token(),
         "s3_access_key": "retrain" + secrets.token_hex(6),
         "s3_secret_key": token(),
-        "approval_secret": secrets.token_hex(32),
     }
     merged = {**wanted, **existing}
     people = dict(existing.get("mlflow_people", {}))

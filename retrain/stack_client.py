@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from retrain.approval import Answer, Receipt, answer_paused_run
-from retrain.errors import ApprovalInputError, RetrainError
+from retrain.approval import AnswerSource, OnReceipt, answer_paused_run
+from retrain.errors import RetrainError
 
 if TYPE_CHECKING:
     from retrain.domain.settings import Settings
@@ -42,8 +42,8 @@ def start_deployment_run(deployment: str, request: dict[str, Any], tags: Sequenc
 
 def follow_run(
     run_id: str,
-    answers: Sequence[Answer] = (),
-    on_receipt: Callable[[Answer, Receipt | ApprovalInputError], None] | None = None,
+    answers: Sequence[AnswerSource] = (),
+    on_receipt: OnReceipt | None = None,
     timeout: float = 3600,
     poll: float = 1.0,
 ) -> dict[str, Any]:
@@ -75,8 +75,8 @@ def follow_run(
 
 def stack_demo_runners(
     settings: Settings,
-    answers: Sequence[Answer],
-    on_receipt: Callable[[Answer, Receipt | ApprovalInputError], None] | None = None,
+    answers: Sequence[AnswerSource],
+    on_receipt: OnReceipt | None = None,
 ) -> tuple[Callable[[Path, str], dict[str, Any]], Callable[[Path, Path], dict[str, Any]]]:
     """The demo's two steps on the stack: a training run and a drift check, each a run of its
     deployment on the worker; a retraining the drift run triggers is followed and reviewed too."""

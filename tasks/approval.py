@@ -4,8 +4,14 @@ The run pauses with ``pause_flow_run(wait_for_input=...)``; the Prefect UI shows
 model below as a form (and ``retrain approve``/``reject`` sends the same input through the API).
 The server validates the form against its JSON schema, so a malformed answer or an unlisted
 reviewer is refused there and the run never leaves ``Paused``. What a schema cannot know (the
-token, the trigger, a reviewer deciding twice) is checked here: a ballot that does not count is
-answered with a receipt that says why, and the run pauses again for the next answer.
+signature, the trigger, a reviewer deciding twice) is checked here: a ballot that does not count is
+answered with a receipt that says why, listed in the ``approval-ballots`` artifact, and the run
+pauses again for the next answer.
+
+Before pausing, the run publishes what reviewers sign (the :class:`ApprovalSubject`: run, model,
+challenger version, training key) as a run input, so ``retrain approve``/``sign`` read it from the
+run instead of asking the reviewer to type it. The run verifies every signature against its own
+values and the public keys it loaded at start-up, never against anything a client sends.
 """
 
 from __future__ import annotations
@@ -13,29 +19,40 @@ from __future__ import annotations
 import json
 import math
 import time
+from pathlib import Path
 from typing import Final, Literal
 from uuid import UUID
 
-from prefect import get_run_logger, runtime
+from prefect import get_run_logger, runtime, task
 from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
 from prefect.input import RunInput
-from pydantic import Field, SecretStr, ValidationError, create_model
+from pydantic import Field, ValidationError, create_model
 
-from retrain.adapters.approval_secret import load_approval_secret
+from retrain.adapters.reviewer_keys import load_reviewer_keys
 from retrain.domain.approval import (
-    TOKEN_LENGTH,
+    SIGNATURE_LENGTH,
     ApprovalResult,
+    ApprovalSubject,
     Ballot,
     BallotVerdict,
     judge_ballot,
+    prove,
     tally,
     timed_out,
-    token_matches,
 )
 from retrain.domain.settings import ApprovalSettings
 
 PAUSE_PREFIX: Final = "approval-"
 RECEIPT_PREFIX: Final = "retrain-receipt-"
+SUBJECT_KEY: Final = "retrain-approval-subject"  # retrain.approval.SUBJECT_KEY reads it
+
+
+@task(name="check-reviewer-keys", cache_policy=NO_CACHE)
+def reviewer_keys_task(project_dir: Path, policy: ApprovalSettings) -> dict[str, str]:
+    """Start-up check: every listed reviewer has a parseable public key in the project, or the run
+    stops now with one line naming who and which file. Returns the keys (hex) the gate will trust."""
+    return {name: key.hex() for name, key in load_reviewer_keys(project_dir, policy).items()}
 
 
 class ReviewerDecision(RunInput):
@@ -44,10 +61,12 @@ class ReviewerDecision(RunInput):
     decision: Literal["approve", "reject"] = Field(description="Approve promotion to champion, or reject it.")
     reviewer: str = Field(min_length=1, max_length=100, description="Your name as listed in approval.reviewers.")
     comment: str = Field(default="", max_length=2000, description="Why. Required to reject.")
-    token: SecretStr = Field(
-        min_length=TOKEN_LENGTH,
-        max_length=TOKEN_LENGTH,
-        description="Your reviewer token (issued with `retrain reviewer-token NAME` by whoever holds the secret).",
+    signature: str = Field(
+        min_length=SIGNATURE_LENGTH,
+        max_length=SIGNATURE_LENGTH,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="Your signature of exactly this decision and comment for this run: "
+        "`retrain sign RUN_ID --reviewer NAME --decision approve|reject --comment '…'` prints it.",
     )
 
 
@@ -80,8 +99,32 @@ def _write_receipt(flow_run_id: UUID, pause_key: str, verdict: BallotVerdict, st
         client.create_flow_run_input(flow_run_id, receipt_key(pause_key), payload, sender="retrain-approval-gate")
 
 
-def _forget_token(flow_run_id: UUID, pause_key: str) -> None:
-    """Delete the stored answer once checked, so the reviewer's token does not stay in Prefect's database."""
+def _publish_subject(subject: ApprovalSubject) -> None:
+    """What reviewers sign, readable by ``retrain approve``/``sign`` through the API (nothing secret)."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        client.create_flow_run_input(UUID(subject.flow_run_id), SUBJECT_KEY, subject.to_json(), sender="retrain")
+
+
+def review_instructions(flow_run_id: str, policy: ApprovalSettings) -> str:
+    """The part of the gate report that tells a listed reviewer the one command to run."""
+    names = " | ".join(policy.reviewers)
+    return (
+        "\n\n## How to decide\n\n"
+        f"Listed reviewers: {', '.join(policy.reviewers)} (quorum {policy.quorum}); whoever triggered the run "
+        "cannot decide. Each answer is signed with the reviewer's own key (`retrain reviewer keygen NAME`).\n\n"
+        "From a terminal (signs and sends in one step):\n\n"
+        f"```\nretrain approve {flow_run_id} --reviewer {names} --comment '…'\n"
+        f"retrain reject {flow_run_id} --reviewer {names} --reason '…'\n```\n\n"
+        "In this UI (*Resume*): print the signature, then paste it with the very same decision and comment:\n\n"
+        f"```\nretrain sign {flow_run_id} --reviewer {names} --decision approve --comment '…'\n```\n"
+    )
+
+
+def _forget_answer(flow_run_id: UUID, pause_key: str) -> None:
+    """Delete the stored answer once checked: a signature is useless elsewhere, but Prefect's database
+    keeps no reviewer material beyond the ballots artifact."""
     from prefect.client.orchestration import get_client
 
     with get_client(sync_client=True) as client:
@@ -103,18 +146,34 @@ def _ballot_table(rows: list[tuple[str, str, str, str]]) -> str:
     return "\n".join(lines)
 
 
-def collect_approval(policy: ApprovalSettings, triggered_by: str, description: str) -> ApprovalResult:
+def _publish_ballots(rows: list[tuple[str, str, str, str]]) -> None:
+    """Every answer so far, counted or refused with why (the latest version of ``approval-ballots``)."""
+    create_markdown_artifact(_ballot_table(rows), key="approval-ballots", description="Every reviewer answer")
+
+
+def collect_approval(
+    policy: ApprovalSettings,
+    reviewer_keys: dict[str, str],
+    subject: ApprovalSubject,
+    triggered_by: str,
+    description: str,
+) -> ApprovalResult:
     """Pause until the reviewers decide; must run in the training flow (not in a task).
 
-    Every answer is judged; one that does not count gets a receipt with the reason and the run pauses
-    again, until a counted rejection, ``quorum`` counted approvals, or the deadline (a recorded refusal).
+    ``reviewer_keys`` are the public keys the start-up check loaded (hex, by normalised name);
+    ``subject`` is what this run would promote. Every answer is judged; one that does not count gets a
+    receipt with the reason, a line in the ballots artifact, and the run pauses again, until a counted
+    rejection, ``quorum`` counted approvals, or the deadline (a recorded refusal).
     """
     from prefect.exceptions import FlowPauseTimeout
     from prefect.flow_runs import pause_flow_run
 
     logger = get_run_logger()
     flow_run_id = UUID(str(runtime.flow_run.id))
-    secret = load_approval_secret(policy)
+    if subject.flow_run_id != str(flow_run_id):
+        raise ValueError(f"the approval subject names run {subject.flow_run_id}, not this run {flow_run_id}")
+    keys = {name: bytes.fromhex(key) for name, key in reviewer_keys.items()}
+    _publish_subject(subject)
     form = reviewer_form(policy)
     deadline = time.monotonic() + policy.timeout_minutes * 60
     counted: list[Ballot] = []
@@ -127,7 +186,7 @@ def collect_approval(policy: ApprovalSettings, triggered_by: str, description: s
         pause_key = f"{PAUSE_PREFIX}{round_number}"
         logger.info(
             "Waiting for reviewers (%.0f s left): answer the form on this run in the Prefect UI, "
-            "or run `retrain approve %s --reviewer NAME`",
+            "or run `retrain approve %s --reviewer NAME` (it signs with your key)",
             remaining,
             flow_run_id,
         )
@@ -143,16 +202,19 @@ def collect_approval(policy: ApprovalSettings, triggered_by: str, description: s
             break
         except ValidationError as error:  # the schema let it through but the model does not
             verdict = BallotVerdict(False, f"invalid answer: {error.errors()[0]['msg']}")
-            _forget_token(flow_run_id, pause_key)
+            _forget_answer(flow_run_id, pause_key)
             _write_receipt(flow_run_id, pause_key, verdict, tally(counted, policy.quorum).state)
+            ballots.append((str(round_number), "?", "?", f"**refused**: {verdict.message}"))
+            _publish_ballots(ballots)
             note = f"\n\n**Previous answer refused:** {verdict.message}"
             continue
-        _forget_token(flow_run_id, pause_key)
+        _forget_answer(flow_run_id, pause_key)
+        reviewer, decision, comment = str(answer.reviewer), str(answer.decision), str(answer.comment)
         ballot = Ballot(
             decision=answer.decision,
-            reviewer=str(answer.reviewer),
-            comment=answer.comment,
-            token_valid=token_matches(secret, str(answer.reviewer), answer.token.get_secret_value()),
+            reviewer=reviewer,
+            comment=comment,
+            proof=prove(keys, subject, reviewer, decision, comment, str(answer.signature)),
         )
         verdict = judge_ballot(ballot, policy, triggered_by, counted)
         if verdict.counted:
@@ -161,7 +223,7 @@ def collect_approval(policy: ApprovalSettings, triggered_by: str, description: s
         _write_receipt(flow_run_id, pause_key, verdict, result.state)
         outcome = verdict.message if verdict.counted else f"**refused**: {verdict.message}"
         ballots.append((str(round_number), ballot.reviewer, ballot.decision, outcome))
-        create_markdown_artifact(_ballot_table(ballots), key="approval-ballots", description="Every reviewer answer")
+        _publish_ballots(ballots)
         (logger.info if verdict.counted else logger.warning)("Reviewer answer: %s", verdict.message)
         if result.state != "pending":
             return result

@@ -42,6 +42,19 @@ def _git(project: Path, *args: str) -> None:
     subprocess.run(["git", *args], cwd=project, check=True, capture_output=True, text=True)
 
 
+def commit_all(project: Path, message: str) -> None:
+    """Commit every change in a workspace (e.g. a reviewer's public key the demo adds)."""
+    _git(project, "add", "-A")
+    _git(project, "commit", "-q", "-m", message)
+
+
+def _keys_dir(source: Path) -> str | None:
+    """The project's reviewers' key directory (approval.keys_dir), if it has one to copy."""
+    params = yaml.safe_load((source / "params.yaml").read_text(encoding="utf-8")) or {}
+    keys_dir = (params.get("approval") or {}).get("keys_dir")
+    return str(keys_dir) if keys_dir and (source / str(keys_dir)).is_dir() else None
+
+
 def create_workspace(source: Path, target: Path, overrides: Mapping[str, Any] | None = None) -> Path:
     """A fresh copy of the project's configuration at ``target`` (wiped first), as a git + DVC repo."""
     if target.exists():
@@ -51,6 +64,9 @@ def create_workspace(source: Path, target: Path, overrides: Mapping[str, Any] | 
         shutil.copy2(source / name, target / name)
     for name in PROJECT_DIRS:
         shutil.copytree(source / name, target / name)
+    keys_dir = _keys_dir(source)
+    if keys_dir is not None:  # the reviewers' committed public keys come with the project
+        shutil.copytree(source / keys_dir, target / keys_dir)
     if overrides:
         write_params(target, overrides)
     _git(target, "init", "-q", "-b", "main")

@@ -10,11 +10,14 @@ Service locations (MLflow, Prefect, DVC remote) are *not* here: they come from t
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+_REVIEWER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 PrimaryMetric = Literal["roc_auc", "pr_auc", "log_loss", "brier"]
 
@@ -143,23 +146,34 @@ class GateSettings(_Frozen):
 class ApprovalSettings(_Frozen):
     """Who may approve a promotion after the automatic checks pass, how many, and for how long.
 
-    Prefect OSS has no per-user login, so a reviewer proves who they are with a token: the HMAC of
-    their name under a secret kept in the Prefect Secret block ``secret_block`` (or, for the embedded
-    default, the environment variable ``secret_env``). The secret itself never appears in params.
+    Prefect OSS has no per-user login, so a reviewer proves who they are by signing their answer
+    with their own Ed25519 private key. The matching public keys are files in ``keys_dir`` (one
+    ``NAME.pub`` per listed reviewer), committed with the project: adding a reviewer or changing a
+    key is a reviewed change, and nothing the server, the worker or another person holds can sign.
     """
 
     reviewers: tuple[str, ...] = Field(min_length=1, description="Names allowed to approve or reject.")
     quorum: int = Field(default=1, ge=1, description="Distinct reviewers who must approve.")
     timeout_minutes: float = Field(gt=0, description="After this, the gate ends as a recorded refusal.")
     poll_seconds: float = Field(gt=0, le=60, description="How often the paused run checks for an answer.")
-    secret_block: str = Field(min_length=1, pattern=r"^[a-z0-9-]+$", description="Prefect Secret block name.")
-    secret_env: str = Field(min_length=1, pattern=r"^[A-Z_][A-Z0-9_]*$", description="Fallback env variable.")
+    keys_dir: str = Field(
+        min_length=1,
+        pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$",
+        description="Directory of the reviewers' public keys (NAME.pub), relative to the project.",
+    )
 
     @model_validator(mode="after")
     def _quorum_is_reachable(self) -> ApprovalSettings:
         names = [name.strip() for name in self.reviewers]
         if any(not name for name in names) or len(set(names)) != len(names):
             raise ValueError("reviewers must be distinct, non-empty names")
+        unsafe = [name for name in self.reviewers if not _REVIEWER_NAME.fullmatch(name)]
+        if unsafe:
+            raise ValueError(
+                f"reviewer names name their key files: use letters, digits, '.', '_' or '-' (not {unsafe})"
+            )
+        if ".." in self.keys_dir.split("/"):
+            raise ValueError("keys_dir must stay inside the project (no '..')")
         if self.quorum > len(names):
             raise ValueError(f"quorum {self.quorum} needs more reviewers than the {len(names)} listed")
         return self
