@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from uuid import UUID
 
 from retrain.domain.approval import ApprovalSubject, sign_answer
@@ -72,7 +72,16 @@ class Signing:
         return Answer(self.decision, self.reviewer, signature, self.comment)
 
 
-AnswerSource = Answer | Signing
+class SignsForRun(Protocol):
+    """Anything that makes a reviewer's answer for a run's subject (a :class:`Signing`; tests add tampering)."""
+
+    @property
+    def reviewer(self) -> str: ...
+
+    def answer(self, subject: ApprovalSubject) -> Answer: ...
+
+
+AnswerSource = Answer | SignsForRun
 
 
 def _parse_run_id(flow_run_id: str) -> UUID:
@@ -155,7 +164,7 @@ def submit_decision(flow_run_id: str, source: AnswerSource, wait_seconds: float 
     """Send one reviewer's answer to a paused training run and wait for its receipt.
 
     A :class:`Signing` is signed here for this run's subject; an :class:`Answer` goes as it is (the
-    tests use that to replay signatures made for other runs).
+    tests use that to replay a signature made for another run).
 
     Raises ``ApprovalInputError`` when the run is not waiting, when the API refuses the input
     (the run stays paused), or when the run does not count the ballot (it pauses again).
@@ -166,7 +175,7 @@ def submit_decision(flow_run_id: str, source: AnswerSource, wait_seconds: float 
     run_id = _parse_run_id(flow_run_id)
     with get_client(sync_client=True) as client:
         pause_key = paused_pause_key(client, run_id)
-        answer = source.answer(read_subject(client, run_id)) if isinstance(source, Signing) else source
+        answer = source if isinstance(source, Answer) else source.answer(read_subject(client, run_id))
         response = client.resume_flow_run(run_id, run_input=answer.as_run_input())
         if response.status != SetStateStatus.ACCEPT:
             reason = getattr(response.details, "reason", None) or response.status.value

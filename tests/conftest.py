@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from retrain.environment import QUIET_ENVIRONMENT
 
@@ -22,3 +24,41 @@ os.environ["RETRAIN_HOME"] = str(_SESSION_HOME / "state")
 os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
 os.environ.pop("PREFECT_API_URL", None)
 os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+
+# Reviewers' keys for this test session: public keys go into each test project's reviewers/ (as a
+# team commits them), private keys stay in this process (written to a 0600 file only for the CLI).
+TEST_REVIEWERS = ("ada", "grace", "linus", "demo-reviewer")
+
+
+def _reviewer_keys() -> dict[str, Any]:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    return {name: Ed25519PrivateKey.generate() for name in TEST_REVIEWERS}
+
+
+REVIEWER_KEYS = _reviewer_keys()
+
+
+def reviewed_project(target: Path, overrides: Mapping[str, Any] | None = None) -> Path:
+    """A workspace copy of this repository whose listed reviewers' public keys are committed in it."""
+    from retrain.adapters.reviewer_keys import write_public_key
+    from retrain.adapters.workspace import commit_all, create_workspace
+    from retrain.domain.settings import load_settings
+
+    project = create_workspace(REPO_ROOT, target, overrides)
+    policy = load_settings(project / "params.yaml").approval
+    for name in policy.reviewers:
+        write_public_key(project, policy, name, REVIEWER_KEYS[name])
+    commit_all(project, "reviewers' public keys")
+    return project
+
+
+def private_key_file(reviewer: str, directory: Path) -> Path:
+    """The reviewer's private key as `retrain reviewer keygen` stores it (PKCS#8 PEM, 0600)."""
+    from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+
+    path = directory / f"{reviewer}.key"
+    path.write_bytes(REVIEWER_KEYS[reviewer].private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+    path.chmod(0o600)
+    return path

@@ -11,20 +11,19 @@ from typing import Any, TypeVar
 import pytest
 
 from retrain.adapters.registry import ModelRegistry
-from retrain.adapters.workspace import create_workspace
-from retrain.approval import Answer, Receipt, run_with_reviewers
+from retrain.approval import AnswerSource, Receipt, Signing, run_with_reviewers
 from retrain.domain.settings import Settings, load_settings
 from retrain.environment import resolve_runtime
 from retrain.errors import ApprovalInputError
-from tests.conftest import REPO_ROOT
+from tests.conftest import REVIEWER_KEYS, reviewed_project
 
 T = TypeVar("T")
 
 # Small data, and guardrails that integration tests cannot trip by machine load or tiny test models:
 # latency and calibration checks are unit-tested with measured values; speed lives in benchmarks/.
-# Reviewers for the approval gate; the HMAC secret is set per test in the environment (embedded default).
+# Reviewers for the approval gate: their public keys are committed in each test's workspace
+# (tests.conftest.reviewed_project); answers are signed with their private keys for the paused run.
 REVIEWERS = ("ada", "grace", "linus")
-APPROVAL_SECRET = "integration-tests-approval-secret"
 SMALL_DATA: dict[str, Any] = {
     "demo": {"rows_per_day": 1500, "days": 8, "first_training_days": 5},
     "gate": {
@@ -34,20 +33,19 @@ SMALL_DATA: dict[str, Any] = {
 }
 
 
-def token(reviewer: str, secret: str = APPROVAL_SECRET) -> str:
-    from retrain.domain.approval import reviewer_token
+def signing(reviewer: str, decision: str = "approve", comment: str = "evidence read", key: str = "") -> Signing:
+    """``reviewer``'s answer, signed for whichever run it answers with ``key``'s private key (their own by default)."""
+    return Signing(decision, reviewer, REVIEWER_KEYS[key or reviewer], comment)
 
-    return reviewer_token(secret, reviewer)
 
-
-def approve(reviewer: str = "ada", comment: str = "evidence read") -> Answer:
-    return Answer("approve", reviewer, token(reviewer), comment)
+def approve(reviewer: str = "ada", comment: str = "evidence read") -> Signing:
+    return signing(reviewer, "approve", comment)
 
 
 def reviewed(
     start: Callable[[], T],
-    answers: Sequence[Answer] | None = None,
-    receipts: list[tuple[Answer, Receipt | ApprovalInputError]] | None = None,
+    answers: Sequence[AnswerSource] | None = None,
+    receipts: list[tuple[AnswerSource, Receipt | ApprovalInputError]] | None = None,
 ) -> T:
     """Run a training flow (``start``) while reviewers answer its gate, as they would in the UI."""
     collected = receipts if receipts is not None else []
@@ -80,17 +78,11 @@ def services(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return state
 
 
-@pytest.fixture(autouse=True)
-def approval_secret(monkeypatch: pytest.MonkeyPatch) -> str:
-    """The reviewer-token secret, as the embedded default reads it (restored after each test)."""
-    monkeypatch.setenv("RETRAIN_APPROVAL_SECRET", APPROVAL_SECRET)
-    return APPROVAL_SECRET
-
-
 @pytest.fixture
 def workspace(tmp_path: Path, services: Path) -> Path:
-    """A fresh project (git + DVC repo) with the repository's params, dvc.yaml and contracts."""
-    return create_workspace(REPO_ROOT, tmp_path / "project", SMALL_DATA)
+    """A fresh project (git + DVC repo) with the repository's params, dvc.yaml, contracts and the
+    test reviewers' public keys."""
+    return reviewed_project(tmp_path / "project", SMALL_DATA)
 
 
 def workspace_settings(workspace: Path) -> Settings:

@@ -1,8 +1,11 @@
 """The reviewer gate on a real Prefect API and MLflow: the training run pauses with a typed form and
-only a listed reviewer, who did not trigger it and proves who they are, can decide."""
+only a listed reviewer, who did not trigger it and signs this very answer for this very run with
+their own key, can decide. Forged, replayed and altered signatures are refused and listed."""
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import json
 import threading
 import time
@@ -18,12 +21,14 @@ from typer.testing import CliRunner
 from flows.training import TrainingRequest, training
 from retrain.adapters.ledger import Ledger
 from retrain.adapters.workspace import write_params
-from retrain.approval import Answer, Receipt, paused_runs
+from retrain.approval import Answer, AnswerSource, Receipt, Signing, approval_subject, paused_runs, submit_decision
 from retrain.cli import app
 from retrain.demo import write_demo_batches
+from retrain.domain.approval import ApprovalSubject
 from retrain.environment import resolve_runtime
-from retrain.errors import ApprovalInputError
-from tests.integration.conftest import REVIEWERS, approve, registry_for, reviewed, token, workspace_settings
+from retrain.errors import ApprovalConfigError, ApprovalInputError
+from tests.conftest import REVIEWER_KEYS, private_key_file
+from tests.integration.conftest import approve, registry_for, reviewed, signing, workspace_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_api")]
 
@@ -104,8 +109,56 @@ class PausedRun:
         return result
 
 
-def test_cli_approve_promotes_records_the_reviewer_and_forgets_the_token(
-    workspace: Path, monkeypatch: pytest.MonkeyPatch
+@dataclasses.dataclass(frozen=True)
+class Altered:
+    """A genuine signature for this run, sent with some field changed (a man in the middle, a typo)."""
+
+    signed: Signing
+    changes: dict[str, str]
+
+    @property
+    def reviewer(self) -> str:
+        return self.changes.get("reviewer", self.signed.reviewer)
+
+    def answer(self, subject: ApprovalSubject) -> Answer:
+        return dataclasses.replace(self.signed.answer(subject), **self.changes)
+
+
+def _key_material(reviewer: str) -> list[str]:
+    """Every form in which the reviewer's private key could leak: PEM body lines, raw bytes as hex/base64."""
+    from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+
+    key = REVIEWER_KEYS[reviewer]
+    raw = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
+    return [line for line in pem.splitlines() if not line.startswith("-----")] + [
+        raw.hex(),
+        base64.b64encode(raw).decode(),
+        base64.urlsafe_b64encode(raw).decode().rstrip("="),
+    ]
+
+
+def _everything_prefect_keeps(run_id: UUID | str) -> str:
+    """The run's artifacts, run inputs and logs, read back through the API."""
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, LogFilter, LogFilterFlowRunId
+
+    run = UUID(str(run_id))
+    with _client() as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run]))
+        )
+        inputs = client.filter_flow_run_input(run, key_prefix="", limit=1000, exclude_keys=set())
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run])), limit=10_000)
+        state = client.read_flow_run(run)
+    parts = [str(artifact.data) + str(artifact.description) for artifact in artifacts]
+    parts += [item.key + item.value for item in inputs] + [log.message for log in logs]
+    parts.append(state.model_dump_json())
+    assert artifacts and inputs and logs, "nothing read back: the check below would prove nothing"
+    return "\n".join(parts)
+
+
+def test_cli_approve_signs_for_the_run_promotes_and_leaves_no_key_or_signature_in_prefect(
+    workspace: Path, tmp_path: Path
 ):
     _batches(workspace)
     paused = PausedRun(_start(workspace))
@@ -113,40 +166,47 @@ def test_cli_approve_promotes_records_the_reviewer_and_forgets_the_token(
     report = _artifact(paused.run_id, "gate-report")
     assert "**AWAITING REVIEW**" in report and "## Slices" in report and "CI of the gain" in report
     assert "[MLflow run](http://127.0.0.1:5000/#/experiments/" in report and "plots/roc.png" in report
+    assert f"retrain sign {paused.run_id} --reviewer" in report and f"retrain approve {paused.run_id}" in report
     with _client() as client:
         schema = json.loads(client.read_flow_run_input(paused.run_id, "paused-approval-1-schema"))
         description = json.loads(client.read_flow_run_input(paused.run_id, "paused-approval-1-description"))
-    assert set(schema["properties"]) == {"decision", "reviewer", "comment", "token"}
-    assert schema["properties"]["token"]["format"] == "password"
-    assert "Gate report" in description  # the form shows the report above the fields
+    assert set(schema["properties"]) == {"decision", "reviewer", "comment", "signature"}
+    assert "retrain sign" in schema["properties"]["signature"]["description"]
+    assert "Gate report" in description and f"retrain sign {paused.run_id}" in description
+    subject = approval_subject(str(paused.run_id))
+    assert subject.flow_run_id == str(paused.run_id) and subject.challenger_version == "1"
 
-    monkeypatch.setenv("RETRAIN_REVIEWER_TOKEN", token("grace"))
-    answered = CliRunner().invoke(
-        app,
-        ["approve", str(paused.run_id), "--reviewer", "grace", "--comment", "slices fine", "--project", str(workspace)],
-    )
+    key = private_key_file("grace", tmp_path)
+    args = ["approve", str(paused.run_id), "--reviewer", "grace", "--comment", "slices fine", "--key", str(key)]
+    answered = CliRunner().invoke(app, [*args, "--project", str(workspace)])
     assert answered.exit_code == 0, answered.output
     assert "approve by 'grace' recorded (1 of 1 approvals); gate now: approved" in answered.output
 
     result = paused.result()
     assert result["outcome"]["note"] == "first champion" and result["approval"]["state"] == "approved"
+    assert result["training_key"] == subject.training_key
     (entry,) = _ledger(workspace)
     assert entry.kind == "promotion" and entry.reviewers == ("grace",) and "slices fine" in entry.comment
     assert any(check["name"] == "reviewer_approval" and check["passed"] for check in entry.checks)
     assert "**PROMOTED**" in _artifact(paused.run_id, "gate-decision")
-    with _client() as client:
-        stored = client.filter_flow_run_input(paused.run_id, key_prefix="", limit=100, exclude_keys=set())
-    assert stored and not [item.key for item in stored if token("grace") in item.value]
+
+    kept = _everything_prefect_keeps(paused.run_id)
+    signature = signing("grace", comment="slices fine").answer(subject).signature  # Ed25519 is deterministic
+    assert signature not in kept, "the answer holding the signature was not deleted after checking"
+    assert not [material for material in _key_material("grace") if material in kept]
     assert _final_state(result["flow_run_id"]) == "COMPLETED"
 
 
-def test_cli_reject_refuses_with_the_reason_and_leaves_no_champion(workspace: Path, monkeypatch: pytest.MonkeyPatch):
+def test_cli_reject_refuses_with_the_reason_and_leaves_no_champion(
+    workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     _batches(workspace)
     paused = PausedRun(_start(workspace))
-    monkeypatch.setenv("RETRAIN_REVIEWER_TOKEN", token("linus"))
+    monkeypatch.setenv("RETRAIN_REVIEWER_KEY", str(private_key_file("linus", tmp_path)))
     args = ["reject", str(paused.run_id), "--reviewer", "linus", "--reason", "holdout too small", "--project"]
     answered = CliRunner().invoke(app, [*args, str(workspace)])
-    assert answered.exit_code == 0, answered.output and "gate now: rejected" in answered.output
+    assert answered.exit_code == 0, answered.output
+    assert "gate now: rejected" in answered.output
 
     result = paused.result()
     assert not result["outcome"]["promoted"]
@@ -156,12 +216,34 @@ def test_cli_reject_refuses_with_the_reason_and_leaves_no_champion(workspace: Pa
     assert entry.kind == "refusal" and entry.reviewers == ("linus",) and "holdout too small" in entry.comment
 
 
-def test_cli_refuses_a_run_that_is_not_waiting(workspace: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("RETRAIN_REVIEWER_TOKEN", token("ada"))
-    missing = CliRunner().invoke(app, ["approve", str(uuid.uuid4()), "--reviewer", "ada", "--project", str(workspace)])
+def test_a_signature_printed_by_retrain_sign_is_what_the_ui_form_takes(workspace: Path, tmp_path: Path):
+    _batches(workspace)
+    paused = PausedRun(_start(workspace))
+    key = private_key_file("ada", tmp_path)
+    comment = "read the report in the UI"
+    args = ["sign", str(paused.run_id), "--reviewer", "ada", "--decision", "approve", "--comment", comment]
+    printed = CliRunner().invoke(app, [*args, "--key", str(key), "--project", str(workspace)])
+    assert printed.exit_code == 0, printed.output
+    signature = printed.stdout.strip().splitlines()[-1]
+    assert len(signature) == 86
+    with _client() as client:  # what the browser's Resume form posts
+        form = {"decision": "approve", "reviewer": "ada", "comment": comment + "\r\n", "signature": signature}
+        assert client.resume_flow_run(paused.run_id, run_input=form).status.value == "ACCEPT"
+    result = paused.result()
+    assert result["outcome"]["promoted"] and result["approval"]["reviewers"] == ["ada"]
+
+
+@pytest.mark.faults
+def test_cli_refuses_a_run_that_is_not_waiting_and_a_key_that_is_not_the_reviewers(workspace: Path, tmp_path: Path):
+    key = ["--key", str(private_key_file("ada", tmp_path)), "--project", str(workspace)]
+    missing = CliRunner().invoke(app, ["approve", str(uuid.uuid4()), "--reviewer", "ada", *key])
     assert missing.exit_code == 1 and "no flow run" in missing.output
-    bad = CliRunner().invoke(app, ["approve", "not-a-run", "--reviewer", "ada", "--project", str(workspace)])
+    bad = CliRunner().invoke(app, ["approve", "not-a-run", "--reviewer", "ada", *key])
     assert bad.exit_code == 1 and "is not a flow run id" in bad.output
+    wrong = CliRunner().invoke(app, ["approve", str(uuid.uuid4()), "--reviewer", "grace", *key])
+    assert wrong.exit_code == 1 and "grace.pub" in wrong.output and "not the one" in wrong.output
+    unlisted = CliRunner().invoke(app, ["approve", str(uuid.uuid4()), "--reviewer", "mallory", *key])
+    assert unlisted.exit_code == 1 and "not listed" in unlisted.output
 
 
 def test_timeout_ends_the_gate_as_a_recorded_refusal(workspace: Path):
@@ -177,13 +259,14 @@ def test_timeout_ends_the_gate_as_a_recorded_refusal(workspace: Path):
     assert _final_state(result["flow_run_id"]) == "COMPLETED"  # a clear end, not a hanging pause
 
 
+@pytest.mark.faults
 def test_the_api_refuses_unlisted_reviewers_and_malformed_answers_and_the_run_stays_paused(workspace: Path):
     _batches(workspace)
-    receipts: list[tuple[Answer, Receipt | ApprovalInputError]] = []
-    answers = [
-        Answer("approve", "mallory", token("mallory")),  # not listed
-        Answer("maybe", "ada", token("ada")),  # not a decision
-        Answer("approve", "ada", "too-short"),  # not a token
+    receipts: list[tuple[AnswerSource, Receipt | ApprovalInputError]] = []
+    answers: list[AnswerSource] = [
+        Altered(signing("ada"), {"reviewer": "mallory"}),  # not listed
+        Altered(signing("ada"), {"decision": "maybe"}),  # not a decision
+        Altered(signing("ada"), {"signature": "too-short"}),  # not a signature
         approve("ada"),
     ]
     result = reviewed(_start(workspace), answers, receipts)
@@ -198,31 +281,58 @@ def test_the_api_refuses_unlisted_reviewers_and_malformed_answers_and_the_run_st
     assert "| 1 | ada | approve |" in _artifact(result["flow_run_id"], "approval-ballots")
 
 
-def test_the_run_refuses_its_trainer_a_false_token_and_a_reasonless_rejection(workspace: Path):
+@pytest.mark.faults
+def test_the_run_refuses_its_trainer_forged_and_altered_signatures_and_lists_why(workspace: Path):
     _batches(workspace)
-    receipts: list[tuple[Answer, Receipt | ApprovalInputError]] = []
-    answers = [
-        approve("ada"),  # ada triggered this run
-        Answer("approve", "grace", token("ada")),  # grace with someone else's token
-        Answer("reject", "linus", token("linus"), "   "),  # a rejection without a reason
+    receipts: list[tuple[AnswerSource, Receipt | ApprovalInputError]] = []
+    answers: list[AnswerSource] = [
+        approve("ada"),  # ada triggered this run: refused even though her signature is valid
+        signing("grace", key="ada"),  # grace's answer signed with someone else's key (a forgery)
+        Altered(signing("grace", "approve", "ok"), {"decision": "reject"}),  # signed approve, sent reject
+        Altered(signing("grace", "approve", "ok"), {"comment": "ok, and ship v9"}),  # another comment
+        Altered(signing("grace", "approve", "ok"), {"reviewer": "linus"}),  # grace's signature as linus
+        signing("linus", "reject", "   "),  # a rejection without a reason
         approve("grace"),
     ]
     result = reviewed(_start(workspace, triggered_by="ada"), answers, receipts)
 
     messages = [str(receipt) for _, receipt in receipts]
     assert "'ada' triggered this training and cannot review it" in messages[0]
-    assert "the token does not prove the identity of 'grace'" in messages[1]
-    assert "a rejection needs a reason" in messages[2]
-    assert all("waits for another" in message for message in messages[:3])
+    for message, who in zip(messages[1:5], ("grace", "grace", "grace", "linus"), strict=True):
+        assert f"the signature is not '{who}'s for this run, challenger, decision and comment" in message
+    assert "a rejection needs a reason" in messages[5]
+    assert all("waits for another" in message for message in messages[:6])
     assert result["outcome"]["promoted"] and result["approval"]["reviewers"] == ["grace"]
     ballots = _artifact(result["flow_run_id"], "approval-ballots")
-    assert ballots.count("**refused**") == 3 and "| 4 | grace | approve |" in ballots
+    assert ballots.count("**refused**") == 6 and "| 7 | grace | approve |" in ballots
+    assert "| 1 | ada | approve | **refused**: 'ada' triggered this training" in ballots
+    assert "| 3 | grace | reject | **refused**: the signature is not 'grace's" in ballots
+
+
+@pytest.mark.faults
+def test_a_signature_for_one_run_is_refused_on_another_run_of_the_same_challenger(workspace: Path):
+    _batches(workspace)
+    first = PausedRun(_start(workspace))
+    subject_a = approval_subject(str(first.run_id))
+    on_a = signing("grace", "approve", "fine").answer(subject_a)
+    timed = Altered(signing("linus", "reject", "not yet"), {})
+    assert submit_decision(str(first.run_id), timed).state == "rejected"
+    assert not first.result()["outcome"]["promoted"]
+
+    receipts: list[tuple[AnswerSource, Receipt | ApprovalInputError]] = []
+    result = reviewed(_start(workspace), [on_a, approve("grace")], receipts)  # the same data: the same version
+    subject_b = ApprovalSubject(result["flow_run_id"], subject_a.registered_model, "1", result["training_key"])
+    assert dataclasses.replace(subject_a, flow_run_id=subject_b.flow_run_id) == subject_b  # only the run differs
+    assert "the signature is not 'grace's for this run" in str(receipts[0][1])
+    assert isinstance(receipts[1][1], Receipt) and result["outcome"]["promoted"]
+    ballots = _artifact(result["flow_run_id"], "approval-ballots")
+    assert "| 1 | grace | approve | **refused**: the signature is not 'grace's" in ballots
 
 
 def test_a_quorum_of_two_needs_two_distinct_reviewers(workspace: Path):
     _batches(workspace)
     write_params(workspace, {"approval": {"quorum": 2}})
-    receipts: list[tuple[Answer, Receipt | ApprovalInputError]] = []
+    receipts: list[tuple[AnswerSource, Receipt | ApprovalInputError]] = []
     result = reviewed(_start(workspace), [approve("ada"), approve("ada"), approve("linus")], receipts)
 
     first, twice, second = (receipt for _, receipt in receipts)
@@ -234,51 +344,34 @@ def test_a_quorum_of_two_needs_two_distinct_reviewers(workspace: Path):
     assert entry.reviewers == ("ada", "linus")
 
 
-def test_the_secret_block_holds_the_secret_when_it_exists(workspace: Path):
-    from prefect.blocks.system import Secret
+@pytest.mark.faults
+def test_a_listed_reviewer_without_a_public_key_stops_the_run_before_any_work(workspace: Path):
+    import subprocess
 
     _batches(workspace)
-    block_id = Secret(value="secret-from-the-block").save("retrain-approval-secret", overwrite=True)
-    try:
-        issued = CliRunner().invoke(app, ["reviewer-token", "ada", "--project", str(workspace)])
-        assert issued.exit_code == 0, issued.output
-        assert issued.output.strip() == token("ada", "secret-from-the-block") != token("ada")
-        receipts: list[tuple[Answer, Receipt | ApprovalInputError]] = []
-        env_token = approve("ada")  # made with the env secret, which the block overrides
-        block_token = Answer("approve", "ada", token("ada", "secret-from-the-block"), "ok")
-        result = reviewed(_start(workspace), [env_token, block_token], receipts)
-    finally:
-        with _client() as client:
-            client.delete_block_document(block_id)
-    assert "the token does not prove the identity of 'ada'" in str(receipts[0][1])
-    assert result["outcome"]["promoted"]
+    (workspace / "reviewers" / "linus.pub").unlink()
+    subprocess.run(["git", "commit", "-qam", "linus leaves"], cwd=workspace, check=True)
+    with pytest.raises(ApprovalConfigError) as raised:
+        _start(workspace)()
+    message = str(raised.value)
+    assert "\n" not in message and "linus" in message and "linus.pub" in message
+    assert registry_for(workspace).by_alias("challenger") is None and _ledger(workspace) == []
+    assert not (workspace / workspace_settings(workspace).dataset.training_set).exists()  # nothing validated
 
 
-def test_reviewer_token_refuses_unlisted_names(workspace: Path):
-    result = CliRunner().invoke(app, ["reviewer-token", "mallory", "--project", str(workspace)])
-    assert result.exit_code == 1 and "not listed" in result.output and all(n in result.output for n in REVIEWERS)
-
-
-def _secret_value() -> str:
-    from prefect.blocks.system import Secret
-
-    value = Secret.load("retrain-approval-secret").get()  # type: ignore[union-attr]
-    return str(value)
-
-
-def test_approval_secret_creates_the_block_once_and_never_prints_it(workspace: Path):
-    runner = CliRunner()
-    project = ["--project", str(workspace)]
-    try:
-        created = runner.invoke(app, ["approval-secret", *project])
-        assert created.exit_code == 0 and "created the Prefect Secret block" in created.output
-        value = _secret_value()
-        assert len(value) == 64 and value not in created.output
-        again = runner.invoke(app, ["approval-secret", *project])
-        assert "exists already" in again.output and _secret_value() == value
-        rotated = runner.invoke(app, ["approval-secret", "--rotate", *project])
-        assert "rotated" in rotated.output and _secret_value() != value
-    finally:
-        with _client() as client:
-            block = client.read_block_document_by_name("retrain-approval-secret", block_type_slug="secret")
-            client.delete_block_document(block.id)
+def test_reviewer_keygen_writes_the_public_key_for_review_and_keeps_the_private_key_outside(
+    workspace: Path, tmp_path: Path
+):
+    private = tmp_path / "keys" / "hopper.key"
+    made = CliRunner().invoke(app, ["reviewer", "keygen", "hopper", "--key", str(private), "--project", str(workspace)])
+    assert made.exit_code == 0, made.output
+    public = workspace / "reviewers" / "hopper.pub"
+    assert public.read_text().startswith("ssh-ed25519 ") and f"git add {public}" in made.output
+    assert "list 'hopper' in approval.reviewers" in made.output
+    assert oct(private.stat().st_mode & 0o777) == "0o600" and private.read_text() not in made.output
+    inside = CliRunner().invoke(
+        app, ["reviewer", "keygen", "hopper2", "--key", str(workspace / "h.key"), "--project", str(workspace)]
+    )
+    assert inside.exit_code == 1 and "inside the project" in inside.output
+    for removed in ("approval-secret", "reviewer-token"):
+        assert CliRunner().invoke(app, [removed, "--help"]).exit_code != 0

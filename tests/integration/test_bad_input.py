@@ -14,10 +14,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from retrain.adapters.workspace import create_workspace
 from retrain.cli import app
 from retrain.domain.demo_data import generate_day
-from tests.conftest import REPO_ROOT
+from tests.conftest import reviewed_project
 
 pytestmark = pytest.mark.integration
 DAY = dt.date(2026, 1, 3)
@@ -92,7 +91,7 @@ CORPUS: dict[str, tuple[str, Callable[[Path], object] | None, int, tuple[str, ..
 
 @pytest.fixture
 def project(tmp_path: Path, services: Path) -> Path:
-    return create_workspace(REPO_ROOT, tmp_path / "project")
+    return reviewed_project(tmp_path / "project")
 
 
 def _make(case: str, directory: Path) -> Path:

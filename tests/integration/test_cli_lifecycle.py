@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from retrain.cli import app
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, reviewed_project
 from tests.integration.conftest import SMALL_DATA, reviewed
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_api")]
@@ -23,9 +23,6 @@ def embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     names = ("MLFLOW_TRACKING_URI", "RETRAIN_MLFLOW_ARTIFACTS", "RETRAIN_DVC_REMOTE", "RETRAIN_LEDGER_URL")
     for name in names:
         monkeypatch.delenv(name, raising=False)
-    # The demo makes up its own secret when none is set; setenv first so that it is undone afterwards.
-    monkeypatch.setenv("RETRAIN_APPROVAL_SECRET", "")
-    monkeypatch.delenv("RETRAIN_APPROVAL_SECRET")
     monkeypatch.setenv("RETRAIN_HOME", str(tmp_path / "state"))
     return tmp_path / "state"
 
@@ -96,10 +93,8 @@ def test_help_is_instant_because_nothing_heavy_is_imported():
 
 
 def test_generate_csv_batches_then_train_through_the_cli(tmp_path: Path, services: Path):
-    from retrain.adapters.workspace import create_workspace
-
     overrides = {**SMALL_DATA, "demo": {"rows_per_day": 1200, "days": 5, "first_training_days": 4}}
-    project = create_workspace(REPO_ROOT, tmp_path / "project", overrides)
+    project = reviewed_project(tmp_path / "project", overrides)
     runner = CliRunner()
     generated = runner.invoke(app, ["generate", "--project", str(project), "--format", "csv"])
     assert generated.exit_code == 0, generated.output
@@ -111,9 +106,7 @@ def test_generate_csv_batches_then_train_through_the_cli(tmp_path: Path, service
 
 
 def test_train_without_batches_explains_what_to_do(tmp_path: Path, services: Path):
-    from retrain.adapters.workspace import create_workspace
-
-    project = create_workspace(REPO_ROOT, tmp_path / "project")
+    project = reviewed_project(tmp_path / "project")
     result = CliRunner().invoke(app, ["train", "--project", str(project)])
     assert result.exit_code == 1
     assert "retrain generate" in result.output and "does not exist" in result.output
@@ -122,10 +115,8 @@ def test_train_without_batches_explains_what_to_do(tmp_path: Path, services: Pat
 def test_single_class_target_is_a_clear_training_error(tmp_path: Path, services: Path):
     import pandas as pd
 
-    from retrain.adapters.workspace import create_workspace
-
-    project = create_workspace(
-        REPO_ROOT, tmp_path / "project", {"demo": {"rows_per_day": 800, "days": 5, "first_training_days": 4}}
+    project = reviewed_project(
+        tmp_path / "project", {"demo": {"rows_per_day": 800, "days": 5, "first_training_days": 4}}
     )
     runner = CliRunner()
     assert runner.invoke(app, ["generate", "--project", str(project)]).exit_code == 0

@@ -11,9 +11,8 @@ import pytest
 
 from flows.training import TrainingRequest, training
 from retrain.adapters import datastore
-from retrain.adapters.workspace import create_workspace
 from retrain.demo import write_demo_batches
-from tests.conftest import REPO_ROOT
+from tests.conftest import reviewed_project
 from tests.integration.conftest import SMALL_DATA, reviewed, workspace_settings
 
 pytestmark = pytest.mark.integration
@@ -47,7 +46,7 @@ def _keys(endpoint: str, bucket: str) -> list[str]:
 
 @pytest.fixture
 def repo(tmp_path: Path, s3_endpoint: str) -> Path:
-    project = create_workspace(REPO_ROOT, tmp_path / "project")
+    project = reviewed_project(tmp_path / "project")
     (project / "data" / "batches").mkdir(parents=True)
     (project / "data" / "batches" / "a.csv").write_text("a\n1\n")
     (project / "data" / "training").mkdir(parents=True)
@@ -99,7 +98,7 @@ def test_training_flow_with_dvc_remote_and_mlflow_artifacts_on_s3(
     monkeypatch.setenv("MLFLOW_S3_ENDPOINT_URL", s3_endpoint)
     monkeypatch.setenv("RETRAIN_DVC_REMOTE", "s3://retrain-data/flow")
     monkeypatch.setenv("RETRAIN_S3_ENDPOINT_URL", s3_endpoint)
-    project = create_workspace(REPO_ROOT, tmp_path / "project", SMALL_DATA)
+    project = reviewed_project(tmp_path / "project", SMALL_DATA)
     settings = workspace_settings(project)
     write_demo_batches(project / settings.dataset.batches, settings, 5)
 

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from hypothesis import given
 from hypothesis import strategies as st
 
 from retrain.domain.approval import (
-    TOKEN_LENGTH,
+    SIGNATURE_LENGTH,
+    ApprovalSubject,
     Ballot,
+    approval_message,
+    canonical_comment,
+    format_public_key,
     judge_ballot,
-    reviewer_token,
+    parse_public_key,
+    prove,
+    reviewers_without_keys,
+    sign_answer,
+    signature_valid,
     tally,
     timed_out,
-    token_matches,
 )
 from retrain.domain.settings import ApprovalSettings
 
@@ -22,39 +31,105 @@ POLICY = ApprovalSettings(
     quorum=2,
     timeout_minutes=1,
     poll_seconds=1,
-    secret_block="retrain-approval-secret",
-    secret_env="RETRAIN_APPROVAL_SECRET",
+    keys_dir="reviewers",
 )
+RUN_A = ApprovalSubject("0b7e4f3c-5b1e-4a49-9d3e-6f1d1c2a0001", "retrain-loans", "3", "a" * 64)
+RUN_B = ApprovalSubject("0b7e4f3c-5b1e-4a49-9d3e-6f1d1c2a0002", "retrain-loans", "3", "a" * 64)
+ADA_KEY = Ed25519PrivateKey.generate()
+MALLORY_KEY = Ed25519PrivateKey.generate()
 
 
-def ballot(reviewer: str, decision: str = "approve", comment: str = "", valid: bool = True) -> Ballot:
-    return Ballot(decision, reviewer, comment, valid)  # type: ignore[arg-type]
+def raw(key: Ed25519PrivateKey) -> bytes:
+    return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 
 
-def test_token_is_an_hmac_of_the_name_and_only_its_secret_and_name_match():
-    token = reviewer_token("s3cret", "ada")
-    assert len(token) == TOKEN_LENGTH and token == reviewer_token("s3cret", " ADA ")
-    assert token_matches("s3cret", "Ada", token.upper())
-    assert not token_matches("other", "ada", token)
-    assert not token_matches("s3cret", "grace", token)
-    with pytest.raises(ValueError, match="empty"):
-        reviewer_token("", "ada")
+KEYS = {"ada": raw(ADA_KEY)}
 
 
-@given(st.text(min_size=1), st.text(min_size=1), st.text(min_size=1))
-def test_a_token_never_proves_another_name(secret: str, name: str, other: str):
-    from retrain.domain.approval import normalise
-
-    if normalise(name) != normalise(other):
-        assert not token_matches(secret, other, reviewer_token(secret, name))
+def ballot(reviewer: str, decision: str = "approve", comment: str = "", proof: str = "valid") -> Ballot:
+    return Ballot(decision, reviewer, comment, proof)  # type: ignore[arg-type]
 
 
+def test_a_signature_proves_one_answer_on_one_run():
+    signature = sign_answer(ADA_KEY, RUN_A, "Ada", "approve", "slices fine")
+    assert len(signature) == SIGNATURE_LENGTH
+    assert prove(KEYS, RUN_A, "ada", "approve", "slices fine", signature) == "valid"
+    assert prove(KEYS, RUN_A, " ADA ", "approve", "slices fine\r\n", signature) == "valid"  # same name, same text
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize(
+    ("subject", "decision", "comment"),
+    [
+        (RUN_B, "approve", "slices fine"),  # replayed on another run
+        (RUN_A, "reject", "slices fine"),  # another decision
+        (RUN_A, "approve", "slices fine, ship it"),  # another comment
+        (ApprovalSubject(RUN_A.flow_run_id, "retrain-loans", "4", "a" * 64), "approve", "slices fine"),  # version
+        (ApprovalSubject(RUN_A.flow_run_id, "retrain-loans", "3", "b" * 64), "approve", "slices fine"),  # data
+        (ApprovalSubject(RUN_A.flow_run_id, "other-model", "3", "a" * 64), "approve", "slices fine"),  # model
+    ],
+)
+def test_a_signature_is_refused_for_anything_it_did_not_sign(subject, decision, comment):
+    signature = sign_answer(ADA_KEY, RUN_A, "ada", "approve", "slices fine")
+    assert prove(KEYS, subject, "ada", decision, comment, signature) == "invalid"
+
+
+@pytest.mark.faults
+def test_forged_truncated_and_unlisted_signatures_are_refused():
+    forged = sign_answer(MALLORY_KEY, RUN_A, "ada", "approve", "")  # right message, wrong key
+    assert prove(KEYS, RUN_A, "ada", "approve", "", forged) == "invalid"
+    good = sign_answer(ADA_KEY, RUN_A, "ada", "approve", "")
+    assert prove(KEYS, RUN_A, "ada", "approve", "", good[:-2]) == "invalid"
+    assert prove(KEYS, RUN_A, "ada", "approve", "", "!" * SIGNATURE_LENGTH) == "invalid"
+    assert prove(KEYS, RUN_A, "grace", "approve", "", good) == "no_key"  # listed, but no public key
+    # Ada's signature presented as grace's answer is checked with grace's key, and refused.
+    assert prove({"grace": raw(MALLORY_KEY)}, RUN_A, "grace", "approve", "", good) == "invalid"
+
+
+@given(st.text(max_size=40), st.text(max_size=40))
+def test_the_message_is_domain_separated_and_binds_every_field(comment: str, other: str):
+    message = approval_message(RUN_A, "ada", "approve", comment)
+    assert message.startswith(b"retrain-approval-signature:v1\n")
+    assert (message == approval_message(RUN_A, "ada", "approve", other)) == (
+        canonical_comment(comment) == canonical_comment(other)
+    )
+    assert message != approval_message(RUN_B, "ada", "approve", comment)
+    assert message != approval_message(RUN_A, "grace", "approve", comment)
+    raw_signature = ADA_KEY.sign(message[len(b"retrain-approval-signature:v1\n") :])  # no context: refused
+    import base64
+
+    text = base64.urlsafe_b64encode(raw_signature).decode().rstrip("=")
+    assert not signature_valid(raw(ADA_KEY), message, text)
+
+
+def test_public_keys_are_openssh_lines_and_anything_else_is_refused():
+    line = format_public_key(raw(ADA_KEY), "ada")
+    assert line.startswith("ssh-ed25519 ") and line.rstrip().endswith("retrain-reviewer:ada")
+    assert parse_public_key(line) == raw(ADA_KEY)
+    for bad in ("", "ssh-rsa AAAAB3NzaC1yc2E", "ssh-ed25519 not-base64!", "hello"):
+        with pytest.raises(ValueError, match="Ed25519 public key"):
+            parse_public_key(bad)
+
+
+def test_reviewers_without_keys_are_named():
+    assert reviewers_without_keys(POLICY, KEYS) == ["grace", "linus"]
+
+
+@pytest.mark.faults
+def test_the_trainer_is_refused_even_with_a_valid_signature():
+    verdict = judge_ballot(ballot("ada", proof="valid"), POLICY, "Ada", [])
+    assert not verdict.counted and "triggered this training" in verdict.message
+
+
+@pytest.mark.faults
 @pytest.mark.parametrize(
     ("candidate", "triggered_by", "counted", "message"),
     [
         (ballot("mallory"), "bob", [], "not a listed reviewer"),
         (ballot("ada"), "ADA", [], "triggered this training and cannot review it"),
-        (ballot("grace", valid=False), "bob", [], "token does not prove"),
+        (ballot("grace", proof="invalid"), "bob", [], "the signature is not 'grace's for this run"),
+        (ballot("grace", proof="no_key"), "bob", [], "'grace' has no public key"),
+        (ballot("linus", proof="invalid"), "LINUS", [], "triggered this training"),  # trainer first
         (ballot("grace"), "bob", [ballot("Grace ")], "already decided"),
         (ballot("grace", "reject", "  "), "bob", [], "rejection needs a reason"),
     ],
@@ -92,7 +167,9 @@ def test_a_timeout_is_a_failed_check_that_says_approval_timed_out():
         ({"quorum": 4}, "quorum 4 needs more reviewers"),
         ({"reviewers": ("ada", "ada")}, "distinct"),
         ({"reviewers": ()}, "at least 1"),
-        ({"secret_env": "lower-case"}, "pattern"),
+        ({"keys_dir": "/etc/keys"}, "pattern"),
+        ({"keys_dir": "reviewers/../../elsewhere"}, "inside the project"),
+        ({"reviewers": ("ada", "../mallory")}, "name their key files"),
     ],
 )
 def test_approval_settings_refuse_impossible_policies(changes, message):

@@ -1,0 +1,112 @@
+"""Reviewers' key files: committed public keys checked at start-up, private keys 0600 outside the project."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from retrain.adapters.reviewer_keys import (
+    generate_key_pair,
+    load_private_key,
+    load_reviewer_keys,
+    public_bytes,
+)
+from retrain.domain.settings import ApprovalSettings
+from retrain.errors import ApprovalConfigError, ApprovalInputError
+
+POLICY = ApprovalSettings(reviewers=("ada", "grace"), quorum=1, timeout_minutes=1, poll_seconds=1, keys_dir="reviewers")
+
+
+def _project(tmp_path: Path) -> Path:
+    project = tmp_path / "project"
+    project.mkdir()
+    return project
+
+
+def test_keygen_writes_a_private_key_for_its_owner_only_and_a_public_key_into_the_project(tmp_path: Path):
+    project = _project(tmp_path)
+    private = tmp_path / "home" / "keys" / "ada.key"
+    public = generate_key_pair(project, POLICY, "ada", private)
+
+    assert public == project / "reviewers" / "ada.pub" and public.read_text().startswith("ssh-ed25519 ")
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    assert stat.S_IMODE(private.parent.stat().st_mode) == 0o700
+    key = load_private_key(private)
+    generate_key_pair(project, POLICY, "grace", tmp_path / "home" / "keys" / "grace.key")
+    assert load_reviewer_keys(project, POLICY)["ada"] == public_bytes(key)
+    assert "PRIVATE" not in public.read_text()
+
+
+@pytest.mark.faults
+def test_keygen_refuses_a_private_key_inside_the_project_or_over_an_existing_one(tmp_path: Path):
+    project = _project(tmp_path)
+    with pytest.raises(ApprovalConfigError, match="inside the project"):
+        generate_key_pair(project, POLICY, "ada", project / "ada.key")
+    private = tmp_path / "ada.key"
+    generate_key_pair(project, POLICY, "ada", private)
+    before = private.read_bytes()
+    with pytest.raises(ApprovalConfigError, match="exists already"):
+        generate_key_pair(project, POLICY, "ada", private)
+    assert private.read_bytes() == before
+
+
+@pytest.mark.faults
+def test_a_listed_reviewer_without_a_public_key_is_one_line_naming_who_and_where(tmp_path: Path):
+    project = _project(tmp_path)
+    generate_key_pair(project, POLICY, "ada", tmp_path / "ada.key")
+    with pytest.raises(ApprovalConfigError) as raised:
+        load_reviewer_keys(project, POLICY)
+    message = str(raised.value)
+    assert "\n" not in message and "grace" in message and str(project / "reviewers" / "grace.pub") in message
+    assert "retrain reviewer keygen" in message
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize(
+    "content", ["", "not a key", "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA"]
+)
+def test_an_unparseable_public_key_stops_the_start_up_check(tmp_path: Path, content: str):
+    project = _project(tmp_path)
+    generate_key_pair(project, POLICY, "ada", tmp_path / "ada.key")
+    (project / "reviewers" / "grace.pub").write_text(content)
+    with pytest.raises(ApprovalConfigError, match=r"reviewer 'grace': .*grace\.pub: .*Ed25519 public key"):
+        load_reviewer_keys(project, POLICY)
+
+
+@pytest.mark.faults
+def test_keys_from_outside_the_project_are_never_trusted(tmp_path: Path):
+    project = _project(tmp_path)
+    outside = tmp_path / "elsewhere"
+    generate_key_pair(outside, POLICY, "ada", tmp_path / "ada.key")
+    generate_key_pair(outside, POLICY, "grace", tmp_path / "grace.key")
+    (project / "reviewers").symlink_to(outside / "reviewers")  # the whole directory elsewhere
+    with pytest.raises(ApprovalConfigError, match="leads outside the project"):
+        load_reviewer_keys(project, POLICY)
+    (project / "reviewers").unlink()
+    (project / "reviewers").mkdir()
+    (project / "reviewers" / "ada.pub").symlink_to(outside / "reviewers" / "ada.pub")  # one file elsewhere
+    (project / "reviewers" / "grace.pub").write_text((outside / "reviewers" / "grace.pub").read_text())
+    with pytest.raises(ApprovalConfigError, match="leads outside"):
+        load_reviewer_keys(project, POLICY)
+
+
+@pytest.mark.faults
+def test_a_private_key_others_can_read_is_refused_and_errors_never_show_key_material(tmp_path: Path):
+    project = _project(tmp_path)
+    private = tmp_path / "ada.key"
+    generate_key_pair(project, POLICY, "ada", private)
+    secret_text = private.read_text()
+    private.chmod(0o644)
+    with pytest.raises(ApprovalInputError, match="readable by others") as raised:
+        load_private_key(private)
+    assert secret_text.splitlines()[1] not in str(raised.value)
+    broken = tmp_path / "broken.key"
+    broken.write_text(secret_text.replace("A", "B", 5))
+    broken.chmod(0o600)
+    with pytest.raises(ApprovalInputError, match="not an unencrypted Ed25519 private key") as raised:
+        load_private_key(broken)
+    assert secret_text.splitlines()[1] not in str(raised.value)
+    with pytest.raises(ApprovalInputError, match="no private key at"):
+        load_private_key(tmp_path / "missing.key")
