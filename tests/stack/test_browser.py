@@ -15,13 +15,11 @@ from typing import Any
 import httpx
 import pytest
 
-from retrain.adapters.workspace import create_workspace
 from retrain.demo import write_demo_batches
-from retrain.domain.approval import reviewer_token
 from retrain.domain.settings import load_settings
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, reviewed_project
 from tests.stack.conftest import LiveStack
-from tests.stack.test_live_stack import SMALL, _api, _mlflow_as, _wait_state, start_training
+from tests.stack.test_live_stack import SMALL, _api, _mlflow_as, _wait_state, signature_for, start_training
 
 pytestmark = pytest.mark.stack
 
@@ -79,12 +77,14 @@ def _choose(page: Any, select: Any, value: str) -> None:
 def test_a_reviewer_approves_in_the_prefect_ui_and_sees_the_champion_in_mlflow(
     live_stack: LiveStack, browser: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    project = create_workspace(REPO_ROOT, tmp_path / "project", {**SMALL, **live_stack.onboard_model(MODEL)})
+    project = reviewed_project(tmp_path / "project", {**SMALL, **live_stack.onboard_model(MODEL)})
     settings = load_settings(project / "params.yaml")
     write_demo_batches(project / settings.dataset.batches, settings, 7)
     run_id = start_training(live_stack, project, triggered_by="ada")
+    comment = "read the gate report in the browser: slices and guardrails fine"
     with _api(live_stack) as api:
         _wait_state(api, run_id, {"PAUSED"})
+        signature = signature_for(api, run_id, "approve", comment)  # what `retrain sign` prints the reviewer
     ui = live_stack.prefect_url.removesuffix("/api")
 
     page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
@@ -102,6 +102,7 @@ def test_a_reviewer_approves_in_the_prefect_ui_and_sees_the_champion_in_mlflow(
     page.get_by_text("gate-report").first.click()
     page.get_by_text("AWAITING REVIEW").first.wait_for()
     assert page.get_by_text("Slices", exact=True).count() >= 1
+    page.get_by_text(f"retrain sign {run_id}").first.wait_for()  # the one command that makes the signature
     page.screenshot(path=str(SCREENSHOTS / "2-gate-report.png"), full_page=True)
 
     page.goto(f"{ui}/runs/flow-run/{run_id}")
@@ -112,8 +113,8 @@ def test_a_reviewer_approves_in_the_prefect_ui_and_sees_the_champion_in_mlflow(
     _choose(page, selects.nth(0), "approve")
     _choose(page, selects.nth(1), "demo-reviewer")
     fields = dialog.locator("textarea")
-    fields.nth(0).fill("read the gate report in the browser: slices and guardrails fine")
-    fields.nth(1).fill(reviewer_token(str(live_stack.keys["approval_secret"]), "demo-reviewer"))
+    fields.nth(0).fill(comment)
+    fields.nth(1).fill(signature)
     page.screenshot(path=str(SCREENSHOTS / "3-approval-form.png"))
     dialog.get_by_role("button", name="Submit").click()
     with _api(live_stack) as api:

@@ -14,12 +14,11 @@ from typing import Any
 import httpx
 import pytest
 
-from retrain.adapters.workspace import create_workspace
 from retrain.demo import write_demo_batches
-from retrain.domain.approval import reviewer_token
+from retrain.domain.approval import ApprovalSubject, sign_answer
 from retrain.domain.settings import load_settings
 from retrain.stack import load_profile, stack_config_at
-from tests.conftest import REPO_ROOT
+from tests.conftest import REVIEWER_KEYS, reviewed_project
 from tests.stack.conftest import LiveStack
 
 pytestmark = pytest.mark.stack
@@ -55,8 +54,16 @@ def _mlflow_as(stack: LiveStack, username: str, password: str, monkeypatch: pyte
     return MlflowClient(tracking_uri=stack.mlflow_url, registry_uri=stack.mlflow_url)
 
 
+def signature_for(api: httpx.Client, run_id: str, decision: str, comment: str, reviewer: str = "demo-reviewer") -> str:
+    """What `retrain sign` prints: the reviewer's signature over the subject the paused run published."""
+    stored = api.get(f"/flow_runs/{run_id}/input/retrain-approval-subject").raise_for_status().json()
+    subject = ApprovalSubject.from_json(stored if isinstance(stored, str) else json.dumps(stored))
+    assert subject.flow_run_id == run_id
+    return sign_answer(REVIEWER_KEYS[reviewer], subject, reviewer, decision, comment)
+
+
 def _project(stack: LiveStack, tmp_path: Path, model_name: str) -> Path:
-    workspace = create_workspace(REPO_ROOT, tmp_path / "project", {**SMALL, **stack.onboard_model(model_name)})
+    workspace = reviewed_project(tmp_path / "project", {**SMALL, **stack.onboard_model(model_name)})
     settings = load_settings(workspace / "params.yaml")
     write_demo_batches(workspace / settings.dataset.batches, settings, 5)
     return workspace
@@ -117,18 +124,21 @@ def test_training_deployment_pauses_for_review_and_approval_promotes_in_the_mlfl
         paused = _wait_state(api, run_id, {"PAUSED"})
         keyset = paused["state"]["state_details"]["run_input_keyset"]
         schema = api.get(f"/flow_runs/{run_id}/input/{keyset['schema']}").raise_for_status().json()
-        assert set(schema["properties"]) == {"decision", "reviewer", "comment", "token"}
+        assert set(schema["properties"]) == {"decision", "reviewer", "comment", "signature"}
         report = api.post(
             "/artifacts/filter",
             json={"artifacts": {"flow_run_id": {"any_": [run_id]}, "key": {"any_": ["gate-report"]}}},
         ).raise_for_status()
         assert "AWAITING REVIEW" in report.json()[0]["data"]
 
-        token = reviewer_token(live_stack.keys["approval_secret"], "demo-reviewer")
-        answer = {"decision": "approve", "reviewer": "demo-reviewer", "comment": "live stack", "token": token}
+        assert "approval_secret" not in live_stack.keys  # nothing shared can make an approval
+        signature = signature_for(api, run_id, "approve", "live stack")
+        answer = {"decision": "approve", "reviewer": "demo-reviewer", "comment": "live stack", "signature": signature}
         resumed = api.post(f"/flow_runs/{run_id}/resume", json={"run_input": answer}).raise_for_status().json()
         assert resumed["status"] == "ACCEPT"
         _wait_state(api, run_id, {"COMPLETED"})
+        blocks = api.post("/block_documents/filter", json={}).raise_for_status().json()
+        assert not [block["name"] for block in blocks if "approval" in str(block["name"])]  # no secret block
 
     person = _mlflow_as(live_stack, "demo-reviewer", live_stack.keys["mlflow_people"]["demo-reviewer"], monkeypatch)
     champion = person.get_model_version_by_alias("retrain-loans-api", "champion")

@@ -11,9 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from retrain.adapters.workspace import create_workspace
 from retrain.stack import load_profile, stack_config_at
-from tests.conftest import REPO_ROOT
+from tests.conftest import reviewed_project
 from tests.stack.conftest import LiveStack
 from tests.stack.test_live_stack import SMALL, _mlflow_as
 
@@ -27,7 +26,7 @@ SMALL_DEMO = {**SMALL, "demo": {"rows_per_day": 3000, "days": 8, "first_training
 def test_demo_train_and_rollback_from_a_person_shell_run_on_the_worker(
     live_stack: LiveStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    project = create_workspace(REPO_ROOT, tmp_path / "project", {**SMALL_DEMO, **live_stack.onboard_model(MODEL)})
+    project = reviewed_project(tmp_path / "project", {**SMALL_DEMO, **live_stack.onboard_model(MODEL)})
 
     demo = live_stack.retrain("demo", "--stack", project=project, timeout=1500)
     assert demo.returncode == 0, demo.stdout[-4000:] + demo.stderr[-4000:]
