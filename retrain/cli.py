@@ -118,10 +118,12 @@ def train(
     runtime = _runtime(project, stack)
     settings = _settings(runtime)
     if _on_stack():
+        from retrain.adapters.reviewer_keys import load_reviewer_keys
         from retrain.stack_client import start_deployment_run
 
         request = {"project_dir": str(runtime.project_dir), "triggered_by": _whoami(), "reason": reason}
         try:
+            load_reviewer_keys(runtime.project_dir, settings.approval)  # the worker's start-up check, told here
             run_id = start_deployment_run(settings.retraining.deployment, request)
         except _user_errors() as error:
             _fail(str(error))

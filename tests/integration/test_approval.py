@@ -178,6 +178,9 @@ def test_cli_approve_signs_for_the_run_promotes_and_leaves_no_key_or_signature_i
     subject = approval_subject(str(paused.run_id))
     assert subject.flow_run_id == str(paused.run_id) and subject.challenger_version == "1"
 
+    forged = signing("ada", key="grace")  # refused: the run logs a warning, which must not hold key material
+    with pytest.raises(ApprovalInputError, match="the signature is not 'ada's"):
+        submit_decision(str(paused.run_id), forged)
     key = private_key_file("grace", tmp_path)
     args = ["approve", str(paused.run_id), "--reviewer", "grace", "--comment", "slices fine", "--key", str(key)]
     answered = CliRunner().invoke(app, [*args, "--project", str(workspace)])
@@ -193,9 +196,10 @@ def test_cli_approve_signs_for_the_run_promotes_and_leaves_no_key_or_signature_i
     assert "**PROMOTED**" in _artifact(paused.run_id, "gate-decision")
 
     kept = _everything_prefect_keeps(paused.run_id)
-    signature = signing("grace", comment="slices fine").answer(subject).signature  # Ed25519 is deterministic
-    assert signature not in kept, "the answer holding the signature was not deleted after checking"
-    assert not [material for material in _key_material("grace") if material in kept]
+    signatures = [signing("grace", comment="slices fine").answer(subject).signature, forged.answer(subject).signature]
+    assert not [s for s in signatures if s in kept], "an answer was not deleted after checking"  # Ed25519 is
+    for reviewer in ("grace", "ada"):  # deterministic: the same key and message give the same signature
+        assert not [material for material in _key_material(reviewer) if material in kept]
     assert _final_state(result["flow_run_id"]) == "COMPLETED"
 
 
