@@ -100,11 +100,16 @@ def _write_receipt(flow_run_id: UUID, pause_key: str, verdict: BallotVerdict, st
 
 
 def _publish_subject(subject: ApprovalSubject) -> None:
-    """What reviewers sign, readable by ``retrain approve``/``sign`` through the API (nothing secret)."""
+    """What reviewers sign, readable by ``retrain approve``/``sign`` through the API (nothing secret).
+
+    Replaces an earlier copy (a run that reaches the gate again after a restart publishes anew)."""
     from prefect.client.orchestration import get_client
 
+    run_id = UUID(subject.flow_run_id)
     with get_client(sync_client=True) as client:
-        client.create_flow_run_input(UUID(subject.flow_run_id), SUBJECT_KEY, subject.to_json(), sender="retrain")
+        if client.filter_flow_run_input(run_id, key_prefix=SUBJECT_KEY, limit=1, exclude_keys=set()):
+            client.delete_flow_run_input(run_id, SUBJECT_KEY)
+        client.create_flow_run_input(run_id, SUBJECT_KEY, subject.to_json(), sender="retrain")
 
 
 def review_instructions(flow_run_id: str, policy: ApprovalSettings) -> str:

@@ -141,7 +141,9 @@ def _key_material(reviewer: str) -> list[str]:
 def _everything_prefect_keeps(run_id: UUID | str) -> str:
     """The run's artifacts, run inputs and logs, read back through the API."""
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogWorker
 
+    APILogWorker.drain_all(timeout=30)  # the run's logs reach the API in batches: send what is queued
     run = UUID(str(run_id))
     with _client() as client:
         artifacts = client.read_artifacts(
