@@ -175,7 +175,7 @@ class Ballot:
     decision: Decision
     reviewer: str
     comment: str
-    proof: Proof = "valid"
+    proof: Proof
 
 
 @dataclass(frozen=True)
