@@ -44,9 +44,12 @@ def _patch(module: ModuleType) -> None:
 
     def run_guarded(self: Any) -> Any:
         def guarded_popen(*args: Any, **kwargs: Any) -> Any:
-            command = [GUARDED_FACTORY if part == PREFECT_FACTORY else part for part in kwargs.pop("args", args[0])]
+            command = list(kwargs.pop("args") if "args" in kwargs else args[0])
+            if PREFECT_FACTORY not in command:  # another thread's process in this instant: untouched
+                return popen(command, *args[1:], **kwargs)
+            command[command.index(PREFECT_FACTORY)] = GUARDED_FACTORY
             env = {**(kwargs.pop("env", None) or os.environ), PARENT_ENV: str(os.getpid())}
-            return popen(command, env=env, **kwargs)
+            return popen(command, *args[1:], env=env, **kwargs)
 
         module.subprocess.Popen = guarded_popen
         try:
