@@ -97,8 +97,9 @@ class LeaseKeeper:
             with cls._lock:
                 held = cls._held[ledger_url]
                 runs, settings = sorted(held.runs), held.settings
-                if not runs:
-                    held.thread = None
+                if not runs:  # nothing left to keep alive: close the database connection too
+                    del cls._held[ledger_url]
+                    held.store.dispose()
                     return
             with contextlib.suppress(Exception):  # a database hiccup must not kill the run; the next one retries
                 held.store.refresh(runs, settings.seconds)

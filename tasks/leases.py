@@ -23,7 +23,11 @@ def lease_and_reap_task(
     flow_run_id = runtime.flow_run.id
     if flow_run_id:
         LeaseKeeper.hold(ledger_url, settings.lease, str(flow_run_id), flow_name, project_dir)
-    actions = reap(ledger_url, registry, f"the {flow_name} run {flow_run_id or 'local'}")
+    try:
+        actions = reap(ledger_url, registry, f"the {flow_name} run {flow_run_id or 'local'}")
+    except Exception as error:  # housekeeping: an API hiccup here must not stop this run's own work
+        print(f"reaper: could not look for dead runs this time ({type(error).__name__}: {error})")
+        return []
     for action in actions:
         print(f"reaper: {action}")
     return actions
