@@ -102,14 +102,15 @@ def _watch_parent(parent: int) -> None:
     while os.getppid() == parent:
         time.sleep(WATCH_SECONDS)
     os.kill(os.getpid(), signal.SIGTERM)
-    time.sleep(10)
-    os._exit(1)  # uvicorn did not stop in time
+    time.sleep(5)
+    os._exit(1)  # uvicorn did not stop in time (e.g. still starting up)
 
 
 def create_app() -> Any:
     """uvicorn factory of the guarded ephemeral server: Prefect's app plus the parent watchdog."""
+    parent = int(os.environ.get(PARENT_ENV) or os.getppid())
+    # Watch before the heavy import below: a parent killed during start-up is noticed too.
+    threading.Thread(target=_watch_parent, args=(parent,), name="retrain-parent-watchdog", daemon=True).start()
     from prefect.server.api.server import create_app as prefect_app
 
-    parent = int(os.environ.get(PARENT_ENV) or os.getppid())
-    threading.Thread(target=_watch_parent, args=(parent,), name="retrain-parent-watchdog", daemon=True).start()
     return prefect_app()

@@ -205,7 +205,7 @@ def test_killing_the_cli_mid_run_leaves_no_embedded_prefect_server(workspace: Pa
     finally:
         cli.send_signal(signal.SIGKILL)
         cli.wait(30)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60  # seconds normally; generous for a loaded CI machine
     while _server_processes(prefect_home) and time.monotonic() < deadline:
         time.sleep(0.5)
     left = _server_processes(prefect_home)
