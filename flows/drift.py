@@ -17,6 +17,7 @@ from flows.training import TrainingRequest, training
 from retrain.adapters.registry import ModelRegistry
 from retrain.environment import resolve_runtime
 from tasks.data import load_settings_task
+from tasks.leases import RELEASE_LEASE, lease_and_reap_task
 from tasks.monitoring import (
     decide_task,
     detect_drift_task,
@@ -40,13 +41,14 @@ class DriftRequest(BaseModel):
     act: bool = Field(default=True, description="Start the retraining when the decision is 'retrain'.")
 
 
-@flow(name="drift", log_prints=True, persist_result=True, result_serializer="json")
+@flow(name="drift", log_prints=True, persist_result=True, result_serializer="json", **RELEASE_LEASE)
 def drift(request: DriftRequest | None = None) -> dict[str, Any]:
     request = request or DriftRequest()
     where = resolve_runtime(project_dir=Path(request.project_dir) if request.project_dir else None)
     flow_run_id = str(runtime.flow_run.id or "local")
     settings = load_settings_task(where.params_path)
     registry = ModelRegistry.for_project(where, settings)
+    lease_and_reap_task(where.ledger_url, settings, "drift", str(where.project_dir), registry)
 
     champion, profile = reference_task(registry)
     window = read_window_task(where.project_dir, settings, request.batches)

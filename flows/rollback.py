@@ -15,6 +15,7 @@ from retrain.adapters.registry import ModelRegistry
 from retrain.domain.lifecycle import CHAMPION, PREVIOUS_CHAMPION
 from retrain.environment import resolve_runtime
 from tasks.data import load_settings_task
+from tasks.leases import RELEASE_LEASE, lease_and_reap_task
 from tasks.promotion import alias_task, record_rollback_task, roll_back_task
 
 
@@ -24,11 +25,12 @@ class RollbackRequest(BaseModel):
     project_dir: str | None = Field(default=None, description="Project holding params.yaml.")
 
 
-@flow(name="rollback", log_prints=True, persist_result=True, result_serializer="json")
+@flow(name="rollback", log_prints=True, persist_result=True, result_serializer="json", **RELEASE_LEASE)
 def rollback(request: RollbackRequest) -> dict[str, Any]:
     where = resolve_runtime(project_dir=Path(request.project_dir) if request.project_dir else None)
     settings = load_settings_task(where.params_path)
     registry = ModelRegistry.for_project(where, settings)
+    lease_and_reap_task(where.ledger_url, settings, "rollback", str(where.project_dir), registry)
     champion = alias_task(registry, CHAMPION)
     previous = alias_task(registry, PREVIOUS_CHAMPION)
     outcome = roll_back_task(registry, champion, previous, request.reason)

@@ -15,6 +15,7 @@ from retrain.domain.lifecycle import CHAMPION
 from retrain.environment import resolve_runtime
 from retrain.errors import RetrainError
 from tasks.data import load_settings_task
+from tasks.leases import RELEASE_LEASE, lease_and_reap_task
 from tasks.monitoring import (
     read_window_task,
     record_scoring_task,
@@ -31,11 +32,12 @@ class ScoringRequest(BaseModel):
     output: str | None = Field(default=None, description="Predictions file; default under the state dir.")
 
 
-@flow(name="scoring", log_prints=True)
+@flow(name="scoring", log_prints=True, **RELEASE_LEASE)
 def scoring(request: ScoringRequest) -> dict[str, Any]:
     where = resolve_runtime(project_dir=Path(request.project_dir) if request.project_dir else None)
     settings = load_settings_task(where.params_path)
     registry = ModelRegistry.for_project(where, settings)
+    lease_and_reap_task(where.ledger_url, settings, "scoring", str(where.project_dir), registry)
     champion = alias_task(registry, CHAMPION)
     if champion is None:
         raise RetrainError(f"model {registry.model_name} has no champion to score with (retrain train)")

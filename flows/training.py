@@ -27,6 +27,7 @@ from tasks.data import (
     validate_batch_task,
     version_training_set_task,
 )
+from tasks.leases import RELEASE_LEASE, lease_and_reap_task
 from tasks.promotion import (
     ReportContext,
     alias_task,
@@ -54,7 +55,7 @@ class TrainingRequest(BaseModel):
     reason: str = Field(default="manual", description="Why this run was started, e.g. 'nightly' or 'drift'.")
 
 
-@flow(name="training", log_prints=True, persist_result=True, result_serializer="json")
+@flow(name="training", log_prints=True, persist_result=True, result_serializer="json", **RELEASE_LEASE)
 def training(request: TrainingRequest | None = None) -> dict[str, Any]:
     request = request or TrainingRequest()
     where = resolve_runtime(project_dir=Path(request.project_dir) if request.project_dir else None)
@@ -63,6 +64,7 @@ def training(request: TrainingRequest | None = None) -> dict[str, Any]:
     settings = load_settings_task(where.params_path)
     reviewer_keys = reviewer_keys_task(where.project_dir, settings.approval)  # before any work
     registry = ModelRegistry.for_project(where, settings)
+    lease_and_reap_task(where.ledger_url, settings, "training", str(where.project_dir), registry)
 
     doctor_task(registry, where.ledger_url)
     prepare_data_repo_task(where.project_dir, where.dvc_remote_url, where.dvc_remote_endpoint)

@@ -71,6 +71,9 @@ def _runtime(project: Path | None, stack: bool = False) -> Runtime:
         _load_stack_profile(project)
     runtime = resolve_runtime(project_dir=project)
     apply_process_defaults(runtime)
+    from retrain.ephemeral import guard_embedded_server
+
+    guard_embedded_server()  # an embedded Prefect server started from here dies with this process
     return runtime
 
 
@@ -402,15 +405,18 @@ def history(
 
 @app.command(name="doctor")
 def doctor_command(project: ProjectOption = None) -> None:
-    """Detect and repair an interrupted promotion (aliases and ledger disagree); report what was done."""
+    """Mark runs whose process died Crashed, repair an interrupted promotion; report what was done."""
     runtime = _runtime(project)
     settings = _settings(runtime)
     from retrain.adapters.ledger import Ledger
     from retrain.promotion import doctor
+    from retrain.reaper import reap
 
+    registry = _registry(runtime, settings)
+    crashed = reap(runtime.ledger_url, registry, "retrain doctor")  # dead processes' runs first: they hold nothing
     ledger = Ledger(runtime.ledger_url)
     try:
-        actions = doctor(_registry(runtime, settings), ledger)
+        actions = crashed + doctor(registry, ledger)
     finally:
         ledger.dispose()
     typer.echo("\n".join(f"repaired: {action}" for action in actions) or "healthy: aliases and ledger agree")

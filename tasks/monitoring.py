@@ -79,10 +79,13 @@ def detect_drift_task(
     )
 
 
-def active_training_runs(project_dir: Path, stale_after_hours: float, exclude: str | None = None) -> list[str]:
+def active_training_runs(
+    project_dir: Path, stale_after_hours: float, exclude: str | None = None, ledger_url: str | None = None
+) -> list[str]:
     """Training runs of this project that make a new one a duplicate: pending, running or waiting for
     reviewers, and scheduled runs already due (a trigger just created them). A run stuck in one state
-    for longer than ``stale_after_hours`` is a crashed process's leftover, not in flight."""
+    for longer than ``stale_after_hours`` is a crashed process's leftover, not in flight, and so is a run
+    whose lease in the ledger's database expired (its process died; see retrain.reaper)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         FlowFilter,
@@ -96,12 +99,15 @@ def active_training_runs(project_dir: Path, stale_after_hours: float, exclude: s
     states = [StateType(name) for name in (*ACTIVE_STATES, "SCHEDULED")]
     flows = FlowFilter(name=FlowFilterName(any_=["training"]))
     runs = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=states)))
+    from retrain.reaper import expired_leases
+
+    dead = expired_leases(ledger_url) if ledger_url else {}
     now = dt.datetime.now(dt.UTC)
     with get_client(sync_client=True) as client:
         found = client.read_flow_runs(flow_filter=flows, flow_run_filter=runs, limit=200)
     active = []
     for run in found:
-        if str(run.id) == exclude or run.state is None:
+        if str(run.id) == exclude or run.state is None or str(run.id) in dead:
             continue
         request = run.parameters.get("request") or {}
         if Path(str(request.get("project_dir") or "")).resolve() != project_dir.resolve():
@@ -125,7 +131,7 @@ def decide_task(
     project_dir: Path,
 ) -> DecisionRecord:
     """Decide and record in one locked transaction: simultaneous checks cannot both retrain."""
-    in_flight = active_training_runs(project_dir, settings.retraining.stale_after_hours)
+    in_flight = active_training_runs(project_dir, settings.retraining.stale_after_hours, ledger_url=ledger_url)
 
     def decide(earlier: list[dt.datetime]) -> tuple[str, tuple[str, ...]]:
         choice = decide_retraining(

@@ -246,6 +246,12 @@ def track(root: Path, path: str) -> str:
     return str(record["outs"][0]["md5"])
 
 
+def cached_object(root: Path, oid: str) -> Path:
+    """Where the local DVC cache keeps the object ``oid`` (a file md5, or a directory's ``<md5>.dir``)."""
+    with _open(root) as repo:
+        return Path(repo.cache.local.oid_to_path(oid))
+
+
 def _with_retries(action: str, attempt: int, retries: int, error: Exception, hint: str) -> None:
     if attempt >= retries:
         raise DataStoreError(
@@ -327,6 +333,11 @@ def _md5_of(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def file_md5(path: Path) -> str:
+    """The md5 under which DVC caches this file."""
+    return _md5_of(path)
 
 
 def restore_by_md5(root: Path, md5: str, destination: Path) -> str:

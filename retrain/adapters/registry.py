@@ -21,6 +21,7 @@ from retrain.domain.lifecycle import (
     TAG_CONTRACT_NAME,
     TAG_CONTRACT_VERSION,
     TAG_DATA_MD5,
+    TAG_FLOW_RUN,
     TAG_TRAINING_KEY,
     ModelVersionInfo,
 )
@@ -180,6 +181,30 @@ class ModelRegistry:
                 metadata={"feature_spec": spec.to_dict()},
             )
         return LoggedModel(run_id=run.info.run_id, model_uri=info.model_uri, model_id=info.model_id)
+
+    def fail_runs_of_flow(self, flow_run_id: str, reason: str) -> list[str]:
+        """End every MLflow run that a (crashed) flow run left, as FAILED with the reason as a tag.
+
+        A killed process never closes its run, so it stays RUNNING; a run that finished before the
+        flow died is marked FAILED too, because the flow it belongs to never concluded. Searches
+        every experiment: training and monitoring runs carry the flow run id in the same tag.
+        """
+        from mlflow.entities import RunStatus, ViewType
+
+        experiments = [e.experiment_id for e in self.client.search_experiments(view_type=ViewType.ACTIVE_ONLY)]
+        if not experiments:
+            return []
+        runs = self.client.search_runs(
+            experiments, filter_string=f"tags.`{TAG_FLOW_RUN}` = '{flow_run_id}'", max_results=1000
+        )
+        failed = []
+        for run in runs:
+            if run.info.status == RunStatus.to_string(RunStatus.FAILED):
+                continue
+            self.client.set_tag(run.info.run_id, "retrain.crashed", reason)
+            self.client.set_terminated(run.info.run_id, status="FAILED")
+            failed.append(run.info.run_id)
+        return failed
 
     # --- registry -------------------------------------------------------------------------
 

@@ -217,6 +217,24 @@ class RetrainingSettings(_Frozen):
     )
 
 
+class LeaseSettings(_Frozen):
+    """How a live flow run proves it is alive: a lease row refreshed by a background thread.
+
+    A run whose lease is older than ``seconds`` is a dead process's leftover: ``retrain doctor`` and
+    the start of every flow mark it Crashed. The refresh must come well inside the lease, so one
+    slow database write does not make a live run look dead.
+    """
+
+    seconds: float = Field(default=120, gt=0, description="A run whose lease was not refreshed this long is dead.")
+    refresh_seconds: float = Field(default=15, gt=0, description="How often a live run refreshes its lease.")
+
+    @model_validator(mode="after")
+    def _refresh_inside_lease(self) -> LeaseSettings:
+        if self.refresh_seconds * 2 > self.seconds:
+            raise ValueError("refresh_seconds must be at most half of seconds (one late refresh must not kill a run)")
+        return self
+
+
 class ScheduleSettings(_Frozen):
     """Cron schedules of the deployments that `retrain deploy` and `retrain serve` register."""
 
@@ -256,6 +274,7 @@ class Settings(_Frozen):
     approval: ApprovalSettings
     drift: DriftSettings
     retraining: RetrainingSettings
+    lease: LeaseSettings = Field(default_factory=LeaseSettings)
     schedules: ScheduleSettings
     demo: DemoSettings
 

@@ -1,0 +1,116 @@
+"""The embedded Prefect server dies with the process that started it.
+
+With no ``PREFECT_API_URL``, Prefect 3 starts a temporary API server as a subprocess
+(``prefect.server.api.server.SubprocessASGIServer``: ``python -m uvicorn --factory
+prefect.server.api.server:create_app``) and stops it from an ``atexit`` hook. A SIGKILLed CLI runs no
+hook, so the server was orphaned, holding its port and SQLite database for ever.
+
+:func:`guard_embedded_server` makes that subprocess start through :func:`create_app` here instead,
+which builds Prefect's own app and adds a watchdog thread: when the parent pid disappears (the child
+is re-parented), the server shuts itself down. A watchdog rather than ``PR_SET_PDEATHSIG``: the
+kernel fires that signal when the *thread* that forked exits, and Prefect may start the server from
+any short-lived worker thread. The patch is installed lazily, when Prefect imports its server module
+(so commands that never start a server pay nothing), and only the start command changes.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import os
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
+
+SERVER_MODULE = "prefect.server.api.server"
+PREFECT_FACTORY = "prefect.server.api.server:create_app"
+GUARDED_FACTORY = "retrain.ephemeral:create_app"
+PARENT_ENV = "RETRAIN_EPHEMERAL_PARENT_PID"
+#: How often the server looks for its parent; the orphan lives at most this long plus its shutdown.
+WATCH_SECONDS = 1.0
+
+
+def _patch(module: ModuleType) -> None:
+    """Start the ephemeral server through the guarded factory, telling it which pid to outlive not."""
+    server_class: Any = module.SubprocessASGIServer
+    if getattr(server_class, "_retrain_guarded", False):
+        return
+    original = server_class._run_uvicorn_command
+    popen = module.subprocess.Popen
+
+    def run_guarded(self: Any) -> Any:
+        def guarded_popen(*args: Any, **kwargs: Any) -> Any:
+            command = list(kwargs.pop("args") if "args" in kwargs else args[0])
+            if PREFECT_FACTORY not in command:  # another thread's process in this instant: untouched
+                return popen(command, *args[1:], **kwargs)
+            command[command.index(PREFECT_FACTORY)] = GUARDED_FACTORY
+            env = {**(kwargs.pop("env", None) or os.environ), PARENT_ENV: str(os.getpid())}
+            return popen(command, *args[1:], env=env, **kwargs)
+
+        module.subprocess.Popen = guarded_popen
+        try:
+            return original(self)
+        finally:
+            module.subprocess.Popen = popen
+
+    server_class._run_uvicorn_command = run_guarded
+    server_class._retrain_guarded = True
+
+
+class _PatchOnImport(importlib.abc.MetaPathFinder):
+    """Applies :func:`_patch` right after Prefect's server module is first imported."""
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname != SERVER_MODULE:
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        if spec is None or spec.loader is None:
+            return spec
+        loader: Any = spec.loader
+        execute = loader.exec_module
+
+        def exec_module(module: ModuleType) -> None:
+            execute(module)
+            _patch(module)
+
+        loader.exec_module = exec_module
+        return spec
+
+
+def guard_embedded_server() -> None:
+    """Make any ephemeral Prefect server this process starts die with it (no-op with PREFECT_API_URL)."""
+    if os.environ.get("PREFECT_API_URL"):
+        return
+    loaded = sys.modules.get(SERVER_MODULE)
+    if loaded is not None:
+        _patch(loaded)
+    elif not any(isinstance(finder, _PatchOnImport) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _PatchOnImport())
+
+
+def _watch_parent(parent: int) -> None:
+    """Shut the server down once ``parent`` is gone (SIGTERM: uvicorn closes the database cleanly)."""
+    import signal
+
+    while os.getppid() == parent:
+        time.sleep(WATCH_SECONDS)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(5)
+    os._exit(1)  # uvicorn did not stop in time (e.g. still starting up)
+
+
+def create_app() -> Any:
+    """uvicorn factory of the guarded ephemeral server: Prefect's app plus the parent watchdog."""
+    parent = int(os.environ.get(PARENT_ENV) or os.getppid())
+    # Watch before the heavy import below: a parent killed during start-up is noticed too.
+    threading.Thread(target=_watch_parent, args=(parent,), name="retrain-parent-watchdog", daemon=True).start()
+    from prefect.server.api.server import create_app as prefect_app
+
+    return prefect_app()
