@@ -299,8 +299,8 @@ def services(config: StackConfig, keys: Mapping[str, Any]) -> list[Service]:
                 "server",
                 "--app-name",
                 "basic-auth",
-                "--backend-store-uri",
-                config.database("mlflow", "psycopg", "mlflow", str(passwords["mlflow"])),
+                "--backend-store-uri",  # no password on a command line: every local user may read those
+                config.database("mlflow", "psycopg", "mlflow", "").replace(":@", "@"),
                 "--artifacts-destination",
                 f"s3://{BUCKET}/mlflow",
                 "--host",
@@ -314,6 +314,7 @@ def services(config: StackConfig, keys: Mapping[str, Any]) -> list[Service]:
                 **base,
                 **s3_env(config, keys),
                 "MLFLOW_AUTH_CONFIG_PATH": str(auth_ini),
+                "PGPASSWORD": str(passwords["mlflow"]),  # libpq's, for both of MLflow's databases
                 "MLFLOW_AUTH_ADMIN_PASSWORD": str(keys["mlflow_admin_password"]),
                 "MLFLOW_FLASK_SERVER_SECRET_KEY": str(keys["mlflow_flask_secret"]),
             },
@@ -337,7 +338,17 @@ def services(config: StackConfig, keys: Mapping[str, Any]) -> list[Service]:
         ),
         Service(
             "prefect-proxy",
-            [nginx_bin(), "-p", str(nginx_dir), "-c", str(nginx_dir / "nginx.conf"), "-e", "stderr"],
+            [
+                nginx_bin(),
+                "-p",
+                str(nginx_dir),
+                "-c",
+                str(nginx_dir / "nginx.conf"),
+                "-e",
+                "stderr",
+                "-g",
+                "daemon off;",
+            ],
             {},
             lambda: _http_ok(f"http://{config.host}:{config.people_port}/api/health"),
             ("prefect-server",),
@@ -664,10 +675,10 @@ def ensure_ledger_tables(config: StackConfig, keys: Mapping[str, Any]) -> None:
         engine.dispose()
 
 
-def write_mlflow_auth_config(config: StackConfig, keys: Mapping[str, Any]) -> Path:
-    """MLflow's auth config (0600: its database URL carries the MLflow server's password)."""
+def write_mlflow_auth_config(config: StackConfig) -> Path:
+    """MLflow's auth config; its database's password comes from the server's ``PGPASSWORD``."""
     path = config.home / "mlflow" / "basic_auth.ini"
-    auth_db = config.database("mlflow_auth", "psycopg", "mlflow", str(keys["postgres"]["mlflow"]))
+    auth_db = config.database("mlflow_auth", "psycopg", "mlflow", "").replace(":@", "@")
     _write_private(
         path,
         "[mlflow]\n"
@@ -751,47 +762,32 @@ def _nginx_os_user() -> tuple[str, tuple[int, int]] | None:
     raise StackError("running as root, and no www-data or nobody OS user for nginx's workers")
 
 
-def write_proxy_config(config: StackConfig, keys: Mapping[str, Any]) -> Path:
-    """nginx's config for people's Prefect entrance: its own pid, logs and temp paths under the
-    state dir, one login per person (htpasswd), the allowlist, the server's auth string upstream.
+def proxy_config_text(
+    listen: str, upstream: str, server_auth: str, htpasswd: str, state: str, user: str | None = None
+) -> str:
+    """nginx's whole config for people's entrance (also rendered into infra/ for the compose file).
 
-    Both files are 0600 (the config holds the auth string; the master process reads it as the
-    owner); the password hashes are readable by the worker processes' group only."""
-    directory = config.home / "nginx"
-    for name in ("tmp", "logs"):
-        (directory / name).mkdir(parents=True, exist_ok=True)
-    workers = _nginx_os_user()
-    htpasswd = directory / "people.htpasswd"
-    entries = [f"{name}:{_ssha(str(password))}" for name, password in sorted(keys["mlflow_people"].items())]
-    _write_private(htpasswd, "\n".join(entries) + "\n")
-    if workers is not None:
-        os.chown(htpasswd, 0, workers[1][1])
-        htpasswd.chmod(0o640)
-        for name in ("tmp", "logs"):
-            os.chown(directory / name, *workers[1])
-    upstream = f"http://{config.host}:{config.prefect_port}"
-    server_auth = base64.b64encode(str(keys["prefect_auth"]).encode()).decode()
+    ``server_auth`` is base64 of the Prefect server's auth string, sent upstream in place of the
+    person's own login once nginx has checked that login and the allowlist."""
     rules = "\n".join(f'        "~{pattern}" {int(allowed)};' for pattern, allowed in PEOPLE_ALLOWLIST)
     temp = "\n".join(
-        f"    {kind}_temp_path {directory / 'tmp' / kind};"
-        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        f"    {kind}_temp_path {state}/tmp_{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     )
-    text = f"""# Written by `retrain stack up`: people's entrance to the Prefect API and UI.
-{f"user {workers[0]};" if workers else ""}
+    return f"""# retrain/stack.py proxy_config_text: people's entrance to the Prefect API and UI.
+{f"user {user};" if user else ""}
 worker_processes 1;
-daemon off;
-pid {directory / "nginx.pid"};
+pid {state}/nginx.pid;
 error_log stderr warn;
 events {{ worker_connections 256; }}
 http {{
-    access_log {directory / "logs" / "access.log"};
+    access_log {state}/access.log;
 {temp}
     map "$request_method $uri" $people_may {{
         default 0;
 {rules}
     }}
     server {{
-        listen {config.host}:{config.people_port};
+        listen {listen};
         client_max_body_size 10m;
         proxy_http_version 1.1;
         location /api/ {{
@@ -813,6 +809,31 @@ http {{
     }}
 }}
 """
+
+
+def write_proxy_config(config: StackConfig, keys: Mapping[str, Any]) -> Path:
+    """nginx's config for people's Prefect entrance: its own pid, logs and temp paths under the
+    state dir, one login per person (htpasswd), the allowlist, the server's auth string upstream.
+
+    Both files are 0600 (the config holds the auth string; the master process reads it as the
+    owner); the password hashes are readable by the worker processes' group only."""
+    directory = config.home / "nginx"
+    directory.mkdir(parents=True, exist_ok=True)
+    workers = _nginx_os_user()
+    htpasswd = directory / "people.htpasswd"
+    entries = [f"{name}:{_ssha(str(password))}" for name, password in sorted(keys["mlflow_people"].items())]
+    _write_private(htpasswd, "\n".join(entries) + "\n")
+    if workers is not None:  # nginx (as root) makes its temp dirs its workers' own
+        os.chown(htpasswd, 0, workers[1][1])
+        htpasswd.chmod(0o640)
+    text = proxy_config_text(
+        listen=f"{config.host}:{config.people_port}",
+        upstream=f"http://{config.host}:{config.prefect_port}",
+        server_auth=base64.b64encode(str(keys["prefect_auth"]).encode()).decode(),
+        htpasswd=str(htpasswd),
+        state=str(directory),
+        user=workers[0] if workers else None,
+    )
     path = directory / "nginx.conf"
     _write_private(path, text)
     return path
@@ -999,7 +1020,7 @@ def up(
     ensure_nginx(on_event)
     if ensure_postgres_cluster(config, keys):
         on_event(f"created the stack's PostgreSQL cluster in {_postgres_data(config)}")
-    write_mlflow_auth_config(config, keys)
+    write_mlflow_auth_config(config)
     write_proxy_config(config, keys)
     deadline = time.monotonic() + timeout
     plan = {service.name: service for service in services(config, keys)}

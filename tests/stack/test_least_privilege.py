@@ -8,6 +8,7 @@ test_live_stack.py, test_stack_cli.py and test_browser.py do that through the sa
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -51,6 +52,20 @@ def test_the_people_profile_holds_no_operator_or_worker_secret(live_stack: LiveS
     assert not [name for name in profile if name.startswith("AWS_")]  # no S3 keys at all
     assert profile["PREFECT_API_URL"] == live_stack.people_url  # the proxy, never the server itself
     assert "retrain_people:" in profile["RETRAIN_LEDGER_URL"]  # the ledger's read-only role
+
+
+def test_no_secret_is_on_a_command_line(live_stack: LiveStack):
+    """Every local user may read every process's command line (``ps``, /proc/PID/cmdline)."""
+    secrets = _secret_values(live_stack.keys)
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                command = (proc / "cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            found += [f"{proc.name}: {s[:4]}…" for s in secrets if s in command]
+    assert found == []
 
 
 def test_a_person_cannot_read_secrets_through_the_prefect_api(live_stack: LiveStack):
