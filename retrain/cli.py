@@ -913,13 +913,21 @@ def stack_setup(project: ProjectOption = None) -> None:
 
 
 @stack_app.command("down")
-def stack_down(project: ProjectOption = None) -> None:
+def stack_down(
+    project: ProjectOption = None,
+    purge: Annotated[
+        bool,
+        typer.Option("--purge", help="Also delete the stack's state: databases, secrets, profiles, logs."),
+    ] = False,
+) -> None:
     """Stop every service of the stack; no process is left behind."""
     _, _, config, keys = _stack(project)
-    from retrain.stack import down
+    from retrain.stack import down, purge_state
 
     stopped = down(config, keys)
     typer.echo(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")
+    if purge:
+        typer.echo(f"deleted {purge_state(config)}")
 
 
 @stack_app.command("status")

@@ -1044,7 +1044,7 @@ def up(
         _wait_healthy(config, plan[name], deadline)
     setup()
     start("prefect-worker")
-    _wait_healthy(config, plan["prefect-worker"], deadline)
+    _wait_healthy(config, plan["prefect-worker"], max(deadline, time.monotonic() + timeout / 2))
     return status(config, keys)
 
 
@@ -1055,3 +1055,16 @@ def down(config: StackConfig, keys: Mapping[str, Any]) -> list[str]:
         if _stop(config, service.name, service.stop_signal):
             stopped.append(service.name)
     return stopped
+
+
+def purge_state(config: StackConfig) -> Path:
+    """Delete the stopped stack's state dir: its PostgreSQL cluster, secrets, profiles and logs.
+
+    The databases are the stack's own (its cluster lives here), so nothing is left elsewhere; the
+    next ``up`` starts afresh with new passwords."""
+    pids = config.home / "pids"
+    if pids.exists() and any(running_pid(config, path.stem) for path in pids.glob("*.pid")):
+        raise StackError("the stack is still running: `retrain stack down` first")
+    if config.home.exists():
+        shutil.rmtree(config.home)
+    return config.home

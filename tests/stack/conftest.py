@@ -127,12 +127,14 @@ def live_stack() -> Iterator[LiveStack]:
         print(f"\nretrain stack up: healthy in {seconds:.1f} s")
         yield stack
     finally:
-        down = stack.retrain("stack", "down")
+        down = stack.retrain("stack", "down", "--purge")
         pids = list((home / "stack" / "pids").glob("*.pid")) if (home / "stack" / "pids").exists() else []
         left = _processes_mentioning(str(home))
+        purged = not (home / "stack").exists()
         if not left:
             shutil.rmtree(home, ignore_errors=True)
         assert down.returncode == 0, down.stderr
+        assert purged, "stack down --purge left the stack's state dir"
         assert pids == [], f"pid files left after stack down: {pids}"
         assert left == [], f"processes left after stack down: {left}"
 
