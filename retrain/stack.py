@@ -384,6 +384,9 @@ def client_env(config: StackConfig, keys: Mapping[str, Any]) -> dict[str, str]:
         "RETRAIN_MLFLOW_UI_URL": config.mlflow_url,
         "RETRAIN_LEDGER_URL": config.database("ledger", "psycopg", "people", str(keys["postgres"]["people"])),
         "RETRAIN_STACK": "1",
+        # Downloads through the MLflow server: the S3 server takes signed requests only, and moto
+        # cannot check presigned URLs with authentication on.
+        "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "false",
     }
 
 
