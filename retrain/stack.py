@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
 import json
 import os
 import secrets
@@ -713,14 +712,14 @@ def ensure_bucket(config: StackConfig, keys: Mapping[str, Any]) -> None:
 
 
 # What people may do through the Prefect proxy: "METHOD /api/path" against these regexes, first
-# match wins (nginx ``map``). Refusals come first: Secret blocks and variables (values), the admin
-# API (settings), run inputs other than a gate's form schema/description and Retrain's receipts (a
+# match wins (nginx ``map``). Refusals come first: Secret blocks and variables (values), the rest
+# of the admin API, run inputs other than a gate's form schema/description and Retrain's receipts (a
 # reviewer's answer is theirs). Then every other read (GET, and the POST filters/counts the UI
 # reads with), a custom run of a deployment and resuming a paused run. Nothing else: no creating or
 # changing deployments, work pools, blocks, variables, automations, flow runs' states or logs.
 UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 PEOPLE_ALLOWLIST: tuple[tuple[str, bool], ...] = (
-    ("^GET /api/admin/version$", True),
+    ("^GET /api/admin/(version|settings)$", True),  # the UI reads both; settings come with secrets masked
     (f"^GET /api/flow_runs/{UUID}/input/[^/]+-(schema|description)$", True),
     (f"^GET /api/flow_runs/{UUID}/input/retrain-receipt-[^/]+$", True),
     ("^[A-Z]+ /api/(admin|variables|block_documents)(/|$)", False),
@@ -745,12 +744,6 @@ PEOPLE_ALLOWLIST: tuple[tuple[str, bool], ...] = (
 )
 
 
-def _ssha(password: str) -> str:
-    """An htpasswd ``{SSHA}`` entry (nginx reads it; the passwords are 32 random characters)."""
-    salt = secrets.token_bytes(8)
-    return "{SSHA}" + base64.b64encode(hashlib.sha1(password.encode() + salt).digest() + salt).decode()
-
-
 def _nginx_os_user() -> tuple[str, tuple[int, int]] | None:
     """As root, nginx's workers run as ``www-data`` (or ``nobody``), never as root."""
     if os.geteuid() != 0:
@@ -766,10 +759,13 @@ def _nginx_os_user() -> tuple[str, tuple[int, int]] | None:
 
 
 def proxy_config_text(
-    listen: str, upstream: str, server_auth: str, htpasswd: str, state: str, user: str | None = None
+    listen: str, upstream: str, server_auth: str, people_map: str, state: str, user: str | None = None
 ) -> str:
     """nginx's whole config for people's entrance (also rendered into infra/ for the compose file).
 
+    ``people_map`` is a file of ``"Basic BASE64(NAME:PASSWORD)" NAME;`` lines: a login is checked
+    against it (nginx's auth_basic would answer with a ``WWW-Authenticate`` challenge, which makes a
+    browser hold the Prefect UI's own login request), and the access log names the person.
     ``server_auth`` is base64 of the Prefect server's auth string, sent upstream in place of the
     person's own login once nginx has checked that login and the allowlist."""
     rules = "\n".join(f'        "~{pattern}" {int(allowed)};' for pattern, allowed in PEOPLE_ALLOWLIST)
@@ -783,8 +779,14 @@ pid {state}/nginx.pid;
 error_log stderr warn;
 events {{ worker_connections 256; }}
 http {{
-    access_log {state}/access.log;
+    log_format people '$remote_addr $person [$time_local] "$request" $status';
+    access_log {state}/access.log people;
 {temp}
+    map_hash_bucket_size 256;  # a key is a whole "Basic BASE64(NAME:PASSWORD)" header
+    map $http_authorization $person {{
+        default "";
+        include {people_map};
+    }}
     map "$request_method $uri" $people_may {{
         default 0;
 {rules}
@@ -794,9 +796,9 @@ http {{
         client_max_body_size 10m;
         proxy_http_version 1.1;
         location /api/ {{
+            default_type application/json;
+            if ($person = "") {{ return 401 '{{"exception_message": "Unauthorized"}}'; }}
             if ($people_may = 0) {{ return 403 '{{"detail": "not allowed for people on the team stack"}}'; }}
-            auth_basic "retrain team stack";
-            auth_basic_user_file {htpasswd};
             proxy_set_header Authorization "Basic {server_auth}";
             proxy_pass {upstream};
         }}
@@ -814,26 +816,28 @@ http {{
 """
 
 
+def _people_map_line(name: str, password: str) -> str:
+    login = base64.b64encode(f"{name}:{password}".encode()).decode()
+    return f'"Basic {login}" "{name}";'
+
+
 def write_proxy_config(config: StackConfig, keys: Mapping[str, Any]) -> Path:
     """nginx's config for people's Prefect entrance: its own pid, logs and temp paths under the
-    state dir, one login per person (htpasswd), the allowlist, the server's auth string upstream.
+    state dir, one login per person, the allowlist, the server's auth string upstream.
 
-    Both files are 0600 (the config holds the auth string; the master process reads it as the
-    owner); the password hashes are readable by the worker processes' group only."""
+    Both files are 0600: the master process reads them (as their owner) when it starts; its
+    workers run as ``www-data`` when the stack runs as root."""
     directory = config.home / "nginx"
     directory.mkdir(parents=True, exist_ok=True)
     workers = _nginx_os_user()
-    htpasswd = directory / "people.htpasswd"
-    entries = [f"{name}:{_ssha(str(password))}" for name, password in sorted(keys["mlflow_people"].items())]
-    _write_private(htpasswd, "\n".join(entries) + "\n")
-    if workers is not None:  # nginx (as root) makes its temp dirs its workers' own
-        os.chown(htpasswd, 0, workers[1][1])
-        htpasswd.chmod(0o640)
+    people_map = directory / "people.map"
+    entries = [_people_map_line(name, str(password)) for name, password in sorted(keys["mlflow_people"].items())]
+    _write_private(people_map, "\n".join(entries) + "\n")
     text = proxy_config_text(
         listen=f"{config.host}:{config.people_port}",
         upstream=f"http://{config.host}:{config.prefect_port}",
         server_auth=base64.b64encode(str(keys["prefect_auth"]).encode()).decode(),
-        htpasswd=str(htpasswd),
+        people_map=str(people_map),
         state=str(directory),
         user=workers[0] if workers else None,
     )

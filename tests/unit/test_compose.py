@@ -82,7 +82,7 @@ def test_people_get_the_same_proxy_in_the_container():
         listen="4201",
         upstream="http://prefect-server:4200",
         server_auth="${PREFECT_AUTH_BASIC}",
-        htpasswd="/etc/nginx/people.htpasswd",
+        people_map="/etc/nginx/people.map",
         state="/var/cache/nginx",
     )
     assert (INFRA / "prefect-people.conf.template").read_text() == rendered

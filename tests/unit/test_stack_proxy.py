@@ -25,6 +25,7 @@ def _people_may(method: str, path: str) -> bool:
     ("method", "path"),
     [
         ("GET", "/api/admin/version"),  # the UI's login check
+        ("GET", "/api/admin/settings"),  # the UI reads it; Prefect masks secret settings
         ("GET", "/api/csrf-token"),
         ("GET", f"/api/flow_runs/{RUN}"),
         ("POST", "/api/flow_runs/filter"),
@@ -54,7 +55,6 @@ def test_people_may_watch_start_runs_and_answer_a_gate(method: str, path: str):
         ("GET", "/api/block_types/slug/secret/block_documents/name/x"),
         ("POST", "/api/variables/filter"),
         ("GET", "/api/variables/name/x"),
-        ("GET", "/api/admin/settings"),
         ("POST", f"/api/flow_runs/{RUN}/input/filter"),
         ("GET", f"/api/flow_runs/{RUN}/input/paused-1-response"),
         ("POST", f"/api/flow_runs/{RUN}/input"),
@@ -74,6 +74,7 @@ def test_people_may_watch_start_runs_and_answer_a_gate(method: str, path: str):
         ("POST", "/api/logs/"),
         ("POST", "/api/events"),
         ("DELETE", "/api/admin/storage"),
+        ("PUT", "/api/admin/storage"),
     ],
 )
 def test_people_may_not_read_secrets_or_change_anything_else(method: str, path: str):
@@ -81,9 +82,11 @@ def test_people_may_not_read_secrets_or_change_anything_else(method: str, path: 
 
 
 def test_the_proxy_sends_the_server_auth_upstream_only_after_the_person_logged_in():
-    text = proxy_config_text("127.0.0.1:1", "http://127.0.0.1:2", "U0VSVkVS", "/x/htpasswd", "/x")
+    text = proxy_config_text("127.0.0.1:1", "http://127.0.0.1:2", "U0VSVkVS", "/x/people.map", "/x")
+    assert "include /x/people.map;" in text.split("map $http_authorization $person {", 1)[1].split("}", 1)[0]
     api = text.split("location /api/ {", 1)[1].split("location = /api/health", 1)[0]
-    assert "auth_basic_user_file /x/htpasswd;" in api
+    assert api.index('if ($person = "")') < api.index("proxy_set_header Authorization")
+    assert "WWW-Authenticate" not in text and "auth_basic" not in text  # a browser must not be challenged
     assert 'proxy_set_header Authorization "Basic U0VSVkVS";' in api
     assert text.count("U0VSVkVS") == 1  # never on the UI's public paths
     assert "listen 127.0.0.1:1;" in text
