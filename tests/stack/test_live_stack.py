@@ -36,7 +36,7 @@ def _api(stack: LiveStack) -> httpx.Client:
     return httpx.Client(base_url=stack.prefect_url, auth=stack.prefect_auth, timeout=30)
 
 
-def _wait_state(api: httpx.Client, run_id: str, wanted: set[str], timeout: float = 300) -> dict[str, Any]:
+def _wait_state(api: httpx.Client, run_id: str, wanted: set[str], timeout: float = 900) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         run: dict[str, Any] = api.get(f"/flow_runs/{run_id}").raise_for_status().json()
