@@ -874,26 +874,28 @@ def _stack(project: Path | None) -> tuple[Runtime, Settings, Any, dict[str, Any]
     """Runtime, settings, stack config and its secrets; points this process's clients at the stack."""
     import os
 
-    from retrain.stack import StackConfig, client_env, load_secrets
+    from retrain.stack import StackConfig, admin_env, load_secrets
 
     runtime = resolve_runtime(project_dir=project)
     settings = _settings(runtime)
     config = StackConfig.from_env(runtime.state_dir, settings.schedules.work_pool)
     keys = load_secrets(config, settings.approval.reviewers)
-    os.environ.update(client_env(config, keys))  # before prefect or mlflow are imported
+    os.environ.update(admin_env(config, keys))  # the server itself; before prefect or mlflow are imported
     apply_process_defaults(runtime)
     return runtime, settings, config, keys
 
 
 def _stack_setup(runtime: Runtime, settings: Settings, mlflow_url: str, keys: dict[str, Any]) -> None:
-    """Once the servers answer: MLflow accounts and permissions, the deployments."""
+    """Once the servers answer: MLflow accounts and permissions, the locked work pool (no job
+    variables), the deployments."""
     from retrain.deployments import deploy_all
-    from retrain.stack import ensure_mlflow_accounts
+    from retrain.stack import ensure_locked_pool, ensure_mlflow_accounts
 
     model = settings.model
     ensure_mlflow_accounts(
         mlflow_url, keys, model.registered_name, [model.experiment, f"{model.experiment}-monitoring"]
     )
+    ensure_locked_pool(settings.schedules.work_pool)
     deploy_all(settings, runtime.project_dir)
 
 
@@ -901,7 +903,8 @@ def _print_stack(statuses: list[Any], config: Any) -> None:
     for item in statuses:
         state = "healthy" if item.healthy else ("running, not healthy" if item.pid else "stopped")
         typer.echo(f"  {item.name:<15} {state:<22} pid {item.pid or '—':<8} log {item.log}")
-    typer.echo(f"  Prefect UI  http://{config.host}:{config.prefect_port}   MLflow UI  {config.mlflow_url}")
+    people_ui = config.people_url.removesuffix("/api")
+    typer.echo(f"  Prefect UI  {people_ui} (people: NAME:PASSWORD)   MLflow UI  {config.mlflow_url}")
 
 
 @stack_app.command("up")
@@ -920,8 +923,9 @@ def stack_up(project: ProjectOption = None) -> None:
     typer.echo(f"stack healthy in {time.perf_counter() - started:.0f} s")
     _print_stack(statuses, config)
     typer.echo(
-        f"Use it: `source {profile}` (Prefect + MLflow for people; the worker alone may register and promote).\n"
-        f"Passwords: {config.home / 'secrets.json'} (mode 0600)."
+        f"Use it: `source {profile}` then `source {profile.parent / 'people'}/NAME.env` (a person's own Prefect\n"
+        "and MLflow login: watch, start runs, answer a gate; the worker alone may register and promote).\n"
+        f"Operator's passwords: {config.home / 'secrets.json'} (mode 0600)."
     )
 
 
@@ -950,13 +954,21 @@ def stack_setup(project: ProjectOption = None) -> None:
 
 
 @stack_app.command("down")
-def stack_down(project: ProjectOption = None) -> None:
+def stack_down(
+    project: ProjectOption = None,
+    purge: Annotated[
+        bool,
+        typer.Option("--purge", help="Also delete the stack's state: databases, secrets, profiles, logs."),
+    ] = False,
+) -> None:
     """Stop every service of the stack; no process is left behind."""
     _, _, config, keys = _stack(project)
-    from retrain.stack import down
+    from retrain.stack import down, purge_state
 
     stopped = down(config, keys)
     typer.echo(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")
+    if purge:
+        typer.echo(f"deleted {purge_state(config)}")
 
 
 @stack_app.command("status")

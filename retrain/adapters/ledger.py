@@ -68,6 +68,20 @@ def _create_engine(url: str) -> Engine:
     return create_engine(url, future=True)
 
 
+def _guarded(engine: Engine) -> bool:
+    """Whether PostgreSQL's append-only trigger is in place: then a reader (a role that may not
+    create functions or triggers, as people's on the team stack) opens the ledger without them."""
+    if engine.dialect.name != "postgresql":
+        return False
+    from sqlalchemy import text
+
+    with engine.connect() as connection:
+        found = connection.execute(
+            text("SELECT 1 FROM pg_trigger WHERE tgname = :name"), {"name": f"{TABLE}_append_only"}
+        )
+        return found.first() is not None
+
+
 class Ledger:
     """Append and read promotion decisions; there is deliberately nothing else."""
 
@@ -84,7 +98,7 @@ class Ledger:
             engine = _create_engine(self.url)
             self._table.metadata.create_all(engine)
             guards = _POSTGRES_GUARDS if engine.dialect.name == "postgresql" else _SQLITE_GUARDS
-            if engine.dialect.name in ("postgresql", "sqlite"):
+            if engine.dialect.name in ("postgresql", "sqlite") and not _guarded(engine):
                 with engine.begin() as connection:
                     for statement in guards:
                         connection.execute(text(statement))

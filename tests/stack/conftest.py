@@ -1,18 +1,21 @@
 """One live team stack (`retrain stack up` as a user runs it) for the stack tests of this session.
 
-Its own state dir, free ports and uniquely named databases, so it never meets a developer's stack;
-stopped with `retrain stack down` (which must leave no process) and its databases dropped afterwards.
+Its own state dir (with its own PostgreSQL cluster) and free ports, so it never meets a developer's
+stack; stopped with `retrain stack down` (which must leave no process) and its state dir removed.
+The state dir is made with mkdtemp in /tmp, not pytest's 0700 tree: run as root, the stack's
+PostgreSQL runs as the ``postgres`` OS user, which must reach its data dir.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +24,6 @@ from typing import Any
 import pytest
 
 from tests.conftest import REPO_ROOT
-
-POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 
 
 def _free_port() -> int:
@@ -37,6 +38,7 @@ class LiveStack:
     env: dict[str, str]
     keys: dict[str, Any]
     prefect_url: str
+    people_url: str
     mlflow_url: str
     s3_url: str
     startup_seconds: float
@@ -45,6 +47,12 @@ class LiveStack:
     def prefect_auth(self) -> tuple[str, str]:
         user, password = str(self.keys["prefect_auth"]).split(":", 1)
         return user, password
+
+    def person(self, name: str = "demo-reviewer") -> dict[str, str]:
+        """What a person's shell holds: ``stack.env`` and their own ``people/NAME.env``, nothing else."""
+        from retrain.stack import load_profile, stack_config_at
+
+        return load_profile(stack_config_at(self.home.parent), name)
 
     def retrain(
         self, *args: str, timeout: float = 300, project: Path = REPO_ROOT, env: dict[str, str] | None = None
@@ -67,52 +75,29 @@ class LiveStack:
         return {"model": {"registered_name": name, "experiment": name}}
 
 
-def _postgres_reachable() -> bool:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.exc import OperationalError
+def _postgres_installed() -> bool:
+    from retrain.stack import postgres_bin
 
-    engine = create_engine(f"{POSTGRES.replace('postgresql://', 'postgresql+psycopg://')}/postgres")
-    try:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-        return True
-    except OperationalError:
-        return False
-    finally:
-        engine.dispose()
-
-
-def _drop_databases(prefix: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    from retrain.stack import DATABASES
-
-    engine = create_engine(
-        f"{POSTGRES.replace('postgresql://', 'postgresql+psycopg://')}/postgres", isolation_level="AUTOCOMMIT"
-    )
-    with engine.connect() as connection:
-        for name in DATABASES:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{prefix}_{name}" WITH (FORCE)'))
-    engine.dispose()
+    return Path(postgres_bin("initdb")).exists()
 
 
 @pytest.fixture(scope="session")
-def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
-    if not _postgres_reachable():
-        message = "PostgreSQL at 127.0.0.1:5432 is not reachable: the team stack needs it"
-        if os.environ.get("CI") == "true":  # .ci/run starts it: in CI a skip would hide the stack tests
+def live_stack() -> Iterator[LiveStack]:
+    if not _postgres_installed():
+        message = "PostgreSQL's server binaries (initdb) are not installed: the team stack runs its own cluster"
+        if os.environ.get("CI") == "true":  # in CI a skip would hide the stack tests
             pytest.fail(message)
         pytest.skip(message)
-    home = tmp_path_factory.mktemp("stack-state")
-    prefix = f"retrain_t{uuid.uuid4().hex[:8]}"
-    ports = {name: _free_port() for name in ("PREFECT", "MLFLOW", "S3")}
+    home = Path(tempfile.mkdtemp(prefix="retrain-stack-test-"))
+    ports = {name: _free_port() for name in ("PREFECT", "PEOPLE", "MLFLOW", "S3", "POSTGRES")}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "MLFLOW_TRACKING"))}
     env.update(
         RETRAIN_HOME=str(home),
-        RETRAIN_STACK_DB_PREFIX=prefix,
         RETRAIN_STACK_PREFECT_PORT=str(ports["PREFECT"]),
+        RETRAIN_STACK_PEOPLE_PORT=str(ports["PEOPLE"]),
         RETRAIN_STACK_MLFLOW_PORT=str(ports["MLFLOW"]),
         RETRAIN_STACK_S3_PORT=str(ports["S3"]),
+        RETRAIN_STACK_POSTGRES_PORT=str(ports["POSTGRES"]),
     )
     started = time.perf_counter()
     up = subprocess.run(
@@ -132,6 +117,7 @@ def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
         env,
         keys,
         f"http://127.0.0.1:{ports['PREFECT']}/api",
+        f"http://127.0.0.1:{ports['PEOPLE']}/api",
         f"http://127.0.0.1:{ports['MLFLOW']}",
         f"http://127.0.0.1:{ports['S3']}",
         seconds,
@@ -141,11 +127,14 @@ def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
         print(f"\nretrain stack up: healthy in {seconds:.1f} s")
         yield stack
     finally:
-        down = stack.retrain("stack", "down")
+        down = stack.retrain("stack", "down", "--purge")
         pids = list((home / "stack" / "pids").glob("*.pid")) if (home / "stack" / "pids").exists() else []
         left = _processes_mentioning(str(home))
-        _drop_databases(prefix)
+        purged = not (home / "stack").exists()
+        if not left:
+            shutil.rmtree(home, ignore_errors=True)
         assert down.returncode == 0, down.stderr
+        assert purged, "stack down --purge left the stack's state dir"
         assert pids == [], f"pid files left after stack down: {pids}"
         assert left == [], f"processes left after stack down: {left}"
 

@@ -1,7 +1,8 @@
 """The reviewer's path in a real browser (Playwright driving Debian's chromium, headless, background
-networking off): Prefect UI login → the paused training run → its gate report → the approval form
-→ submitted; then the MLflow UI shows alias ``champion`` on the new version. Screenshots are kept
-under ``.retrain/test-outputs/browser/``."""
+networking off): Prefect UI login through the people's proxy with the reviewer's own NAME:PASSWORD
+→ the paused training run → its gate report → the approval form → submitted; then the MLflow UI
+shows alias ``champion`` on the new version. Screenshots are kept under
+``.retrain/test-outputs/browser/``."""
 
 from __future__ import annotations
 
@@ -85,11 +86,11 @@ def test_a_reviewer_approves_in_the_prefect_ui_and_sees_the_champion_in_mlflow(
     with _api(live_stack) as api:
         _wait_state(api, run_id, {"PAUSED"})
         signature = signature_for(api, run_id, "approve", comment)  # what `retrain sign` prints the reviewer
-    ui = live_stack.prefect_url.removesuffix("/api")
+    ui = live_stack.people_url.removesuffix("/api")  # people's entrance: the proxy, with their own login
 
     page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
     page.goto(f"{ui}/login")
-    page.locator("input").first.fill(str(live_stack.keys["prefect_auth"]))
+    page.locator("input").first.fill(live_stack.person("demo-reviewer")["PREFECT_API_AUTH_STRING"])
     page.get_by_role("button", name="Login").click()
     page.wait_for_url(lambda url: "/login" not in url)
 

@@ -35,7 +35,7 @@ def _api(stack: LiveStack) -> httpx.Client:
     return httpx.Client(base_url=stack.prefect_url, auth=stack.prefect_auth, timeout=30)
 
 
-def _wait_state(api: httpx.Client, run_id: str, wanted: set[str], timeout: float = 300) -> dict[str, Any]:
+def _wait_state(api: httpx.Client, run_id: str, wanted: set[str], timeout: float = 900) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         run: dict[str, Any] = api.get(f"/flow_runs/{run_id}").raise_for_status().json()
@@ -83,7 +83,7 @@ def test_stack_is_healthy_fast_idempotent_and_keeps_its_secrets(live_stack: Live
     status = live_stack.retrain("stack", "status", "--json")
     assert status.returncode == 0, status.stdout + status.stderr
     services = {item["name"]: item for item in json.loads(status.stdout)}
-    assert set(services) == {"s3", "mlflow", "prefect-server", "prefect-worker"}
+    assert set(services) == {"postgres", "s3", "mlflow", "prefect-server", "prefect-proxy", "prefect-worker"}
     assert all(item["healthy"] and item["pid"] for item in services.values())
 
     again = live_stack.retrain("stack", "up")
@@ -91,11 +91,15 @@ def test_stack_is_healthy_fast_idempotent_and_keeps_its_secrets(live_stack: Live
     after = {item["name"]: item["pid"] for item in json.loads(live_stack.retrain("stack", "status", "--json").stdout)}
     assert after == {name: item["pid"] for name, item in services.items()}  # up twice starts nothing new
 
-    for name in ("secrets.json", "stack.env"):
-        assert stat.S_IMODE(os.stat(live_stack.home / name).st_mode) == 0o600
+    private = ["secrets.json", "stack.env", "people/demo-reviewer.env", "mlflow/basic_auth.ini", "nginx/nginx.conf"]
+    for name in private:
+        assert stat.S_IMODE(os.stat(live_stack.home / name).st_mode) == 0o600, name
+    assert stat.S_IMODE(os.stat(live_stack.home / "postgres").st_mode) == 0o700
     # The S3 access key id is an identifier that request logs show, like a user name; its secret is not.
-    secrets = [str(v) for k, v in live_stack.keys.items() if k not in ("mlflow_people", "s3_access_key")]
+    nested = ("mlflow_people", "postgres", "s3_access_key")
+    secrets = [str(v) for k, v in live_stack.keys.items() if k not in nested]
     secrets += [str(v) for v in live_stack.keys["mlflow_people"].values()]
+    secrets += [str(v) for v in live_stack.keys["postgres"].values()]
     for log in (live_stack.home / "logs").glob("*.log"):
         text = log.read_text(errors="replace")
         assert not [s for s in secrets if s.split(":")[-1] in text], f"a secret is in {log.name}"

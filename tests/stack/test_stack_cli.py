@@ -20,6 +20,8 @@ pytestmark = pytest.mark.stack
 
 MODEL = "retrain-loans-cli"
 # Six stable days make the first champion; day 7 is stable, day 8 drifted (0-based drift_day 7).
+# --stack loads stack.env and this person's own profile (their Prefect login through the proxy).
+AS_REVIEWER = {"RETRAIN_STACK_PERSON": "demo-reviewer"}
 SMALL_DEMO = {**SMALL, "demo": {"rows_per_day": 3000, "days": 8, "first_training_days": 6, "drift_day": 7}}
 
 
@@ -28,7 +30,7 @@ def test_demo_train_and_rollback_from_a_person_shell_run_on_the_worker(
 ):
     project = reviewed_project(tmp_path / "project", {**SMALL_DEMO, **live_stack.onboard_model(MODEL)})
 
-    demo = live_stack.retrain("demo", "--stack", project=project, timeout=1500)
+    demo = live_stack.retrain("demo", "--stack", project=project, timeout=1500, env=AS_REVIEWER)
     assert demo.returncode == 0, demo.stdout[-4000:] + demo.stderr[-4000:]
     out = demo.stdout
     assert "first 6 days: first champion" in out, out
@@ -43,7 +45,9 @@ def test_demo_train_and_rollback_from_a_person_shell_run_on_the_worker(
     previous = person.get_model_version_by_alias(MODEL, "previous-champion")
     assert champion.tags["retrain.triggered_by"] == "drift-monitor"
 
-    rolled = live_stack.retrain("rollback", "--stack", "--reason", "demo: back to the stable model", project=project)
+    rolled = live_stack.retrain(
+        "rollback", "--stack", "--reason", "demo: back to the stable model", project=project, env=AS_REVIEWER
+    )
     assert rolled.returncode == 0, rolled.stdout + rolled.stderr
     assert f"champion rolled back from v{champion.version} to v{previous.version}" in rolled.stdout
     assert person.get_model_version_by_alias(MODEL, "champion").version == previous.version
@@ -55,7 +59,9 @@ def test_demo_train_and_rollback_from_a_person_shell_run_on_the_worker(
     assert kinds[-1] == "rollback" and kinds.count("promotion") == 2, kinds
 
     workspace = live_stack.home.parent / "demo" / "workspace"  # the demo's project, with its batches
-    started = live_stack.retrain("train", "--stack", "--reason", "from a person's shell", project=workspace)
+    started = live_stack.retrain(
+        "train", "--stack", "--reason", "from a person's shell", project=workspace, env=AS_REVIEWER
+    )
     assert started.returncode == 0, started.stdout + started.stderr
     run_id = started.stdout.split("training run ", 1)[1].split()[0]
     with httpx.Client(base_url=live_stack.prefect_url, auth=live_stack.prefect_auth, timeout=30) as api:

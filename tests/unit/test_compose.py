@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from retrain.environment import QUIET_ENVIRONMENT
-from retrain.stack import DATABASES, StackConfig, services
+from retrain.stack import DATABASES, ROLES, StackConfig, proxy_config_text, services
 
 INFRA = Path(__file__).resolve().parents[2] / "infra"
 KEYS = {
@@ -18,9 +18,11 @@ KEYS = {
     "s3_access_key": "x",
     "s3_secret_key": "x",
     "mlflow_people": {},
+    "postgres": dict.fromkeys(("admin", *ROLES), "x"),
 }
-# Local-process details with no meaning in a container: state paths and the quiet defaults the image sets.
-LOCAL_ONLY = {"PREFECT_HOME", "RETRAIN_HOME", *QUIET_ENVIRONMENT}
+# Local-process details with no meaning in a container: state paths, the quiet defaults the image
+# sets, and moto's IAM users (MinIO's root user is the writer in the container).
+LOCAL_ONLY = {"PREFECT_HOME", "RETRAIN_HOME", "RETRAIN_S3_ACCOUNTS", *QUIET_ENVIRONMENT}
 
 
 def _compose() -> dict:
@@ -34,13 +36,18 @@ def _published(service: dict) -> set[int]:
 def test_every_local_service_is_a_compose_service_on_the_same_port():
     config = StackConfig(home=Path("/tmp/x"))
     compose = _compose()
-    ports = {"s3": config.s3_port, "mlflow": config.mlflow_port, "prefect-server": config.prefect_port}
+    ports = {
+        "s3": config.s3_port,
+        "mlflow": config.mlflow_port,
+        "prefect-server": config.prefect_port,
+        "prefect-proxy": config.people_port,
+        "postgres": config.postgres_port,
+    }
     for service in services(config, KEYS):
         assert service.name in compose, f"{service.name} missing from docker-compose.yml"
         if service.name in ports:
             assert ports[service.name] in _published(compose[service.name])
             assert all(str(p).startswith("127.0.0.1:") for p in compose[service.name]["ports"])
-    assert 5432 in _published(compose["postgres"])
 
 
 def test_compose_sets_every_variable_the_local_stack_sets():
@@ -50,15 +57,36 @@ def test_compose_sets_every_variable_the_local_stack_sets():
         assert wanted <= set(compose[service.name].get("environment", {})), service.name
 
 
-def test_same_databases_commands_and_no_secret_in_the_file():
-    init = (INFRA / "postgres-init.sql").read_text()
-    assert all(f"CREATE DATABASE retrain_{name};" in init for name in DATABASES)
+def test_same_roles_databases_commands_and_no_secret_in_the_file():
+    init = (INFRA / "postgres-init.sh").read_text()
+    for purpose, owner in DATABASES.items():
+        assert f"CREATE DATABASE retrain_{purpose} OWNER {ROLES[owner]};" in init
+    for role in ROLES.values():
+        assert f"CREATE ROLE {role} LOGIN PASSWORD '${{PG_" in init  # each its own password from infra/.env
     compose = _compose()
+    assert compose["postgres"]["environment"]["POSTGRES_HOST_AUTH_METHOD"] == "scram-sha-256"
     assert compose["mlflow"]["command"][:4] == ["mlflow", "server", "--app-name", "basic-auth"]
     assert "s3://retrain/mlflow" in compose["mlflow"]["command"]
     assert compose["prefect-worker"]["command"][:5] == ["prefect", "worker", "start", "--pool", "retrain-process"]
     text = (INFRA / "docker-compose.yml").read_text()
     for variable in ("PREFECT_AUTH_STRING", "MLFLOW_ADMIN_PASSWORD", "S3_SECRET_KEY", "MLFLOW_SERVICE_PASSWORD"):
         assert f"${{{variable}:?" in text  # from infra/.env, never written into the file
+    assert "postgres@" not in text  # no service logs in as the superuser
     ini = (INFRA / "mlflow-basic-auth.ini").read_text()
     assert "default_permission = READ" in ini
+
+
+def test_people_get_the_same_proxy_in_the_container():
+    """The compose file's nginx template is what `retrain stack up` writes, with the container's paths."""
+    rendered = proxy_config_text(
+        listen="4201",
+        upstream="http://prefect-server:4200",
+        server_auth="${PREFECT_AUTH_BASIC}",
+        people_map="/etc/nginx/people.map",
+        state="/var/cache/nginx",
+    )
+    assert (INFRA / "prefect-people.conf.template").read_text() == rendered
+    environment = _compose()["prefect-server"]["environment"]
+    assert environment["PREFECT_UI_API_URL"].endswith(":4201/api")  # the UI people load uses the proxy
+    worker = _compose()["prefect-worker"]["environment"]
+    assert worker["PREFECT_API_URL"] == "http://prefect-server:4200/api"  # the worker talks to the server
