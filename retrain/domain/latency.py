@@ -1,0 +1,68 @@
+"""Latency of a challenger judged against its champion, in a way a busy machine cannot sway.
+
+Absolute milliseconds say more about the machine's load than about the model: the same model read
+20 ms on an idle laptop and 80 ms beside two CPU-bound processes. So the gate times champion and
+challenger in the same run, alternating their calls round by round (whatever slows the machine in a
+round slows both), and judges the median of the per-round ratios, which a few preempted calls cannot
+move. An absolute ceiling stays, set generously, for a model unusable on any machine; with no
+champion yet it is the only check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class LatencyComparison:
+    """Medians of both models' timings (ms) and the median per-round ratio challenger/champion."""
+
+    challenger_ms: float
+    champion_ms: float | None = None
+    ratio: float | None = None
+    rounds: int = 0
+
+
+def compare_latency(challenger_ms: Sequence[float], champion_ms: Sequence[float] | None = None) -> LatencyComparison:
+    """Summarise interleaved timings: round ``i`` timed ``champion_ms[i]`` and ``challenger_ms[i]`` back to back."""
+    challenger = np.asarray(challenger_ms, dtype="float64")
+    if challenger.size == 0 or not np.all(np.isfinite(challenger)) or np.any(challenger < 0):
+        raise ValueError("need at least one finite, non-negative challenger timing")
+    if champion_ms is None:
+        return LatencyComparison(float(np.median(challenger)), rounds=int(challenger.size))
+    champion = np.asarray(champion_ms, dtype="float64")
+    if champion.shape != challenger.shape:
+        raise ValueError(f"interleaved timings come in pairs, got {champion.size} and {challenger.size}")
+    floor = np.finfo("float64").tiny  # a timer that read 0 must not divide by zero
+    ratios = challenger / np.maximum(champion, floor)
+    return LatencyComparison(
+        challenger_ms=float(np.median(challenger)),
+        champion_ms=float(np.median(champion)),
+        ratio=float(np.median(ratios)),
+        rounds=int(challenger.size),
+    )
+
+
+@dataclass(frozen=True)
+class LatencyVerdict:
+    passed: bool
+    reason: str
+    ratio_passed: bool | None  # None: no champion to compare with
+    ceiling_passed: bool
+
+
+def judge_latency(comparison: LatencyComparison, max_ratio: float, ceiling_ms: float, what: str) -> LatencyVerdict:
+    """Pass when the challenger is at most ``max_ratio`` times the champion and under the ceiling."""
+    ceiling_ok = comparison.challenger_ms <= ceiling_ms
+    ceiling = f"median {comparison.challenger_ms:.2f} ms {'≤' if ceiling_ok else '>'} ceiling {ceiling_ms:.2f} ms"
+    if comparison.ratio is None or comparison.champion_ms is None:
+        return LatencyVerdict(ceiling_ok, f"{what}: no champion to compare with; {ceiling}", None, ceiling_ok)
+    ratio_ok = comparison.ratio <= max_ratio
+    relative = (
+        f"{comparison.ratio:.2f}x the champion ({comparison.challenger_ms:.2f} vs {comparison.champion_ms:.2f} ms, "
+        f"median of {comparison.rounds} interleaved rounds) {'≤' if ratio_ok else '>'} {max_ratio:.2f}x"
+    )
+    return LatencyVerdict(ratio_ok and ceiling_ok, f"{what}: {relative}; {ceiling}", ratio_ok, ceiling_ok)
