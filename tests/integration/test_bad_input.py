@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from retrain.adapters.workspace import create_workspace
@@ -21,6 +22,7 @@ from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 DAY = dt.date(2026, 1, 3)
+CONTRACT_VERSION = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())["contract"]["version"]
 
 
 def _clean(rows: int = 300) -> pd.DataFrame:
@@ -162,7 +164,7 @@ def test_ingest_stores_accepted_and_quarantine_under_dvc_logs_it_and_is_idempote
     assert len(pd.read_parquet(project / "data" / "quarantine" / "loans-2026-01-03.parquet")) == 4
     assert (project / "data" / "batches.dvc").is_file() and (project / "data" / "quarantine.dvc").is_file()
     log = [json.loads(line) for line in (project / "data" / "batch_log.jsonl").read_text().splitlines()]
-    assert log[0]["accepted"] == 496 and log[0]["contract_version"] == 2 and len(log[0]["batches_md5"]) > 30
+    assert log[0]["accepted"] == 496 and log[0]["contract_version"] == CONTRACT_VERSION and len(log[0]["batches_md5"]) > 30
     remote = Path(str(project.parent / "dvc-remote"))
     assert any((remote / "files" / "md5").rglob("*"))
 
