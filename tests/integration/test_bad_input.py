@@ -164,7 +164,9 @@ def test_ingest_stores_accepted_and_quarantine_under_dvc_logs_it_and_is_idempote
     assert len(pd.read_parquet(project / "data" / "quarantine" / "loans-2026-01-03.parquet")) == 4
     assert (project / "data" / "batches.dvc").is_file() and (project / "data" / "quarantine.dvc").is_file()
     log = [json.loads(line) for line in (project / "data" / "batch_log.jsonl").read_text().splitlines()]
-    assert log[0]["accepted"] == 496 and log[0]["contract_version"] == CONTRACT_VERSION and len(log[0]["batches_md5"]) > 30
+    assert (
+        log[0]["accepted"] == 496 and log[0]["contract_version"] == CONTRACT_VERSION and len(log[0]["batches_md5"]) > 30
+    )
     remote = Path(str(project.parent / "dvc-remote"))
     assert any((remote / "files" / "md5").rglob("*"))
 
