@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -25,37 +26,59 @@ BATCH_ROUNDS = 10
 WARMUP_CALLS = 5
 
 
-def _timed_ms(call: Callable[[], object]) -> float:
-    started = time.perf_counter()
+@dataclass
+class Timings:
+    """Per-round wall-clock ms of both models and the challenger's CPU ms (all threads of the process)."""
+
+    challenger: list[float] = field(default_factory=list)
+    champion: list[float] | None = None
+    challenger_cpu: list[float] = field(default_factory=list)
+
+
+def _timed_ms(call: Callable[[], object], cpu_clock: Callable[[], float]) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), cpu_clock()
     call()
-    return (time.perf_counter() - started) * 1000
+    return (time.perf_counter() - wall) * 1000, (cpu_clock() - cpu) * 1000
 
 
 def interleaved_timings(
-    challenger: Callable[[], object], champion: Callable[[], object] | None, rounds: int
-) -> tuple[list[float], list[float] | None]:
-    """Warm both up, then time one call of each per round, alternating which goes first."""
+    challenger: Callable[[], object],
+    champion: Callable[[], object] | None,
+    rounds: int,
+    cpu_clock: Callable[[], float] = time.process_time,
+) -> Timings:
+    """Warm both up, then time one call of each per round, alternating which goes first.
+
+    ``cpu_clock``: ``time.thread_time`` for a single-threaded call (it runs in this thread, and other
+    threads of the process, e.g. Prefect's, do not count), ``time.process_time`` for a multi-threaded one.
+    """
     for _ in range(WARMUP_CALLS):
         challenger()
         if champion is not None:
             champion()
-    if champion is None:
-        return [_timed_ms(challenger) for _ in range(rounds)], None
-    ours: list[float] = []
-    theirs: list[float] = []
+    timings = Timings(champion=None if champion is None else [])
+
+    def ours() -> None:
+        wall, cpu = _timed_ms(challenger, cpu_clock)
+        timings.challenger.append(wall)
+        timings.challenger_cpu.append(cpu)
+
+    def theirs() -> None:
+        if champion is not None and timings.champion is not None:
+            timings.champion.append(_timed_ms(champion, cpu_clock)[0])
+
     for index in range(rounds):
-        if index % 2:
-            ours.append(_timed_ms(challenger))
-            theirs.append(_timed_ms(champion))
-        else:
-            theirs.append(_timed_ms(champion))
-            ours.append(_timed_ms(challenger))
-    return ours, theirs
+        first, second = (ours, theirs) if index % 2 else (theirs, ours)
+        first()
+        second()
+    return timings
 
 
-def _latency(prefix: str, ours: list[float], theirs: list[float] | None) -> dict[str, float]:
-    comparison = compare_latency(ours, theirs)
+def _latency(prefix: str, timings: Timings) -> dict[str, float]:
+    comparison = compare_latency(timings.challenger, timings.champion, timings.challenger_cpu)
     measured = {f"{prefix}_ms": comparison.challenger_ms, f"{prefix}_rounds": float(comparison.rounds)}
+    if comparison.challenger_cpu_ms is not None:
+        measured[f"{prefix}_cpu_ms"] = comparison.challenger_cpu_ms
     if comparison.ratio is not None and comparison.champion_ms is not None:
         measured[f"{prefix}_ratio"] = comparison.ratio
         measured[f"{prefix}_champion_ms"] = comparison.champion_ms
@@ -84,6 +107,8 @@ def measure(
             return ours, None
         return ours, lambda: predict_proba(rival[0], frame, rival[1], n_threads)
 
-    single = interleaved_timings(*calls(one, 1), SINGLE_ROUNDS)
-    many = interleaved_timings(*calls(batch, threads), BATCH_ROUNDS)
-    return {**_latency("latency_single", *single), **_latency("latency_batch", *many), "model_mb": size / 1_000_000}
+    single = interleaved_timings(*calls(one, 1), SINGLE_ROUNDS, time.thread_time)
+    many = interleaved_timings(
+        *calls(batch, threads), BATCH_ROUNDS, time.thread_time if threads == 1 else time.process_time
+    )
+    return {**_latency("latency_single", single), **_latency("latency_batch", many), "model_mb": size / 1_000_000}

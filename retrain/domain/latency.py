@@ -5,7 +5,9 @@ Absolute milliseconds say more about the machine's load than about the model: th
 challenger in the same run, alternating their calls round by round (whatever slows the machine in a
 round slows both), and judges the median of the per-round ratios, which a few preempted calls cannot
 move. An absolute ceiling stays, set generously, for a model unusable on any machine; with no
-champion yet it is the only check.
+champion yet it is the only check. The ceiling is judged on the *CPU time* of a call when it was
+measured: waiting for a core on a loaded machine adds wall-clock time, not CPU time, so the ceiling
+says what the model costs rather than how busy the machine was.
 """
 
 from __future__ import annotations
@@ -24,15 +26,26 @@ class LatencyComparison:
     champion_ms: float | None = None
     ratio: float | None = None
     rounds: int = 0
+    challenger_cpu_ms: float | None = None  # median CPU time of the challenger's calls, when measured
+
+    @property
+    def ceiling_ms(self) -> float:
+        """What the absolute ceiling judges: CPU time when measured, else wall-clock time."""
+        return self.challenger_ms if self.challenger_cpu_ms is None else self.challenger_cpu_ms
 
 
-def compare_latency(challenger_ms: Sequence[float], champion_ms: Sequence[float] | None = None) -> LatencyComparison:
+def compare_latency(
+    challenger_ms: Sequence[float],
+    champion_ms: Sequence[float] | None = None,
+    challenger_cpu_ms: Sequence[float] | None = None,
+) -> LatencyComparison:
     """Summarise interleaved timings: round ``i`` timed ``champion_ms[i]`` and ``challenger_ms[i]`` back to back."""
     challenger = np.asarray(challenger_ms, dtype="float64")
     if challenger.size == 0 or not np.all(np.isfinite(challenger)) or np.any(challenger < 0):
         raise ValueError("need at least one finite, non-negative challenger timing")
+    cpu = None if challenger_cpu_ms is None or len(challenger_cpu_ms) == 0 else float(np.median(challenger_cpu_ms))
     if champion_ms is None:
-        return LatencyComparison(float(np.median(challenger)), rounds=int(challenger.size))
+        return LatencyComparison(float(np.median(challenger)), rounds=int(challenger.size), challenger_cpu_ms=cpu)
     champion = np.asarray(champion_ms, dtype="float64")
     if champion.shape != challenger.shape:
         raise ValueError(f"interleaved timings come in pairs, got {champion.size} and {challenger.size}")
@@ -43,6 +56,7 @@ def compare_latency(challenger_ms: Sequence[float], champion_ms: Sequence[float]
         champion_ms=float(np.median(champion)),
         ratio=float(np.median(ratios)),
         rounds=int(challenger.size),
+        challenger_cpu_ms=cpu,
     )
 
 
@@ -56,8 +70,9 @@ class LatencyVerdict:
 
 def judge_latency(comparison: LatencyComparison, max_ratio: float, ceiling_ms: float, what: str) -> LatencyVerdict:
     """Pass when the challenger is at most ``max_ratio`` times the champion and under the ceiling."""
-    ceiling_ok = comparison.challenger_ms <= ceiling_ms
-    ceiling = f"median {comparison.challenger_ms:.2f} ms {'≤' if ceiling_ok else '>'} ceiling {ceiling_ms:.2f} ms"
+    ceiling_ok = comparison.ceiling_ms <= ceiling_ms
+    kind = "wall-clock" if comparison.challenger_cpu_ms is None else "CPU"
+    ceiling = f"median {kind} {comparison.ceiling_ms:.2f} ms {'≤' if ceiling_ok else '>'} ceiling {ceiling_ms:.2f} ms"
     if comparison.ratio is None or comparison.champion_ms is None:
         return LatencyVerdict(ceiling_ok, f"{what}: no champion to compare with; {ceiling}", None, ceiling_ok)
     ratio_ok = comparison.ratio <= max_ratio

@@ -134,8 +134,8 @@ class GuardrailSettings(_Frozen):
     max_latency_ratio: float = Field(
         gt=1, description="Challenger/champion latency: median of per-round ratios of interleaved calls."
     )
-    max_latency_single_ms: float = Field(gt=0, description="Ceiling: median one-row prediction via the loaded model.")
-    max_latency_batch_ms: float = Field(gt=0, description="Ceiling: median 10,000-row prediction via the loaded model.")
+    max_latency_single_ms: float = Field(gt=0, description="Ceiling: median CPU ms of a one-row prediction.")
+    max_latency_batch_ms: float = Field(gt=0, description="Ceiling: median CPU ms of a 10,000-row prediction.")
     max_model_mb: float = Field(gt=0, description="Size of the native model file.")
 
 

@@ -86,3 +86,22 @@ def test_timings_must_come_in_pairs():
         compare_latency([1.0, 2.0], [1.0])
     with pytest.raises(ValueError, match="at least one"):
         compare_latency([])
+
+
+def test_the_ceiling_judges_cpu_time_when_measured_so_waiting_for_a_core_does_not_count():
+    # No champion yet: a loaded machine made each call wait ~300 ms for a core, but each cost 5 ms of CPU.
+    waited = compare_latency([300.0, 320.0, 290.0], challenger_cpu_ms=[5.0, 6.0, 5.0])
+    verdict = judge_latency(waited, max_ratio=2.0, ceiling_ms=250.0, what="latency_single")
+    assert verdict.passed and "median CPU 5.00 ms" in verdict.reason
+    costly = compare_latency([300.0, 320.0, 290.0], challenger_cpu_ms=[280.0, 300.0, 290.0])
+    assert not judge_latency(costly, max_ratio=2.0, ceiling_ms=250.0, what="latency_single").passed
+    measured = {"latency_single_ms": 300.0, "latency_single_cpu_ms": 5.0, "latency_batch_ms": 900.0}
+    measured |= {"latency_batch_cpu_ms": 40.0, "model_mb": 0.3}
+    settings = BASELINE.model_copy(
+        update={"guardrails": BASELINE.guardrails.model_copy(update={"max_latency_single_ms": 250.0})}
+    )
+    metrics = {"roc_auc": 0.8, "pr_auc": 0.5, "log_loss": 0.4, "brier": 0.1}
+    decision = decide(default_checks(settings), GateInputs(metrics, None, guardrails=measured), "roc_auc")
+    single = decision.check("latency_single")
+    assert single is not None and single.passed and single.value == 5.0 and single.threshold == 250.0
+    assert single.details[1] == {"measure": "median CPU ms", "value": 5.0, "threshold": 250.0, "passed": True}
