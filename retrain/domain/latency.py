@@ -34,10 +34,13 @@ class LatencyComparison:
         return self.challenger_ms if self.challenger_cpu_ms is None else self.challenger_cpu_ms
 
 
+Timings = Sequence[float] | np.ndarray
+
+
 def compare_latency(
-    challenger_ms: Sequence[float],
-    champion_ms: Sequence[float] | None = None,
-    challenger_cpu_ms: Sequence[float] | None = None,
+    challenger_ms: Timings,
+    champion_ms: Timings | None = None,
+    challenger_cpu_ms: Timings | None = None,
 ) -> LatencyComparison:
     """Summarise interleaved timings: round ``i`` timed ``champion_ms[i]`` and ``challenger_ms[i]`` back to back."""
     challenger = np.asarray(challenger_ms, dtype="float64")

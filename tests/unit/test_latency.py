@@ -26,14 +26,14 @@ def _busy_machine(seed: int, challenger_factor: float) -> tuple[np.ndarray, np.n
 
 def _gate(champion: np.ndarray, challenger: np.ndarray):
     single, batch = compare_latency(challenger, champion), compare_latency(challenger * 10, champion * 10)
-    measured = {
+    measured: dict[str, float] = {
         "latency_single_ms": single.challenger_ms,
-        "latency_single_champion_ms": single.champion_ms,
-        "latency_single_ratio": single.ratio,
+        "latency_single_champion_ms": float(single.champion_ms or 0.0),
+        "latency_single_ratio": float(single.ratio or 0.0),
         "latency_single_rounds": single.rounds,
         "latency_batch_ms": batch.challenger_ms,
-        "latency_batch_champion_ms": batch.champion_ms,
-        "latency_batch_ratio": batch.ratio,
+        "latency_batch_champion_ms": float(batch.champion_ms or 0.0),
+        "latency_batch_ratio": float(batch.ratio or 0.0),
         "model_mb": 0.3,
     }
     settings = BASELINE.model_copy(
