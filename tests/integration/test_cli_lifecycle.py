@@ -168,7 +168,6 @@ def test_the_demo_passes_beside_two_cpu_burning_processes(embedded: Path):
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-3000:]
     assert "Traceback" not in output
-    assert "first champion" in done.stdout and "promoted" in done.stdout
     status = CliRunner().invoke(app, ["status", "--project", str(REPO_ROOT), "--json"])
     report = json.loads(status.output)
     assert report["champion"]["version"] == "2" and report["previous_champion"]["version"] == "1"
