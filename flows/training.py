@@ -90,7 +90,7 @@ def training(request: TrainingRequest | None = None) -> dict[str, Any]:
 
     challenger_pred = predict_task(registry, challenger, split.holdout, settings)
     champion_pred = predict_task(registry, champion, split.holdout, settings) if champion else None
-    guardrails = guardrails_task(registry, challenger, split.holdout, settings, reports / "model")
+    guardrails = guardrails_task(registry, challenger, split.holdout, settings, reports / "model", champion)
     judgement = judge_task(settings, split.holdout, challenger_pred, champion_pred, guardrails)
     decision = judgement.decision
     context = ReportContext(

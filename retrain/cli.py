@@ -66,6 +66,30 @@ def _fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
+def _text(value: str, option: str, min_chars: int = 1) -> str:
+    """A free-text option (a reason, a comment): stripped, and refused in one line when blank."""
+    text = value.strip()
+    if len(text) < min_chars:
+        _fail(
+            f"{option} needs at least {min_chars} non-blank character{'s' if min_chars > 1 else ''} (got {value!r})", 2
+        )
+    return text
+
+
+def _at_least(value: int | None, option: str, minimum: int) -> None:
+    if value is not None and value < minimum:
+        _fail(f"{option} must be at least {minimum} (got {value})", 2)
+
+
+def _input_file(path: Path, what: str) -> Path:
+    """A file the command reads: it must exist and be a file (not a directory)."""
+    if not path.exists():
+        _fail(f"{what} {path} does not exist", 2)
+    if not path.is_file():
+        _fail(f"{what} {path} is not a file", 2)
+    return path
+
+
 def _runtime(project: Path | None, stack: bool = False) -> Runtime:
     if stack:
         _load_stack_profile(project)
@@ -118,6 +142,7 @@ def train(
     stack: StackOption = False,
 ) -> None:
     """Run the training flow on the batches named in params.yaml: validate, train, compare, promote."""
+    reason = _text(reason, "--reason")
     runtime = _runtime(project, stack)
     settings = _settings(runtime)
     if _on_stack():
@@ -203,6 +228,7 @@ def generate(
     file_format: Annotated[str, typer.Option("--format", help="parquet or csv")] = "parquet",
 ) -> None:
     """Write demo daily batches into dataset.batches (days already there are kept)."""
+    _at_least(days, "--days", 1)
     runtime = _runtime(project)
     settings = _settings(runtime)
     from retrain.demo import write_demo_batches
@@ -247,9 +273,14 @@ def fit(
     """Split, train and evaluate the training snapshot (the command of the DVC train stage)."""
     runtime = _runtime(project)
     settings = _settings(runtime)
+    root = runtime.project_dir
+    for option, path in (("--models", models), ("--plots", plots)):
+        if (root / path).is_file():
+            _fail(f"{option} {root / path} is a file; it must be a directory", 2)
+    if (root / metrics).is_dir():
+        _fail(f"--metrics {root / metrics} is a directory; it must be a file", 2)
     from retrain.fit import fit as fit_snapshot
 
-    root = runtime.project_dir
     result = fit_snapshot(root, settings, root / models, root / plots, root / metrics)
     typer.echo(json.dumps(result["holdout"]))
 
@@ -325,6 +356,9 @@ def reproduce(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Rebuild a model version from its evidence (data md5, contract, settings); exit 1 unless byte-identical."""
+    if not version.strip().isdigit() or int(version) < 1:
+        _fail(f"VERSION must be a registered model version, a positive whole number (got {version!r})", 2)
+    version = version.strip()
     runtime = _runtime(project)
     settings = _settings(runtime)
     from retrain.adapters.datastore import DataStoreError
@@ -433,6 +467,7 @@ def rollback_command(
     On the team stack the rollback runs on the worker (its deployment): only the worker's account may
     move aliases there.
     """
+    reason = _text(reason, "--reason", 3)
     runtime = _runtime(project, stack)
     _settings(runtime)
     request = {"reason": reason, "requested_by": _whoami(), "project_dir": str(runtime.project_dir)}
@@ -459,6 +494,8 @@ def drift_command(
     act: Annotated[bool, typer.Option("--act/--no-act", help="Start the retraining when the decision says so.")] = True,
 ) -> None:
     """Run the drift flow: batches vs the champion's reference profile, then the (debounced) decision."""
+    for path in paths or []:
+        _input_file(path, "batch file")
     runtime = _runtime(project)
     _settings(runtime)
     from flows.drift import DriftRequest, drift
@@ -491,6 +528,9 @@ def score_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Run the scoring flow: champion scores (version beside each), challenger in shadow."""
+    _input_file(path, "batch file")
+    if output is not None and (output.suffix != ".parquet" or output.is_dir()):
+        _fail(f"--output {output} must be a .parquet file path", 2)
     runtime = _runtime(project)
     _settings(runtime)
     from flows.scoring import ScoringRequest, scoring
@@ -745,6 +785,9 @@ def demo(
     With --stack the flows run on the team stack's worker (through the deployments) and the demo
     reviewer answers them through the Prefect API; the registry, ledger and decisions are the stack's.
     """
+    _at_least(rows_per_day, "--rows-per-day", 1)
+    _at_least(days, "--days", 1)
+    _at_least(drift_day, "--drift-day", 0)
     runtime = _runtime(project, stack)
     settings = _settings(runtime)
     changes: dict[str, Any] = {}
@@ -762,7 +805,11 @@ def demo(
         try:
             demo_settings = DemoSettings.model_validate({**settings.demo.model_dump(), **changes})
         except ValidationError as error:
-            _fail(f"demo options: {error.errors()[0]['msg']}", 2)
+            first = error.errors()[0]
+            field = str(first["loc"][0]) if first["loc"] else ""
+            option = {"rows_per_day": "--rows-per-day", "days": "--days", "drift_day": "--drift-day"}.get(field, "")
+            message = str(first["msg"]).removeprefix("Value error, ")
+            _fail(f"demo options: {option + ': ' if option else ''}{message}", 2)
         settings = settings.model_copy(update={"demo": demo_settings})
     from retrain.demo import run_demo
 

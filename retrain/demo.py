@@ -17,6 +17,7 @@ import datetime as dt
 import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -25,7 +26,7 @@ from retrain.approval import AnswerSource, Receipt, Signing
 from retrain.domain.demo_data import NO_CHANGES, DayChanges, generate_day
 from retrain.domain.settings import Settings
 from retrain.environment import Runtime
-from retrain.errors import ApprovalInputError
+from retrain.errors import ApprovalInputError, DemoStepFailed
 
 T = TypeVar("T")
 DEMO_KEYS = "demo-reviewer-keys"  # under RETRAIN_HOME, outside every workspace
@@ -42,11 +43,12 @@ class DemoStep:
     days: int
     overrides: Mapping[str, Any]
     kind: Literal["train", "drift"] = "train"
+    must_promote: bool = False  # later steps need this step's model as champion
 
 
 def demo_steps(settings: Settings) -> list[DemoStep]:
     demo = settings.demo
-    steps = [DemoStep(f"first {demo.first_training_days} days", demo.first_training_days, {})]
+    steps = [DemoStep(f"first {demo.first_training_days} days", demo.first_training_days, {}, must_promote=True)]
     for index in range(demo.first_training_days, demo.days):
         drifted = demo.drift_day is not None and index >= demo.drift_day
         steps.append(DemoStep(f"day {index + 1}{' (drifted)' if drifted else ''}: drift check", index + 1, {}, "drift"))
@@ -185,10 +187,33 @@ def run_demo(
         if step.overrides:
             write_params(workspace, step.overrides)
         if step.kind == "drift":
-            result = run_drift(workspace, written[-1])
+            result = _run_step(step, partial(run_drift, workspace, written[-1]))
         else:
-            result = run_training(workspace, f"demo: {step.title}")
+            result = _run_step(step, partial(run_training, workspace, f"demo: {step.title}"))
+            _check_promoted(step, result)
         results.append((step, result))
         if on_step is not None:
             on_step(step, result)
     return results
+
+
+def _run_step(step: DemoStep, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run one step; any failure becomes one DemoStepFailed naming the step (no traceback, no later steps)."""
+    try:
+        result = run()
+    except DemoStepFailed:
+        raise
+    except Exception as error:  # the demo's contract: one clear line, whatever broke underneath
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise DemoStepFailed(f"demo step '{step.title}' failed ({type(error).__name__}): {first}") from error
+    return result
+
+
+def _check_promoted(step: DemoStep, result: Mapping[str, Any]) -> None:
+    outcome = result.get("outcome") or {}
+    if step.must_promote and not outcome.get("promoted"):
+        reasons = "; ".join(outcome.get("reasons") or ()) or outcome.get("note", "no outcome")
+        raise DemoStepFailed(
+            f"demo step '{step.title}': the model was not promoted, so the later steps have no champion "
+            f"to compare with ({reasons})"
+        )

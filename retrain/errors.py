@@ -21,3 +21,7 @@ class ApprovalConfigError(RetrainError):
 
 class ApprovalInputError(RetrainError):
     """A reviewer's decision was refused (wrong run, unlisted reviewer, invalid input); the run stays paused."""
+
+
+class DemoStepFailed(RetrainError):
+    """A step of the demo did not do what the next steps rely on; the demo stops there."""

@@ -2,42 +2,113 @@
 
 Latency is measured through the loaded registered model (native booster plus its feature spec,
 the way scoring loads it), not the in-memory training object: what is timed is what will run.
+The challenger is timed against the champion in the same run, their calls alternating round by
+round after a warm-up, so that the load of the machine (other jobs, CI neighbours) falls on both
+alike; :mod:`retrain.domain.latency` turns the timings into a ratio and a median.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from retrain.adapters.registry import ModelRegistry
+from retrain.domain.latency import compare_latency
 from retrain.domain.training import predict_proba
 
-SINGLE_CALLS = 200
+SINGLE_ROUNDS = 200
 BATCH_ROWS = 10_000
-BATCH_CALLS = 10
+BATCH_ROUNDS = 10
+WARMUP_CALLS = 5
 
 
-def _p95_ms(call: object, repeats: int) -> float:
-    timings = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()  # type: ignore[operator]
-        timings.append((time.perf_counter() - started) * 1000)
-    return float(np.percentile(timings, 95))
+@dataclass
+class Timings:
+    """Per-round wall-clock ms of both models and the challenger's CPU ms (all threads of the process)."""
+
+    challenger: list[float] = field(default_factory=list)
+    champion: list[float] | None = None
+    challenger_cpu: list[float] = field(default_factory=list)
 
 
-def measure(registry: ModelRegistry, version: str, rows: pd.DataFrame, threads: int, scratch: Path) -> dict[str, float]:
-    """p95 single-row and 10k-row latency (ms) and model file size (MB) of one registered version."""
+def _timed_ms(call: Callable[[], object], cpu_clock: Callable[[], float]) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), cpu_clock()
+    call()
+    return (time.perf_counter() - wall) * 1000, (cpu_clock() - cpu) * 1000
+
+
+def interleaved_timings(
+    challenger: Callable[[], object],
+    champion: Callable[[], object] | None,
+    rounds: int,
+    cpu_clock: Callable[[], float] = time.process_time,
+) -> Timings:
+    """Warm both up, then time one call of each per round, alternating which goes first.
+
+    ``cpu_clock``: ``time.thread_time`` for a single-threaded call (it runs in this thread, and other
+    threads of the process, e.g. Prefect's, do not count), ``time.process_time`` for a multi-threaded one.
+    """
+    for _ in range(WARMUP_CALLS):
+        challenger()
+        if champion is not None:
+            champion()
+    timings = Timings(champion=None if champion is None else [])
+
+    def ours() -> None:
+        wall, cpu = _timed_ms(challenger, cpu_clock)
+        timings.challenger.append(wall)
+        timings.challenger_cpu.append(cpu)
+
+    def theirs() -> None:
+        if champion is not None and timings.champion is not None:
+            timings.champion.append(_timed_ms(champion, cpu_clock)[0])
+
+    for index in range(rounds):
+        first, second = (ours, theirs) if index % 2 else (theirs, ours)
+        first()
+        second()
+    return timings
+
+
+def _latency(prefix: str, timings: Timings) -> dict[str, float]:
+    comparison = compare_latency(timings.challenger, timings.champion, timings.challenger_cpu)
+    measured = {f"{prefix}_ms": comparison.challenger_ms, f"{prefix}_rounds": float(comparison.rounds)}
+    if comparison.challenger_cpu_ms is not None:
+        measured[f"{prefix}_cpu_ms"] = comparison.challenger_cpu_ms
+    if comparison.ratio is not None and comparison.champion_ms is not None:
+        measured[f"{prefix}_ratio"] = comparison.ratio
+        measured[f"{prefix}_champion_ms"] = comparison.champion_ms
+    return measured
+
+
+def measure(
+    registry: ModelRegistry,
+    version: str,
+    rows: pd.DataFrame,
+    threads: int,
+    scratch: Path,
+    champion_version: str | None = None,
+) -> dict[str, float]:
+    """Median one-row and 10k-row latency (ms) of one registered version, its ratio to the champion
+    (when there is one) and its model file size (MB)."""
     booster, spec = registry.load(version)
+    rival = registry.load(champion_version) if champion_version is not None else None
     one = rows.head(1)
     batch = rows.sample(n=BATCH_ROWS, replace=len(rows) < BATCH_ROWS, random_state=0)
-    predict_proba(booster, batch, spec, threads)  # warm-up: first call allocates
     size = registry.model_file(version, scratch).stat().st_size
-    return {
-        "latency_single_ms": _p95_ms(lambda: predict_proba(booster, one, spec, 1), SINGLE_CALLS),
-        "latency_batch_ms": _p95_ms(lambda: predict_proba(booster, batch, spec, threads), BATCH_CALLS),
-        "model_mb": size / 1_000_000,
-    }
+
+    def calls(frame: pd.DataFrame, n_threads: int) -> tuple[Callable[[], object], Callable[[], object] | None]:
+        ours = lambda: predict_proba(booster, frame, spec, n_threads)  # noqa: E731
+        if rival is None:
+            return ours, None
+        return ours, lambda: predict_proba(rival[0], frame, rival[1], n_threads)
+
+    single = interleaved_timings(*calls(one, 1), SINGLE_ROUNDS, time.thread_time)
+    many = interleaved_timings(
+        *calls(batch, threads), BATCH_ROUNDS, time.thread_time if threads == 1 else time.process_time
+    )
+    return {**_latency("latency_single", single), **_latency("latency_batch", many), "model_mb": size / 1_000_000}

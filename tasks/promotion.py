@@ -48,12 +48,18 @@ def predict_task(
 
 @task(name="measure-guardrails", cache_policy=NO_CACHE, **RETRYING)
 def guardrails_task(
-    registry: ModelRegistry, version: ModelVersionInfo, holdout: pd.DataFrame, settings: Settings, scratch: Path
+    registry: ModelRegistry,
+    version: ModelVersionInfo,
+    holdout: pd.DataFrame,
+    settings: Settings,
+    scratch: Path,
+    champion: ModelVersionInfo | None = None,
 ) -> dict[str, float]:
-    """Latency and size of the registered challenger, as it will serve."""
+    """Latency (against the champion, timed in the same run) and size of the registered challenger."""
     from retrain.guardrails import measure
 
-    return measure(registry, version.version, holdout, settings.model.threads, scratch)
+    rival = None if champion is None else champion.version
+    return measure(registry, version.version, holdout, settings.model.threads, scratch, rival)
 
 
 @dataclass(frozen=True)

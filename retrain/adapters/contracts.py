@@ -7,6 +7,7 @@ here knows a column name: what a failure means comes out of the suite itself.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 from functools import lru_cache
@@ -16,7 +17,15 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from retrain.domain.lifecycle import canonical_hash
-from retrain.domain.validation import BatchValidation, ExpectationFailure, ValidationReport, partition_rows
+from retrain.domain.validation import (
+    BatchValidation,
+    ExpectationFailure,
+    TimeBounds,
+    ValidationReport,
+    check_all_null_columns,
+    check_time_bounds,
+    partition_rows,
+)
 
 if TYPE_CHECKING:
     from great_expectations.core.batch_definition import BatchDefinition
@@ -187,9 +196,19 @@ def validate_batch(
     contract_version: int,
     max_quarantine_share: float = 0.0,
     extra_columns: str = "refuse",
+    now: dt.datetime | None = None,
 ) -> BatchValidation:
-    """Run both tiers of the contract on one batch and split its rows into accepted and quarantined."""
+    """Run both tiers of the contract on one batch and split its rows into accepted and quarantined.
+
+    Besides the suite's expectations: the time bounds the contract declares in ``meta.time_bounds``
+    (no row after ``now`` plus a tolerance, every row within the period the file name declares) and,
+    for any contract, a column with no value at all (every row quarantined, the column named).
+    """
     suite = _suite(contract_path)
+    try:
+        bounds = TimeBounds.from_meta(load_contract_json(contract_path).get("meta"))
+    except ValueError as error:
+        raise ContractError(f"contract file {contract_path}: {error}") from None
     frame = frame.reset_index(drop=True)  # unique row labels: quarantine is addressed by label
     warnings: tuple[str, ...] = ()
     if extra_columns == "drop":
@@ -211,6 +230,14 @@ def validate_batch(
         if failure.tier == "row":
             for label in details.get("unexpected_index_list") or []:
                 row_failures.setdefault(label, []).append(failure.label)
+    extra_findings = [check_all_null_columns(frame, {f.column for f in failures if f.column})]
+    if bounds is not None:
+        extra_findings.append(check_time_bounds(frame, bounds, batch_name, now or dt.datetime.now(dt.UTC)))
+    for findings in extra_findings:
+        failures.extend(findings.failures)
+        warnings += findings.warnings
+        for label, reasons in findings.rows.items():
+            row_failures.setdefault(label, []).extend(reasons)
     accepted, quarantined = partition_rows(frame, row_failures)
     report = ValidationReport(
         batch=batch_name,

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from retrain.domain.bootstrap import BOOTSTRAP_METRICS, paired_bootstrap
+from retrain.domain.latency import LatencyComparison, judge_latency
 from retrain.domain.metrics import expected_calibration_error, gain, meets_floor
 from retrain.domain.settings import GateSettings
 from retrain.domain.slices import slice_regressions
@@ -38,7 +39,10 @@ class GateInputs:
     labels: np.ndarray | None = None
     challenger_predictions: np.ndarray | None = None
     champion_predictions: np.ndarray | None = None
-    guardrails: Mapping[str, float] | None = None  # measured: latency_single_ms, latency_batch_ms, model_mb
+    # measured: model_mb and, per kind (single, batch), latency_<kind>_ms (challenger's median wall-clock),
+    # latency_<kind>_cpu_ms (its median CPU time) and, with a champion, latency_<kind>_champion_ms and
+    # latency_<kind>_ratio (median of the interleaved per-round ratios)
+    guardrails: Mapping[str, float] | None = None
     slices: Mapping[str, np.ndarray] | None = None  # slice name -> row mask over the holdout
 
 
@@ -173,6 +177,39 @@ def limit_check(name: str, measure: str, limit: float, unit: str) -> GateCheck:
     return check
 
 
+def latency_check(name: str, kind: str, max_ratio: float, ceiling_ms: float) -> GateCheck:
+    """Challenger vs champion timed in the same run (ratio limit), plus a generous absolute ceiling.
+
+    The check's value and threshold are the ratio and its limit when there is a champion, else the
+    challenger's median and the ceiling; ``details`` carries both comparisons.
+    """
+
+    def check(inputs: GateInputs) -> Check:
+        measured = inputs.guardrails or {}
+        milliseconds = measured.get(f"latency_{kind}_ms")
+        if milliseconds is None:
+            return Check(name, False, None, ceiling_ms, f"latency_{kind}_ms was not measured")
+        ratio, champion_ms = measured.get(f"latency_{kind}_ratio"), measured.get(f"latency_{kind}_champion_ms")
+        rounds = int(measured.get(f"latency_{kind}_rounds", 0))
+        cpu_ms = measured.get(f"latency_{kind}_cpu_ms")
+        comparison = LatencyComparison(milliseconds, champion_ms, ratio, rounds, cpu_ms)
+        verdict = judge_latency(comparison, max_ratio, ceiling_ms, f"latency_{kind}")
+        rows: tuple[Mapping[str, Any], ...] = (
+            {"measure": "ratio to champion", "value": ratio, "threshold": max_ratio, "passed": verdict.ratio_passed},
+            {
+                "measure": "median ms" if cpu_ms is None else "median CPU ms",
+                "value": comparison.ceiling_ms,
+                "threshold": ceiling_ms,
+                "passed": verdict.ceiling_passed,
+            },
+        )
+        if ratio is None:
+            return Check(name, verdict.passed, comparison.ceiling_ms, ceiling_ms, verdict.reason, rows)
+        return Check(name, verdict.passed, ratio, max_ratio, verdict.reason, rows)
+
+    return check
+
+
 def slices_check(settings: GateSettings, seed: int) -> GateCheck:
     """No Holm-significant regression past max_drop in any slice big enough to judge."""
     metric, config = settings.primary_metric, settings.slices
@@ -235,8 +272,8 @@ def default_checks(settings: GateSettings, seed: int = 0) -> list[GateCheck]:
         comparison_check(settings, seed),
         slices_check(settings, seed),
         calibration_check(guard.max_calibration_error),
-        limit_check("latency_single", "latency_single_ms", guard.max_latency_single_ms, "ms"),
-        limit_check("latency_batch", "latency_batch_ms", guard.max_latency_batch_ms, "ms"),
+        latency_check("latency_single", "single", guard.max_latency_ratio, guard.max_latency_single_ms),
+        latency_check("latency_batch", "batch", guard.max_latency_ratio, guard.max_latency_batch_ms),
         limit_check("model_size", "model_mb", guard.max_model_mb, "MB"),
     ]
 

@@ -1,17 +1,52 @@
-"""Holdout metrics and which direction is 'better' for each, so gates can speak of gains."""
+"""Holdout metrics, which direction is 'better' for each and which values each can take.
+
+The definitions (direction, range) live here beside the functions so that settings can check a
+floor against the metric it is about, without a hand-kept list elsewhere. scikit-learn is imported
+inside the functions: settings import this module at start-up and must stay light.
+"""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
-from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
-HIGHER_IS_BETTER: Final[dict[str, bool]] = {"roc_auc": True, "pr_auc": True, "log_loss": False, "brier": False}
+
+@dataclass(frozen=True)
+class MetricDefinition:
+    """What a metric's values mean: which way is better and the closed range they fall in."""
+
+    name: str
+    higher_is_better: bool
+    lowest: float
+    highest: float  # math.inf for an unbounded loss
+
+    def contains(self, value: float) -> bool:
+        return self.lowest <= value <= self.highest
+
+    def describe_range(self) -> str:
+        upper = "+inf" if math.isinf(self.highest) else f"{self.highest:g}"
+        return f"[{self.lowest:g}, {upper}{')' if math.isinf(self.highest) else ']'}"
+
+
+#: ROC AUC and average precision are areas under curves in the unit square; log loss is a mean
+#: negative log-likelihood (0 for perfect, unbounded above); the Brier score is a mean squared
+#: difference of two numbers in [0, 1].
+METRICS: Final[dict[str, MetricDefinition]] = {
+    "roc_auc": MetricDefinition("roc_auc", True, 0.0, 1.0),
+    "pr_auc": MetricDefinition("pr_auc", True, 0.0, 1.0),
+    "log_loss": MetricDefinition("log_loss", False, 0.0, math.inf),
+    "brier": MetricDefinition("brier", False, 0.0, 1.0),
+}
+HIGHER_IS_BETTER: Final[dict[str, bool]] = {name: spec.higher_is_better for name, spec in METRICS.items()}
 
 
 def classification_metrics(y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, float]:
     """ROC AUC, PR AUC (average precision), log loss and Brier score on one set of rows."""
+    from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
+
     y = np.asarray(y_true, dtype="int64")
     p = np.clip(np.asarray(y_prob, dtype="float64"), 1e-15, 1 - 1e-15)
     if y.shape != p.shape or y.size == 0:
@@ -28,6 +63,8 @@ def classification_metrics(y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, 
 
 def metric_value(metric: str, y_true: np.ndarray, y_prob: np.ndarray) -> float:
     """One metric on one set of rows (a slice), by the same definitions as ``classification_metrics``."""
+    from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
+
     y = np.asarray(y_true, dtype="int64")
     p = np.clip(np.asarray(y_prob, dtype="float64"), 1e-15, 1 - 1e-15)
     functions = {

@@ -10,12 +10,16 @@ Service locations (MLflow, Prefect, DVC remote) are *not* here: they come from t
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+
+from retrain.domain.metrics import METRICS
 
 _REVIEWER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
@@ -39,6 +43,15 @@ class FeatureSettings(_Frozen):
     @property
     def all(self) -> tuple[str, ...]:
         return self.numeric + self.categorical
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> FeatureSettings:
+        # An empty list reaches XGBoost as a matrix without columns and ends in a C++ backtrace.
+        if not self.all:
+            raise ValueError("list at least one feature (numeric or categorical)")
+        if any(not name.strip() for name in self.all):
+            raise ValueError("feature names must not be empty")
+        return self
 
 
 class DatasetSettings(_Frozen):
@@ -112,11 +125,20 @@ class ModelSettings(_Frozen):
 
 
 class GuardrailSettings(_Frozen):
-    """Limits a challenger must respect whatever its accuracy: calibration, speed, size."""
+    """Limits a challenger must respect whatever its accuracy: calibration, speed, size.
+
+    Latency is judged *relative* to the champion measured in the same run (interleaved calls, so a
+    busy machine slows both alike) against ``max_latency_ratio``; the absolute ceilings are generous
+    backstops for a model that is unusable on any machine, and the only check when there is no
+    champion yet.
+    """
 
     max_calibration_error: float = Field(gt=0, le=1, description="Expected calibration error, 10 bins.")
-    max_latency_single_ms: float = Field(gt=0, description="p95 of one-row predictions via the loaded model.")
-    max_latency_batch_ms: float = Field(gt=0, description="p95 of 10,000-row predictions via the loaded model.")
+    max_latency_ratio: float = Field(
+        gt=1, description="Challenger/champion latency: median of per-round ratios of interleaved calls."
+    )
+    max_latency_single_ms: float = Field(gt=0, description="Ceiling: median CPU ms of a one-row prediction.")
+    max_latency_batch_ms: float = Field(gt=0, description="Ceiling: median CPU ms of a 10,000-row prediction.")
     max_model_mb: float = Field(gt=0, description="Size of the native model file.")
 
 
@@ -141,6 +163,22 @@ class GateSettings(_Frozen):
     confidence: float = Field(gt=0.5, lt=1)
     guardrails: GuardrailSettings
     slices: SliceSettings
+
+    @field_validator("floor", "max_drop", "min_gain")
+    @classmethod
+    def _within_metric_range(cls, value: float, info: ValidationInfo) -> float:
+        """A floor outside the metric's range can never (or always) be met; a margin wider than the
+        range means nothing. Ranges come from the metric definitions, whatever the task."""
+        metric = info.data.get("primary_metric")
+        if metric not in METRICS:
+            return value  # the metric itself is reported as wrong
+        spec = METRICS[metric]
+        if info.field_name == "floor" and not spec.contains(value):
+            raise ValueError(f"{value} is outside the range of {metric}, {spec.describe_range()}")
+        width = spec.highest - spec.lowest
+        if info.field_name != "floor" and abs(value) > width:
+            raise ValueError(f"{value} is wider than the whole range of {metric}, {spec.describe_range()}")
+        return value
 
 
 class ApprovalSettings(_Frozen):
@@ -286,7 +324,11 @@ def _describe(error: dict[str, object]) -> str:
         return f"key '{location}' is missing"
     if kind == "extra_forbidden":
         return f"key '{location}' is not a known setting (typo?)"
-    return f"key '{location}': {error['msg']} (got {error.get('input')!r})"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    value = error.get("input")
+    if isinstance(value, Mapping):  # a cross-field check on a whole section: the message says what
+        return f"key '{location}': {message}"
+    return f"key '{location}': {message} (got {value!r})"
 
 
 def parse_settings(raw: object, source: str) -> Settings:
@@ -300,8 +342,69 @@ def parse_settings(raw: object, source: str) -> Settings:
         raise SettingsError(f"{source}: {problems}") from None
 
 
-def load_settings(path: Path) -> Settings:
-    """Read ``params.yaml`` once; every problem is reported with the key and the file."""
+def declared_columns(contract: Mapping[str, Any]) -> set[str]:
+    """The columns a contract (a great-expectations suite as JSON) declares.
+
+    Its ``expect_table_columns_to_match_set`` when it has one (the exact column set), otherwise every
+    column an expectation names.
+    """
+    expectations = [e for e in contract.get("expectations", []) if isinstance(e, Mapping)]
+    for expectation in expectations:
+        if expectation.get("type") == "expect_table_columns_to_match_set":
+            return {str(column) for column in expectation.get("kwargs", {}).get("column_set", [])}
+    named: set[str] = set()
+    for expectation in expectations:
+        kwargs = expectation.get("kwargs", {})
+        named.update(str(kwargs[key]) for key in ("column", "column_A", "column_B") if key in kwargs)
+        named.update(str(column) for column in kwargs.get("column_list", []))
+    return named
+
+
+def contract_problems(settings: Settings, contract: Mapping[str, Any], contract_label: str) -> list[str]:
+    """Every column params.yaml relies on that the contract does not declare, by the key that names it.
+
+    Checked at start-up so that a misspelt or forgotten feature stops the run before any data is
+    validated, stored or pushed, instead of failing deep inside training.
+    """
+    declared = declared_columns(contract)
+    dataset, slices = settings.dataset, settings.gate.slices
+    uses: list[tuple[str, str]] = [
+        ("dataset.target", dataset.target),
+        ("dataset.id_column", dataset.id_column),
+        ("dataset.time_column", dataset.time_column),
+        *(("dataset.features.numeric", name) for name in dataset.features.numeric),
+        *(("dataset.features.categorical", name) for name in dataset.features.categorical),
+        *(("gate.slices.categorical", name) for name in slices.categorical),
+        *(("gate.slices.numeric_bins", name) for name in slices.numeric_bins),
+    ]
+    return [
+        f"key '{key}': column '{column}' is not declared by the contract {contract_label}"
+        for key, column in uses
+        if column not in declared
+    ]
+
+
+def _read_contract(params_path: Path, settings: Settings) -> dict[str, Any]:
+    path = params_path.parent / settings.contract.relative_path
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SettingsError(
+            f"{params_path}: key 'contract.version': the contract {settings.contract.relative_path} does not exist"
+        ) from None
+    except (OSError, ValueError) as error:
+        raise SettingsError(f"{params_path}: key 'contract': {path} is not valid JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise SettingsError(f"{params_path}: key 'contract': {path} is not a great-expectations suite")
+    return data
+
+
+def load_settings(path: Path, check_contract: bool = True) -> Settings:
+    """Read ``params.yaml`` once; every problem is reported with the key and the file.
+
+    With ``check_contract`` (the default), every column the settings name must be declared by the
+    contract they point at (``data_contracts/`` beside params.yaml).
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -310,4 +413,9 @@ def load_settings(path: Path) -> Settings:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise SettingsError(f"{path}: not valid YAML: {error}") from None
-    return parse_settings(raw, str(path))
+    settings = parse_settings(raw, str(path))
+    if check_contract:
+        problems = contract_problems(settings, _read_contract(path, settings), settings.contract.relative_path)
+        if problems:
+            raise SettingsError(f"{path}: {'; '.join(problems)}")
+    return settings

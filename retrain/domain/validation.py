@@ -11,9 +11,12 @@ The great-expectations adapter produces the raw findings; nothing here knows abo
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import PurePath
 from typing import Any, Literal
 
 import pandas as pd
@@ -152,3 +155,159 @@ def partition_rows(
     quarantined = frame.loc[failing].copy()
     quarantined[REASONS_COLUMN] = [json.dumps(sorted(set(row_failures[label]))) for label in quarantined.index]
     return accepted, quarantined
+
+
+@dataclass(frozen=True)
+class TimeBounds:
+    """How a contract bounds its time column (``meta.time_bounds`` of the suite).
+
+    * ``future_tolerance_hours``: no row may be dated after *now* plus this (clock skew, time zones);
+      a batch dated years ahead is a broken upstream, not data.
+    * ``period`` (``day`` or ``month``, optional): a batch holds one period, and the period is the
+      date in the batch file's name (``loans-2026-01-03.parquet``: that day; ``loans-2026-01.csv``:
+      that month; the last such date in the name counts). Every row must fall inside it. A file
+      whose name carries no date is checked against the future bound only, and the report says so.
+    * ``tier``: ``batch`` (default: refuse the batch) or ``row`` (quarantine the rows).
+    """
+
+    column: str
+    future_tolerance_hours: float
+    period: Literal["day", "month"] | None = None
+    tier: Tier = "batch"
+
+    @classmethod
+    def from_meta(cls, meta: Mapping[str, Any] | None) -> TimeBounds | None:
+        """The bounds a contract's meta declares, or None; a malformed declaration raises ValueError."""
+        raw = (meta or {}).get("time_bounds")
+        if raw is None:
+            return None
+        if not isinstance(raw, Mapping) or not isinstance(raw.get("column"), str):
+            raise ValueError("meta.time_bounds needs a 'column' (the time column's name)")
+        unknown = set(raw) - {"column", "future_tolerance_hours", "period", "tier"}
+        if unknown:
+            raise ValueError(f"meta.time_bounds has unknown keys: {', '.join(sorted(unknown))}")
+        tolerance = raw.get("future_tolerance_hours", 0)
+        if isinstance(tolerance, bool) or not isinstance(tolerance, int | float) or tolerance < 0:
+            raise ValueError("meta.time_bounds.future_tolerance_hours must be a number >= 0")
+        period, tier = raw.get("period"), raw.get("tier", "batch")
+        if period not in (None, "day", "month"):
+            raise ValueError("meta.time_bounds.period must be 'day', 'month' or absent")
+        if tier not in ("batch", "row"):
+            raise ValueError("meta.time_bounds.tier must be 'batch' or 'row'")
+        return cls(raw["column"], float(tolerance), period, tier)
+
+
+_DAY_IN_NAME = re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?!\d)")
+_MONTH_IN_NAME = re.compile(r"(?<!\d)(\d{4})-(\d{2})(?![\d-])")
+
+
+def batch_period(batch_name: str, period: Literal["day", "month"]) -> tuple[dt.datetime, dt.datetime] | None:
+    """[start, end) of the period a batch file's name declares, or None when its name has no such date."""
+    stem = PurePath(batch_name).stem
+    try:
+        if period == "day":
+            days = _DAY_IN_NAME.findall(stem)
+            if not days:
+                return None
+            year, month, day = (int(part) for part in days[-1])
+            start = dt.datetime(year, month, day)
+            return start, start + dt.timedelta(days=1)
+        months = _MONTH_IN_NAME.findall(stem)
+        if not months:
+            return None
+        year, month = map(int, months[-1])
+        start = dt.datetime(year, month, 1)
+        return start, dt.datetime(year + month // 12, month % 12 + 1, 1)
+    except ValueError:  # 2026-13-45: not a date
+        return None
+
+
+@dataclass(frozen=True)
+class RowFindings:
+    """Failures found outside great-expectations, with the row labels they point at (row tier)."""
+
+    failures: tuple[ExpectationFailure, ...] = ()
+    rows: Mapping[Hashable, tuple[str, ...]] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+
+def _as_naive_utc(values: pd.Series) -> pd.Series:
+    stamps = pd.to_datetime(values, errors="coerce")
+    if isinstance(stamps.dtype, pd.DatetimeTZDtype):
+        stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
+    return stamps
+
+
+def _bound_failure(
+    name: str, bounds: TimeBounds, outside: pd.Series, stamps: pd.Series, details: str
+) -> tuple[ExpectationFailure, dict[Hashable, tuple[str, ...]]]:
+    shown = ", ".join(dict.fromkeys(str(value) for value in stamps[outside].head(20)))
+    failure = ExpectationFailure(
+        name, bounds.column, int(outside.sum()), f"{details}; e.g. {shown}" if shown else details, bounds.tier
+    )
+    rows: dict[Hashable, tuple[str, ...]] = {}
+    if bounds.tier == "row":
+        rows = {label: (failure.label,) for label in outside[outside].index}
+    return failure, rows
+
+
+def check_time_bounds(frame: pd.DataFrame, bounds: TimeBounds, batch_name: str, now: dt.datetime) -> RowFindings:
+    """Rows dated after now + tolerance, and rows outside the batch's period (from its file name)."""
+    if bounds.column not in frame.columns:
+        return RowFindings()  # the contract's column-set expectation reports a missing column
+    stamps = _as_naive_utc(frame[bounds.column])
+    reference = now.astimezone(dt.UTC).replace(tzinfo=None) if now.tzinfo else now
+    latest = reference + dt.timedelta(hours=bounds.future_tolerance_hours)
+    failures: list[ExpectationFailure] = []
+    rows: dict[Hashable, tuple[str, ...]] = {}
+    warnings: list[str] = []
+    future = (stamps > latest).fillna(False)
+    if future.any():
+        failure, marked = _bound_failure(
+            "time_not_after_now",
+            bounds,
+            future,
+            stamps,
+            f"dated after now + {bounds.future_tolerance_hours:g} h ({latest:%Y-%m-%d %H:%M} UTC)",
+        )
+        failures.append(failure)
+        rows.update(marked)
+    if bounds.period is not None:
+        span = batch_period(batch_name, bounds.period)
+        if span is None:
+            pattern = "YYYY-MM-DD" if bounds.period == "day" else "YYYY-MM"
+            warnings.append(
+                f"the file name '{batch_name}' carries no {bounds.period} ({pattern}): "
+                f"{bounds.column} checked against now only, not against the batch's period"
+            )
+        else:
+            start, end = span
+            outside = ((stamps < start) | (stamps >= end)).fillna(False)
+            if outside.any():
+                failure, marked = _bound_failure(
+                    "time_within_batch_period",
+                    bounds,
+                    outside,
+                    stamps,
+                    f"outside the batch's {bounds.period} [{start:%Y-%m-%d}, {end:%Y-%m-%d}) named by its file",
+                )
+                failures.append(failure)
+                for label, reasons in marked.items():
+                    rows[label] = (*rows.get(label, ()), *reasons)
+    return RowFindings(tuple(failures), rows, tuple(warnings))
+
+
+def check_all_null_columns(frame: pd.DataFrame, already_failed: set[str]) -> RowFindings:
+    """A column with no value at all is a broken feed, whatever the contract allows: a row-tier failure
+    on every row (so they are quarantined and the report names the column), never silence."""
+    if frame.empty:
+        return RowFindings()
+    empty = [str(c) for c in frame.columns if str(c) not in already_failed and frame[c].isna().all()]
+    failures = tuple(
+        ExpectationFailure("column_not_entirely_null", column, len(frame), "every value is null", "row")
+        for column in empty
+    )
+    rows: dict[Hashable, tuple[str, ...]] = (
+        {label: tuple(f.label for f in failures) for label in frame.index} if failures else {}
+    )
+    return RowFindings(failures, rows)

@@ -27,7 +27,12 @@ REVIEWERS = ("ada", "grace", "linus")
 SMALL_DATA: dict[str, Any] = {
     "demo": {"rows_per_day": 1500, "days": 8, "first_training_days": 5},
     "gate": {
-        "guardrails": {"max_calibration_error": 0.25, "max_latency_single_ms": 60_000, "max_latency_batch_ms": 60_000}
+        "guardrails": {
+            "max_calibration_error": 0.25,
+            "max_latency_ratio": 1000,
+            "max_latency_single_ms": 60_000,
+            "max_latency_batch_ms": 60_000,
+        }
     },
     "approval": {"reviewers": list(REVIEWERS), "quorum": 1, "timeout_minutes": 1, "poll_seconds": 1},
 }

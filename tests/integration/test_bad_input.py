@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from retrain.cli import app
@@ -20,6 +21,7 @@ from tests.conftest import reviewed_project
 
 pytestmark = pytest.mark.integration
 DAY = dt.date(2026, 1, 3)
+CONTRACT_VERSION = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())["contract"]["version"]
 
 
 def _clean(rows: int = 300) -> pd.DataFrame:
@@ -86,6 +88,24 @@ CORPUS: dict[str, tuple[str, Callable[[Path], object] | None, int, tuple[str, ..
     ),
     "truncated Parquet": ("truncated.parquet", _truncated, 2, ("not a readable Parquet file",)),
     "unknown file type": ("batch.xlsx", _csv_text("x"), 2, ("reads .parquet and .csv",)),
+    "dated five years ahead": (
+        "future.parquet",
+        _parquet(_clean().assign(application_date=lambda f: f["application_date"] + pd.DateOffset(years=5))),
+        1,
+        ("time_not_after_now", "'application_date'"),
+    ),
+    "dated outside the day its name declares": (
+        "loans-2026-01-04.parquet",  # DAY is 2026-01-03
+        _parquet(_clean()),
+        1,
+        ("time_within_batch_period", "'application_date'"),
+    ),
+    "all-null feature": (
+        "nullfeature.parquet",
+        _parquet(_clean().assign(months_since_last_delinquency=np.nan)),
+        1,
+        ("column_not_entirely_null", "'months_since_last_delinquency'", "300 quarantined"),
+    ),
 }
 
 
@@ -161,10 +181,83 @@ def test_ingest_stores_accepted_and_quarantine_under_dvc_logs_it_and_is_idempote
     assert len(pd.read_parquet(project / "data" / "quarantine" / "loans-2026-01-03.parquet")) == 4
     assert (project / "data" / "batches.dvc").is_file() and (project / "data" / "quarantine.dvc").is_file()
     log = [json.loads(line) for line in (project / "data" / "batch_log.jsonl").read_text().splitlines()]
-    assert log[0]["accepted"] == 496 and log[0]["contract_version"] == 2 and len(log[0]["batches_md5"]) > 30
+    assert (
+        log[0]["accepted"] == 496 and log[0]["contract_version"] == CONTRACT_VERSION and len(log[0]["batches_md5"]) > 30
+    )
     remote = Path(str(project.parent / "dvc-remote"))
     assert any((remote / "files" / "md5").rglob("*"))
 
     again = runner.invoke(app, ["ingest", str(path), "--project", str(project)])
     assert again.exit_code == 0 and "already ingested" in again.output
     assert len((project / "data" / "batch_log.jsonl").read_text().splitlines()) == 1
+
+
+def _one_error_line(output: str) -> str:
+    """What a user must see for a mistake of theirs: one line, 'error: ...', no traceback."""
+    assert "Traceback" not in output, output
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), output
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "words"),
+    [
+        ({"gate": {"floor": 1.5}}, ("key 'gate.floor'", "outside the range of roc_auc", "[0, 1]")),
+        ({"gate": {"primary_metric": "log_loss", "floor": -0.1}}, ("key 'gate.floor'", "log_loss")),
+        ({"dataset": {"features": {"numeric": [], "categorical": []}}}, ("key 'dataset.features'", "at least one")),
+        (
+            {"dataset": {"features": {"categorical": ["home_ownership", "purpose", "salary_band"]}}},
+            ("key 'dataset.features.categorical'", "'salary_band' is not declared by the contract"),
+        ),
+        ({"dataset": {"time_column": "applied_at"}}, ("key 'dataset.time_column'", "'applied_at'")),
+    ],
+    ids=["floor above ROC AUC", "negative log-loss floor", "no features", "undeclared feature", "undeclared time"],
+)
+def test_settings_that_cannot_work_stop_train_before_any_work(project: Path, overrides: dict, words: tuple):
+    from retrain.adapters.workspace import write_params
+
+    runner = CliRunner()
+    write_params(project, {"demo": {"rows_per_day": 300, "days": 4, "first_training_days": 3}})
+    assert runner.invoke(app, ["generate", "--project", str(project)]).exit_code == 0
+    write_params(project, overrides)
+    before = _stored(project)
+
+    result = runner.invoke(app, ["train", "--project", str(project)])
+    assert result.exit_code == 2, result.output
+    line = _one_error_line(result.output)
+    assert "params.yaml" in line and all(word in line for word in words), line
+    assert _stored(project) == before  # nothing validated, stored or pushed
+    assert not (project.parent / "dvc-remote").exists()
+
+
+def _options_cases(tmp_path: Path) -> list[tuple[list[str], str]]:
+    batch = tmp_path / f"loans-{DAY}.parquet"
+    _clean().to_parquet(batch, index=False)
+    (tmp_path / "a-directory").mkdir()
+    return [
+        (["rollback", "--reason", "   "], "--reason needs at least 3 non-blank characters"),
+        (["rollback", "--reason", " x "], "--reason needs at least 3 non-blank characters"),
+        (["train", "--reason", "  "], "--reason needs at least 1 non-blank character"),
+        (["generate", "--days", "0"], "--days must be at least 1 (got 0)"),
+        (["demo", "--rows-per-day", "-5"], "--rows-per-day must be at least 1 (got -5)"),
+        (["demo", "--drift-day", "-1"], "--drift-day must be at least 0 (got -1)"),
+        (["demo", "--days", "2"], "demo options: --days:"),
+        (["reproduce", "latest"], "VERSION must be a registered model version, a positive whole number"),
+        (["drift", str(tmp_path / "absent.parquet")], "absent.parquet does not exist"),
+        (["score", str(tmp_path / "absent.parquet")], "absent.parquet does not exist"),
+        (["score", str(tmp_path / "a-directory")], "is not a file"),
+        (["score", str(batch), "--output", str(tmp_path / "scores.csv")], "--output"),
+        (["fit", "--metrics", str(tmp_path / "a-directory")], "is a directory; it must be a file"),
+    ]
+
+
+def test_every_command_refuses_bad_options_in_one_line(project: Path, tmp_path: Path):
+    failures = []
+    for args, words in _options_cases(tmp_path):
+        result = CliRunner().invoke(app, [*args, "--project", str(project)])
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        one_line = len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.output
+        if result.exit_code != 2 or not one_line or words not in result.output:
+            failures.append(f"{' '.join(args)} -> exit {result.exit_code}: {result.output[-300:]!r}")
+    assert not failures, "\n".join(failures)

@@ -228,3 +228,99 @@ def test_an_expectation_gx_cannot_build_is_a_contract_error_not_silently_dropped
     with pytest.raises(ContractError, match=r"typo\.json") as raised:
         validate_batch(generate_day(DAY, 10, 3), path, batch_name="b", contract_name="typo", contract_version=1)
     assert message in str(raised.value)
+
+
+CONTRACT_V3 = REPO_ROOT / "data_contracts" / "loans" / "v3.json"
+NOW = dt.datetime(2026, 1, 6, 12, 0, tzinfo=dt.UTC)  # the day after DAY's batch arrived
+
+
+def _check_v3(frame: pd.DataFrame, batch_name: str, now: dt.datetime = NOW) -> BatchValidation:
+    return validate_batch(
+        frame,
+        CONTRACT_V3,
+        batch_name=batch_name,
+        contract_name="loans",
+        contract_version=3,
+        max_quarantine_share=0.05,
+        now=now,
+    )
+
+
+def test_v3_refuses_a_batch_dated_five_years_in_the_future_that_v2_let_through():
+    future = generate_day(DAY, 500, 3).assign(application_date=lambda f: f["application_date"] + pd.DateOffset(years=5))
+    assert _check(future).report.passed  # why v3 exists: v2 has no bound on the time column
+    report = _check_v3(future, "upload.parquet").report
+    assert not report.passed and report.quarantined == 0  # batch tier: refused whole, nothing quarantined
+    failure = next(f for f in report.failures if f.expectation == "time_not_after_now")
+    assert (failure.column, failure.unexpected_count, failure.tier) == ("application_date", 500, "batch")
+    assert "time_not_after_now(application_date) failed" in report.refusal_reasons and "2031-01-05" in failure.details
+
+
+def test_v3_allows_the_clock_skew_tolerance_and_judges_against_the_real_now_by_default():
+    today = generate_day(DAY, 200, 3)
+    just_before = dt.datetime.combine(DAY, dt.time(0), tzinfo=dt.UTC) - dt.timedelta(hours=12)
+    assert _check_v3(today, f"loans-{DAY}.parquet", now=just_before).report.passed  # within 24 h: skew
+    too_early = just_before - dt.timedelta(days=2)
+    assert not _check_v3(today, f"loans-{DAY}.parquet", now=too_early).report.passed
+    assert validate_batch(today, CONTRACT_V3, batch_name="b", contract_name="loans", contract_version=3).report.passed
+
+
+def test_v3_refuses_rows_outside_the_day_its_file_name_declares():
+    frame = generate_day(DAY, 400, 3)
+    assert _check_v3(frame, f"loans-{DAY}.parquet").report.passed
+    wrong_day = _check_v3(frame, "loans-2026-01-04.parquet").report
+    assert not wrong_day.passed
+    failure = next(f for f in wrong_day.failures if f.expectation == "time_within_batch_period")
+    assert failure.unexpected_count == 400 and "[2026-01-04, 2026-01-05)" in failure.details
+    mixed = frame.copy()
+    mixed.loc[mixed.index[:3], "application_date"] = pd.Timestamp("2025-12-31")
+    report = _check_v3(mixed, f"loans-{DAY}.csv").report
+    assert (
+        not report.passed and next(f for f in report.failures if f.column == "application_date").unexpected_count == 3
+    )
+
+
+def test_v3_checks_a_file_named_without_a_date_against_now_only_and_says_so():
+    report = _check_v3(generate_day(DAY, 300, 3), "upload.parquet").report
+    assert report.passed
+    assert any("carries no day" in warning and "application_date" in warning for warning in report.warnings)
+
+
+@pytest.mark.parametrize("contract", [CONTRACT, CONTRACT_V3], ids=["v2", "v3"])
+def test_an_all_null_feature_quarantines_every_row_and_is_reported(contract: Path):
+    # months_since_last_delinquency may be missing on a row (no delinquency), so no contract requires
+    # it; a batch where it is missing on *every* row is a broken feed, not applicants without history.
+    frame = generate_day(DAY, 300, 3).assign(months_since_last_delinquency=np.nan)
+    result = validate_batch(
+        frame, contract, batch_name=f"loans-{DAY}.parquet", contract_name="loans", contract_version=2
+    )
+    report = result.report
+    assert not report.passed and report.quarantined == 300 and len(result.quarantined) == 300
+    failure = next(f for f in report.failures if f.column == "months_since_last_delinquency")
+    assert (failure.expectation, failure.tier, failure.unexpected_count) == ("column_not_entirely_null", "row", 300)
+    assert "column_not_entirely_null(months_since_last_delinquency)" in result.quarantined[REASONS_COLUMN].iloc[0]
+    assert "column_not_entirely_null on column 'months_since_last_delinquency', 300 rows" in report.summary()
+
+
+def test_a_feature_missing_on_some_rows_only_is_still_accepted():
+    frame = generate_day(DAY, 300, 3)
+    assert frame["months_since_last_delinquency"].isna().any() and frame["months_since_last_delinquency"].notna().any()
+    assert _check(frame).report.passed
+
+
+@pytest.mark.parametrize(
+    ("bounds", "message"),
+    [
+        ({"future_tolerance_hours": 24}, "needs a 'column'"),
+        ({"column": "application_date", "period": "week"}, "period must be 'day', 'month'"),
+        ({"column": "application_date", "future_tolerance_hours": -1}, "future_tolerance_hours must be a number"),
+        ({"column": "application_date", "tolerance": 1}, "unknown keys: tolerance"),
+    ],
+)
+def test_a_malformed_time_bound_is_a_contract_error(tmp_path: Path, bounds: dict, message: str):
+    suite = json.loads(CONTRACT_V3.read_text())
+    suite["meta"]["time_bounds"] = bounds
+    path = tmp_path / "v9.json"
+    path.write_text(json.dumps(suite))
+    with pytest.raises(ContractError, match=message):
+        validate_batch(generate_day(DAY, 10, 3), path, batch_name="b", contract_name="loans", contract_version=9)

@@ -15,7 +15,11 @@ BASELINE = GateSettings(
     bootstrap_resamples=500,
     confidence=0.95,
     guardrails=GuardrailSettings(
-        max_calibration_error=0.5, max_latency_single_ms=25, max_latency_batch_ms=500, max_model_mb=20
+        max_calibration_error=0.5,
+        max_latency_ratio=2.0,
+        max_latency_single_ms=25,
+        max_latency_batch_ms=500,
+        max_model_mb=20,
     ),
     slices=SliceSettings(categorical=(), numeric_bins={}, min_rows=100, alpha=0.05),
 )

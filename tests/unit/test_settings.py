@@ -15,7 +15,7 @@ def _raw() -> dict:
 
 def test_project_params_load_into_frozen_settings():
     settings = load_settings(PARAMS)
-    assert settings.contract.relative_path == "data_contracts/loans/v2.json"
+    assert settings.contract.relative_path == "data_contracts/loans/v3.json"
     assert settings.dataset.target not in settings.dataset.features.all
     with pytest.raises(ValidationError):  # frozen: settings cannot change after loading
         settings.gate.floor = 0.1  # type: ignore[misc]
@@ -60,3 +60,93 @@ def test_unreadable_files_are_reported_with_path(tmp_path):
     scalar.write_text("42")
     with pytest.raises(SettingsError, match="mapping"):
         load_settings(scalar)
+
+
+@pytest.mark.parametrize(
+    ("metric", "floor", "range_text"),
+    [
+        ("roc_auc", 1.5, r"\[0, 1\]"),
+        ("pr_auc", -0.1, r"\[0, 1\]"),
+        ("brier", 2.0, r"\[0, 1\]"),
+        ("log_loss", -0.2, "inf"),
+    ],
+)
+def test_a_floor_outside_the_metrics_range_names_the_key(metric: str, floor: float, range_text: str):
+    raw = _raw()
+    raw["gate"].update(primary_metric=metric, floor=floor)
+    with pytest.raises(SettingsError, match=rf"params\.yaml: key 'gate\.floor': {floor} is outside .*{range_text}"):
+        parse_settings(raw, "params.yaml")
+
+
+def test_a_floor_within_range_is_accepted_for_every_metric():
+    from retrain.domain.metrics import METRICS
+
+    for metric, spec in METRICS.items():
+        raw = _raw()
+        raw["gate"].update(primary_metric=metric, floor=spec.lowest)
+        assert parse_settings(raw, "params.yaml").gate.floor == spec.lowest
+    raw = _raw()
+    raw["gate"].update(primary_metric="log_loss", floor=3.0)  # a loss has no upper bound
+    assert parse_settings(raw, "params.yaml").gate.floor == 3.0
+
+
+def test_a_margin_wider_than_the_metric_is_refused():
+    raw = _raw()
+    raw["gate"]["max_drop"] = 2.0
+    with pytest.raises(SettingsError, match=r"key 'gate\.max_drop': 2\.0 is wider than the whole range of roc_auc"):
+        parse_settings(raw, "params.yaml")
+
+
+def test_empty_feature_lists_are_refused_in_one_line():
+    raw = _raw()
+    raw["dataset"]["features"] = {"numeric": [], "categorical": []}
+    with pytest.raises(SettingsError) as caught:
+        parse_settings(raw, "params.yaml")
+    assert str(caught.value) == (
+        "params.yaml: key 'dataset.features': list at least one feature (numeric or categorical)"
+    )
+
+
+def _project(tmp_path: Path, change) -> Path:
+    """A project directory with the repository's contracts and a params.yaml changed by ``change``."""
+    import shutil
+
+    shutil.copytree(PARAMS.parent / "data_contracts", tmp_path / "data_contracts")
+    raw = _raw()
+    change(raw)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    return tmp_path / "params.yaml"
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "column"),
+    [
+        (
+            lambda raw: raw["dataset"]["features"]["numeric"].append("salary_band"),
+            "dataset.features.numeric",
+            "salary_band",
+        ),
+        (
+            lambda raw: raw["dataset"]["features"]["categorical"].append("colour"),
+            "dataset.features.categorical",
+            "colour",
+        ),
+        (lambda raw: raw["dataset"].update(target="default_flag"), "dataset.target", "default_flag"),
+        (lambda raw: raw["dataset"].update(time_column="applied_at"), "dataset.time_column", "applied_at"),
+        (lambda raw: raw["dataset"].update(id_column="application_id"), "dataset.id_column", "application_id"),
+        (lambda raw: raw["gate"]["slices"]["categorical"].append("state"), "gate.slices.categorical", "state"),
+    ],
+)
+def test_every_column_the_settings_name_must_be_declared_by_the_contract(tmp_path: Path, change, key, column):
+    params = _project(tmp_path, change)
+    with pytest.raises(SettingsError) as caught:
+        load_settings(params)
+    message = str(caught.value)
+    assert f"key '{key}': column '{column}' is not declared by the contract data_contracts/loans/" in message
+    assert "\n" not in message
+
+
+def test_a_contract_version_that_does_not_exist_names_the_key(tmp_path: Path):
+    params = _project(tmp_path, lambda raw: raw["contract"].update(version=99))
+    with pytest.raises(SettingsError, match=r"key 'contract\.version': the contract data_contracts/loans/v99\.json"):
+        load_settings(params)

@@ -1,0 +1,86 @@
+"""Latency of a challenger judged against its champion, in a way a busy machine cannot sway.
+
+Absolute milliseconds say more about the machine's load than about the model: the same model read
+20 ms on an idle laptop and 80 ms beside two CPU-bound processes. So the gate times champion and
+challenger in the same run, alternating their calls round by round (whatever slows the machine in a
+round slows both), and judges the median of the per-round ratios, which a few preempted calls cannot
+move. An absolute ceiling stays, set generously, for a model unusable on any machine; with no
+champion yet it is the only check. The ceiling is judged on the *CPU time* of a call when it was
+measured: waiting for a core on a loaded machine adds wall-clock time, not CPU time, so the ceiling
+says what the model costs rather than how busy the machine was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class LatencyComparison:
+    """Medians of both models' timings (ms) and the median per-round ratio challenger/champion."""
+
+    challenger_ms: float
+    champion_ms: float | None = None
+    ratio: float | None = None
+    rounds: int = 0
+    challenger_cpu_ms: float | None = None  # median CPU time of the challenger's calls, when measured
+
+    @property
+    def ceiling_ms(self) -> float:
+        """What the absolute ceiling judges: CPU time when measured, else wall-clock time."""
+        return self.challenger_ms if self.challenger_cpu_ms is None else self.challenger_cpu_ms
+
+
+Timings = Sequence[float] | np.ndarray
+
+
+def compare_latency(
+    challenger_ms: Timings,
+    champion_ms: Timings | None = None,
+    challenger_cpu_ms: Timings | None = None,
+) -> LatencyComparison:
+    """Summarise interleaved timings: round ``i`` timed ``champion_ms[i]`` and ``challenger_ms[i]`` back to back."""
+    challenger = np.asarray(challenger_ms, dtype="float64")
+    if challenger.size == 0 or not np.all(np.isfinite(challenger)) or np.any(challenger < 0):
+        raise ValueError("need at least one finite, non-negative challenger timing")
+    cpu = None if challenger_cpu_ms is None or len(challenger_cpu_ms) == 0 else float(np.median(challenger_cpu_ms))
+    if champion_ms is None:
+        return LatencyComparison(float(np.median(challenger)), rounds=int(challenger.size), challenger_cpu_ms=cpu)
+    champion = np.asarray(champion_ms, dtype="float64")
+    if champion.shape != challenger.shape:
+        raise ValueError(f"interleaved timings come in pairs, got {champion.size} and {challenger.size}")
+    floor = np.finfo("float64").tiny  # a timer that read 0 must not divide by zero
+    ratios = challenger / np.maximum(champion, floor)
+    return LatencyComparison(
+        challenger_ms=float(np.median(challenger)),
+        champion_ms=float(np.median(champion)),
+        ratio=float(np.median(ratios)),
+        rounds=int(challenger.size),
+        challenger_cpu_ms=cpu,
+    )
+
+
+@dataclass(frozen=True)
+class LatencyVerdict:
+    passed: bool
+    reason: str
+    ratio_passed: bool | None  # None: no champion to compare with
+    ceiling_passed: bool
+
+
+def judge_latency(comparison: LatencyComparison, max_ratio: float, ceiling_ms: float, what: str) -> LatencyVerdict:
+    """Pass when the challenger is at most ``max_ratio`` times the champion and under the ceiling."""
+    ceiling_ok = comparison.ceiling_ms <= ceiling_ms
+    kind = "wall-clock" if comparison.challenger_cpu_ms is None else "CPU"
+    ceiling = f"median {kind} {comparison.ceiling_ms:.2f} ms {'≤' if ceiling_ok else '>'} ceiling {ceiling_ms:.2f} ms"
+    if comparison.ratio is None or comparison.champion_ms is None:
+        return LatencyVerdict(ceiling_ok, f"{what}: no champion to compare with; {ceiling}", None, ceiling_ok)
+    ratio_ok = comparison.ratio <= max_ratio
+    relative = (
+        f"{comparison.ratio:.2f}x the champion ({comparison.challenger_ms:.2f} vs {comparison.champion_ms:.2f} ms, "
+        f"median of {comparison.rounds} interleaved rounds) {'≤' if ratio_ok else '>'} {max_ratio:.2f}x"
+    )
+    return LatencyVerdict(ratio_ok and ceiling_ok, f"{what}: {relative}; {ceiling}", ratio_ok, ceiling_ok)
