@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from retrain.cli import app
 from retrain.domain.demo_data import generate_day
-from tests.conftest import reviewed_project
+from tests.conftest import REPO_ROOT, reviewed_project
 
 pytestmark = pytest.mark.integration
 DAY = dt.date(2026, 1, 3)
