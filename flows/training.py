@@ -40,7 +40,14 @@ from tasks.promotion import (
     publish_decision_task,
     publish_gate_report_task,
 )
-from tasks.training import find_existing_task, gather_evidence_task, register_task, split_task, train_task
+from tasks.training import (
+    find_existing_task,
+    gather_evidence_task,
+    register_task,
+    split_task,
+    train_task,
+    training_lock,
+)
 
 
 class TrainingRequest(BaseModel):
@@ -76,10 +83,11 @@ def training(request: TrainingRequest | None = None) -> dict[str, Any]:
     )
     split = split_task(snapshot_path, settings)
 
-    challenger = find_existing_task(registry, evidence.training_key)
-    if challenger is None:
-        result = train_task(split, settings)
-        challenger = register_task(registry, result, split, snapshot, evidence, settings, where.project_dir)
+    with training_lock(where.ledger_url, registry.model_name):  # one training per model at a time
+        challenger = find_existing_task(registry, evidence.training_key)
+        if challenger is None:
+            result = train_task(split, settings)
+            challenger = register_task(registry, result, split, snapshot, evidence, settings, where.project_dir)
     champion = alias_task(registry, CHAMPION)
     if champion is None or champion.version != challenger.version:
         mark_challenger_task(registry, challenger)

@@ -400,7 +400,10 @@ def history(
 
 @app.command(name="doctor")
 def doctor_command(project: ProjectOption = None) -> None:
-    """Detect and repair an interrupted promotion (aliases and ledger disagree); report what was done."""
+    """Repair an interrupted promotion (aliases and ledger disagree) and check the ledger is a chain.
+
+    Exits 1 when something cannot be repaired, e.g. a broken chain in the append-only ledger.
+    """
     runtime = _runtime(project)
     settings = _settings(runtime)
     from retrain.adapters.ledger import Ledger
@@ -408,10 +411,16 @@ def doctor_command(project: ProjectOption = None) -> None:
 
     ledger = Ledger(runtime.ledger_url)
     try:
-        actions = doctor(_registry(runtime, settings), ledger)
+        report = doctor(_registry(runtime, settings), ledger)
     finally:
         ledger.dispose()
-    typer.echo("\n".join(f"repaired: {action}" for action in actions) or "healthy: aliases and ledger agree")
+    for action in report.repaired:
+        typer.echo(f"repaired: {action}")
+    for problem in report.problems:
+        typer.echo(f"problem: {problem}")
+    if not report.healthy:
+        _fail(f"unhealthy: {len(report.problems)} problem(s) the doctor cannot repair (see above)")
+    typer.echo("healthy: aliases and ledger agree, and the ledger is a chain")
 
 
 @app.command(name="rollback")
