@@ -176,15 +176,15 @@ def test_simultaneous_trainings_register_once_per_key_and_promote_by_compare_and
         first = _finish(_start_trainings(project, 5, env))
         assert _runs_saying(first, "first champion") == 1, first
 
-        # Data A+B: three runs judge v2 against v1 and wait for the reviewers ...
+        # Data A+B: two runs judge v2 against v1 and wait for the reviewers ...
         reviewer.answering.clear()
         write_demo_batches(batches, settings, 6)
-        judged_on_ab = _start_trainings(project, 3, env)
-        _wait_until(lambda: len(reviewer.paused()) == 3, "three runs on data A+B wait at the gate")
-        # ... while data A+B+C arrives and two more runs judge v3 against the same v1.
+        judged_on_ab = _start_trainings(project, 2, env)
+        _wait_until(lambda: len(reviewer.paused()) == 2, "two runs on data A+B wait at the gate")
+        # ... while data A+B+C arrives and one more run judges v3 against the same v1.
         write_demo_batches(batches, settings, 7)
-        judged_on_abc = _start_trainings(project, 2, env)
-        _wait_until(lambda: len(reviewer.paused()) == 5, "all five runs wait at the gate")
+        judged_on_abc = _start_trainings(project, 1, env)
+        _wait_until(lambda: len(reviewer.paused()) == 3, "all three runs wait at the gate")
         reviewer.answering.set()  # now every run is approved: only the first promotion may move champion
         second = _finish(judged_on_ab + judged_on_abc)
 
@@ -199,7 +199,7 @@ def test_simultaneous_trainings_register_once_per_key_and_promote_by_compare_and
     winner = moves[1][2]
     assert moves[1] == ("promotion", "1", winner) and winner in ("2", "3")
     loser = "3" if winner == "2" else "2"
-    losing_runs = 3 if loser == "2" else 2
+    losing_runs = 2 if loser == "2" else 1
     refusals = [e for e in history if e["kind"] == "refusal"]
     assert [(e["champion_before"], e["challenger"], e["champion_after"]) for e in refusals] == [
         ("1", loser, winner)
