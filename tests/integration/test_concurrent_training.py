@@ -168,6 +168,8 @@ def test_simultaneous_trainings_register_once_per_key_and_promote_by_compare_and
     batches = project / settings.dataset.batches
     env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
     runner = CliRunner()
+    registry = registry_for(project)
+    registry.experiment_id()  # MLflow's database exists before the runs race, as on any project in use
 
     with Reviewer(dt.datetime.now(dt.UTC)) as reviewer:
         # Data A: five runs at once, one training key. One version; the first approved run promotes it.
@@ -188,7 +190,6 @@ def test_simultaneous_trainings_register_once_per_key_and_promote_by_compare_and
         reviewer.answering.set()  # now every run is approved: only the first promotion may move champion
         second = _finish(judged_on_ab + judged_on_abc)
 
-    registry = registry_for(project)
     versions = registry.client.search_model_versions(f"name='{registry.model_name}'")
     keys = [version.tags[TAG_TRAINING_KEY] for version in versions]
     assert len(keys) == len(set(keys)) == 3, f"versions per training key: {sorted(keys)}"
