@@ -116,10 +116,10 @@ def split_task(snapshot_path: Path, settings: Settings) -> TimeSplit:
 
 @contextlib.contextmanager
 def training_lock(ledger_url: str, model_name: str) -> Iterator[None]:
-    """One training per registered model at a time: held around find-or-register, so that runs
-    started together on the same data wait for each other and one training key never registers two
-    versions. A lock on the ledger's database (released if this process dies), not a task: it spans
-    the tasks in between."""
+    """One training per registered model at a time: held from the data snapshot (DVC) to find-or-register,
+    so that runs started together wait for each other, DVC records the snapshot once, and one training
+    key never registers two versions. A lock on the ledger's database (released if this process dies),
+    not a task: it spans the tasks in between."""
     logger = get_run_logger()
     with model_lock(ledger_url, model_name, on_wait=logger.info):
         yield
