@@ -134,12 +134,19 @@ def _start_trainings(project: Path, count: int, env: dict[str, str]) -> list[sub
     ]
 
 
-def _finish(runs: list[subprocess.Popen[str]], timeout: float = 400) -> list[str]:
+def _finish(runs: list[subprocess.Popen[str]], timeout: float = 900) -> list[str]:
+    """Every run's output once all have ended; a run left over by a failure is stopped, not orphaned."""
     outputs = []
-    for run in runs:
-        output, _ = run.communicate(timeout=timeout)
-        assert run.returncode == 0, output[-4000:]
-        outputs.append(output)
+    try:
+        for run in runs:
+            output, _ = run.communicate(timeout=timeout)
+            assert run.returncode == 0, output[-4000:]
+            outputs.append(output)
+    finally:
+        for run in runs:
+            if run.poll() is None:
+                run.kill()
+                run.wait()
     return outputs
 
 
@@ -148,7 +155,7 @@ def _runs_saying(outputs: list[str], start: str) -> int:
     return sum(any(line.startswith(start) for line in output.splitlines()) for output in outputs)
 
 
-def _wait_until(condition: Any, what: str, timeout: float = 300) -> None:
+def _wait_until(condition: Any, what: str, timeout: float = 900) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting until {what}"
