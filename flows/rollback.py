@@ -12,11 +12,10 @@ from prefect import flow, runtime
 from pydantic import BaseModel, Field
 
 from retrain.adapters.registry import ModelRegistry
-from retrain.domain.lifecycle import CHAMPION, PREVIOUS_CHAMPION
 from retrain.environment import resolve_runtime
 from tasks.data import load_settings_task
 from tasks.leases import RELEASE_LEASE, lease_and_reap_task
-from tasks.promotion import alias_task, record_rollback_task, roll_back_task
+from tasks.promotion import publish_rollback_task, roll_back_task
 
 
 class RollbackRequest(BaseModel):
@@ -31,16 +30,8 @@ def rollback(request: RollbackRequest) -> dict[str, Any]:
     settings = load_settings_task(where.params_path)
     registry = ModelRegistry.for_project(where, settings)
     lease_and_reap_task(where.ledger_url, settings, "rollback", str(where.project_dir), registry)
-    champion = alias_task(registry, CHAMPION)
-    previous = alias_task(registry, PREVIOUS_CHAMPION)
-    outcome = roll_back_task(registry, champion, previous, request.reason)
-    position = record_rollback_task(
-        where.ledger_url,
-        settings.model.registered_name,
-        outcome,
-        request.requested_by,
-        request.reason,
-        str(runtime.flow_run.id or "local"),
-    )
-    print(f"champion rolled back from v{outcome.demoted} to v{outcome.restored} (ledger entry {position})")
-    return {"demoted": outcome.demoted, "restored": outcome.restored, "ledger_entry": position}
+    flow_run_id = str(runtime.flow_run.id or "local")
+    outcome = roll_back_task(registry, where.ledger_url, request.requested_by, request.reason, flow_run_id)
+    publish_rollback_task(settings.model.registered_name, outcome, request.requested_by, request.reason)
+    print(f"champion rolled back from v{outcome.demoted} to v{outcome.restored} (ledger entry {outcome.position})")
+    return {"demoted": outcome.demoted, "restored": outcome.restored, "ledger_entry": outcome.position}

@@ -42,7 +42,14 @@ from tasks.promotion import (
     publish_decision_task,
     publish_gate_report_task,
 )
-from tasks.training import find_existing_task, gather_evidence_task, register_task, split_task, train_task
+from tasks.training import (
+    find_existing_task,
+    gather_evidence_task,
+    register_task,
+    split_task,
+    train_task,
+    training_lock,
+)
 
 
 class TrainingRequest(BaseModel):
@@ -67,23 +74,28 @@ def training(request: TrainingRequest | None = None) -> dict[str, Any]:
     lease_and_reap_task(where.ledger_url, settings, "training", str(where.project_dir), registry)
 
     doctor_task(registry, where.ledger_url)
-    prepare_data_repo_task(where.project_dir, where.dvc_remote_url, where.dvc_remote_endpoint)
-    batches = list_batches_task(where.project_dir, settings)
-    validations = [validate_batch_task(path, settings, where.project_dir, reports / "validation") for path in batches]
-    publish_validation_task([validation.report for validation in validations])
-    store_quarantine_task(validations, settings, where.project_dir)
+    # One training per registered model at a time: runs started together wait here for each other, so
+    # the DVC snapshot is made once and one training key never registers two versions.
+    with training_lock(where.ledger_url, registry.model_name):
+        prepare_data_repo_task(where.project_dir, where.dvc_remote_url, where.dvc_remote_endpoint)
+        batches = list_batches_task(where.project_dir, settings)
+        validations = [
+            validate_batch_task(path, settings, where.project_dir, reports / "validation") for path in batches
+        ]
+        publish_validation_task([validation.report for validation in validations])
+        store_quarantine_task(validations, settings, where.project_dir)
 
-    snapshot_path = build_training_set_task(validations, settings, where.project_dir)
-    snapshot = version_training_set_task(snapshot_path, len(batches), settings, where.project_dir)
-    evidence = gather_evidence_task(
-        snapshot, settings, where.project_dir, flow_run_id, request.triggered_by, request.reason
-    )
-    split = split_task(snapshot_path, settings)
+        snapshot_path = build_training_set_task(validations, settings, where.project_dir)
+        snapshot = version_training_set_task(snapshot_path, len(batches), settings, where.project_dir)
+        evidence = gather_evidence_task(
+            snapshot, settings, where.project_dir, flow_run_id, request.triggered_by, request.reason
+        )
+        split = split_task(snapshot_path, settings)
 
-    challenger = find_existing_task(registry, evidence.training_key)
-    if challenger is None:
-        result = train_task(split, settings)
-        challenger = register_task(registry, result, split, snapshot, evidence, settings, where.project_dir)
+        challenger = find_existing_task(registry, evidence.training_key)
+        if challenger is None:
+            result = train_task(split, settings)
+            challenger = register_task(registry, result, split, snapshot, evidence, settings, where.project_dir)
     champion = alias_task(registry, CHAMPION)
     if champion is None or champion.version != challenger.version:
         mark_challenger_task(registry, challenger)

@@ -439,7 +439,11 @@ def history(
 
 @app.command(name="doctor")
 def doctor_command(project: ProjectOption = None) -> None:
-    """Mark runs whose process died Crashed, repair an interrupted promotion; report what was done."""
+    """Mark runs whose process died Crashed, repair an interrupted promotion (aliases and ledger
+    disagree) and check the ledger is a chain.
+
+    Exits 1 when something cannot be repaired, e.g. a broken chain in the append-only ledger.
+    """
     runtime = _runtime(project)
     settings = _settings(runtime)
     from retrain.adapters.ledger import Ledger
@@ -450,10 +454,16 @@ def doctor_command(project: ProjectOption = None) -> None:
     crashed = reap(runtime.ledger_url, registry, "retrain doctor")  # dead processes' runs first: they hold nothing
     ledger = Ledger(runtime.ledger_url)
     try:
-        actions = crashed + doctor(registry, ledger)
+        report = doctor(registry, ledger)
     finally:
         ledger.dispose()
-    typer.echo("\n".join(f"repaired: {action}" for action in actions) or "healthy: aliases and ledger agree")
+    for action in crashed + report.repaired:
+        typer.echo(f"repaired: {action}")
+    for problem in report.problems:
+        typer.echo(f"problem: {problem}")
+    if not report.healthy:
+        _fail(f"unhealthy: {len(report.problems)} problem(s) the doctor cannot repair (see above)")
+    typer.echo("healthy: aliases and ledger agree, and the ledger is a chain")
 
 
 @app.command(name="rollback")

@@ -4,22 +4,38 @@ Order: tag the decision on the challenger → ``previous-champion`` to the old c
 to the challenger (the single commit point) → clear ``challenger`` → append to the ledger. A crash
 before the commit point leaves the old champion serving; a crash after it leaves the new one
 serving with the ledger behind, and ``doctor`` (run at the start of every training flow) appends
-the missing entry from the version's own decision tags and clears stale aliases.
+the missing entry from the version's own decision tags (with its reviewers, their comment and the
+flow run) and clears stale aliases.
+
+Promotion is a compare-and-set under the model's lock (``retrain.adapters.locks``): ``champion``
+moves only if it is still the version the challenger was judged against; otherwise the decision is
+recorded as a refusal that says to re-run. Rollback and the doctor hold the same lock, so the ledger
+stays a chain (``lifecycle.chain_breaks``), which the doctor checks.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from retrain.adapters.ledger import Ledger
+from retrain.adapters.locks import model_lock
 from retrain.adapters.registry import ModelRegistry
 from retrain.domain import lifecycle
 from retrain.domain.approval import ApprovalResult
 from retrain.domain.gate import GateDecision
-from retrain.domain.lifecycle import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, LedgerEntry, ModelVersionInfo
+from retrain.domain.lifecycle import (
+    CHALLENGER,
+    CHAMPION,
+    MOVES,
+    PREVIOUS_CHAMPION,
+    LedgerEntry,
+    ModelVersionInfo,
+    chain_breaks,
+)
+from retrain.errors import NothingToRollBack
 
 STEPS = ("tag-decision", "previous-champion", "champion", "clear-challenger", "ledger")
 
@@ -53,46 +69,81 @@ def promote(
 ) -> PromotionOutcome:
     """Apply a gate decision; ``on_step(name)`` is called after each step (logging, crash tests).
 
-    ``approval`` is what the reviewers decided (already one of ``decision``'s checks); its reviewers
-    and comments go to the ledger, and a timed-out approval is recorded as kind ``timeout``.
+    ``champion`` is the version the challenger was judged against. Under the model's lock the
+    current champion is read again: if it moved meanwhile, nothing moves and the ledger records a
+    refusal that says so (compare-and-set). ``approval`` is what the reviewers decided (already one of
+    ``decision``'s checks); its reviewers and comments go to the ledger, and a timed-out approval is
+    recorded as kind ``timeout``.
     """
-    if champion is not None and champion.version == challenger.version:
-        return PromotionOutcome(
-            True, champion.version, None, challenger.version, (), "already champion: nothing to move"
+    with model_lock(ledger.url, registry.model_name):
+        return _promote_locked(
+            registry, ledger, decision, challenger, champion, actor, flow_run_id, evidence, approval, on_step
         )
+
+
+def _moved_reason(judged: str | None, current: str | None) -> str:
+    was = f"v{judged}" if judged else "no champion"
+    now = f"v{current}" if current else "no champion"
+    again = f"against {now}" if current else "again"
+    return f"champion moved from {was} to {now} while this challenger was judged; re-run to judge {again}"
+
+
+def _promote_locked(
+    registry: ModelRegistry,
+    ledger: Ledger,
+    decision: GateDecision,
+    challenger: ModelVersionInfo,
+    champion: ModelVersionInfo | None,
+    actor: str,
+    flow_run_id: str | None,
+    evidence: dict[str, Any],
+    approval: ApprovalResult | None,
+    on_step: Callable[[str], None],
+) -> PromotionOutcome:
+    judged = champion.version if champion else None
+    serving = registry.by_alias(CHAMPION)
+    current = serving.version if serving else None
+    if current == challenger.version:
+        return PromotionOutcome(True, current, None, challenger.version, (), "already champion: nothing to move")
+    moved = current != judged
+    promote_now = decision.promote and not moved
+    reasons = ((_moved_reason(judged, current),) if moved else ()) + tuple(decision.reasons)
+    comment = "" if approval is None else approval.comment
     registry.tag_version(
         challenger.version,
         {
-            lifecycle.TAG_DECISION: "promoted" if decision.promote else "refused",
-            lifecycle.TAG_REASONS: "; ".join(decision.reasons) or "all checks passed",
+            lifecycle.TAG_DECISION: "promoted" if promote_now else "refused",
+            lifecycle.TAG_REASONS: "; ".join(reasons) or "all checks passed",
             "retrain.gate.checks": json.dumps(decision.to_dict(details=False)["checks"]),
-            "retrain.gate.champion_before": champion.version if champion else "",
+            lifecycle.TAG_CHAMPION_BEFORE: judged or "",
+            lifecycle.TAG_REVIEWERS: json.dumps([] if approval is None else list(approval.reviewers)),
+            lifecycle.TAG_REVIEW_COMMENT: comment,
+            lifecycle.TAG_PROMOTION_FLOW_RUN: flow_run_id or "",
         },
     )
     on_step("tag-decision")
-    before = champion.version if champion else None
-    if decision.promote:
-        if champion is not None:
-            registry.set_alias(PREVIOUS_CHAMPION, champion.version)
+    if promote_now:
+        if judged is not None:
+            registry.set_alias(PREVIOUS_CHAMPION, judged)
         on_step("previous-champion")
         registry.set_alias(CHAMPION, challenger.version)  # the single commit point of a promotion
         on_step("champion")
-        registry.delete_alias(CHALLENGER)
+        marked = registry.by_alias(CHALLENGER)
+        if marked is None or marked.version == challenger.version:  # another run's challenger stays marked
+            registry.delete_alias(CHALLENGER)
         on_step("clear-challenger")
         outcome = PromotionOutcome(
-            True, challenger.version, before, challenger.version, (), "promoted" if champion else "first champion"
+            True, challenger.version, judged, challenger.version, (), "promoted" if judged else "first champion"
         )
     else:
-        outcome = PromotionOutcome(
-            False, before, None, challenger.version, decision.reasons, "refused: champion unchanged"
-        )
+        outcome = PromotionOutcome(False, current, None, challenger.version, reasons, "refused: champion unchanged")
     timed_out = approval is not None and approval.state == "timed_out"
-    review = "" if approval is None or not approval.comment else f" | reviewers: {approval.comment}"
+    review = f" | reviewers: {comment}" if comment else ""
     ledger.append(
         LedgerEntry(
             model_name=registry.model_name,
             kind="promotion" if outcome.promoted else ("timeout" if timed_out else "refusal"),
-            champion_before=before,
+            champion_before=judged,
             challenger=challenger.version,
             champion_after=outcome.champion_version,
             actor=actor,
@@ -107,54 +158,122 @@ def promote(
     return outcome
 
 
-def doctor(registry: ModelRegistry, ledger: Ledger) -> list[str]:
-    """Make aliases and ledger agree after an interrupted promotion; returns what was repaired."""
-    actions: list[str] = []
-    champion = registry.by_alias(CHAMPION)
-    moves = [e for e in ledger.entries(registry.model_name) if e.kind in ("promotion", "rollback")]
-    recorded = moves[-1].champion_after if moves else None
-    if champion is not None and champion.version != recorded:
-        tags = champion.tags
-        ledger.append(
+@dataclass(frozen=True)
+class RollbackOutcome:
+    demoted: str
+    restored: str
+    position: int
+
+
+def roll_back(registry: ModelRegistry, ledger: Ledger, *, actor: str, reason: str, flow_run_id: str) -> RollbackOutcome:
+    """Move ``champion`` back to ``previous-champion`` and record it, under the model's lock.
+
+    The aliases are read under the lock, so a rollback never interleaves with a promotion: the
+    ledger entry's ``champion_before`` is the champion the last move left.
+    """
+    with model_lock(ledger.url, registry.model_name):
+        champion = registry.by_alias(CHAMPION)
+        previous = registry.by_alias(PREVIOUS_CHAMPION)
+        if champion is None or previous is None:
+            missing = "no champion" if champion is None else "no previous-champion"
+            raise NothingToRollBack(f"nothing to roll back to: model {registry.model_name} has {missing}")
+        registry.set_alias(CHAMPION, previous.version)  # the commit point
+        registry.delete_alias(PREVIOUS_CHAMPION)
+        registry.tag_version(champion.version, {"retrain.rolled_back": reason})
+        position = ledger.append(
             LedgerEntry(
                 model_name=registry.model_name,
-                kind="promotion",
-                champion_before=recorded,
-                challenger=champion.version,
-                champion_after=champion.version,
-                actor="retrain doctor",
-                comment=(
-                    "reconciled: the champion alias had moved to this version but the ledger entry was missing "
-                    f"(interrupted promotion; gate decision on the version: {tags.get(lifecycle.TAG_DECISION, 'none')})"
-                ),
-                checks=json.loads(tags.get("retrain.gate.checks", "[]")),
+                kind="rollback",
+                champion_before=champion.version,
+                challenger=None,
+                champion_after=previous.version,
+                actor=actor,
+                comment=reason,
+                flow_run_id=flow_run_id,
             )
         )
-        actions.append(f"appended the missing ledger entry for champion v{champion.version}")
+    return RollbackOutcome(demoted=champion.version, restored=previous.version, position=position)
+
+
+@dataclass(frozen=True)
+class DoctorReport:
+    """What the doctor repaired, and what it found but cannot repair (then the project is unhealthy)."""
+
+    repaired: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def healthy(self) -> bool:
+        return not self.problems
+
+
+def _reconciled_entry(registry: ModelRegistry, champion: ModelVersionInfo, recorded: str | None) -> LedgerEntry:
+    """The ledger entry a crash kept promote() from writing, from the tags written before the crash."""
+    tags = champion.tags
+    comment = tags.get(lifecycle.TAG_REVIEW_COMMENT, "")
+    return LedgerEntry(
+        model_name=registry.model_name,
+        kind="promotion",
+        champion_before=recorded,
+        challenger=champion.version,
+        champion_after=champion.version,
+        actor="retrain doctor",
+        comment=(
+            "reconciled: the champion alias had moved to this version but the ledger entry was missing "
+            f"(interrupted promotion; gate decision on the version: {tags.get(lifecycle.TAG_DECISION, 'none')})"
+            + (f" | reviewers: {comment}" if comment else "")
+        ),
+        reviewers=tuple(json.loads(tags.get(lifecycle.TAG_REVIEWERS, "[]"))),
+        checks=json.loads(tags.get("retrain.gate.checks", "[]")),
+        flow_run_id=tags.get(lifecycle.TAG_PROMOTION_FLOW_RUN) or None,
+    )
+
+
+def doctor(registry: ModelRegistry, ledger: Ledger) -> DoctorReport:
+    """Make aliases and ledger agree after an interrupted promotion, then check the ledger's chain.
+
+    Runs under the model's lock, so doctors started at once (every training starts with one) do not
+    append the same missing entry twice.
+    """
+    with model_lock(ledger.url, registry.model_name):
+        report = DoctorReport()
+        _reconcile(registry, ledger, report)
+        breaks = chain_breaks(ledger.entries(registry.model_name))
+        report.problems.extend(f"the ledger is not a chain: {text}" for text in breaks)
+        return report
+
+
+def _reconcile(registry: ModelRegistry, ledger: Ledger, report: DoctorReport) -> None:
+    champion = registry.by_alias(CHAMPION)
+    moves = [e for e in ledger.entries(registry.model_name) if e.kind in MOVES]
+    recorded = moves[-1].champion_after if moves else None
+    if champion is not None and champion.version != recorded:
+        ledger.append(_reconciled_entry(registry, champion, recorded))
+        report.repaired.append(f"appended the missing ledger entry for champion v{champion.version}")
     elif champion is None and recorded is not None:
         if not registry.has_version(recorded):
-            actions.append(
+            report.problems.append(
                 f"not repaired: the ledger names champion v{recorded}, which the registry does not have "
                 "(was the registry reset without its ledger?)"
             )
-            return actions
+            return
         registry.set_alias(CHAMPION, recorded)
         champion = registry.by_alias(CHAMPION)
-        actions.append(f"restored the lost champion alias to v{recorded} from the ledger")
+        report.repaired.append(f"restored the lost champion alias to v{recorded} from the ledger")
     if champion is None:
-        return actions
+        return
     stale = registry.by_alias(CHALLENGER)
     if stale is not None and stale.version == champion.version:
         registry.delete_alias(CHALLENGER)
-        actions.append(f"removed challenger from v{stale.version}, which is the champion")
+        report.repaired.append(f"removed challenger from v{stale.version}, which is the champion")
     previous = registry.by_alias(PREVIOUS_CHAMPION)
     if previous is not None and previous.version == champion.version:
-        made = [e for e in ledger.entries(registry.model_name) if e.champion_after == champion.version]
+        entries = ledger.entries(registry.model_name)
+        made = [e for e in entries if e.kind in MOVES and e.champion_after == champion.version]
         before = made[-1].champion_before if made else None
         if before and before != champion.version:
             registry.set_alias(PREVIOUS_CHAMPION, before)
-            actions.append(f"moved previous-champion back to v{before} (it pointed at the champion)")
+            report.repaired.append(f"moved previous-champion back to v{before} (it pointed at the champion)")
         else:
             registry.delete_alias(PREVIOUS_CHAMPION)
-            actions.append("removed previous-champion, which pointed at the champion")
-    return actions
+            report.repaired.append("removed previous-champion, which pointed at the champion")

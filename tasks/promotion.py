@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
@@ -17,13 +17,12 @@ from retrain.adapters.ledger import Ledger
 from retrain.adapters.registry import ModelRegistry
 from retrain.domain.approval import ApprovalResult
 from retrain.domain.gate import GateDecision, GateInputs, decide, default_checks
-from retrain.domain.lifecycle import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, LedgerEntry, ModelVersionInfo
+from retrain.domain.lifecycle import CHALLENGER, ModelVersionInfo
 from retrain.domain.metrics import HIGHER_IS_BETTER, classification_metrics
 from retrain.domain.settings import Settings
 from retrain.domain.slices import slice_masks
 from retrain.domain.training import predict_proba
-from retrain.errors import NothingToRollBack
-from retrain.promotion import PromotionOutcome, doctor, promote
+from retrain.promotion import PromotionOutcome, RollbackOutcome, doctor, promote, roll_back
 from tasks.policy import RETRYING
 
 
@@ -120,15 +119,21 @@ def promote_task(
 
 @task(name="doctor", cache_policy=NO_CACHE, log_prints=True, **RETRYING)
 def doctor_task(registry: ModelRegistry, ledger_url: str) -> list[str]:
-    """Repair an interrupted promotion before anything else runs; says what it did."""
+    """Repair an interrupted promotion before anything else runs; says what it did.
+
+    What it cannot repair (a broken ledger chain stays in an append-only ledger) is logged as a
+    warning and does not stop the training: ``retrain doctor`` reports it as unhealthy.
+    """
     ledger = Ledger(ledger_url)
     try:
-        actions = doctor(registry, ledger)
+        report = doctor(registry, ledger)
     finally:
         ledger.dispose()
-    for action in actions:
+    for action in report.repaired:
         print(f"doctor: {action}")
-    return actions
+    for problem in report.problems:
+        get_run_logger().warning(f"doctor: {problem}")
+    return report.repaired
 
 
 def _fmt(value: float | None) -> str:
@@ -238,50 +243,24 @@ def publish_decision_task(markdown: str, decision: GateDecision, outcome: Promot
     (reports_dir / "gate.json").write_text(json.dumps(payload, indent=2, default=list), encoding="utf-8")
 
 
-@dataclass(frozen=True)
-class RollbackOutcome:
-    demoted: str
-    restored: str
-
-
 @task(name="roll-back", cache_policy=NO_CACHE, **RETRYING)
 def roll_back_task(
-    registry: ModelRegistry, champion: ModelVersionInfo | None, previous: ModelVersionInfo | None, reason: str
+    registry: ModelRegistry, ledger_url: str, actor: str, reason: str, flow_run_id: str
 ) -> RollbackOutcome:
-    """Move ``champion`` back to ``previous-champion`` (the commit point), then clear the latter."""
-    if champion is None or previous is None:
-        missing = "no champion" if champion is None else "no previous-champion"
-        raise NothingToRollBack(f"nothing to roll back to: model {registry.model_name} has {missing}")
-    registry.set_alias(CHAMPION, previous.version)
-    registry.delete_alias(PREVIOUS_CHAMPION)
-    registry.tag_version(champion.version, {"retrain.rolled_back": reason})
-    return RollbackOutcome(demoted=champion.version, restored=previous.version)
-
-
-@task(name="record-rollback", cache_policy=NO_CACHE, **RETRYING)
-def record_rollback_task(
-    ledger_url: str, model_name: str, outcome: RollbackOutcome, actor: str, reason: str, flow_run_id: str
-) -> int:
+    """Move ``champion`` back to ``previous-champion`` (the commit point) and append the ledger entry,
+    under the model's lock like any promotion."""
     ledger = Ledger(ledger_url)
     try:
-        position = ledger.append(
-            LedgerEntry(
-                model_name=model_name,
-                kind="rollback",
-                champion_before=outcome.demoted,
-                challenger=None,
-                champion_after=outcome.restored,
-                actor=actor,
-                comment=reason,
-                flow_run_id=flow_run_id,
-            )
-        )
+        return roll_back(registry, ledger, actor=actor, reason=reason, flow_run_id=flow_run_id)
     finally:
         ledger.dispose()
+
+
+@task(name="publish-rollback", cache_policy=NO_CACHE)
+def publish_rollback_task(model_name: str, outcome: RollbackOutcome, actor: str, reason: str) -> None:
     create_markdown_artifact(
         f"# Rollback of `{model_name}`\n\n`champion` moved from v{outcome.demoted} back to v{outcome.restored} "
         f"by **{actor}**: {reason}",
         key="rollback",
         description="Champion rolled back",
     )
-    return position

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from retrain.adapters import code_version, files, plots
 from retrain.adapters.contracts import contract_hash, load_contract_json
+from retrain.adapters.locks import model_lock
 from retrain.adapters.registry import HOLDOUT_PREFIX, ModelRegistry
 from retrain.domain import lifecycle
 from retrain.domain.features import build_feature_spec, encode_features
@@ -109,6 +112,17 @@ def split_task(snapshot_path: Path, settings: Settings) -> TimeSplit:
         settings.split.validation_days,
         settings.split.min_train_days,
     )
+
+
+@contextlib.contextmanager
+def training_lock(ledger_url: str, model_name: str) -> Iterator[None]:
+    """One training per registered model at a time: held from the data snapshot (DVC) to find-or-register,
+    so that runs started together wait for each other, DVC records the snapshot once, and one training
+    key never registers two versions. A lock on the ledger's database (released if this process dies),
+    not a task: it spans the tasks in between."""
+    logger = get_run_logger()
+    with model_lock(ledger_url, model_name, on_wait=logger.info):
+        yield
 
 
 @task(name="find-model-for-training-key", cache_policy=NO_CACHE, **RETRYING)

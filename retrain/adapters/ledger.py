@@ -18,23 +18,63 @@ from typing import TYPE_CHECKING, Any
 from retrain.domain.lifecycle import LedgerEntry
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine, Table
+    from sqlalchemy import Connection, Engine, Table
 
 TABLE = "promotion_ledger"
 
-_SQLITE_GUARDS = [
-    f"CREATE TRIGGER IF NOT EXISTS {TABLE}_no_update BEFORE UPDATE ON {TABLE} "
-    "BEGIN SELECT RAISE(ABORT, 'the promotion ledger is append-only'); END",
-    f"CREATE TRIGGER IF NOT EXISTS {TABLE}_no_delete BEFORE DELETE ON {TABLE} "
-    "BEGIN SELECT RAISE(ABORT, 'the promotion ledger is append-only'); END",
-]
-_POSTGRES_GUARDS = [
-    f"""CREATE OR REPLACE FUNCTION {TABLE}_append_only() RETURNS trigger AS $$
-        BEGIN RAISE EXCEPTION 'the promotion ledger is append-only'; END; $$ LANGUAGE plpgsql""",
-    f"DROP TRIGGER IF EXISTS {TABLE}_append_only ON {TABLE}",
-    f"""CREATE TRIGGER {TABLE}_append_only BEFORE UPDATE OR DELETE ON {TABLE}
-        FOR EACH ROW EXECUTE FUNCTION {TABLE}_append_only()""",
-]
+# Every process that opens a ledger prepares its schema; on PostgreSQL they take turns (this key),
+# since concurrent DROP/CREATE TRIGGER statements fail with "tuple concurrently updated".
+_SCHEMA_LOCK_KEY = 0x7265747261696E  # "retrain"
+
+
+def _guards(dialect: str, table: str, what: str) -> list[str]:
+    """Triggers that abort any UPDATE or DELETE on ``table``: append-only even for hand-written SQL."""
+    message = f"the {what} is append-only"
+    if dialect == "postgresql":
+        return [
+            f"""CREATE OR REPLACE FUNCTION {table}_append_only() RETURNS trigger AS $$
+                BEGIN RAISE EXCEPTION '{message}'; END; $$ LANGUAGE plpgsql""",
+            f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}",
+            f"""CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table}
+                FOR EACH ROW EXECUTE FUNCTION {table}_append_only()""",
+        ]
+    if dialect == "sqlite":
+        return [
+            f"CREATE TRIGGER IF NOT EXISTS {table}_no_update BEFORE UPDATE ON {table} "
+            f"BEGIN SELECT RAISE(ABORT, '{message}'); END",
+            f"CREATE TRIGGER IF NOT EXISTS {table}_no_delete BEFORE DELETE ON {table} "
+            f"BEGIN SELECT RAISE(ABORT, '{message}'); END",
+        ]
+    return []
+
+
+def _guarded(connection: Connection, table: str) -> bool:
+    """Whether PostgreSQL's append-only trigger on ``table`` is already in place."""
+    from sqlalchemy import text
+
+    found = connection.execute(text("SELECT 1 FROM pg_trigger WHERE tgname = :name"), {"name": f"{table}_append_only"})
+    return found.first() is not None
+
+
+def _prepare(engine: Engine, table: Table, what: str) -> None:
+    """Create the table and its append-only triggers; a race with another process is retried."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import DatabaseError
+
+    for attempt in range(3):
+        try:
+            with engine.begin() as connection:
+                if engine.dialect.name == "postgresql":
+                    if _guarded(connection, table.name):
+                        return  # a reader (people's role on the stack) may not create triggers, and need not
+                    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+                table.metadata.create_all(connection)
+                for statement in _guards(engine.dialect.name, table.name, what):
+                    connection.execute(text(statement))
+            return
+        except DatabaseError:  # another process created it between the check and the CREATE
+            if attempt == 2:
+                raise
 
 
 def _table() -> Table:
@@ -68,20 +108,6 @@ def _create_engine(url: str) -> Engine:
     return create_engine(url, future=True)
 
 
-def _guarded(engine: Engine) -> bool:
-    """Whether PostgreSQL's append-only trigger is in place: then a reader (a role that may not
-    create functions or triggers, as people's on the team stack) opens the ledger without them."""
-    if engine.dialect.name != "postgresql":
-        return False
-    from sqlalchemy import text
-
-    with engine.connect() as connection:
-        found = connection.execute(
-            text("SELECT 1 FROM pg_trigger WHERE tgname = :name"), {"name": f"{TABLE}_append_only"}
-        )
-        return found.first() is not None
-
-
 class Ledger:
     """Append and read promotion decisions; there is deliberately nothing else."""
 
@@ -93,15 +119,8 @@ class Ledger:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            from sqlalchemy import text
-
             engine = _create_engine(self.url)
-            self._table.metadata.create_all(engine)
-            guards = _POSTGRES_GUARDS if engine.dialect.name == "postgresql" else _SQLITE_GUARDS
-            if engine.dialect.name in ("postgresql", "sqlite") and not _guarded(engine):
-                with engine.begin() as connection:
-                    for statement in guards:
-                        connection.execute(text(statement))
+            _prepare(engine, self._table, "promotion ledger")
             self._engine = engine
         return self._engine
 
@@ -204,7 +223,8 @@ class DecisionRecord:
 
 
 class DecisionLog:
-    """Every retraining decision of the drift flow, appended under a table lock.
+    """Every retraining decision of the drift flow, appended under a table lock; append-only like
+    the ledger (no update or delete path here, and database triggers refuse hand-written ones).
 
     Deciding and recording happen in one exclusive transaction (SQLite ``BEGIN IMMEDIATE``,
     PostgreSQL ``LOCK TABLE``), so ten drift checks at once see each other's decisions: exactly one
@@ -220,7 +240,6 @@ class DecisionLog:
     def engine(self) -> Engine:
         if self._engine is None:
             from sqlalchemy import event
-            from sqlalchemy.exc import DatabaseError
 
             engine = _create_engine(self.url)
             if engine.dialect.name == "sqlite":
@@ -233,10 +252,7 @@ class DecisionLog:
                 def _exclusive(connection: Any) -> None:
                     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
-            try:
-                self._table.metadata.create_all(engine)
-            except DatabaseError:  # another process created it between the check and the CREATE
-                self._table.metadata.create_all(engine)
+            _prepare(engine, self._table, "decision log")
             self._engine = engine
         return self._engine
 

@@ -24,6 +24,12 @@ TAG_DECISION: Final = "retrain.gate.decision"
 TAG_REASONS: Final = "retrain.gate.reasons"
 TAG_FLOW_RUN: Final = "retrain.flow_run_id"
 TAG_TRIGGERED_BY: Final = "retrain.triggered_by"
+# Written on the challenger at the tag-decision step of a promotion, so that `doctor` can write the
+# ledger entry of a promotion a crash interrupted with the same reviewers, comment and flow run.
+TAG_CHAMPION_BEFORE: Final = "retrain.gate.champion_before"
+TAG_REVIEWERS: Final = "retrain.review.reviewers"
+TAG_REVIEW_COMMENT: Final = "retrain.review.comment"
+TAG_PROMOTION_FLOW_RUN: Final = "retrain.promotion.flow_run_id"
 
 
 @dataclass(frozen=True)
@@ -84,3 +90,34 @@ class LedgerEntry:
         data["reviewers"] = list(self.reviewers)
         data["recorded_at"] = None if self.recorded_at is None else self.recorded_at.isoformat()
         return data
+
+
+# Kinds of ledger entries that move ``champion``; the others record a decision that left it in place.
+MOVES: Final = ("promotion", "rollback")
+
+
+def chain_breaks(entries: list[LedgerEntry]) -> list[str]:
+    """Where a model's ledger (oldest first) stops being a chain; empty when it is one.
+
+    The chain rule: every entry that moves ``champion`` (a promotion or a rollback) starts from the
+    champion the previous move left (``champion_before`` == the previous move's ``champion_after``;
+    none before the first move), and every entry that leaves it in place (a refusal or a timeout)
+    records that same champion as ``champion_after``. A refusal's ``champion_before`` is the champion
+    its challenger was judged against, which may be older when the champion moved meanwhile.
+    """
+    breaks: list[str] = []
+    serving: str | None = None
+    for entry in entries:
+        before, after, now = _named(entry.champion_before), _named(entry.champion_after), _named(serving)
+        where = f"ledger entry #{entry.position} ({entry.kind} {before} -> {after})"
+        if entry.kind in MOVES:
+            if entry.champion_before != serving:
+                breaks.append(f"{where} moves the champion from {before}, but the previous move left {now}")
+            serving = entry.champion_after
+        elif entry.champion_after != serving:
+            breaks.append(f"{where} records {after} as the champion it left, but the last move left {now}")
+    return breaks
+
+
+def _named(version: str | None) -> str:
+    return "no champion" if version is None else f"v{version}"

@@ -17,10 +17,11 @@ from retrain.adapters.ledger import Ledger
 from retrain.adapters.registry import ModelRegistry
 from retrain.domain.demo_data import CATEGORICAL_FEATURES, NUMERIC_FEATURES, generate_day
 from retrain.domain.features import build_feature_spec, encode_features
+from retrain.domain.gate import Check, GateDecision
 from retrain.domain.lifecycle import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, LedgerEntry
 from retrain.domain.settings import load_settings
 from retrain.domain.training import train_model
-from retrain.promotion import STEPS, doctor
+from retrain.promotion import STEPS, PromotionOutcome, doctor, promote
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.integration
@@ -30,6 +31,7 @@ PROMOTE = textwrap.dedent(
     import os, signal, sys
     from retrain.adapters.ledger import Ledger
     from retrain.adapters.registry import ModelRegistry
+    from retrain.domain.approval import ApprovalResult, Ballot
     from retrain.domain.gate import Check, GateDecision
     from retrain.promotion import promote
 
@@ -41,17 +43,19 @@ PROMOTE = textwrap.dedent(
         if step == crash_after:
             os.kill(os.getpid(), signal.SIGKILL)
 
+    ballots = (Ballot("approve", "ada", "looks right", True), Ballot("approve", "grace", "", True))
+    approval = ApprovalResult("approved", ballots, 2)
     promote(registry, Ledger(ledger_url), decision, registry.by_version("2"), registry.by_version("1"),
-            actor="pytest", flow_run_id=None, evidence={}, on_step=crash)
+            actor="pytest", flow_run_id="flow-run-42", evidence={}, approval=approval, on_step=crash)
     """
 )
 
 
-def _register_two_models(registry: ModelRegistry) -> None:
+def _register_two_models(registry: ModelRegistry, rounds_list: tuple[int, ...] = (3, 6)) -> None:
     settings = load_settings(REPO_ROOT / "params.yaml")
     frame = pd.concat([generate_day(dt.date(2026, 1, d), 400, 1) for d in (1, 2)], ignore_index=True)
     spec = build_feature_spec(frame, NUMERIC_FEATURES, CATEGORICAL_FEATURES)
-    for rounds in (3, 6):
+    for rounds in rounds_list:
         model_settings = settings.model.model_copy(
             update={"xgboost": settings.model.xgboost.model_copy(update={"num_boost_round": rounds})}
         )
@@ -93,7 +97,8 @@ def test_killed_promotion_leaves_one_champion_and_doctor_reconciles(step: str, t
     champion = registry.by_alias(CHAMPION)
     assert champion is not None and champion.version == ("2" if STEPS.index(step) >= STEPS.index("champion") else "1")
 
-    actions = doctor(registry, ledger)
+    report = doctor(registry, ledger)
+    assert report.healthy, report.problems
     moves = [e for e in ledger.entries("m") if e.kind in ("promotion", "rollback")]
     assert moves[-1].champion_after == champion.version
     assert sum(e.champion_after == "2" for e in moves) == (1 if champion.version == "2" else 0)
@@ -103,9 +108,15 @@ def test_killed_promotion_leaves_one_champion_and_doctor_reconciles(step: str, t
     if champion.version == "2":
         previous = registry.by_alias(PREVIOUS_CHAMPION)
         assert previous is not None and previous.version == "1"
+        # Written by promote() or repaired by doctor: the reviewers, their comment and the flow run stay.
+        promoted = moves[-1]
+        assert promoted.reviewers == ("ada", "grace") and promoted.flow_run_id == "flow-run-42"
+        assert "ada (approve): looks right" in promoted.comment
+        assert (promoted.champion_before, promoted.challenger) == ("1", "2")
     if step in ("champion", "clear-challenger"):
-        assert any("missing ledger entry" in action for action in actions)
-    assert doctor(registry, ledger) == []  # a second look finds nothing left to repair
+        assert any("missing ledger entry" in action for action in report.repaired)
+    again = doctor(registry, ledger)  # a second look finds nothing left to repair
+    assert again.repaired == [] and again.healthy
     ledger.dispose()
 
 
@@ -115,13 +126,68 @@ def test_doctor_restores_a_lost_champion_alias_but_never_one_the_registry_lacks(
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
     ledger.append(LedgerEntry("m", "promotion", None, "2", "2", "pytest", "v2 promoted"))
 
-    assert doctor(registry, ledger) == ["restored the lost champion alias to v2 from the ledger"]
+    assert doctor(registry, ledger).repaired == ["restored the lost champion alias to v2 from the ledger"]
     champion = registry.by_alias(CHAMPION)
     assert champion is not None and champion.version == "2"
 
     ledger.append(LedgerEntry("m", "promotion", "2", "7", "7", "pytest", "a version from another registry"))
     registry.delete_alias(CHAMPION)
-    actions = doctor(registry, ledger)
-    assert len(actions) == 1 and actions[0].startswith("not repaired: the ledger names champion v7")
+    report = doctor(registry, ledger)
+    assert report.repaired == [] and not report.healthy
+    assert report.problems[0].startswith("not repaired: the ledger names champion v7")
     assert registry.by_alias(CHAMPION) is None
+    ledger.dispose()
+
+
+def test_promotion_is_compare_and_set_against_the_judged_champion(tmp_path: Path):
+    """Two runs judged against v1 at once: the first promotes, the second is refused with the reason,
+    and neither champion, previous-champion nor the ledger chain takes the stale judgement."""
+    registry = ModelRegistry(f"sqlite:///{tmp_path / 'mlflow.db'}", "m", "e", (tmp_path / "artifacts").as_uri())
+    _register_two_models(registry, (3, 6, 9))
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    registry.set_alias(CHAMPION, "1")
+    ledger.append(LedgerEntry("m", "promotion", None, "1", "1", "pytest", "first champion"))
+    judged = registry.by_version("1")
+    passed = GateDecision((Check("min_gain", True, 0.01, 0.0, "better"),), "roc_auc")
+
+    def judged_against_v1(version: str) -> PromotionOutcome:
+        challenger = registry.by_version(version)
+        return promote(registry, ledger, passed, challenger, judged, actor="pytest", flow_run_id=None, evidence={})
+
+    first, second = judged_against_v1("2"), judged_against_v1("3")
+
+    assert first.promoted and not second.promoted
+    assert second.reasons[0] == (
+        "champion moved from v1 to v2 while this challenger was judged; re-run to judge against v2"
+    )
+    champion, previous = registry.by_alias(CHAMPION), registry.by_alias(PREVIOUS_CHAMPION)
+    assert champion is not None and champion.version == "2"
+    assert previous is not None and previous.version == "1"
+    entries = ledger.entries("m")
+    assert [(e.kind, e.champion_before, e.challenger, e.champion_after) for e in entries] == [
+        ("promotion", None, "1", "1"),
+        ("promotion", "1", "2", "2"),
+        ("refusal", "1", "3", "2"),
+    ]
+    assert registry.by_version("3").tags["retrain.gate.decision"] == "refused"
+    assert doctor(registry, ledger).healthy
+    ledger.dispose()
+
+
+def test_doctor_reports_a_broken_ledger_chain(tmp_path: Path):
+    """What three unlocked trainings once wrote: two `1 -> 2` moves and a `1 -> 3` judged against a
+    stale champion. Append-only, so the doctor cannot repair it, but it must say where it breaks."""
+    registry = ModelRegistry(f"sqlite:///{tmp_path / 'mlflow.db'}", "m", "e", (tmp_path / "artifacts").as_uri())
+    _register_two_models(registry, (3, 6, 9))
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    for before, after in ((None, "1"), ("1", "2"), ("1", "2"), ("1", "3")):
+        ledger.append(LedgerEntry("m", "promotion", before, after, after, "pytest", "unlocked"))
+    registry.set_alias(CHAMPION, "3")
+
+    report = doctor(registry, ledger)
+
+    assert report.repaired == [] and not report.healthy
+    assert len(report.problems) == 2
+    assert "promotion v1 -> v2) moves the champion from v1, but the previous move left v2" in report.problems[0]
+    assert "promotion v1 -> v3) moves the champion from v1, but the previous move left v2" in report.problems[1]
     ledger.dispose()

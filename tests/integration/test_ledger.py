@@ -144,6 +144,23 @@ def decision_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     yield from _postgres_database()
 
 
+def test_the_database_itself_refuses_updates_and_deletes_of_decisions(decision_url: str):
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from retrain.adapters.ledger import DecisionLog
+
+    log = DecisionLog(decision_url)
+    log.decide_and_record(
+        "m", lambda _: ("none", ("quiet",)), champion="1", drift_share=0.0, batches=["b"], drift_run_id=None
+    )
+    for statement in ("UPDATE retraining_decisions SET decision = 'retrain'", "DELETE FROM retraining_decisions"):
+        with pytest.raises(DBAPIError, match="append-only"), log.engine.begin() as connection:
+            connection.execute(text(statement))
+    assert [r.decision for r in log.records("m")] == ["none"]
+    log.dispose()
+
+
 def test_ten_simultaneous_drift_decisions_start_exactly_one_retraining(decision_url: str):
     import datetime as dt
     import threading
