@@ -935,7 +935,7 @@ def _stack(project: Path | None) -> tuple[Runtime, Settings, Any, dict[str, Any]
 
     runtime = resolve_runtime(project_dir=project)
     settings = _settings(runtime)
-    config = StackConfig.from_env(runtime.state_dir, settings.schedules.work_pool)
+    config = StackConfig.from_env(runtime.state_dir, settings.schedules.work_pool, project_dir=runtime.project_dir)
     keys = load_secrets(config, settings.approval.reviewers)
     os.environ.update(admin_env(config, keys))  # the server itself; before prefect or mlflow are imported
     apply_process_defaults(runtime)

@@ -52,10 +52,37 @@ class Runtime:
         return self.mlflow_tracking_uri.startswith("sqlite:///") and str(self.state_dir) in self.mlflow_tracking_uri
 
 
+SERVED_PROJECTS = "RETRAIN_SERVED_PROJECTS"
+
+
+def served_roots(env: Mapping[str, str]) -> list[Path]:
+    """The directories under which a worker runs projects (``RETRAIN_SERVED_PROJECTS``, path-separated)."""
+    return [Path(item).resolve() for item in env.get(SERVED_PROJECTS, "").split(os.pathsep) if item.strip()]
+
+
+def check_served_project(project: Path, env: Mapping[str, str]) -> None:
+    """On a worker that serves listed projects only, refuse any other project directory.
+
+    A run's ``project_dir`` comes from whoever starts it (a custom run in the UI). Its params name the
+    registered model and its ``reviewers/`` the keys that may approve, so a directory a person wrote
+    could list themselves as reviewer of the real model. The operator lists the roots at
+    ``retrain stack up``; a run naming a project outside them fails before any work.
+    """
+    roots = served_roots(env)
+    if roots and not any(project == root or root in project.parents for root in roots):
+        from retrain.errors import ProjectNotServed
+
+        raise ProjectNotServed(
+            f"this worker serves only projects under {', '.join(str(root) for root in roots)}; "
+            f"{project} is not one of them (the operator adds roots with RETRAIN_STACK_PROJECTS at `retrain stack up`)"
+        )
+
+
 def resolve_runtime(env: Mapping[str, str] | None = None, project_dir: Path | None = None) -> Runtime:
     """Read locations from the environment, falling back to embedded defaults under the state dir."""
     env = os.environ if env is None else env
     project = (project_dir or Path(env.get("RETRAIN_PROJECT", "."))).resolve()
+    check_served_project(project, env)
     state = Path(env.get("RETRAIN_HOME", project / ".retrain")).resolve()
     tracking = env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{state / 'mlflow' / 'mlflow.db'}"
     embedded_artifacts = (state / "mlflow" / "artifacts").as_uri()

@@ -25,3 +25,7 @@ class ApprovalInputError(RetrainError):
 
 class DemoStepFailed(RetrainError):
     """A step of the demo did not do what the next steps rely on; the demo stops there."""
+
+
+class ProjectNotServed(RetrainError):
+    """A run named a project directory the worker was not set up to serve (team stack)."""

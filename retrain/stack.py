@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from retrain.environment import SERVED_PROJECTS
 from retrain.errors import RetrainError
 
 SERVICE_ACCOUNT = "retrain-service"
@@ -80,10 +81,18 @@ class StackConfig:
     s3_port: int = 9000
     postgres_port: int = 5433
     work_pool: str = "retrain-process"
+    served_projects: tuple[str, ...] = ()  # roots under which the worker runs projects; empty: any
 
     @classmethod
-    def from_env(cls, state_dir: Path, work_pool: str, env: Mapping[str, str] | None = None) -> StackConfig:
+    def from_env(
+        cls, state_dir: Path, work_pool: str, env: Mapping[str, str] | None = None, project_dir: Path | None = None
+    ) -> StackConfig:
+        """``project_dir`` (the operator's project) and the state dir are always served, plus the
+        path-separated roots in ``RETRAIN_STACK_PROJECTS``."""
         env = os.environ if env is None else env
+        extra = [item for item in env.get("RETRAIN_STACK_PROJECTS", "").split(os.pathsep) if item.strip()]
+        served = [str(path.resolve()) for path in (project_dir, state_dir) if path is not None]
+        served += [str(Path(item).resolve()) for item in extra]
         return cls(
             home=state_dir / "stack",
             host=env.get("RETRAIN_STACK_HOST", "127.0.0.1"),
@@ -93,6 +102,7 @@ class StackConfig:
             s3_port=int(env.get("RETRAIN_STACK_S3_PORT", 9000)),
             postgres_port=int(env.get("RETRAIN_STACK_POSTGRES_PORT", 5433)),
             work_pool=work_pool,
+            served_projects=tuple(dict.fromkeys(served)),
         )
 
     def database(self, purpose: str, driver: str, role: str, password: str) -> str:
@@ -423,6 +433,7 @@ def worker_env(config: StackConfig, keys: Mapping[str, Any]) -> dict[str, str]:
         "RETRAIN_S3_ENDPOINT_URL": config.s3_url,
         "RETRAIN_LEDGER_URL": config.database("ledger", "psycopg", "worker", str(keys["postgres"]["worker"])),
         "RETRAIN_HOME": str(config.home / "worker-home"),
+        **({SERVED_PROJECTS: os.pathsep.join(config.served_projects)} if config.served_projects else {}),
     }
 
 

@@ -82,7 +82,7 @@ def _postgres_installed() -> bool:
 
 
 @pytest.fixture(scope="session")
-def live_stack() -> Iterator[LiveStack]:
+def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     if not _postgres_installed():
         message = "PostgreSQL's server binaries (initdb) are not installed: the team stack runs its own cluster"
         if os.environ.get("CI") == "true":  # in CI a skip would hide the stack tests
@@ -98,6 +98,7 @@ def live_stack() -> Iterator[LiveStack]:
         RETRAIN_STACK_MLFLOW_PORT=str(ports["MLFLOW"]),
         RETRAIN_STACK_S3_PORT=str(ports["S3"]),
         RETRAIN_STACK_POSTGRES_PORT=str(ports["POSTGRES"]),
+        RETRAIN_STACK_PROJECTS=str(tmp_path_factory.getbasetemp()),  # the tests' projects; nothing else
     )
     started = time.perf_counter()
     up = subprocess.run(

@@ -140,6 +140,29 @@ def test_a_person_cannot_change_what_the_worker_runs(live_stack: LiveStack):
     assert wrong.status_code == 401
 
 
+def test_a_person_cannot_make_the_worker_run_a_project_they_wrote(live_stack: LiveStack):
+    """A custom run naming a directory the person wrote (their params, their own key in reviewers/)
+    fails before any work: the worker serves only the operator's project roots."""
+    import tempfile
+
+    from tests.conftest import reviewed_project
+    from tests.stack.test_live_stack import SMALL, _api, _wait_state
+
+    outside = Path(tempfile.mkdtemp(prefix="retrain-not-served-"))  # outside every served root
+    project = reviewed_project(outside / "project", SMALL)
+    with _as_person(live_stack) as person:  # a custom run, as the UI's form starts it
+        deployment = person.get("/deployments/name/training/nightly").raise_for_status().json()
+        parameters = {"request": {"project_dir": str(project), "triggered_by": PERSON, "reason": "mine"}}
+        created = person.post(f"/deployments/{deployment['id']}/create_flow_run", json={"parameters": parameters})
+        run_id = str(created.raise_for_status().json()["id"])
+    with _api(live_stack) as api:
+        run = _wait_state(api, run_id, {"FAILED", "CRASHED", "COMPLETED"})
+        assert run["state"]["type"] == "FAILED", run["state"]
+        logs = api.post("/logs/filter", json={"logs": {"flow_run_id": {"any_": [run_id]}}}).raise_for_status().json()
+    assert any("serves only projects under" in log["message"] for log in logs), [log["message"] for log in logs]
+    assert not (project / "data" / "training_set.parquet").exists()  # nothing ran
+
+
 def test_a_person_cannot_write_the_databases_with_sql(live_stack: LiveStack):
     from sqlalchemy import create_engine, text
     from sqlalchemy.exc import OperationalError, ProgrammingError
