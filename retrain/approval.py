@@ -218,6 +218,20 @@ def paused_runs(tag: str) -> list[UUID]:
         return [run.id for run in client.read_flow_runs(flow_run_filter=paused)]
 
 
+def start_api_once() -> None:
+    """Reach the Prefect API from this thread before any other thread does.
+
+    With no ``PREFECT_API_URL`` the first client starts the embedded server, and Prefect's
+    ``SubprocessASGIServer.start`` marks itself running before its process exists: a second thread
+    asking for a client in that window fails with "Server process did not start". A busy machine
+    widens the window, so the server is started here, once, before the flow's thread exists.
+    """
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        client.api_healthcheck()
+
+
 def run_with_reviewers(
     start: Callable[[], T],
     answers: Sequence[AnswerSource],
@@ -242,6 +256,7 @@ def run_with_reviewers(
         except BaseException as error:  # handed to the caller's thread below
             outcome["error"] = error
 
+    start_api_once()
     worker = threading.Thread(target=target, name=f"flow-{tag}", daemon=True)
     worker.start()
     pending = list(answers)
