@@ -25,10 +25,9 @@ import pytest
 from typer.testing import CliRunner
 
 from retrain.adapters.ledger import Ledger
-from retrain.adapters.workspace import create_workspace
 from retrain.cli import app
 from retrain.domain.lifecycle import TAG_TRAINING_KEY, LedgerEntry
-from tests.conftest import REPO_ROOT
+from tests.conftest import reviewed_project
 from tests.integration.conftest import SMALL_DATA, approve, registry_for, workspace_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.usefixtures("prefect_api")]
@@ -170,7 +169,7 @@ def test_simultaneous_trainings_register_once_per_key_and_promote_by_compare_and
     from retrain.demo import write_demo_batches
 
     monkeypatch.setenv("RETRAIN_LEDGER_URL", ledger_url)
-    project = create_workspace(REPO_ROOT, tmp_path / "project", PARAMS)
+    project = reviewed_project(tmp_path / "project", PARAMS)
     settings = workspace_settings(project)
     batches = project / settings.dataset.batches
     env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}

@@ -59,7 +59,8 @@ def test_first_run_makes_a_champion_with_lineage_plots_and_reports(workspace: Pa
     assert champion["version"] == "1" and status["challenger"] is None and status["previous_champion"] is None
     assert 0.6 < champion["metrics"]["roc_auc"] < 0.95
     assert set(champion["metrics"]) >= {"roc_auc", "pr_auc", "log_loss", "brier"}
-    assert champion["contract"] == {"name": "loans", "version": 2}
+    contract = workspace_settings(workspace).contract
+    assert champion["contract"] == {"name": contract.name, "version": contract.version}
     assert champion["tags"]["retrain.triggered_by"] == "pytest"
 
     # The data md5 recorded on the model is the one DVC wrote into dvc.lock, and the remote holds it.
