@@ -733,6 +733,8 @@ PEOPLE_ALLOWLIST: tuple[tuple[str, bool], ...] = (
     ("^GET /api/admin/(version|settings)$", True),  # the UI reads both; settings come with secrets masked
     (f"^GET /api/flow_runs/{UUID}/input/[^/]+-(schema|description)$", True),
     (f"^GET /api/flow_runs/{UUID}/input/retrain-receipt-[^/]+$", True),
+    # what a reviewer signs (run, model, challenger version, training key): nothing secret
+    (f"^GET /api/flow_runs/{UUID}/input/retrain-approval-subject$", True),
     ("^[A-Z]+ /api/(admin|variables|block_documents)(/|$)", False),
     ("^[A-Z]+ /api/.*block_documents", False),
     ("^[A-Z]+ /api/flow_runs/[^/]+/input(/|$)", False),
