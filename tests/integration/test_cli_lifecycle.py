@@ -163,16 +163,18 @@ def test_the_demo_passes_beside_two_cpu_burning_processes(embedded: Path):
     assert "Traceback" not in output
     status = CliRunner().invoke(app, ["status", "--project", str(REPO_ROOT), "--json"])
     report = json.loads(status.output)
-    assert report["champion"]["version"] == "2" and report["previous_champion"]["version"] == "1"
-    # v2's latency was judged against v1 timed in the same run; the check reports both comparisons.
+    assert report["champion"]["version"] in {"1", "2"}  # v2 may be refused on its merits (e.g. calibration)
+    # Load never decides: every latency check passed, and v2's was judged against v1 timed in the same
+    # run; the check reports both comparisons.
     checks = [
         check
         for path in embedded.rglob("gate.json")
         for check in json.loads(path.read_text())["checks"]
         if check["name"] == "latency_single"
     ]
+    assert len(checks) >= 2 and all(check["passed"] for check in checks), [check["reason"] for check in checks]
     compared = [check for check in checks if check["details"][0]["value"] is not None]
-    assert compared and all(check["passed"] and "x the champion" in check["reason"] for check in compared)
+    assert compared and all("x the champion" in check["reason"] for check in compared)
     measures = {"ratio to champion", "median CPU ms"}  # the ceiling judges CPU time: waiting for a core is not cost
     assert all({row["measure"] for row in check["details"]} == measures for check in checks)
 
