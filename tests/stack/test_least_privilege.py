@@ -224,7 +224,7 @@ def test_a_person_cannot_write_delete_or_anonymously_read_the_bucket(live_stack:
         httpx.post(f"{s3}/moto-api/reset", timeout=10),
     ]
     assert [r.status_code for r in anonymous] == [403] * len(anonymous)
-    for key_id, secret in ((live_stack.keys["s3_access_key"], "guessed"), ("AKIAIOSFODNN7EXAMPLE", "x")):
+    for key_id, secret in ((live_stack.keys["s3_access_key"], "guessed"), ("NO-SUCH-ACCESS-KEY-ID", "x")):
         guesser = boto3.client(
             "s3", endpoint_url=s3, aws_access_key_id=key_id, aws_secret_access_key=secret, region_name="us-east-1"
         )
