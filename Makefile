@@ -40,9 +40,10 @@ test: install  ## the whole test suite (unit + integration on real Prefect, MLfl
 test-unit: install  ## only the fast unit tests
 	$(UV) run --frozen pytest tests/unit
 
-lint: install  ## ruff lint + format check
+lint: install  ## ruff lint + format check + the layers (import-linter)
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen lint-imports
 
 typecheck: install  ## mypy
 	$(UV) run --frozen mypy

@@ -14,8 +14,8 @@ from prefect import flow, runtime
 from pydantic import BaseModel, Field
 
 from flows.training import TrainingRequest, training
+from retrain.adapters.environment import resolve_runtime
 from retrain.adapters.registry import ModelRegistry
-from retrain.environment import resolve_runtime
 from tasks.data import load_settings_task
 from tasks.leases import RELEASE_LEASE, lease_and_reap_task
 from tasks.monitoring import (

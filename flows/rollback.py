@@ -11,8 +11,8 @@ from typing import Any
 from prefect import flow, runtime
 from pydantic import BaseModel, Field
 
+from retrain.adapters.environment import resolve_runtime
 from retrain.adapters.registry import ModelRegistry
-from retrain.environment import resolve_runtime
 from tasks.data import load_settings_task
 from tasks.leases import RELEASE_LEASE, lease_and_reap_task
 from tasks.promotion import publish_rollback_task, roll_back_task

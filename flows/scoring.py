@@ -10,10 +10,10 @@ from prefect import flow, runtime
 from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel, Field
 
+from retrain.adapters.environment import resolve_runtime
 from retrain.adapters.registry import ModelRegistry
+from retrain.domain.errors import RetrainError
 from retrain.domain.lifecycle import CHAMPION
-from retrain.environment import resolve_runtime
-from retrain.errors import RetrainError
 from tasks.data import load_settings_task
 from tasks.leases import RELEASE_LEASE, lease_and_reap_task
 from tasks.monitoring import (

@@ -12,10 +12,10 @@ from typing import Any
 from prefect import flow, runtime
 from pydantic import BaseModel, Field
 
+from retrain.adapters.environment import resolve_runtime
 from retrain.adapters.registry import ModelRegistry
 from retrain.domain.approval import ApprovalSubject
 from retrain.domain.lifecycle import CHAMPION
-from retrain.environment import resolve_runtime
 from tasks.approval import collect_approval, review_instructions, reviewer_keys_task
 from tasks.data import (
     build_training_set_task,

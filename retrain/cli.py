@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from retrain.environment import Runtime, apply_process_defaults, resolve_runtime
+from retrain.adapters.environment import Runtime, apply_process_defaults, resolve_runtime
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -95,7 +95,7 @@ def _runtime(project: Path | None, stack: bool = False) -> Runtime:
         _load_stack_profile(project)
     runtime = resolve_runtime(project_dir=project)
     apply_process_defaults(runtime)
-    from retrain.ephemeral import guard_embedded_server
+    from retrain.adapters.prefect_server import guard_embedded_server
 
     guard_embedded_server()  # an embedded Prefect server started from here dies with this process
     return runtime
@@ -118,10 +118,10 @@ def _run_training(project_dir: Path, triggered_by: str, reason: str) -> dict[str
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     from retrain.adapters.files import BatchReadError
+    from retrain.domain.errors import RetrainError
     from retrain.domain.settings import SettingsError
     from retrain.domain.splitting import SplitError
     from retrain.domain.training import TrainingDataError
-    from retrain.errors import RetrainError
 
     return (RetrainError, SettingsError, SplitError, TrainingDataError, BatchReadError)
 
@@ -147,7 +147,7 @@ def train(
     settings = _settings(runtime)
     if _on_stack():
         from retrain.adapters.reviewer_keys import load_reviewer_keys
-        from retrain.stack_client import start_deployment_run
+        from retrain.deploy.client import start_deployment_run
 
         request = {"project_dir": str(runtime.project_dir), "triggered_by": _whoami(), "reason": reason}
         try:
@@ -182,7 +182,7 @@ def status(
     settings = _settings(runtime)
     from mlflow.exceptions import MlflowException
 
-    from retrain.status import lifecycle_status
+    from retrain.application.status import lifecycle_status
 
     try:
         report = lifecycle_status(_registry(runtime, settings))
@@ -247,7 +247,7 @@ def snapshot(project: ProjectOption = None) -> None:
     runtime = _runtime(project)
     settings = _settings(runtime)
     from retrain.adapters import files
-    from retrain.batches import assemble_training_set, validate_file
+    from retrain.application.batches import assemble_training_set, validate_file
 
     try:
         batches = files.list_batches(runtime.project_dir / settings.dataset.batches)
@@ -279,7 +279,7 @@ def fit(
             _fail(f"{option} {root / path} is a file; it must be a directory", 2)
     if (root / metrics).is_dir():
         _fail(f"--metrics {root / metrics} is a directory; it must be a file", 2)
-    from retrain.fit import fit as fit_snapshot
+    from retrain.application.fit import fit as fit_snapshot
 
     result = fit_snapshot(root, settings, root / models, root / plots, root / metrics)
     typer.echo(json.dumps(result["holdout"]))
@@ -295,7 +295,7 @@ def validate(
     runtime = _runtime(project)
     settings = _settings(runtime)
     from retrain.adapters.files import BatchReadError
-    from retrain.batches import validate_file
+    from retrain.application.batches import validate_file
 
     try:
         report = validate_file(path, settings, runtime.project_dir).report
@@ -329,7 +329,7 @@ def ingest(
     settings = _settings(runtime)
     from retrain.adapters.datastore import DataStoreError
     from retrain.adapters.files import BatchReadError
-    from retrain.ingest import IngestRefused, ingest_batch
+    from retrain.application.ingest import IngestRefused, ingest_batch
 
     try:
         entry = ingest_batch(runtime, settings, path)
@@ -362,8 +362,8 @@ def reproduce(
     runtime = _runtime(project)
     settings = _settings(runtime)
     from retrain.adapters.datastore import DataStoreError
-    from retrain.reproduce import ReproductionError
-    from retrain.reproduce import reproduce as rebuild
+    from retrain.application.reproduce import ReproductionError
+    from retrain.application.reproduce import reproduce as rebuild
 
     try:
         result = rebuild(runtime, _registry(runtime, settings), version)
@@ -447,8 +447,8 @@ def doctor_command(project: ProjectOption = None) -> None:
     runtime = _runtime(project)
     settings = _settings(runtime)
     from retrain.adapters.ledger import Ledger
-    from retrain.promotion import doctor
-    from retrain.reaper import reap
+    from retrain.application.promotion import doctor
+    from retrain.application.reaper import reap
 
     registry = _registry(runtime, settings)
     crashed = reap(runtime.ledger_url, registry, "retrain doctor")  # dead processes' runs first: they hold nothing
@@ -483,8 +483,8 @@ def rollback_command(
     request = {"reason": reason, "requested_by": _whoami(), "project_dir": str(runtime.project_dir)}
     try:
         if _on_stack():
-            from retrain.deployments import ROLLBACK_DEPLOYMENT
-            from retrain.stack_client import follow_run, start_deployment_run
+            from retrain.deploy.client import follow_run, start_deployment_run
+            from retrain.deploy.deployments import ROLLBACK_DEPLOYMENT
 
             result = follow_run(start_deployment_run(f"rollback/{ROLLBACK_DEPLOYMENT}", request))
         else:
@@ -591,7 +591,7 @@ def deploy(project: ProjectOption = None) -> None:
     """Register the deployments (nightly retraining, drift check, scoring) on the process work pool."""
     runtime = _runtime(project)
     settings = _settings(runtime)
-    from retrain.deployments import deploy_all
+    from retrain.deploy.deployments import deploy_all
 
     try:
         names = deploy_all(settings, runtime.project_dir)
@@ -608,7 +608,7 @@ def serve(project: ProjectOption = None) -> None:
     """Serve the deployments with their schedules from this process (embedded default; Ctrl-C stops)."""
     runtime = _runtime(project)
     settings = _settings(runtime)
-    from retrain.deployments import serve_all
+    from retrain.deploy.deployments import serve_all
 
     serve_all(settings, runtime.project_dir)
 
@@ -629,15 +629,15 @@ def _signing(decision: str, reviewer: str, comment: str, key: Path | None, proje
     them (so a wrong key file is told here, not as a refused ballot)."""
     runtime = _runtime(project)
     settings = _settings(runtime)
+    from retrain.adapters.prefect_api import Signing
     from retrain.adapters.reviewer_keys import (
         default_private_key_path,
         load_private_key,
         public_bytes,
         public_key_path,
     )
-    from retrain.approval import Signing
     from retrain.domain.approval import normalise, parse_public_key
-    from retrain.errors import RetrainError
+    from retrain.domain.errors import RetrainError
 
     listed = {normalise(name): name for name in settings.approval.reviewers}
     if normalise(reviewer) not in listed:
@@ -655,7 +655,7 @@ def _signing(decision: str, reviewer: str, comment: str, key: Path | None, proje
 
 
 def _send_decision(signing: Any, run_id: str) -> None:
-    from retrain.approval import submit_decision
+    from retrain.adapters.prefect_api import submit_decision
 
     try:
         receipt = submit_decision(run_id, signing)
@@ -701,7 +701,7 @@ def sign(
     if decision not in ("approve", "reject"):
         _fail("--decision is approve or reject", 2)
     signing = _signing(decision, reviewer, comment, key, project)
-    from retrain.approval import approval_subject
+    from retrain.adapters.prefect_api import approval_subject
 
     try:
         subject = approval_subject(run_id)
@@ -735,7 +735,7 @@ def reviewer_keygen(
     settings = _settings(runtime)
     from retrain.adapters.reviewer_keys import default_private_key_path, generate_key_pair
     from retrain.domain.approval import normalise
-    from retrain.errors import RetrainError
+    from retrain.domain.errors import RetrainError
 
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name):
         _fail("a reviewer name is letters, digits, '.', '_' or '-' (it names the key file)", 2)
@@ -844,7 +844,7 @@ def _demo_runners(
 
     answers = reviewers[: settings.approval.quorum]
     if on_stack:
-        from retrain.stack_client import stack_demo_runners
+        from retrain.deploy.client import stack_demo_runners
 
         return stack_demo_runners(settings, answers, receipt_printer(_print_receipt))
     review = reviewed_by_demo_reviewer(answers, settings.approval.quorum, on_receipt=_print_receipt)
@@ -945,7 +945,7 @@ def _stack(project: Path | None) -> tuple[Runtime, Settings, Any, dict[str, Any]
 def _stack_setup(runtime: Runtime, settings: Settings, mlflow_url: str, keys: dict[str, Any]) -> None:
     """Once the servers answer: MLflow accounts and permissions, the locked work pool (no job
     variables), the deployments."""
-    from retrain.deployments import deploy_all
+    from retrain.deploy.deployments import deploy_all
     from retrain.stack import ensure_locked_pool, ensure_mlflow_accounts
 
     model = settings.model
@@ -968,7 +968,7 @@ def _print_stack(statuses: list[Any], config: Any) -> None:
 def stack_up(project: ProjectOption = None) -> None:
     """Start every service that is not running (idempotent) and wait until all are healthy."""
     runtime, settings, config, keys = _stack(project)
-    from retrain.errors import RetrainError
+    from retrain.domain.errors import RetrainError
     from retrain.stack import up, write_profile
 
     started = time.perf_counter()

@@ -21,12 +21,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from retrain.adapters.environment import Runtime
+from retrain.adapters.prefect_api import AnswerSource, Receipt, Signing
 from retrain.adapters.workspace import create_workspace, write_params
-from retrain.approval import AnswerSource, Receipt, Signing
 from retrain.domain.demo_data import NO_CHANGES, DayChanges, generate_day
+from retrain.domain.errors import ApprovalInputError, DemoStepFailed
 from retrain.domain.settings import Settings
-from retrain.environment import Runtime
-from retrain.errors import ApprovalInputError, DemoStepFailed
 
 T = TypeVar("T")
 DEMO_KEYS = "demo-reviewer-keys"  # under RETRAIN_HOME, outside every workspace
@@ -122,7 +122,7 @@ def reviewed_by_demo_reviewer(
     """Wrap a training run so that the first ``quorum`` demo reviewers approve it when it pauses at the gate."""
     import uuid
 
-    from retrain.approval import run_with_reviewers
+    from retrain.adapters.prefect_api import run_with_reviewers
 
     report = receipt_printer(on_receipt)
 

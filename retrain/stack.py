@@ -46,8 +46,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from retrain.environment import SERVED_PROJECTS
-from retrain.errors import RetrainError
+from retrain.adapters.environment import SERVED_PROJECTS
+from retrain.domain.errors import RetrainError
 
 SERVICE_ACCOUNT = "retrain-service"
 BUCKET = "retrain"
@@ -203,7 +203,7 @@ def _http_ok(url: str, auth: tuple[str, str] | None = None, timeout: float = 2.0
 
 
 def _quiet_env() -> dict[str, str]:
-    from retrain.environment import QUIET_ENVIRONMENT
+    from retrain.adapters.environment import QUIET_ENVIRONMENT
 
     return dict(QUIET_ENVIRONMENT)
 

@@ -45,7 +45,7 @@ from retrain.domain.settings import ApprovalSettings
 
 PAUSE_PREFIX: Final = "approval-"
 RECEIPT_PREFIX: Final = "retrain-receipt-"
-SUBJECT_KEY: Final = "retrain-approval-subject"  # retrain.approval.SUBJECT_KEY reads it
+SUBJECT_KEY: Final = "retrain-approval-subject"  # retrain.adapters.prefect_api.SUBJECT_KEY reads it
 
 
 @task(name="check-reviewer-keys", cache_policy=NO_CACHE)

@@ -12,10 +12,10 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from retrain.adapters import datastore, files
-from retrain.batches import assemble_training_set, store_quarantine, validate_file
+from retrain.application.batches import assemble_training_set, store_quarantine, validate_file
+from retrain.domain.errors import ContractViolation
 from retrain.domain.settings import Settings, load_settings
 from retrain.domain.validation import BatchValidation, ValidationReport
-from retrain.errors import ContractViolation
 from tasks.policy import RETRYING
 
 TRAINING_SET_STAGE = "training_set"

@@ -1,4 +1,4 @@
-"""Run leases in flows: take this run's lease, then reap runs whose process died (see retrain.reaper)."""
+"""Run leases in flows: take this run's lease, then reap runs whose process died (see retrain.application.reaper)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from prefect import runtime, task
 from prefect.cache_policies import NO_CACHE
 
 from retrain.adapters.registry import ModelRegistry
+from retrain.application.reaper import LeaseKeeper, reap
 from retrain.domain.settings import Settings
-from retrain.reaper import LeaseKeeper, reap
 
 
 @task(name="lease-and-reap", cache_policy=NO_CACHE, log_prints=True)

@@ -19,12 +19,12 @@ from retrain.adapters import files, plots
 from retrain.adapters.ledger import DecisionLog, DecisionRecord
 from retrain.adapters.registry import ModelRegistry
 from retrain.domain.drift import DriftReport, detect_drift, distribution_pair
+from retrain.domain.errors import RetrainError
 from retrain.domain.lifecycle import CHALLENGER, CHAMPION, ModelVersionInfo
 from retrain.domain.profile import CategoricalProfile, NumericProfile, ReferenceProfile
 from retrain.domain.retraining import decide_retraining
 from retrain.domain.settings import Settings
 from retrain.domain.shadow import ShadowComparison, compare_shadow
-from retrain.errors import RetrainError
 from tasks.policy import RETRYING
 from tasks.training import REFERENCE_PROFILE
 
@@ -85,7 +85,7 @@ def active_training_runs(
     """Training runs of this project that make a new one a duplicate: pending, running or waiting for
     reviewers, and scheduled runs already due (a trigger just created them). A run stuck in one state
     for longer than ``stale_after_hours`` is a crashed process's leftover, not in flight, and so is a run
-    whose lease in the ledger's database expired (its process died; see retrain.reaper)."""
+    whose lease in the ledger's database expired (its process died; see retrain.application.reaper)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         FlowFilter,
@@ -99,7 +99,7 @@ def active_training_runs(
     states = [StateType(name) for name in (*ACTIVE_STATES, "SCHEDULED")]
     flows = FlowFilter(name=FlowFilterName(any_=["training"]))
     runs = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=states)))
-    from retrain.reaper import expired_leases
+    from retrain.application.reaper import expired_leases
 
     dead = expired_leases(ledger_url) if ledger_url else {}
     now = dt.datetime.now(dt.UTC)

@@ -1,44 +1,17 @@
 """When a task may retry: on transient I/O and service errors, never on a judgement.
 
-A contract violation, a refused gate or bad settings give the same answer on every try, so retrying
-them only delays the error; a dropped connection or a busy S3 often heals within seconds.
+The classification lives with the errors (:func:`retrain.domain.errors.is_transient`): Retrain's
+own errors say whether they are transient, adapters translate their library's exceptions into
+them, and this module only hands that answer to Prefect.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from retrain.adapters.datastore import DataStoreConfigError
-from retrain.adapters.files import BatchReadError
-from retrain.domain.settings import SettingsError
-from retrain.domain.splitting import SplitError
-from retrain.domain.training import TrainingDataError
-from retrain.errors import ContractViolation, RetrainError
+from retrain.domain.errors import is_transient
 
-PERMANENT: tuple[type[BaseException], ...] = (
-    ContractViolation,
-    DataStoreConfigError,
-    RetrainError,
-    SettingsError,
-    SplitError,
-    TrainingDataError,
-    BatchReadError,
-    FileNotFoundError,
-    PermissionError,
-    ValueError,
-    TypeError,
-    KeyError,
-)
-TRANSIENT: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError, OSError)
-TRANSIENT_NAMES = ("DataStoreError", "RegistryError", "MlflowException", "ClientError", "EndpointConnectionError")
-
-
-def is_transient(error: BaseException | None) -> bool:
-    if error is None or isinstance(error, PERMANENT):
-        return False
-    if isinstance(error, TRANSIENT):
-        return True
-    return type(error).__name__ in TRANSIENT_NAMES
+__all__ = ["RETRYING", "is_transient", "retry_on_transient"]
 
 
 def retry_on_transient(task: Any, task_run: Any, state: Any) -> bool:

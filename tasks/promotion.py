@@ -15,6 +15,7 @@ from prefect.cache_policies import NO_CACHE
 
 from retrain.adapters.ledger import Ledger
 from retrain.adapters.registry import ModelRegistry
+from retrain.application.promotion import PromotionOutcome, RollbackOutcome, doctor, promote, roll_back
 from retrain.domain.approval import ApprovalResult
 from retrain.domain.gate import GateDecision, GateInputs, decide, default_checks
 from retrain.domain.lifecycle import CHALLENGER, ModelVersionInfo
@@ -22,7 +23,6 @@ from retrain.domain.metrics import HIGHER_IS_BETTER, classification_metrics
 from retrain.domain.settings import Settings
 from retrain.domain.slices import slice_masks
 from retrain.domain.training import predict_proba
-from retrain.promotion import PromotionOutcome, RollbackOutcome, doctor, promote, roll_back
 from tasks.policy import RETRYING
 
 
@@ -55,7 +55,7 @@ def guardrails_task(
     champion: ModelVersionInfo | None = None,
 ) -> dict[str, float]:
     """Latency (against the champion, timed in the same run) and size of the registered challenger."""
-    from retrain.guardrails import measure
+    from retrain.application.guardrails import measure
 
     rival = None if champion is None else champion.version
     return measure(registry, version.version, holdout, settings.model.threads, scratch, rival)

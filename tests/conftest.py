@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from retrain.environment import QUIET_ENVIRONMENT
+from retrain.adapters.environment import QUIET_ENVIRONMENT
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 _SESSION_HOME = Path(tempfile.mkdtemp(prefix="retrain-tests-"))

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from retrain.domain.errors import InputError
 from retrain.domain.lifecycle import canonical_hash
 from retrain.domain.validation import (
     BatchValidation,
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 _SHOWN_VALUES = 5
 
 
-class ContractError(ValueError):
+class ContractError(InputError):
     """The contract file is missing or is not a valid great-expectations suite."""
 
 

@@ -26,9 +26,11 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 import yaml
+
+from retrain.domain.errors import ServiceError
 
 if TYPE_CHECKING:
     from dvc.repo import Repo
@@ -37,7 +39,7 @@ DEFAULT_REMOTE = "retrain"
 _T = TypeVar("_T")
 
 
-class DataStoreError(RuntimeError):
+class DataStoreError(ServiceError):
     """A DVC operation failed; the message says what failed and what to do."""
 
 
@@ -47,9 +49,15 @@ class DataStoreConfigError(DataStoreError):
     Retrying cannot help; fixing dvc.yaml, params.yaml, the data or the remote setting does.
     """
 
+    exit_code: ClassVar[int] = 2
+    transient: ClassVar[bool] = False
+
 
 class DataMissingError(DataStoreError):
     """Data DVC needs is in neither the local cache nor the remote; retrying cannot bring it back."""
+
+    exit_code: ClassVar[int] = 1
+    transient: ClassVar[bool] = False
 
 
 def _said(error: BaseException) -> str:

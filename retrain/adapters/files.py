@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from retrain.domain.errors import InputError
+
 BATCH_SUFFIXES = (".parquet", ".pq", ".csv")
 
 
-class BatchReadError(ValueError):
+class BatchReadError(InputError):
     """A batch file could not be read; the message says which and what to do."""
 
 

@@ -23,10 +23,12 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from retrain.domain.errors import ServiceError
+
 LOCK_TABLE = "model_locks"
 
 
-class ModelLockTimeout(RuntimeError):
+class ModelLockTimeout(ServiceError):
     """Another process held the model's lock for longer than this one was willing to wait."""
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from retrain.domain.errors import ServiceError
 from retrain.domain.features import FeatureSpec
 from retrain.domain.lifecycle import (
     ALIASES,
@@ -33,13 +34,13 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
+    from retrain.adapters.environment import Runtime
     from retrain.domain.settings import Settings
-    from retrain.environment import Runtime
 
 HOLDOUT_PREFIX = "holdout_"
 
 
-class RegistryError(RuntimeError):
+class RegistryError(ServiceError):
     """MLflow could not be reached or refused an operation."""
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from retrain.domain.approval import format_public_key, normalise, parse_public_key, reviewers_without_keys
+from retrain.domain.errors import ApprovalConfigError, ApprovalInputError
 from retrain.domain.settings import ApprovalSettings
-from retrain.errors import ApprovalConfigError, ApprovalInputError
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey

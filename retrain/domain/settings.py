@@ -4,7 +4,7 @@ Every knob a user tunes lives in ``params.yaml``; this module turns it into immu
 models so that a typo (unknown key), a forgotten key or a wrong type stops the program at start-up
 with an error that names the key and the file, instead of surfacing as a ``KeyError`` mid-run.
 Service locations (MLflow, Prefect, DVC remote) are *not* here: they come from the environment
-(see :mod:`retrain.environment`), so the same params work on a laptop and on the team stack.
+(see :mod:`retrain.adapters.environment`), so the same params work on a laptop and on the team stack.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from retrain.domain.errors import InputError
 from retrain.domain.metrics import METRICS
 
 _REVIEWER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -26,7 +27,7 @@ _REVIEWER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 PrimaryMetric = Literal["roc_auc", "pr_auc", "log_loss", "brier"]
 
 
-class SettingsError(ValueError):
+class SettingsError(InputError):
     """Raised when params.yaml cannot be turned into settings; the message names key and file."""
 
 

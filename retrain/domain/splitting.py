@@ -10,8 +10,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from retrain.domain.errors import InputError
 
-class SplitError(ValueError):
+
+class SplitError(InputError):
     """The data has too few distinct days for the configured split."""
 
 

@@ -13,11 +13,12 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
+from retrain.domain.errors import InputError
 from retrain.domain.features import FeatureSpec, encode_features
 from retrain.domain.settings import ModelSettings
 
 
-class TrainingDataError(ValueError):
+class TrainingDataError(InputError):
     """The rows cannot train a classifier (for example: a single class)."""
 
 

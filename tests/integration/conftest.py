@@ -10,11 +10,11 @@ from typing import Any, TypeVar
 
 import pytest
 
+from retrain.adapters.environment import resolve_runtime
+from retrain.adapters.prefect_api import AnswerSource, Receipt, Signing, run_with_reviewers
 from retrain.adapters.registry import ModelRegistry
-from retrain.approval import AnswerSource, Receipt, Signing, run_with_reviewers
+from retrain.domain.errors import ApprovalInputError
 from retrain.domain.settings import Settings, load_settings
-from retrain.environment import resolve_runtime
-from retrain.errors import ApprovalInputError
 from tests.conftest import REVIEWER_KEYS, reviewed_project
 
 T = TypeVar("T")

@@ -19,14 +19,22 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.training import TrainingRequest, training
+from retrain.adapters.environment import resolve_runtime
 from retrain.adapters.ledger import Ledger
+from retrain.adapters.prefect_api import (
+    Answer,
+    AnswerSource,
+    Receipt,
+    Signing,
+    approval_subject,
+    paused_runs,
+    submit_decision,
+)
 from retrain.adapters.workspace import write_params
-from retrain.approval import Answer, AnswerSource, Receipt, Signing, approval_subject, paused_runs, submit_decision
 from retrain.cli import app
 from retrain.demo import write_demo_batches
 from retrain.domain.approval import ApprovalSubject
-from retrain.environment import resolve_runtime
-from retrain.errors import ApprovalConfigError, ApprovalInputError
+from retrain.domain.errors import ApprovalConfigError, ApprovalInputError
 from tests.conftest import REVIEWER_KEYS, private_key_file
 from tests.integration.conftest import approve, registry_for, reviewed, signing, workspace_settings
 

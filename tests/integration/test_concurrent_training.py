@@ -104,7 +104,7 @@ class Reviewer:
             return [str(run.id) for run in client.read_flow_runs(flow_run_filter=waiting)]
 
     def _loop(self) -> None:
-        from retrain.approval import answer_paused_run
+        from retrain.adapters.prefect_api import answer_paused_run
 
         while not self.stop.is_set():
             if self.answering.is_set():

@@ -15,13 +15,13 @@ import pytest
 
 from retrain.adapters.ledger import Ledger
 from retrain.adapters.registry import ModelRegistry
+from retrain.application.promotion import STEPS, PromotionOutcome, doctor, promote
 from retrain.domain.demo_data import CATEGORICAL_FEATURES, NUMERIC_FEATURES, generate_day
 from retrain.domain.features import build_feature_spec, encode_features
 from retrain.domain.gate import Check, GateDecision
 from retrain.domain.lifecycle import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, LedgerEntry
 from retrain.domain.settings import load_settings
 from retrain.domain.training import train_model
-from retrain.promotion import STEPS, PromotionOutcome, doctor, promote
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.integration
@@ -33,7 +33,7 @@ PROMOTE = textwrap.dedent(
     from retrain.adapters.registry import ModelRegistry
     from retrain.domain.approval import ApprovalResult, Ballot
     from retrain.domain.gate import Check, GateDecision
-    from retrain.promotion import promote
+    from retrain.application.promotion import promote
 
     tracking, artifacts, ledger_url, crash_after = sys.argv[1:5]
     registry = ModelRegistry(tracking, "m", "e", artifacts)

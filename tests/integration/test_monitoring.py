@@ -18,12 +18,12 @@ from typer.testing import CliRunner
 from flows.drift import DriftRequest, drift
 from flows.scoring import ScoringRequest, scoring
 from flows.training import TrainingRequest, training
+from retrain.adapters.environment import resolve_runtime
 from retrain.adapters.ledger import DecisionLog
 from retrain.adapters.workspace import write_params
 from retrain.cli import app
 from retrain.demo import DRIFTED_DAY, write_demo_batches
 from retrain.domain.demo_data import NO_CHANGES, generate_day
-from retrain.environment import resolve_runtime
 from tests.integration.conftest import registry_for, reviewed, workspace_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_api")]
@@ -107,7 +107,7 @@ def test_a_training_run_waiting_for_reviewers_is_in_flight(workspace: Path, tmp_
         result = _check(workspace, _new_day(workspace, tmp_path, 5, drifted=True))
         assert result["decision"] == "in_flight" and "(Paused)" in result["reasons"][-1]
     finally:
-        from retrain.approval import submit_decision
+        from retrain.adapters.prefect_api import submit_decision
         from tests.integration.conftest import approve
 
         submit_decision(str(paused.run_id), approve("grace"))
@@ -172,7 +172,7 @@ def test_ten_simultaneous_drift_checks_start_exactly_one_retraining(workspace: P
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowRunFilter
 
-    from retrain.deployments import deploy_all
+    from retrain.deploy.deployments import deploy_all
 
     _champion(workspace)
     deploy_all(workspace_settings(workspace), workspace)  # a trigger now runs the deployment (no worker here)

@@ -18,10 +18,10 @@ from uuid import UUID
 import pytest
 from typer.testing import CliRunner
 
+from retrain.adapters.environment import resolve_runtime
 from retrain.adapters.workspace import write_params
 from retrain.cli import app
 from retrain.demo import write_demo_batches
-from retrain.environment import resolve_runtime
 from tests.integration.conftest import registry_for, workspace_settings
 from tests.integration.test_monitoring import _champion, _check, _new_day
 
@@ -101,7 +101,7 @@ def _mlflow_statuses(workspace: Path, run_id: str) -> list[str]:
 
 
 def _kill_and_outlive_the_lease(process: subprocess.Popen[bytes], workspace: Path, run_id: str) -> None:
-    from retrain.reaper import expired_leases
+    from retrain.application.reaper import expired_leases
 
     process.send_signal(signal.SIGKILL)
     process.wait(30)
@@ -144,7 +144,7 @@ def test_a_killed_running_training_run_is_crashed_failed_in_mlflow_and_not_in_fl
 
 @pytest.mark.usefixtures("prefect_api")
 def test_a_killed_paused_training_run_is_crashed_failed_in_mlflow_and_not_in_flight(workspace: Path, tmp_path: Path):
-    from retrain.approval import paused_runs
+    from retrain.adapters.prefect_api import paused_runs
 
     _champion(workspace)
     write_params(workspace, {"model": {"xgboost": {"max_depth": 3}}, **SHORT_LEASE})

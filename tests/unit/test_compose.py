@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from retrain.environment import QUIET_ENVIRONMENT
+from retrain.adapters.environment import QUIET_ENVIRONMENT
 from retrain.stack import DATABASES, ROLES, StackConfig, proxy_config_text, services
 
 INFRA = Path(__file__).resolve().parents[2] / "infra"

@@ -6,10 +6,10 @@ import pytest
 
 from retrain.adapters.datastore import DataStoreConfigError, DataStoreError
 from retrain.adapters.files import BatchReadError
+from retrain.domain.errors import ContractViolation
 from retrain.domain.settings import SettingsError
 from retrain.domain.splitting import SplitError
 from retrain.domain.training import TrainingDataError
-from retrain.errors import ContractViolation
 from tasks.policy import is_transient, retry_on_transient
 
 

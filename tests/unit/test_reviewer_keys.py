@@ -13,8 +13,8 @@ from retrain.adapters.reviewer_keys import (
     load_reviewer_keys,
     public_bytes,
 )
+from retrain.domain.errors import ApprovalConfigError, ApprovalInputError
 from retrain.domain.settings import ApprovalSettings
-from retrain.errors import ApprovalConfigError, ApprovalInputError
 
 POLICY = ApprovalSettings(reviewers=("ada", "grace"), quorum=1, timeout_minutes=1, poll_seconds=1, keys_dir="reviewers")
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from retrain.environment import SERVED_PROJECTS, resolve_runtime
-from retrain.errors import ProjectNotServed
+from retrain.adapters.environment import SERVED_PROJECTS, resolve_runtime
+from retrain.domain.errors import ProjectNotServed
 from retrain.stack import StackConfig, worker_env
 from tests.unit.test_compose import KEYS
 

@@ -24,15 +24,16 @@ import pandas as pd
 import yaml
 
 from retrain.adapters import datastore
-from retrain.batches import quarantine_path, validate_file
+from retrain.adapters.environment import Runtime
+from retrain.application.batches import quarantine_path, validate_file
+from retrain.domain.errors import RetrainError
 from retrain.domain.settings import Settings
-from retrain.environment import Runtime
 
 BATCH_LOG = "batch_log.jsonl"
 JOURNAL = ".ingest-journal.json"
 
 
-class IngestRefused(RuntimeError):
+class IngestRefused(RetrainError):
     """The batch was refused (by the contract, or as a different batch under a taken name)."""
 
 

@@ -15,16 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from retrain.adapters import datastore, files
+from retrain.adapters.environment import Runtime
 from retrain.adapters.registry import ModelRegistry
+from retrain.domain.errors import RetrainError
 from retrain.domain.features import build_feature_spec
 from retrain.domain.lifecycle import canonical_hash
 from retrain.domain.settings import DatasetSettings, ModelSettings, SplitSettings
 from retrain.domain.splitting import split_by_time
 from retrain.domain.training import train_model
-from retrain.environment import Runtime
 
 
-class ReproductionError(RuntimeError):
+class ReproductionError(RetrainError):
     """The evidence is incomplete or inconsistent, so a rebuild cannot even be attempted."""
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 SERVER_MODULE = "prefect.server.api.server"
 PREFECT_FACTORY = "prefect.server.api.server:create_app"
-GUARDED_FACTORY = "retrain.ephemeral:create_app"
+GUARDED_FACTORY = "retrain.adapters.prefect_server:create_app"
 PARENT_ENV = "RETRAIN_EPHEMERAL_PARENT_PID"
 #: How often the server looks for its parent; the orphan lives at most this long plus its shutdown.
 WATCH_SECONDS = 1.0

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from uuid import UUID
 
 from retrain.domain.approval import ApprovalSubject, sign_answer
-from retrain.errors import ApprovalInputError
+from retrain.domain.errors import ApprovalInputError
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey

@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from retrain.domain.errors import RetrainError
 from retrain.domain.settings import Settings
-from retrain.errors import RetrainError
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment

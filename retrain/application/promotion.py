@@ -25,6 +25,7 @@ from retrain.adapters.locks import model_lock
 from retrain.adapters.registry import ModelRegistry
 from retrain.domain import lifecycle
 from retrain.domain.approval import ApprovalResult
+from retrain.domain.errors import NothingToRollBack
 from retrain.domain.gate import GateDecision
 from retrain.domain.lifecycle import (
     CHALLENGER,
@@ -35,7 +36,6 @@ from retrain.domain.lifecycle import (
     ModelVersionInfo,
     chain_breaks,
 )
-from retrain.errors import NothingToRollBack
 
 STEPS = ("tag-decision", "previous-champion", "champion", "clear-challenger", "ledger")
 

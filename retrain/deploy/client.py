@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from retrain.approval import AnswerSource, OnReceipt, answer_paused_run
-from retrain.errors import RetrainError
+from retrain.adapters.prefect_api import AnswerSource, OnReceipt, answer_paused_run
+from retrain.domain.errors import RetrainError
 
 if TYPE_CHECKING:
     from retrain.domain.settings import Settings
@@ -80,7 +80,7 @@ def stack_demo_runners(
 ) -> tuple[Callable[[Path, str], dict[str, Any]], Callable[[Path, Path], dict[str, Any]]]:
     """The demo's two steps on the stack: a training run and a drift check, each a run of its
     deployment on the worker; a retraining the drift run triggers is followed and reviewed too."""
-    from retrain.deployments import DRIFT_DEPLOYMENT
+    from retrain.deploy.deployments import DRIFT_DEPLOYMENT
 
     def run_training(workspace: Path, why: str) -> dict[str, Any]:
         request = {"project_dir": str(workspace), "triggered_by": "demo", "reason": why}

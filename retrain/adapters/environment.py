@@ -70,7 +70,7 @@ def check_served_project(project: Path, env: Mapping[str, str]) -> None:
     """
     roots = served_roots(env)
     if roots and not any(project == root or root in project.parents for root in roots):
-        from retrain.errors import ProjectNotServed
+        from retrain.domain.errors import ProjectNotServed
 
         raise ProjectNotServed(
             f"this worker serves only projects under {', '.join(str(root) for root in roots)}; "
