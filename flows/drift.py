@@ -16,16 +16,15 @@ from pydantic import BaseModel, Field
 from flows.training import TrainingRequest, training
 from retrain.adapters.environment import resolve_runtime
 from retrain.adapters.registry import ModelRegistry
+from retrain.application.monitoring import drift_result, retraining_request
 from tasks.data import load_settings_task
 from tasks.leases import RELEASE_LEASE, lease_and_reap_task
 from tasks.monitoring import (
     decide_task,
     detect_drift_task,
-    drift_result,
     publish_drift_task,
     read_window_task,
     reference_task,
-    retraining_request,
     trigger_deployment_task,
 )
 from tasks.promotion import predict_task

@@ -94,8 +94,8 @@ def training(request: TrainingRequest | None = None) -> dict[str, Any]:
 
         challenger = find_existing_task(registry, evidence.training_key)
         if challenger is None:
-            result = train_task(split, settings)
-            challenger = register_task(registry, result, split, snapshot, evidence, settings, where.project_dir)
+            fitted = train_task(split, settings)
+            challenger = register_task(registry, fitted, snapshot, evidence, settings, where.project_dir)
     champion = alias_task(registry, CHAMPION)
     if champion is None or champion.version != challenger.version:
         mark_challenger_task(registry, challenger)

@@ -447,11 +447,13 @@ def doctor_command(project: ProjectOption = None) -> None:
     runtime = _runtime(project)
     settings = _settings(runtime)
     from retrain.adapters.ledger import Ledger
+    from retrain.adapters.prefect_api import PrefectFlowRuns
     from retrain.application.promotion import doctor
     from retrain.application.reaper import reap
 
     registry = _registry(runtime, settings)
-    crashed = reap(runtime.ledger_url, registry, "retrain doctor")  # dead processes' runs first: they hold nothing
+    # dead processes' runs first: they hold nothing
+    crashed = reap(runtime.ledger_url, registry, "retrain doctor", PrefectFlowRuns())
     ledger = Ledger(runtime.ledger_url)
     try:
         report = doctor(registry, ledger)

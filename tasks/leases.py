@@ -7,8 +7,9 @@ from typing import Any
 from prefect import runtime, task
 from prefect.cache_policies import NO_CACHE
 
+from retrain.adapters.prefect_api import PrefectFlowRuns
 from retrain.adapters.registry import ModelRegistry
-from retrain.application.reaper import LeaseKeeper, reap
+from retrain.application.reaper import LeaseKeeper, lease_and_reap
 from retrain.domain.settings import Settings
 
 
@@ -21,16 +22,20 @@ def lease_and_reap_task(
     No retries: a lease that cannot be taken must stop the run, or a live run would look dead.
     """
     flow_run_id = runtime.flow_run.id
-    if flow_run_id:
-        LeaseKeeper.hold(ledger_url, settings.lease, str(flow_run_id), flow_name, project_dir)
-    try:
-        actions = reap(ledger_url, registry, f"the {flow_name} run {flow_run_id or 'local'}")
-    except Exception as error:  # housekeeping: an API hiccup here must not stop this run's own work
-        print(f"reaper: could not look for dead runs this time ({type(error).__name__}: {error})")
-        return []
-    for action in actions:
+    done = lease_and_reap(
+        ledger_url,
+        settings.lease,
+        str(flow_run_id) if flow_run_id else None,
+        flow_name,
+        project_dir,
+        registry,
+        PrefectFlowRuns(),
+    )
+    if done.failure is not None:
+        print(f"reaper: could not look for dead runs this time ({done.failure})")
+    for action in done.actions:
         print(f"reaper: {action}")
-    return actions
+    return done.actions
 
 
 def _release(_flow: Any, flow_run: Any, _state: Any) -> None:

@@ -22,6 +22,7 @@ from uuid import UUID
 
 from retrain.domain.approval import ApprovalSubject, sign_answer
 from retrain.domain.errors import ApprovalInputError
+from retrain.domain.runs import FlowRunView
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -269,3 +270,101 @@ def run_with_reviewers(
         raise outcome["error"]
     result: T = outcome["result"]
     return result
+
+
+# --- flow runs for the drift check, the reaper and retraining --------------------------------------
+# (plain functions over the Prefect API, so the application layer decides without importing Prefect)
+
+
+def _run_view(run: Any) -> FlowRunView:
+    state = run.state
+    return FlowRunView(
+        id=str(run.id),
+        name=str(run.name),
+        state_type=None if state is None else str(state.type.value),
+        state_name=None if state is None else str(state.name),
+        state_timestamp=None if state is None else state.timestamp,
+        expected_start_time=run.expected_start_time,
+        parameters=dict(run.parameters or {}),
+    )
+
+
+def flow_runs_in_states(flow_name: str, states: Sequence[str], limit: int = 200) -> list[FlowRunView]:
+    """Runs of the flow ``flow_name`` whose state type is one of ``states`` (e.g. ``RUNNING``)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    flows = FlowFilter(name=FlowFilterName(any_=[flow_name]))
+    runs = FlowRunFilter(
+        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType(name) for name in states]))
+    )
+    with get_client(sync_client=True) as client:
+        found = client.read_flow_runs(flow_filter=flows, flow_run_filter=runs, limit=limit)
+    return [_run_view(run) for run in found]
+
+
+class PrefectFlowRuns:
+    """Read and crash flow runs through one Prefect client, open inside ``with PrefectFlowRuns():``
+    (the reaper's port to the orchestrator)."""
+
+    def __init__(self) -> None:
+        self._client: Any = None
+        self._context: Any = None
+
+    def __enter__(self) -> PrefectFlowRuns:
+        from prefect.client.orchestration import get_client
+
+        self._context = get_client(sync_client=True)
+        self._client = self._context.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        context, self._context, self._client = self._context, None, None
+        context.__exit__(*exc_info)
+
+    def read(self, run_id: str) -> FlowRunView | None:
+        """The run, or None when this API does not know it (another server) or the id is no UUID."""
+        from prefect.exceptions import ObjectNotFound
+
+        try:
+            return _run_view(self._client.read_flow_run(UUID(run_id)))
+        except (ObjectNotFound, ValueError):
+            return None
+
+    def crash(self, run_id: str, message: str) -> None:
+        """Force the run into Crashed, with ``message`` saying why."""
+        from prefect.states import Crashed
+
+        self._client.set_flow_run_state(UUID(run_id), Crashed(message=message), force=True)
+
+
+def start_deployment_run(
+    name: str, parameters: dict[str, Any], idempotency_key: str, tags: Sequence[str]
+) -> str | None:
+    """Start a run of the deployment ``name`` without waiting for it (once per idempotency key);
+    None when no such deployment exists on this API."""
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_deployment_by_name(name)
+        except ObjectNotFound:
+            return None
+    run = run_deployment(
+        name,
+        parameters=parameters,
+        timeout=0,
+        idempotency_key=idempotency_key,
+        tags=list(tags),
+        as_subflow=False,
+    )
+    return str(run.id)  # type: ignore[union-attr]

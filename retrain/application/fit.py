@@ -1,9 +1,8 @@
 """``retrain fit``: the DVC ``train`` stage. Split, train and evaluate the snapshot outside Prefect.
 
-The same domain code as the training flow (split_by_time, build_feature_spec, train_model,
-classification_metrics), so ``dvc repro`` and a flow run on the same snapshot and params produce
-the same model bytes. Writes the model, its feature spec, ``metrics.json`` and plot data for
-``dvc metrics show`` / ``dvc plots show``.
+The same recipe as the training flow and ``retrain reproduce`` (:func:`retrain.domain.fitting.fit_snapshot`),
+so ``dvc repro`` and a flow run on the same snapshot and params produce the same model bytes. Writes
+the model, its feature spec, ``metrics.json`` and plot data for ``dvc metrics show`` / ``dvc plots show``.
 """
 
 from __future__ import annotations
@@ -15,11 +14,9 @@ from typing import Any
 import pandas as pd
 
 from retrain.adapters import files
-from retrain.domain.features import build_feature_spec
-from retrain.domain.metrics import classification_metrics
+from retrain.domain import fitting
+from retrain.domain.evidence import FEATURE_SPEC_DOCUMENT
 from retrain.domain.settings import Settings
-from retrain.domain.splitting import split_by_time
-from retrain.domain.training import predict_proba, train_model
 
 
 def _curves(y: Any, p: Any) -> dict[str, pd.DataFrame]:
@@ -37,27 +34,21 @@ def _curves(y: Any, p: Any) -> dict[str, pd.DataFrame]:
 
 
 def fit(project: Path, settings: Settings, models_dir: Path, plots_dir: Path, metrics_path: Path) -> dict[str, Any]:
+    """Fit the project's training snapshot and write what the DVC ``train`` stage declares as outputs."""
     dataset = settings.dataset
     frame = files.read_snapshot(project / dataset.training_set)
-    split = split_by_time(
-        frame,
-        dataset.time_column,
-        settings.split.holdout_days,
-        settings.split.validation_days,
-        settings.split.min_train_days,
-    )
-    spec = build_feature_spec(split.train, dataset.features.numeric, dataset.features.categorical)
-    model = train_model(split.train, split.validation, spec, dataset.target, settings.model)
+    fitted = fitting.fit_snapshot(frame, dataset, settings.split, settings.model)
+    split = fitted.split
     y = split.holdout[dataset.target].to_numpy()
-    p = predict_proba(model.booster, split.holdout, spec, settings.model.threads)
+    p = fitted.holdout_predictions
     metrics = {
-        "holdout": classification_metrics(y, p),
-        "best_iteration": model.best_iteration,
+        "holdout": fitted.holdout_metrics,
+        "best_iteration": fitted.model.best_iteration,
         "rows": {"train": len(split.train), "validation": len(split.validation), "holdout": len(split.holdout)},
     }
     models_dir.mkdir(parents=True, exist_ok=True)
-    (models_dir / "model.ubj").write_bytes(bytes(model.booster.save_raw("ubj")))
-    (models_dir / "feature_spec.json").write_text(json.dumps(spec.to_dict(), indent=2), encoding="utf-8")
+    (models_dir / "model.ubj").write_bytes(fitted.model_bytes())
+    (models_dir / FEATURE_SPEC_DOCUMENT).write_text(json.dumps(fitted.model.spec.to_dict(), indent=2), encoding="utf-8")
     metrics_path.write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     plots_dir.mkdir(parents=True, exist_ok=True)
     for name, curve in _curves(y, p).items():

@@ -24,16 +24,34 @@ import contextlib
 import datetime as dt
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from retrain.adapters.leases import Lease, LeaseStore
 
 if TYPE_CHECKING:
     from retrain.adapters.registry import ModelRegistry
+    from retrain.domain.runs import FlowRunView
     from retrain.domain.settings import LeaseSettings
 
 #: Prefect state types of a run that a live process should be driving.
 LIVE_STATES = ("RUNNING", "PAUSED", "CANCELLING", "PENDING")
+
+
+class FlowRuns(Protocol):
+    """The orchestrator's flow runs, open inside ``with``: read one, or force it into Crashed.
+
+    :class:`retrain.adapters.prefect_api.PrefectFlowRuns` is the Prefect one; the caller (a task, the
+    CLI) passes it in, so this module never imports Prefect."""
+
+    def __enter__(self) -> FlowRuns: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
+
+    def read(self, run_id: str) -> FlowRunView | None:
+        """The run, or None when this orchestrator does not know it."""
+        ...
+
+    def crash(self, run_id: str, message: str) -> None: ...
 
 
 @dataclass
@@ -128,18 +146,14 @@ def expired_leases(ledger_url: str, now: float | None = None) -> dict[str, Lease
         store.dispose()
 
 
-def reap(ledger_url: str, registry: ModelRegistry | None, reaper: str) -> list[str]:
+def reap(ledger_url: str, registry: ModelRegistry | None, reaper: str, flow_runs: FlowRuns) -> list[str]:
     """Mark every run whose lease expired Crashed, end its MLflow runs FAILED and drop the lease.
 
-    Runs the Prefect API does not know (another server) keep their lease, for the doctor that can
-    see them; runs already in a final state just lose their stale lease. Returns what was done.
+    Runs the orchestrator (``flow_runs``) does not know (another server) keep their lease, for the
+    doctor that can see them; runs already in a final state just lose their stale lease. Returns what
+    was done.
     """
     import time
-    from uuid import UUID
-
-    from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectNotFound
-    from prefect.states import Crashed
 
     now = time.time()
     actions: list[str] = []
@@ -148,17 +162,16 @@ def reap(ledger_url: str, registry: ModelRegistry | None, reaper: str) -> list[s
         dead = {run: lease for run, lease in store.leases().items() if lease.expired(now)}
         if not dead:
             return actions
-        with get_client(sync_client=True) as client:
+        with flow_runs as runs:
             for run_id, lease in dead.items():
-                try:
-                    run = client.read_flow_run(UUID(run_id))
-                except (ObjectNotFound, ValueError):
+                run = runs.read(run_id)
+                if run is None:
                     continue
                 message = _crash_message(lease, now, reaper)
-                state = run.state.type.value if run.state is not None else None
+                state = run.state_type
                 if state in LIVE_STATES:
-                    client.set_flow_run_state(UUID(run_id), Crashed(message=message), force=True)
-                    was = run.state.name if run.state is not None else "?"
+                    runs.crash(run_id, message)
+                    was = run.state_name if run.state_name is not None else "?"
                     actions.append(
                         f"marked {lease.flow_name} run '{run.name}' ({run_id}, was {was}) Crashed: {message}"
                     )
@@ -169,3 +182,35 @@ def reap(ledger_url: str, registry: ModelRegistry | None, reaper: str) -> list[s
     finally:
         store.dispose()
     return actions
+
+
+@dataclass(frozen=True)
+class Housekeeping:
+    """What a flow's start did about dead runs: the actions taken, or why it could not look this time."""
+
+    actions: list[str]
+    failure: str | None = None
+
+
+def lease_and_reap(
+    ledger_url: str,
+    settings: LeaseSettings,
+    flow_run_id: str | None,
+    flow_name: str,
+    project_dir: str,
+    registry: ModelRegistry,
+    flow_runs: FlowRuns,
+) -> Housekeeping:
+    """Hold this flow run's lease while the process lives, then mark dead runs Crashed before any work.
+
+    The lease is taken first and its failure propagates: a run that cannot take one must stop, or a
+    live run would look dead. Reaping is housekeeping: an API hiccup there must not stop this run's own
+    work, so it comes back as ``failure`` instead.
+    """
+    if flow_run_id:
+        LeaseKeeper.hold(ledger_url, settings, flow_run_id, flow_name, project_dir)
+    try:
+        actions = reap(ledger_url, registry, f"the {flow_name} run {flow_run_id or 'local'}", flow_runs)
+    except Exception as error:
+        return Housekeeping([], f"{type(error).__name__}: {error}")
+    return Housekeeping(actions)

@@ -17,12 +17,10 @@ from typing import Any
 from retrain.adapters import datastore, files
 from retrain.adapters.environment import Runtime
 from retrain.adapters.registry import ModelRegistry
+from retrain.domain import fitting
 from retrain.domain.errors import RetrainError
-from retrain.domain.features import build_feature_spec
+from retrain.domain.evidence import CONTRACT_DOCUMENT, EVIDENCE_DOCUMENT, RecordedEvidence
 from retrain.domain.lifecycle import canonical_hash
-from retrain.domain.settings import DatasetSettings, ModelSettings, SplitSettings
-from retrain.domain.splitting import split_by_time
-from retrain.domain.training import train_model
 
 
 class ReproductionError(RetrainError):
@@ -72,14 +70,12 @@ def reproduce(runtime: Runtime, registry: ModelRegistry, version: str) -> Reprod
     from retrain.adapters.code_version import library_versions
 
     info = registry.by_version(version)
-    evidence = registry.load_document(info.run_id, "evidence.json")
-    contract = registry.load_document(info.run_id, "contract.json")
-    if canonical_hash(contract) != evidence["contract_hash"]:
+    document = registry.load_document(info.run_id, EVIDENCE_DOCUMENT)
+    contract = registry.load_document(info.run_id, CONTRACT_DOCUMENT)
+    if canonical_hash(contract) != document["contract_hash"]:
         raise ReproductionError(f"the contract logged with version {version} does not match its recorded hash")
-    training = evidence["training_settings"]
-    dataset = DatasetSettings.model_validate(training["dataset"])
-    split_settings = SplitSettings.model_validate(training["split"])
-    model_settings = ModelSettings.model_validate(training["model"])
+    evidence = RecordedEvidence.from_document(document)
+    training = evidence.training
 
     with tempfile.TemporaryDirectory(prefix="retrain-reproduce-") as scratch:
         workdir = Path(scratch)
@@ -88,28 +84,18 @@ def reproduce(runtime: Runtime, registry: ModelRegistry, version: str) -> Reprod
             runtime.project_dir, runtime.dvc_remote_url, endpoint_url=runtime.dvc_remote_endpoint
         )
         snapshot = workdir / "training.parquet"
-        source = datastore.restore_by_md5(runtime.project_dir, evidence["data_md5"], snapshot)
+        source = datastore.restore_by_md5(runtime.project_dir, evidence.data_md5, snapshot)
         frame = files.read_snapshot(snapshot)
-        split = split_by_time(
-            frame,
-            dataset.time_column,
-            split_settings.holdout_days,
-            split_settings.validation_days,
-            split_settings.min_train_days,
-        )
-        spec = build_feature_spec(split.train, dataset.features.numeric, dataset.features.categorical)
-        rebuilt = bytes(
-            train_model(split.train, split.validation, spec, dataset.target, model_settings).booster.save_raw("ubj")
-        )
+        rebuilt = fitting.fit_snapshot(frame, training.dataset, training.split, training.model).model_bytes()
         registered = registry.model_file(version, workdir / "registered").read_bytes()
 
     now = library_versions()
-    then: dict[str, str] = evidence.get("libraries", {})
+    then = evidence.libraries
     changes = {name: (then[name], now.get(name, "absent")) for name in then if then[name] != now.get(name, "absent")}
     return Reproduction(
         version=version,
         identical=rebuilt == registered,
-        data_md5=evidence["data_md5"],
+        data_md5=evidence.data_md5,
         data_source=source,
         registered_sha256=_sha256(registered),
         rebuilt_sha256=_sha256(rebuilt),

@@ -1,0 +1,309 @@
+"""Monitoring use cases: read a window of batches, compare it with the champion's reference profile,
+decide (debounced) whether to retrain, and shadow-score batches.
+
+Plain functions (no Prefect): ``tasks/monitoring.py`` wraps them in tasks, publishes the Markdown
+they render as artifacts, and gathers what only the orchestrator knows (the training runs in flight,
+via :mod:`retrain.adapters.prefect_api`) to pass in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import pandas as pd
+
+from retrain.adapters import files, plots
+from retrain.adapters.ledger import DecisionLog, DecisionRecord
+from retrain.adapters.registry import ModelRegistry
+from retrain.application.reaper import expired_leases
+from retrain.domain.drift import DriftReport, detect_drift, distribution_pair
+from retrain.domain.errors import RetrainError
+from retrain.domain.evidence import REFERENCE_PROFILE
+from retrain.domain.lifecycle import CHALLENGER, CHAMPION, ModelVersionInfo
+from retrain.domain.profile import CategoricalProfile, NumericProfile, ReferenceProfile
+from retrain.domain.retraining import decide_retraining
+from retrain.domain.runs import FlowRunView
+from retrain.domain.settings import Settings
+from retrain.domain.shadow import ShadowComparison, compare_shadow
+
+ACTIVE_STATES: Final = ("PENDING", "RUNNING", "PAUSED", "CANCELLING")
+#: The state types of training runs the drift check asks the orchestrator for (scheduled ones may be due).
+TRAINING_RUN_STATES: Final = (*ACTIVE_STATES, "SCHEDULED")
+TRAINING_FLOW: Final = "training"
+
+
+@dataclass(frozen=True)
+class Window:
+    """The batches a drift check or a scoring pass looks at, read and concatenated."""
+
+    frame: pd.DataFrame
+    batches: tuple[str, ...]
+
+
+def read_window(project_dir: Path, settings: Settings, paths: Sequence[str]) -> Window:
+    """The named files, or else the newest ``drift.window_batches`` batches of the project."""
+    chosen = [Path(p) for p in paths] or files.list_batches(project_dir / settings.dataset.batches)[
+        -settings.drift.window_batches :
+    ]
+    if not chosen:
+        raise RetrainError(f"no batch to check: {project_dir / settings.dataset.batches} holds none")
+    frames = [files.read_batch(path, settings.dataset.time_column) for path in chosen]
+    return Window(pd.concat(frames, ignore_index=True), tuple(path.name for path in chosen))
+
+
+def champion_reference(registry: ModelRegistry) -> tuple[ModelVersionInfo, ReferenceProfile]:
+    """The champion and the reference profile stored with it (promotion re-baselines by itself)."""
+    champion = registry.by_alias(CHAMPION)
+    if champion is None:
+        raise RetrainError(f"model {registry.model_name} has no champion yet: nothing to compare with (retrain train)")
+    return champion, ReferenceProfile.from_dict(registry.load_document(champion.run_id, REFERENCE_PROFILE))
+
+
+def _labels(window: Window, settings: Settings) -> np.ndarray | None:
+    target = settings.dataset.target
+    return window.frame[target].to_numpy(dtype="float64", na_value=np.nan) if target in window.frame else None
+
+
+def check_drift(profile: ReferenceProfile, window: Window, predictions: np.ndarray, settings: Settings) -> DriftReport:
+    """The window against the reference: features, scores and, where labels exist, performance."""
+    return detect_drift(
+        profile,
+        window.frame,
+        settings.drift,
+        predictions=predictions,
+        labels=_labels(window, settings),
+        primary_metric=settings.gate.primary_metric,
+        resamples=settings.gate.bootstrap_resamples,
+        confidence=settings.gate.confidence,
+        seed=settings.model.seed,
+    )
+
+
+def training_runs_in_flight(
+    runs: Sequence[FlowRunView],
+    project_dir: Path,
+    stale_after_hours: float,
+    dead: Sequence[str] = (),
+    exclude: str | None = None,
+    now: dt.datetime | None = None,
+) -> list[str]:
+    """Training runs of this project that make a new one a duplicate: pending, running or waiting for
+    reviewers, and scheduled runs already due (a trigger just created them). A run stuck in one state
+    for longer than ``stale_after_hours`` is a crashed process's leftover, not in flight, and so is a run
+    whose lease in the ledger's database expired (``dead``: its process died; see retrain.application.reaper).
+
+    ``runs`` are the training runs the orchestrator lists in :data:`TRAINING_RUN_STATES`.
+    """
+    moment = dt.datetime.now(dt.UTC) if now is None else now
+    expired = set(dead)
+    active = []
+    for run in runs:
+        if run.id == exclude or run.state_type is None or run.id in expired:
+            continue
+        request = run.parameters.get("request") or {}
+        if Path(str(request.get("project_dir") or "")).resolve() != project_dir.resolve():
+            continue
+        if run.state_timestamp is not None and moment - run.state_timestamp > dt.timedelta(hours=stale_after_hours):
+            continue
+        due = run.expected_start_time is None or run.expected_start_time <= moment + dt.timedelta(minutes=1)
+        if run.state_type in ACTIVE_STATES or due:
+            active.append(f"training run '{run.name}' ({run.state_name})")
+    return active
+
+
+def decide_and_record(
+    ledger_url: str,
+    settings: Settings,
+    report: DriftReport,
+    champion: ModelVersionInfo,
+    window: Window,
+    drift_run_id: str,
+    project_dir: Path,
+    training_runs: Sequence[FlowRunView],
+) -> DecisionRecord:
+    """Decide and record in one locked transaction: simultaneous checks cannot both retrain.
+
+    ``training_runs`` are the orchestrator's training runs (see :func:`training_runs_in_flight`).
+    """
+    in_flight = training_runs_in_flight(
+        training_runs, project_dir, settings.retraining.stale_after_hours, dead=list(expired_leases(ledger_url))
+    )
+
+    def decide(earlier: list[dt.datetime]) -> tuple[str, tuple[str, ...]]:
+        choice = decide_retraining(
+            report.flagged,
+            report.reasons,
+            now=dt.datetime.now(dt.UTC),
+            earlier_triggers=earlier,
+            in_flight=in_flight,
+            settings=settings.retraining,
+        )
+        return choice.decision, choice.reasons
+
+    log = DecisionLog(ledger_url)
+    try:
+        return log.decide_and_record(
+            settings.model.registered_name,
+            decide,
+            champion=champion.version,
+            drift_share=report.drift_share,
+            batches=window.batches,
+            drift_run_id=drift_run_id,
+        )
+    finally:
+        log.dispose()
+
+
+def drift_markdown(report: DriftReport, record: DecisionRecord, champion: ModelVersionInfo, window: Window) -> str:
+    lines = [
+        f"# Drift check: **{record.decision}**",
+        "",
+        f"Batches {', '.join(window.batches)} ({report.rows} rows) vs the reference of champion "
+        f"v{champion.version}: {len(report.drifted_features)} of {len(report.features)} features drifted "
+        f"({report.drift_share:.0%}).",
+        "",
+        *[f"- {reason}" for reason in record.reasons],
+        "",
+        "| feature | kind | statistic | value | threshold | drifted | missing ref → now | other tests |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    rows = list(report.features) + ([report.prediction] if report.prediction else [])
+    for item in rows:
+        others = ", ".join(f"{k} {v:.4g}" for k, v in item.details.items() if v is not None and k != item.statistic)
+        lines.append(
+            f"| {item.feature} | {item.kind} | {item.statistic} | {item.value:.4f} | {item.threshold:.4g} | "
+            f"{'**yes**' if item.drifted else 'no'} | {item.missing_reference:.1%} → {item.missing_current:.1%} | "
+            f"{others} |"
+        )
+    if report.performance is not None:
+        perf = report.performance
+        lines += [
+            "",
+            f"Performance on the {perf.rows} labelled rows: {perf.metric} {perf.current:.4f} "
+            f"(CI [{perf.lower:.4f}, {perf.upper:.4f}]) vs {perf.reference:.4f} on the champion's holdout"
+            f"{': **dropped**' if perf.dropped else ''}.",
+        ]
+    return "\n".join(lines)
+
+
+def record_drift(
+    registry: ModelRegistry,
+    settings: Settings,
+    profile: ReferenceProfile,
+    window: Window,
+    report: DriftReport,
+    record: DecisionRecord,
+    champion: ModelVersionInfo,
+    reports_dir: Path,
+) -> str:
+    """A monitoring run in MLflow (a plot of the worst features, the result as JSON) and ``drift.json``."""
+    by_name: dict[str, NumericProfile | CategoricalProfile] = {p.name: p for p in profile.numeric}
+    by_name.update({p.name: p for p in profile.categorical})
+    worst = [f.feature for f in report.features[:4] if f.feature in by_name]
+    empty = pd.Series([None] * len(window.frame), dtype="object")
+    pairs = [distribution_pair(by_name[name], window.frame.get(name, empty), settings.drift) for name in worst]
+    payload = drift_result(report, record, champion, window)
+    run_id = registry.log_monitoring_run(
+        run_name=f"drift-{window.batches[-1]}",
+        metrics={"drift_share": report.drift_share, "drifted_features": float(len(report.drifted_features))},
+        tags={"retrain.kind": "drift", "retrain.champion": champion.version, "retrain.decision": record.decision},
+        figures={"plots/drift_worst_features.png": plots.drift_figure(pairs, f"Drift vs champion v{champion.version}")},
+        documents={"drift.json": payload},
+    )
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    (reports_dir / "drift.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    return run_id
+
+
+def drift_result(
+    report: DriftReport, record: DecisionRecord, champion: ModelVersionInfo, window: Window
+) -> dict[str, Any]:
+    """The drift flow's answer as one JSON-ready object (`retrain drift --json` prints it)."""
+    return {
+        **report.to_dict(),
+        "decision": record.decision,
+        "reasons": list(record.reasons),  # the decision's reasons (drift's own, plus what held it back)
+        "batches": list(window.batches),
+        "champion": champion.version,
+        "decision_position": record.position,
+    }
+
+
+def retraining_request(project_dir: Path, record: DecisionRecord, drift_run_id: str) -> dict[str, str]:
+    """The training run's request for a drift decision (who started it and why, for its evidence)."""
+    return {
+        "project_dir": str(project_dir),
+        "triggered_by": "drift-monitor",
+        "reason": f"drift run {drift_run_id} (decision #{record.position}): {'; '.join(record.reasons)}"[:500],
+    }
+
+
+def retraining_idempotency_key(settings: Settings, record: DecisionRecord) -> str:
+    """One training deployment run per decision, however often the trigger is retried."""
+    return f"retrain-decision-{settings.model.registered_name}-{record.position}"
+
+
+def shadow_comparison(
+    champion: np.ndarray, challenger: np.ndarray, window: Window, settings: Settings
+) -> ShadowComparison:
+    return compare_shadow(champion, challenger, _labels(window, settings))
+
+
+def shadow_model(registry: ModelRegistry, champion: ModelVersionInfo) -> ModelVersionInfo | None:
+    """The challenger to score in shadow, unless it is the champion itself (or there is none)."""
+    challenger = registry.by_alias(CHALLENGER)
+    return None if challenger is None or challenger.version == champion.version else challenger
+
+
+def write_predictions(
+    window: Window,
+    settings: Settings,
+    champion: ModelVersionInfo,
+    scores: np.ndarray,
+    challenger: ModelVersionInfo | None,
+    shadow: np.ndarray | None,
+    output: Path,
+) -> Path:
+    """Predictions with the model version beside them (and the shadow's, never served)."""
+    data = settings.dataset
+    frame = pd.DataFrame(
+        {
+            data.id_column: window.frame[data.id_column].to_numpy(),
+            data.time_column: window.frame[data.time_column].to_numpy(),
+            "score": scores,
+            "model_version": champion.version,
+        }
+    )
+    if challenger is not None and shadow is not None:
+        frame["shadow_score"] = shadow
+        frame["shadow_model_version"] = challenger.version
+    output.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(output, index=False)
+    return output
+
+
+def record_scoring(registry: ModelRegistry, summary: dict[str, Any]) -> str:
+    """The scoring pass as a monitoring run: rows, shadow agreement and, with labels, metric gains."""
+    shadow = summary["shadow"] or {}
+    metrics = {"rows": float(summary["rows"])}
+    for key in ("agreement", "mean_abs_difference", "rank_correlation"):
+        if key in shadow:
+            metrics[f"shadow_{key}"] = float(shadow[key])
+    metrics.update({f"shadow_gain_{m}": float(v) for m, v in (shadow.get("gains") or {}).items()})
+    return registry.log_monitoring_run(
+        run_name=f"scoring-{Path(summary['predictions']).stem}",
+        metrics=metrics,
+        tags={
+            "retrain.kind": "scoring",
+            "retrain.champion": str(summary["champion"]),
+            "retrain.shadow": str(summary["challenger"] or ""),
+        },
+        figures={},
+        documents={"scoring.json": summary},
+    )

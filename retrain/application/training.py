@@ -1,0 +1,147 @@
+"""Training use cases for the flow: evidence, split, fit (the one recipe), log and register once.
+
+Plain functions (no Prefect): ``tasks/training.py`` wraps each in a task. The split and the fit are
+the steps of :mod:`retrain.domain.fitting`, the recipe ``retrain fit`` and ``retrain reproduce`` use
+too, so a registered model can be rebuilt byte for byte.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from retrain.adapters import code_version, files, plots
+from retrain.adapters.contracts import contract_hash, load_contract_json
+from retrain.adapters.registry import HOLDOUT_PREFIX, ModelRegistry
+from retrain.domain import fitting
+from retrain.domain.evidence import (
+    CONTRACT_DOCUMENT,
+    EVIDENCE_DOCUMENT,
+    FEATURE_SPEC_DOCUMENT,
+    REFERENCE_PROFILE,
+    Evidence,
+    Snapshot,
+    evidence_document,
+    gather_evidence,
+)
+from retrain.domain.features import encode_features
+from retrain.domain.fitting import FittedSnapshot
+from retrain.domain.lifecycle import ModelVersionInfo
+from retrain.domain.profile import ReferenceProfile, build_profile
+from retrain.domain.settings import Settings
+from retrain.domain.splitting import TimeSplit
+from retrain.domain.training import booster_params
+
+
+def evidence_for(
+    snapshot: Snapshot, settings: Settings, project_dir: Path, flow_run_id: str, triggered_by: str, reason: str
+) -> Evidence:
+    """Gather the contract hash and code version, then build the evidence (and its training key)."""
+    return gather_evidence(
+        snapshot,
+        settings,
+        contract_hash=contract_hash(project_dir / settings.contract.relative_path),
+        code_version=code_version.describe(),
+        flow_run_id=flow_run_id,
+        triggered_by=triggered_by,
+        reason=reason,
+    )
+
+
+def split_training_set(snapshot_path: Path, settings: Settings) -> TimeSplit:
+    """Step one of the recipe on the snapshot file (the flow needs the split even when it trains nothing)."""
+    return fitting.split_snapshot(files.read_snapshot(snapshot_path), settings.dataset, settings.split)
+
+
+def fit_challenger(split: TimeSplit, settings: Settings) -> FittedSnapshot:
+    """Step two of the recipe: the challenger, fitted and scored on the validation and holdout days."""
+    return fitting.fit_split(split, settings.dataset, settings.model)
+
+
+def run_params(settings: Settings, split: TimeSplit, snapshot: Snapshot, evidence: Evidence) -> dict[str, Any]:
+    """The MLflow params of a training run: every booster parameter, the data and the split's days."""
+    params: dict[str, Any] = {f"xgb.{key}": value for key, value in booster_params(settings.model).items()}
+    params.update(
+        {
+            "xgb.num_boost_round": settings.model.xgboost.num_boost_round,
+            "xgb.early_stopping_rounds": settings.model.xgboost.early_stopping_rounds,
+            "dataset": settings.dataset.name,
+            "contract": f"{evidence.contract_name}/v{evidence.contract_version}",
+            "data_md5": snapshot.md5,
+            "train_days": "..".join(split.train_days),
+            "validation_days": "..".join(split.validation_days),
+            "holdout_days": "..".join(split.holdout_days),
+            "n_features": len(settings.dataset.features.all),
+        }
+    )
+    return params
+
+
+def reference_profile(fitted: FittedSnapshot, settings: Settings) -> ReferenceProfile:
+    """What drift checks compare with once this model is champion: its whole snapshot (train,
+    validation and holdout days: the data version it was trained from), its holdout scores and metrics."""
+    features = settings.dataset.features
+    split = fitted.split
+    snapshot = pd.concat([split.train, split.validation, split.holdout], ignore_index=True)
+    return build_profile(
+        snapshot,
+        features.numeric,
+        features.categorical,
+        holdout_predictions=fitted.holdout_predictions,
+        metrics=fitted.holdout_metrics,
+        quantiles=settings.drift.quantiles,
+    )
+
+
+def register_challenger(
+    registry: ModelRegistry,
+    fitted: FittedSnapshot,
+    snapshot: Snapshot,
+    evidence: Evidence,
+    settings: Settings,
+    project_dir: Path,
+) -> ModelVersionInfo:
+    """Log the run (params, metrics, plots, evidence, native model) and register it as a new version.
+
+    Idempotent: a retry after a registration that did succeed finds that version by its training key.
+    """
+    already = registry.find_by_training_key(evidence.training_key)
+    if already is not None:
+        return already
+    split = fitted.split
+    contract = load_contract_json(project_dir / settings.contract.relative_path)
+    target = split.holdout[settings.dataset.target].to_numpy()
+    label = f"{settings.dataset.name} challenger"
+    metrics = {
+        **{f"validation_{key}": value for key, value in fitted.validation_metrics.items()},
+        **{f"{HOLDOUT_PREFIX}{key}": value for key, value in fitted.holdout_metrics.items()},
+        "best_iteration": float(fitted.model.best_iteration),
+        "rows_train": float(len(split.train)),
+        "rows_validation": float(len(split.validation)),
+        "rows_holdout": float(len(split.holdout)),
+    }
+    predictions = fitted.holdout_predictions
+    logged = registry.log_training_run(
+        run_name=f"train-{evidence.training_key[:8]}",
+        params=run_params(settings, split, snapshot, evidence),
+        metrics=metrics,
+        tags=evidence.tags(),
+        booster=fitted.model.booster,
+        spec=fitted.model.spec,
+        input_example=encode_features(split.holdout.head(5), fitted.model.spec),
+        figures={
+            "plots/roc.png": plots.roc_figure(target, predictions, label),
+            "plots/precision_recall.png": plots.precision_recall_figure(target, predictions, label),
+            "plots/calibration.png": plots.calibration_figure(target, predictions, label),
+            "plots/feature_importance.png": plots.importance_figure(fitted.model.booster),
+        },
+        documents={
+            EVIDENCE_DOCUMENT: evidence_document(evidence, snapshot, code_version.library_versions(), settings),
+            CONTRACT_DOCUMENT: contract,
+            FEATURE_SPEC_DOCUMENT: fitted.model.spec.to_dict(),
+            REFERENCE_PROFILE: reference_profile(fitted, settings).to_dict(),
+        },
+    )
+    return registry.register(logged, evidence.tags())

@@ -1,0 +1,172 @@
+"""Evidence and the training key: what a model version was made from, written and read in one place.
+
+Every registered version carries :class:`Evidence` as tags and an ``evidence.json`` document
+(:func:`evidence_document`); ``retrain reproduce`` reads that document back as
+:class:`RecordedEvidence`. The training key covers only what shapes the model (data, contract,
+:class:`TrainingSettings`, code), never who asked or why, so a re-run on the same inputs reuses its
+version instead of registering a twin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, Final
+
+from retrain.domain import lifecycle
+from retrain.domain.lifecycle import canonical_hash
+from retrain.domain.settings import DatasetSettings, ModelSettings, Settings, SplitSettings
+
+#: Documents logged with every trained version (names inside its MLflow run).
+EVIDENCE_DOCUMENT: Final = "evidence.json"
+CONTRACT_DOCUMENT: Final = "contract.json"
+FEATURE_SPEC_DOCUMENT: Final = "feature_spec.json"
+REFERENCE_PROFILE: Final = "reference_profile.json"
+TAG_CODE_VERSION: Final = "retrain.code_version"
+TAG_REASON: Final = "retrain.reason"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The versioned training data of one run."""
+
+    path: str
+    md5: str
+    rows: int
+    batches: int
+    first_day: str
+    last_day: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """The settings that shape the model (not the gate, which judges it afterwards)."""
+
+    dataset: DatasetSettings
+    split: SplitSettings
+    model: ModelSettings
+
+    @classmethod
+    def of(cls, settings: Settings) -> TrainingSettings:
+        return cls(dataset=settings.dataset, split=settings.split, model=settings.model)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainingSettings:
+        """Read back what :meth:`to_dict` recorded in an evidence bundle."""
+        return cls(
+            dataset=DatasetSettings.model_validate(data["dataset"]),
+            split=SplitSettings.model_validate(data["split"]),
+            model=ModelSettings.model_validate(data["model"]),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset.model_dump(mode="json"),
+            "split": self.split.model_dump(mode="json"),
+            "model": self.model.model_dump(mode="json"),
+        }
+
+    def params_hash(self) -> str:
+        return canonical_hash(self.to_dict())
+
+
+def training_settings(settings: Settings) -> dict[str, Any]:
+    """The settings that shape the model, as recorded in ``evidence.json``."""
+    return TrainingSettings.of(settings).to_dict()
+
+
+def training_params_hash(settings: Settings) -> str:
+    """The params part of the training key."""
+    return TrainingSettings.of(settings).params_hash()
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What a model version was made from: enough to find its data, contract, params and code."""
+
+    data_md5: str
+    contract_name: str
+    contract_version: int
+    contract_hash: str
+    params_hash: str
+    code_version: str
+    training_key: str
+    flow_run_id: str
+    triggered_by: str
+    reason: str
+
+    def tags(self) -> dict[str, str]:
+        return {
+            lifecycle.TAG_TRAINING_KEY: self.training_key,
+            lifecycle.TAG_DATA_MD5: self.data_md5,
+            lifecycle.TAG_CONTRACT_NAME: self.contract_name,
+            lifecycle.TAG_CONTRACT_VERSION: str(self.contract_version),
+            lifecycle.TAG_CONTRACT_HASH: self.contract_hash,
+            lifecycle.TAG_PARAMS_HASH: self.params_hash,
+            TAG_CODE_VERSION: self.code_version,
+            lifecycle.TAG_FLOW_RUN: self.flow_run_id,
+            lifecycle.TAG_TRIGGERED_BY: self.triggered_by,
+            TAG_REASON: self.reason,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def gather_evidence(
+    snapshot: Snapshot,
+    settings: Settings,
+    contract_hash: str,
+    code_version: str,
+    flow_run_id: str,
+    triggered_by: str,
+    reason: str,
+) -> Evidence:
+    """Who and what made this model; the training key covers what shapes the model, not who asked."""
+    params = training_params_hash(settings)
+    return Evidence(
+        data_md5=snapshot.md5,
+        contract_name=settings.contract.name,
+        contract_version=settings.contract.version,
+        contract_hash=contract_hash,
+        params_hash=params,
+        code_version=code_version,
+        training_key=lifecycle.training_key(snapshot.md5, contract_hash, params, code_version),
+        flow_run_id=flow_run_id,
+        triggered_by=triggered_by,
+        reason=reason,
+    )
+
+
+def evidence_document(
+    evidence: Evidence, snapshot: Snapshot, libraries: Mapping[str, str], settings: Settings
+) -> dict[str, Any]:
+    """The ``evidence.json`` bundle: the evidence, the snapshot, library versions and training settings."""
+    return {
+        **evidence.to_dict(),
+        "snapshot": snapshot.to_dict(),
+        "libraries": dict(libraries),
+        "training_settings": training_settings(settings),
+    }
+
+
+@dataclass(frozen=True)
+class RecordedEvidence:
+    """The parts of a logged ``evidence.json`` that a rebuild needs."""
+
+    data_md5: str
+    contract_hash: str
+    training: TrainingSettings
+    libraries: dict[str, str]
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any]) -> RecordedEvidence:
+        return cls(
+            data_md5=document["data_md5"],
+            contract_hash=document["contract_hash"],
+            training=TrainingSettings.from_dict(document["training_settings"]),
+            libraries=dict(document.get("libraries", {})),
+        )
