@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -58,3 +59,45 @@ def test_a_registered_file_that_is_not_what_the_evidence_says_is_reported(traine
     result = CliRunner().invoke(app, ["reproduce", "1", "--project", str(trained)])
     assert result.exit_code == 1
     assert "NOT identical" in result.output and "first differing byte" in result.output
+
+
+def test_the_flow_retrain_fit_and_reproduce_fit_through_the_one_recipe(
+    workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Every model version is fitted by retrain.domain.fitting (the only caller of train_model): the
+    flow's registered bytes, `retrain fit`'s model.ubj and reproduce's rebuild come out of it alike."""
+    import hashlib
+
+    from retrain.adapters import files
+    from retrain.demo import write_demo_batches
+    from retrain.domain import fitting
+    from retrain.domain.training import train_model as original
+
+    fitted: list[str] = []
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        model = original(*args, **kwargs)
+        fitted.append(hashlib.sha256(bytes(model.booster.save_raw("ubj"))).hexdigest())
+        return model
+
+    monkeypatch.setattr("retrain.domain.fitting.train_model", recording)
+    settings = workspace_settings(workspace)
+    write_demo_batches(workspace / settings.dataset.batches, settings, 5)
+    result = reviewed(lambda: training(TrainingRequest(project_dir=str(workspace), triggered_by="pytest")))
+    registered = registry_for(workspace).model_file(result["challenger"]["version"], tmp_path / "registered")
+    registered_sha = hashlib.sha256(registered.read_bytes()).hexdigest()
+    assert fitted == [registered_sha]  # the flow: one fit, through the recipe
+
+    fit = CliRunner().invoke(app, ["fit", "--project", str(workspace)])
+    assert fit.exit_code == 0, fit.output
+    assert hashlib.sha256((workspace / "models" / "model.ubj").read_bytes()).hexdigest() == registered_sha
+    assert fitted == [registered_sha] * 2  # `retrain fit` (the DVC train stage)
+
+    code, report = _reproduce(workspace)
+    assert code == 0 and report["identical"], report
+    assert report["rebuilt_sha256"] == registered_sha
+    assert fitted == [registered_sha] * 3  # `retrain reproduce`
+
+    frame = files.read_snapshot(workspace / settings.dataset.training_set)
+    direct = fitting.fit_snapshot(frame, settings.dataset, settings.split, settings.model)
+    assert hashlib.sha256(direct.model_bytes()).hexdigest() == registered_sha
