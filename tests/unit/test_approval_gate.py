@@ -16,7 +16,9 @@ from retrain.domain.settings import ApprovalSettings
 POLICY = ApprovalSettings(reviewers=("ada", "grace"), quorum=1, timeout_minutes=1, poll_seconds=1, keys_dir="reviewers")
 SUBJECT = ApprovalSubject("0b7e4f3c-5b1e-4a49-9d3e-6f1d1c2a0001", "retrain-loans", "3", "a" * 32)
 KEYS = {"ada": Ed25519PrivateKey.generate(), "grace": Ed25519PrivateKey.generate()}
-PUBLIC = {normalise(name): key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex() for name, key in KEYS.items()}
+PUBLIC = {
+    normalise(name): key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex() for name, key in KEYS.items()
+}
 
 
 def _signed(reviewer: str, decision: str = "approve", comment: str = "looks good") -> Answer:
