@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 from retrain.domain.errors import RetrainError, ServiceError
 from retrain.domain.features import FeatureSpec
-from retrain.domain.lifecycle import (
-    ALIASES,
+from retrain.domain.lifecycle import ALIASES, ModelVersionInfo
+from retrain.domain.tags import (
     TAG_CONTRACT_NAME,
     TAG_CONTRACT_VERSION,
+    TAG_CRASHED,
     TAG_DATA_MD5,
     TAG_FLOW_RUN,
     TAG_TRAINING_KEY,
-    ModelVersionInfo,
 )
 
 if TYPE_CHECKING:
@@ -294,7 +294,7 @@ class ModelRegistry:
         for run in runs:
             if run.info.status == RunStatus.to_string(RunStatus.FAILED):
                 continue
-            self.client.set_tag(run.info.run_id, "retrain.crashed", reason)
+            self.client.set_tag(run.info.run_id, TAG_CRASHED, reason)
             self.client.set_terminated(run.info.run_id, status="FAILED")
             failed.append(run.info.run_id)
         return failed
