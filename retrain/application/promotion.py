@@ -54,8 +54,8 @@ class PromotionOutcome:
 
 @contextmanager
 def ledger_at(url: str) -> Iterator[Ledger]:
-    """The ledger at ``url`` for one use case, its connections closed afterwards (a task may run in a
-    worker thread that outlives it)."""
+    """The ledger at ``url`` for one use case, its engine disposed afterwards, so no connection
+    outlives the task that opened it."""
     ledger = Ledger(url)
     try:
         yield ledger
