@@ -15,8 +15,9 @@ from pydantic import BaseModel, Field
 from retrain.adapters.environment import resolve_runtime
 from retrain.adapters.registry import ModelRegistry
 from retrain.domain.approval import ApprovalSubject
+from retrain.domain.gate_report import ReportContext, gate_report, review_instructions
 from retrain.domain.lifecycle import CHAMPION
-from tasks.approval import collect_approval, review_instructions, reviewer_keys_task
+from tasks.approval import collect_approval, reviewer_keys_task
 from tasks.data import (
     build_training_set_task,
     list_batches_task,
@@ -29,10 +30,8 @@ from tasks.data import (
 )
 from tasks.leases import RELEASE_LEASE, lease_and_reap_task
 from tasks.promotion import (
-    ReportContext,
     alias_task,
     doctor_task,
-    gate_report,
     guardrails_task,
     judge_task,
     links_task,
@@ -126,7 +125,14 @@ def training(request: TrainingRequest | None = None) -> dict[str, Any]:
     )
     approval = None
     if decision.promote and (champion is None or champion.version != challenger.version):
-        report = gate_report(settings, decision, "AWAITING REVIEW", "Every automatic check passed.", context)
+        report = gate_report(
+            settings.model.registered_name,
+            settings.gate.mode,
+            decision,
+            "AWAITING REVIEW",
+            "Every automatic check passed.",
+            context,
+        )
         report += review_instructions(flow_run_id, settings.approval)
         publish_gate_report_task(report)
         subject = ApprovalSubject(
@@ -147,7 +153,8 @@ def training(request: TrainingRequest | None = None) -> dict[str, Any]:
     )
     verdict = "PROMOTED" if outcome.promoted else "REFUSED"
     summary = f"{outcome.note}" + ("." if outcome.promoted else f": {'; '.join(outcome.reasons)}.")
-    publish_decision_task(gate_report(settings, decision, verdict, summary, context), decision, outcome, reports)
+    final_report = gate_report(settings.model.registered_name, settings.gate.mode, decision, verdict, summary, context)
+    publish_decision_task(final_report, decision, outcome, reports)
     print(f"{outcome.note}: champion v{outcome.champion_version}, challenger v{challenger.version}")
     return {
         "outcome": outcome.__dict__,

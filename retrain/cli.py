@@ -180,19 +180,13 @@ def status(
     """Show the champion, challenger and previous champion with metrics, data md5 and contract."""
     runtime = _runtime(project)
     settings = _settings(runtime)
-    from mlflow.exceptions import MlflowException
-
     from retrain.application.status import lifecycle_status
+    from retrain.domain.errors import RetrainError
 
     try:
         report = lifecycle_status(_registry(runtime, settings))
-    except MlflowException as error:  # e.g. 401 on the team stack: say so, never show "no champion"
-        hint = (
-            " (set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD)"
-            if error.error_code == "UNAUTHENTICATED"
-            else ""
-        )
-        _fail(f"MLflow at {runtime.mlflow_tracking_uri} refused: {error.error_code}{hint}")
+    except RetrainError as error:  # e.g. 401 on the team stack: say so (the registry words it), never "no champion"
+        _fail(str(error))
     if as_json:
         typer.echo(json.dumps(report, indent=2))
         return

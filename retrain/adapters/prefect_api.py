@@ -20,15 +20,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from uuid import UUID
 
-from retrain.domain.approval import ApprovalSubject, sign_answer
+from retrain.domain.approval import ApprovalSubject, BallotVerdict, sign_answer
 from retrain.domain.errors import ApprovalInputError
 from retrain.domain.runs import FlowRunView
+from retrain.domain.tags import INPUT_APPROVAL_SUBJECT, RECEIPT_SENDER, SUBJECT_SENDER, receipt_key
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-RECEIPT_PREFIX = "retrain-receipt-"  # tasks.approval.RECEIPT_PREFIX, repeated to keep this import light
-SUBJECT_KEY = "retrain-approval-subject"  # tasks.approval.SUBJECT_KEY
 T = TypeVar("T")
 
 
@@ -117,12 +116,12 @@ def read_subject(client: Any, flow_run_id: UUID) -> ApprovalSubject:
     import httpx
 
     try:
-        raw = _decode_input(client.read_flow_run_input(flow_run_id, SUBJECT_KEY))
+        raw = _decode_input(client.read_flow_run_input(flow_run_id, INPUT_APPROVAL_SUBJECT))
     except httpx.HTTPStatusError as error:
         if error.response.status_code != 404:
             raise
         raise ApprovalInputError(
-            f"flow run {flow_run_id} does not say what to sign (no '{SUBJECT_KEY}' input): "
+            f"flow run {flow_run_id} does not say what to sign (no '{INPUT_APPROVAL_SUBJECT}' input): "
             "was it started by an older version of retrain?"
         ) from None
     subject = ApprovalSubject.from_json(json.dumps(raw))
@@ -141,13 +140,60 @@ def approval_subject(flow_run_id: str) -> ApprovalSubject:
         return read_subject(client, run_id)
 
 
+# --- the gate's side: what the paused run writes for the clients above to read -----------------
+
+
+def publish_subject(subject: ApprovalSubject) -> None:
+    """What reviewers sign, readable by ``retrain approve``/``sign`` through the API (nothing secret).
+
+    Replaces an earlier copy (a run that reaches the gate again after a restart publishes anew)."""
+    from prefect.client.orchestration import get_client
+
+    run_id = UUID(subject.flow_run_id)
+    with get_client(sync_client=True) as client:
+        if client.filter_flow_run_input(run_id, key_prefix=INPUT_APPROVAL_SUBJECT, limit=1, exclude_keys=set()):
+            client.delete_flow_run_input(run_id, INPUT_APPROVAL_SUBJECT)
+        client.create_flow_run_input(run_id, INPUT_APPROVAL_SUBJECT, subject.to_json(), sender=SUBJECT_SENDER)
+
+
+def write_receipt(flow_run_id: str, pause_key: str, verdict: BallotVerdict, state: str) -> None:
+    """The run's answer to one ballot (:func:`submit_decision` waits for it)."""
+    from prefect.client.orchestration import get_client
+
+    payload = json.dumps({"counted": verdict.counted, "message": verdict.message, "state": state})
+    with get_client(sync_client=True) as client:
+        client.create_flow_run_input(UUID(flow_run_id), receipt_key(pause_key), payload, sender=RECEIPT_SENDER)
+
+
+def _response_key(pause_key: str) -> str:
+    return f"paused-{pause_key}-response"  # prefect.input.run_input.keyset_from_paused_state
+
+
+def forget_answer(flow_run_id: str, pause_key: str) -> None:
+    """Delete a run's stored answer once checked: a signature is useless elsewhere, but Prefect's
+    database keeps no reviewer material beyond the ballots artifact."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        client.delete_flow_run_input(UUID(flow_run_id), _response_key(pause_key))
+
+
+def mark_running(flow_run_id: str, message: str) -> None:
+    """A pause that timed out leaves the run ``Paused`` on the server; record it as ``Running`` again."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Running
+
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(UUID(flow_run_id), Running(message=message), force=True)
+
+
 def _wait_for_receipt(client: Any, flow_run_id: UUID, pause_key: str, wait_seconds: float) -> Receipt:
     import httpx
 
     deadline = time.monotonic() + wait_seconds
     while time.monotonic() < deadline:
         try:
-            value = client.read_flow_run_input(flow_run_id, f"{RECEIPT_PREFIX}{pause_key}")
+            value = client.read_flow_run_input(flow_run_id, receipt_key(pause_key))
         except httpx.HTTPStatusError as error:
             if error.response.status_code != 404:
                 raise

@@ -4,27 +4,32 @@ The only module that talks to MLflow. Models are stored in XGBoost's native UBJS
 pickle) with a signature, an input example and explicit pip requirements (inferring requirements
 costs ~14 s per model). The feature spec travels in the MLmodel metadata, so a version loaded by
 alias can encode raw rows exactly as at training time.
+
+No MLflow (or HTTP client) exception leaves this module: each becomes :class:`RegistryError`
+(transient: the tasks retry it) or :class:`RegistryRefused` (a permanent refusal such as
+PERMISSION_DENIED or RESOURCE_DOES_NOT_EXIST), with the original as its cause.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
-from retrain.domain.errors import ServiceError
+from retrain.domain.errors import RetrainError, ServiceError
 from retrain.domain.features import FeatureSpec
-from retrain.domain.lifecycle import (
-    ALIASES,
+from retrain.domain.lifecycle import ALIASES, ModelVersionInfo
+from retrain.domain.tags import (
     TAG_CONTRACT_NAME,
     TAG_CONTRACT_VERSION,
+    TAG_CRASHED,
     TAG_DATA_MD5,
     TAG_FLOW_RUN,
     TAG_TRAINING_KEY,
-    ModelVersionInfo,
 )
 
 if TYPE_CHECKING:
@@ -41,7 +46,90 @@ HOLDOUT_PREFIX = "holdout_"
 
 
 class RegistryError(ServiceError):
-    """MLflow could not be reached or refused an operation."""
+    """MLflow could not be reached, or failed in a way that may heal (a server error, a timeout)."""
+
+
+class RegistryRefused(RetrainError):
+    """MLflow refused the request for good (not authenticated, no permission, no such object, bad
+    input): the same request gets the same answer, so it is not retried."""
+
+    def __init__(self, message: str, error_code: str):
+        super().__init__(message)
+        self.error_code = error_code
+
+
+#: MLflow error codes that answer the request itself, not the state of the service: retrying the
+#: same request cannot change them. Every other code (INTERNAL_ERROR, TEMPORARILY_UNAVAILABLE,
+#: REQUEST_LIMIT_EXCEEDED, a dropped connection reported as INTERNAL_ERROR, ...) may heal.
+PERMANENT_ERROR_CODES: Final = frozenset(
+    {
+        "BAD_REQUEST",
+        "CUSTOMER_UNAUTHORIZED",
+        "ENDPOINT_NOT_FOUND",
+        "FEATURE_DISABLED",
+        "INVALID_PARAMETER_VALUE",
+        "INVALID_STATE",
+        "MALFORMED_REQUEST",
+        "NOT_FOUND",
+        "NOT_IMPLEMENTED",
+        "PERMISSION_DENIED",
+        "RESOURCE_ALREADY_EXISTS",
+        "RESOURCE_DOES_NOT_EXIST",
+        "UNAUTHENTICATED",
+    }
+)
+_PERMANENT_HTTP: Final = frozenset({400, 401, 403, 404, 405, 409, 410, 413, 422})
+
+
+def translate_error(error: Exception, tracking_uri: str) -> RetrainError | None:
+    """Retrain's error for an exception MLflow (or the HTTP client under it) raised; None for any other
+    exception, which then leaves the adapter unchanged (a bug must not pass for a service failure).
+
+    A refusal keeps the wording ``retrain status`` has always printed ("MLflow at URI refused: CODE").
+    """
+    import requests
+    from mlflow.exceptions import MlflowException
+
+    if isinstance(error, MlflowException):
+        code = str(error.error_code)
+        if code in PERMANENT_ERROR_CODES:
+            hint = " (set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD)" if code == "UNAUTHENTICATED" else ""
+            return RegistryRefused(f"MLflow at {tracking_uri} refused: {code}{hint}", code)
+        return RegistryError(f"MLflow at {tracking_uri} failed ({code}): {_first_line(error.message)}")
+    if isinstance(error, requests.RequestException):
+        status = None if error.response is None else error.response.status_code
+        if status in _PERMANENT_HTTP:
+            return RegistryRefused(f"MLflow at {tracking_uri} refused: HTTP {status}", f"HTTP_{status}")
+        return RegistryError(f"MLflow at {tracking_uri} could not be reached: {_first_line(str(error))}")
+    return None
+
+
+def _first_line(text: str, limit: int = 300) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else f"{line[: limit - 1]}…"
+
+
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def _translated(method: _Method) -> _Method:
+    """Let no MLflow or HTTP-client exception leave a registry method: callers (and the tasks' retry
+    policy) see :class:`RegistryError` (transient) or :class:`RegistryRefused` (permanent), with the
+    original as the cause."""
+
+    @functools.wraps(method)
+    def wrapper(self: ModelRegistry, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except RetrainError:
+            raise
+        except Exception as error:
+            translated = translate_error(error, self.tracking_uri)
+            if translated is None:
+                raise
+            raise translated from error
+
+    return cast(_Method, wrapper)
 
 
 @dataclass(frozen=True)
@@ -94,6 +182,7 @@ class ModelRegistry:
             self._mlflow_client = _client(self.tracking_uri)
         return self._mlflow_client
 
+    @_translated
     def experiment_id(self, name: str | None = None) -> str:
         """The experiment's id (ours unless named), creating it with our artifact location on first use."""
         name = name or self.experiment
@@ -111,6 +200,7 @@ class ModelRegistry:
     def monitoring_experiment(self) -> str:
         return f"{self.experiment}-monitoring"
 
+    @_translated
     def log_monitoring_run(
         self,
         *,
@@ -143,6 +233,7 @@ class ModelRegistry:
 
     # --- runs -----------------------------------------------------------------------------
 
+    @_translated
     def log_training_run(
         self,
         *,
@@ -183,6 +274,7 @@ class ModelRegistry:
             )
         return LoggedModel(run_id=run.info.run_id, model_uri=info.model_uri, model_id=info.model_id)
 
+    @_translated
     def fail_runs_of_flow(self, flow_run_id: str, reason: str) -> list[str]:
         """End every MLflow run that a (crashed) flow run left, as FAILED with the reason as a tag.
 
@@ -202,13 +294,14 @@ class ModelRegistry:
         for run in runs:
             if run.info.status == RunStatus.to_string(RunStatus.FAILED):
                 continue
-            self.client.set_tag(run.info.run_id, "retrain.crashed", reason)
+            self.client.set_tag(run.info.run_id, TAG_CRASHED, reason)
             self.client.set_terminated(run.info.run_id, status="FAILED")
             failed.append(run.info.run_id)
         return failed
 
     # --- registry -------------------------------------------------------------------------
 
+    @_translated
     def register(self, logged: LoggedModel, tags: Mapping[str, str]) -> ModelVersionInfo:
         """A new version of the registered model, from a logged model, with its evidence tags."""
         from mlflow.exceptions import MlflowException
@@ -223,6 +316,7 @@ class ModelRegistry:
         )
         return self._describe(version)
 
+    @_translated
     def ui_links(self, ui_url: str, run_id: str, version: str) -> dict[str, str]:
         """Deep links into the MLflow UI for a gate report: the run, the model version, each logged plot."""
         run = f"{ui_url}/#/experiments/{self.experiment_id()}/runs/{run_id}"
@@ -234,6 +328,7 @@ class ModelRegistry:
         links.update({f"plot: {path}": f"{run}/artifacts/{path}" for path in plots})
         return links
 
+    @_translated
     def find_by_training_key(self, key: str) -> ModelVersionInfo | None:
         """The version already trained from this exact data, contract, params and code, if any."""
         for version in self._versions():
@@ -244,6 +339,7 @@ class ModelRegistry:
     def _versions(self) -> Iterable[ModelVersion]:
         return self.client.search_model_versions(f"name='{self.model_name}'")
 
+    @_translated
     def by_alias(self, alias: str) -> ModelVersionInfo | None:
         from mlflow.exceptions import MlflowException
 
@@ -254,9 +350,11 @@ class ModelRegistry:
             return None
         return self._describe(version)
 
+    @_translated
     def by_version(self, version: str) -> ModelVersionInfo:
         return self._describe(self.client.get_model_version(self.model_name, version))
 
+    @_translated
     def has_version(self, version: str) -> bool:
         from mlflow.exceptions import MlflowException
 
@@ -267,9 +365,11 @@ class ModelRegistry:
             return False
         return True
 
+    @_translated
     def set_alias(self, alias: str, version: str) -> None:
         self.client.set_registered_model_alias(self.model_name, alias, version)
 
+    @_translated
     def delete_alias(self, alias: str) -> None:
         """Idempotent: an absent alias is fine; anything else (no permission, outage) is an error."""
         from mlflow.exceptions import MlflowException
@@ -279,10 +379,12 @@ class ModelRegistry:
         except MlflowException as error:
             _raise_unless_absent(error)
 
+    @_translated
     def tag_version(self, version: str, tags: Mapping[str, str]) -> None:
         for key, value in tags.items():
             self.client.set_model_version_tag(self.model_name, version, key, value)
 
+    @_translated
     def load(self, version: str) -> tuple[xgb.Booster, FeatureSpec]:
         """The native booster of a version and the feature spec it was trained with."""
         import mlflow.xgboost
@@ -297,6 +399,7 @@ class ModelRegistry:
         metadata = get_model_info(uri).metadata or {}
         return booster, FeatureSpec.from_dict(metadata["feature_spec"])
 
+    @_translated
     def load_document(self, run_id: str, path: str) -> dict[str, Any]:
         """A JSON document logged with a run (the evidence bundle, the contract, the settings)."""
         import mlflow
@@ -305,6 +408,7 @@ class ModelRegistry:
         document: dict[str, Any] = mlflow.artifacts.load_dict(f"runs:/{run_id}/{path}")
         return document
 
+    @_translated
     def model_file(self, version: str, directory: Path) -> Path:
         """Download a version's native model file (``model.ubj``) into ``directory``."""
         import mlflow

@@ -16,14 +16,16 @@ stays a chain (``lifecycle.chain_breaks``), which the doctor checks.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from retrain.adapters.ledger import Ledger
 from retrain.adapters.locks import model_lock
 from retrain.adapters.registry import ModelRegistry
-from retrain.domain import lifecycle
+from retrain.domain import tags
 from retrain.domain.approval import ApprovalResult
 from retrain.domain.errors import NothingToRollBack
 from retrain.domain.gate import GateDecision
@@ -48,6 +50,26 @@ class PromotionOutcome:
     challenger_version: str
     reasons: tuple[str, ...]
     note: str
+
+
+@contextmanager
+def ledger_at(url: str) -> Iterator[Ledger]:
+    """The ledger at ``url`` for one use case, its engine disposed afterwards, so no connection
+    outlives the task that opened it."""
+    ledger = Ledger(url)
+    try:
+        yield ledger
+    finally:
+        ledger.dispose()
+
+
+def write_decision_record(reports_dir: Path, decision: GateDecision, outcome: PromotionOutcome) -> Path:
+    """The decision and its outcome as ``gate.json`` in the run's reports (for machines)."""
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    payload = {**decision.to_dict(), "outcome": asdict(outcome)}
+    path = reports_dir / "gate.json"
+    path.write_text(json.dumps(payload, indent=2, default=list), encoding="utf-8")
+    return path
 
 
 def _noop(step: str) -> None:
@@ -112,13 +134,13 @@ def _promote_locked(
     registry.tag_version(
         challenger.version,
         {
-            lifecycle.TAG_DECISION: "promoted" if promote_now else "refused",
-            lifecycle.TAG_REASONS: "; ".join(reasons) or "all checks passed",
-            "retrain.gate.checks": json.dumps(decision.to_dict(details=False)["checks"]),
-            lifecycle.TAG_CHAMPION_BEFORE: judged or "",
-            lifecycle.TAG_REVIEWERS: json.dumps([] if approval is None else list(approval.reviewers)),
-            lifecycle.TAG_REVIEW_COMMENT: comment,
-            lifecycle.TAG_PROMOTION_FLOW_RUN: flow_run_id or "",
+            tags.TAG_DECISION: "promoted" if promote_now else "refused",
+            tags.TAG_REASONS: "; ".join(reasons) or "all checks passed",
+            tags.TAG_CHECKS: json.dumps(decision.to_dict(details=False)["checks"]),
+            tags.TAG_CHAMPION_BEFORE: judged or "",
+            tags.TAG_REVIEWERS: json.dumps([] if approval is None else list(approval.reviewers)),
+            tags.TAG_REVIEW_COMMENT: comment,
+            tags.TAG_PROMOTION_FLOW_RUN: flow_run_id or "",
         },
     )
     on_step("tag-decision")
@@ -179,7 +201,7 @@ def roll_back(registry: ModelRegistry, ledger: Ledger, *, actor: str, reason: st
             raise NothingToRollBack(f"nothing to roll back to: model {registry.model_name} has {missing}")
         registry.set_alias(CHAMPION, previous.version)  # the commit point
         registry.delete_alias(PREVIOUS_CHAMPION)
-        registry.tag_version(champion.version, {"retrain.rolled_back": reason})
+        registry.tag_version(champion.version, {tags.TAG_ROLLED_BACK: reason})
         position = ledger.append(
             LedgerEntry(
                 model_name=registry.model_name,
@@ -209,8 +231,8 @@ class DoctorReport:
 
 def _reconciled_entry(registry: ModelRegistry, champion: ModelVersionInfo, recorded: str | None) -> LedgerEntry:
     """The ledger entry a crash kept promote() from writing, from the tags written before the crash."""
-    tags = champion.tags
-    comment = tags.get(lifecycle.TAG_REVIEW_COMMENT, "")
+    written = champion.tags
+    comment = written.get(tags.TAG_REVIEW_COMMENT, "")
     return LedgerEntry(
         model_name=registry.model_name,
         kind="promotion",
@@ -220,12 +242,12 @@ def _reconciled_entry(registry: ModelRegistry, champion: ModelVersionInfo, recor
         actor="retrain doctor",
         comment=(
             "reconciled: the champion alias had moved to this version but the ledger entry was missing "
-            f"(interrupted promotion; gate decision on the version: {tags.get(lifecycle.TAG_DECISION, 'none')})"
+            f"(interrupted promotion; gate decision on the version: {written.get(tags.TAG_DECISION, 'none')})"
             + (f" | reviewers: {comment}" if comment else "")
         ),
-        reviewers=tuple(json.loads(tags.get(lifecycle.TAG_REVIEWERS, "[]"))),
-        checks=json.loads(tags.get("retrain.gate.checks", "[]")),
-        flow_run_id=tags.get(lifecycle.TAG_PROMOTION_FLOW_RUN) or None,
+        reviewers=tuple(json.loads(written.get(tags.TAG_REVIEWERS, "[]"))),
+        checks=json.loads(written.get(tags.TAG_CHECKS, "[]")),
+        flow_run_id=written.get(tags.TAG_PROMOTION_FLOW_RUN) or None,
     )
 
 

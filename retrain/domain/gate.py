@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -17,7 +17,47 @@ from retrain.domain.bootstrap import BOOTSTRAP_METRICS, paired_bootstrap
 from retrain.domain.latency import LatencyComparison, judge_latency
 from retrain.domain.metrics import expected_calibration_error, gain, meets_floor
 from retrain.domain.settings import GateSettings
-from retrain.domain.slices import slice_regressions
+from retrain.domain.slices import SliceResult, slice_regressions
+
+
+@dataclass(frozen=True)
+class ComparisonInterval:
+    """The gain behind a champion-vs-challenger verdict: a paired bootstrap interval, or (no
+    ``confidence``) a point estimate for a metric without a bootstrap form, whose bounds are then None."""
+
+    metric: str
+    gain: float
+    lower: float | None
+    upper: float | None
+    confidence: float | None = None
+    resamples: int | None = None
+    rows: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """As stored in the ledger and gate.json: a point estimate has no confidence, resamples or rows."""
+        data = asdict(self)
+        if self.confidence is None:
+            for key in ("confidence", "resamples", "rows"):
+                del data[key]
+        return data
+
+
+@dataclass(frozen=True)
+class LatencyMeasure:
+    """One of a latency check's two comparisons: the ratio to the champion, or the absolute ceiling."""
+
+    measure: str
+    value: float | None
+    threshold: float
+    passed: bool | None  # None: no champion to compare the ratio with
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+#: A row behind a check's verdict; each kind knows its own fields and its JSON form.
+CheckDetail = ComparisonInterval | LatencyMeasure | SliceResult
+D = TypeVar("D", ComparisonInterval, LatencyMeasure, SliceResult)
 
 
 @dataclass(frozen=True)
@@ -27,7 +67,21 @@ class Check:
     value: float | None
     threshold: float | None
     reason: str
-    details: tuple[Mapping[str, Any], ...] = ()  # rows behind the verdict (bootstrap interval, slices)
+    details: tuple[CheckDetail, ...] = ()  # rows behind the verdict (bootstrap interval, latency, slices)
+
+    def rows(self, kind: type[D]) -> tuple[D, ...]:
+        """The detail rows of one kind (a report reads the slices of the slice check, for instance)."""
+        return tuple(row for row in self.details if isinstance(row, kind))
+
+    def to_dict(self, details: bool = True) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "passed": self.passed,
+            "value": self.value,
+            "threshold": self.threshold,
+            "reason": self.reason,
+            "details": [row.to_dict() for row in self.details] if details else [],
+        }
 
 
 @dataclass(frozen=True)
@@ -71,13 +125,10 @@ class GateDecision:
 
     def to_dict(self, details: bool = True) -> dict[str, Any]:
         """Everything, or (``details=False``) one line per check, short enough for a registry tag."""
-        checks = [asdict(check) for check in self.checks]
-        for check in checks:
-            check["details"] = [dict(row) for row in check["details"]] if details else []
         return {
             "promote": self.promote,
             "primary_metric": self.primary_metric,
-            "checks": checks,
+            "checks": [check.to_dict(details) for check in self.checks],
             "reasons": list(self.reasons),
         }
 
@@ -118,16 +169,14 @@ def comparison_check(settings: GateSettings, seed: int) -> GateCheck:
                 seed=seed,
             )
             bound = result.lower
-            rows: tuple[Mapping[str, Any], ...] = (
-                {
-                    "metric": metric,
-                    "gain": result.gain,
-                    "lower": result.lower,
-                    "upper": result.upper,
-                    "confidence": settings.confidence,
-                    "resamples": result.resamples,
-                    "rows": result.rows,
-                },
+            interval = ComparisonInterval(
+                metric,
+                result.gain,
+                result.lower,
+                result.upper,
+                confidence=settings.confidence,
+                resamples=result.resamples,
+                rows=result.rows,
             )
             evidence = (
                 f"{metric} gain {result.gain:+.4f}, {settings.confidence:.0%} CI [{result.lower:+.4f}, "
@@ -135,7 +184,7 @@ def comparison_check(settings: GateSettings, seed: int) -> GateCheck:
             )
         else:
             bound = gain(metric, inputs.challenger[metric], inputs.champion[metric])
-            rows = ({"metric": metric, "gain": bound, "lower": None, "upper": None},)
+            interval = ComparisonInterval(metric, bound, None, None)
             evidence = f"{metric} gain {bound:+.4f} (point estimate: no bootstrap for {metric})"
         ok = bound > threshold
         verdict = "exceeds" if ok else "does not exceed"
@@ -145,7 +194,7 @@ def comparison_check(settings: GateSettings, seed: int) -> GateCheck:
             bound,
             threshold,
             f"{evidence}; {mode.replace('_', '-')}: the lower bound {verdict} {threshold:+.4f}",
-            rows,
+            (interval,),
         )
 
     return check
@@ -194,14 +243,14 @@ def latency_check(name: str, kind: str, max_ratio: float, ceiling_ms: float) -> 
         cpu_ms = measured.get(f"latency_{kind}_cpu_ms")
         comparison = LatencyComparison(milliseconds, champion_ms, ratio, rounds, cpu_ms)
         verdict = judge_latency(comparison, max_ratio, ceiling_ms, f"latency_{kind}")
-        rows: tuple[Mapping[str, Any], ...] = (
-            {"measure": "ratio to champion", "value": ratio, "threshold": max_ratio, "passed": verdict.ratio_passed},
-            {
-                "measure": "median ms" if cpu_ms is None else "median CPU ms",
-                "value": comparison.ceiling_ms,
-                "threshold": ceiling_ms,
-                "passed": verdict.ceiling_passed,
-            },
+        rows = (
+            LatencyMeasure("ratio to champion", ratio, max_ratio, verdict.ratio_passed),
+            LatencyMeasure(
+                "median ms" if cpu_ms is None else "median CPU ms",
+                comparison.ceiling_ms,
+                ceiling_ms,
+                verdict.ceiling_passed,
+            ),
         )
         if ratio is None:
             return Check(name, verdict.passed, comparison.ceiling_ms, ceiling_ms, verdict.reason, rows)
@@ -239,7 +288,7 @@ def slices_check(settings: GateSettings, seed: int) -> GateCheck:
         judged = [r for r in results if r.judged]
         regressed = [r for r in judged if r.regressed]
         summary = f"{len(judged)} of {len(results)} slices judged (Holm, alpha {config.alpha})"
-        details = tuple(result.to_dict() for result in results)
+        details = tuple(results)
         if not regressed:
             return Check(
                 "slices",

@@ -8,28 +8,28 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final, Literal
 
+from retrain.domain import tags
+
 CHAMPION: Final = "champion"
 CHALLENGER: Final = "challenger"
 PREVIOUS_CHAMPION: Final = "previous-champion"
 ALIASES: Final = (CHAMPION, CHALLENGER, PREVIOUS_CHAMPION)
 
-# Tag keys written on model versions: the registry is searchable by them.
-TAG_TRAINING_KEY: Final = "retrain.training_key"
-TAG_DATA_MD5: Final = "retrain.data_md5"
-TAG_CONTRACT_NAME: Final = "retrain.contract_name"
-TAG_CONTRACT_VERSION: Final = "retrain.contract_version"
-TAG_CONTRACT_HASH: Final = "retrain.contract_hash"
-TAG_PARAMS_HASH: Final = "retrain.params_hash"
-TAG_DECISION: Final = "retrain.gate.decision"
-TAG_REASONS: Final = "retrain.gate.reasons"
-TAG_FLOW_RUN: Final = "retrain.flow_run_id"
-TAG_TRIGGERED_BY: Final = "retrain.triggered_by"
-# Written on the challenger at the tag-decision step of a promotion, so that `doctor` can write the
-# ledger entry of a promotion a crash interrupted with the same reviewers, comment and flow run.
-TAG_CHAMPION_BEFORE: Final = "retrain.gate.champion_before"
-TAG_REVIEWERS: Final = "retrain.review.reviewers"
-TAG_REVIEW_COMMENT: Final = "retrain.review.comment"
-TAG_PROMOTION_FLOW_RUN: Final = "retrain.promotion.flow_run_id"
+# The tag keys are defined in retrain.domain.tags; these names stay for callers that read them from here.
+TAG_CHAMPION_BEFORE: Final = tags.TAG_CHAMPION_BEFORE
+TAG_CONTRACT_HASH: Final = tags.TAG_CONTRACT_HASH
+TAG_CONTRACT_NAME: Final = tags.TAG_CONTRACT_NAME
+TAG_CONTRACT_VERSION: Final = tags.TAG_CONTRACT_VERSION
+TAG_DATA_MD5: Final = tags.TAG_DATA_MD5
+TAG_DECISION: Final = tags.TAG_DECISION
+TAG_FLOW_RUN: Final = tags.TAG_FLOW_RUN
+TAG_PARAMS_HASH: Final = tags.TAG_PARAMS_HASH
+TAG_PROMOTION_FLOW_RUN: Final = tags.TAG_PROMOTION_FLOW_RUN
+TAG_REASONS: Final = tags.TAG_REASONS
+TAG_REVIEW_COMMENT: Final = tags.TAG_REVIEW_COMMENT
+TAG_REVIEWERS: Final = tags.TAG_REVIEWERS
+TAG_TRAINING_KEY: Final = tags.TAG_TRAINING_KEY
+TAG_TRIGGERED_BY: Final = tags.TAG_TRIGGERED_BY
 
 
 @dataclass(frozen=True)

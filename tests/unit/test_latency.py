@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from retrain.domain.gate import GateInputs, decide, default_checks
+from retrain.domain.gate import GateInputs, LatencyMeasure, decide, default_checks
 from retrain.domain.latency import compare_latency, judge_latency
 from tests.unit.gate_settings import BASELINE
 
@@ -53,7 +53,8 @@ def test_a_busy_machine_slowing_both_models_alike_does_not_fail_the_check(seed: 
     assert verdict.passed, verdict.reason
     check = _gate(champion, challenger).check("latency_single")
     assert check is not None and check.passed and check.threshold == 2.0
-    assert {row["measure"] for row in check.details} == {"ratio to champion", "median ms"}
+    assert {row.measure for row in check.rows(LatencyMeasure)} == {"ratio to champion", "median ms"}
+    assert len(check.details) == 2
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -104,4 +105,4 @@ def test_the_ceiling_judges_cpu_time_when_measured_so_waiting_for_a_core_does_no
     decision = decide(default_checks(settings), GateInputs(metrics, None, guardrails=measured), "roc_auc")
     single = decision.check("latency_single")
     assert single is not None and single.passed and single.value == 5.0 and single.threshold == 250.0
-    assert single.details[1] == {"measure": "median CPU ms", "value": 5.0, "threshold": 250.0, "passed": True}
+    assert single.details[1].to_dict() == {"measure": "median CPU ms", "value": 5.0, "threshold": 250.0, "passed": True}

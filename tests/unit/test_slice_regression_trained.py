@@ -13,7 +13,7 @@ from retrain.domain.features import build_feature_spec
 from retrain.domain.gate import GateInputs, decide, default_checks
 from retrain.domain.metrics import classification_metrics
 from retrain.domain.settings import load_settings
-from retrain.domain.slices import slice_masks
+from retrain.domain.slices import SliceResult, slice_masks
 from retrain.domain.splitting import split_by_time
 from retrain.domain.training import predict_proba, train_model
 from tests.unit.gate_settings import FAST
@@ -56,5 +56,6 @@ def test_trained_challenger_better_overall_but_worse_for_one_group_is_blocked():
 
     failed = {check.name: check for check in decision.checks if not check.passed}
     assert list(failed) == ["slices"], decision.reasons
-    regressed = {row["name"] for row in failed["slices"].details if row["regressed"]}
+    regressed = {row.name for row in failed["slices"].rows(SliceResult) if row.regressed}
+    assert len(failed["slices"].rows(SliceResult)) == len(failed["slices"].details)
     assert regressed == {f"{GROUP_COLUMN}={GROUP}"}

@@ -1,0 +1,139 @@
+"""The gate report: what a reviewer reads before deciding, and what stays on record after.
+
+Pure rendering from typed values to markdown, so it is tested without a flow, and the training flow,
+the reviewers' artifact and the decision artifact all show the same text. The gain of each metric
+is :func:`retrain.domain.metrics.gain`, the one the gate judges on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from retrain.domain.gate import ComparisonInterval, GateDecision
+from retrain.domain.lifecycle import ModelVersionInfo
+from retrain.domain.metrics import gain
+from retrain.domain.settings import ApprovalSettings
+from retrain.domain.slices import SliceResult
+
+
+@dataclass(frozen=True)
+class ReportContext:
+    """What a gate report names besides the checks: the versions, their metrics, lineage and links."""
+
+    challenger: ModelVersionInfo
+    challenger_metrics: Mapping[str, float]
+    champion: ModelVersionInfo | None
+    champion_metrics: Mapping[str, float] | None
+    lineage: Mapping[str, str]  # what -> value, in the order shown
+    links: Mapping[str, str]  # label -> URL (MLflow run, model version, plots)
+
+
+def _fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4f}"
+
+
+def _signed(value: float | None) -> str:
+    return "—" if value is None else f"{value:+.4f}"
+
+
+def _interval(decision: GateDecision) -> ComparisonInterval | None:
+    """The champion-vs-challenger interval of the comparison check, if the gate compared at all."""
+    return next((row for check in decision.checks for row in check.rows(ComparisonInterval)), None)
+
+
+def _ci(interval: ComparisonInterval | None, metric: str) -> str:
+    if interval is None or interval.metric != metric:
+        return "—"
+    lower, upper, confidence = interval.lower, interval.upper, interval.confidence
+    if lower is None or upper is None or confidence is None:  # a point estimate: no interval to show
+        return "—"
+    return f"[{lower:+.4f}, {upper:+.4f}] ({confidence:.0%}, paired)"
+
+
+def _metric_rows(decision: GateDecision, context: ReportContext) -> list[str]:
+    champion_label = f"champion v{context.champion.version}" if context.champion else "champion"
+    lines = [
+        f"| metric | {champion_label} | challenger v{context.challenger.version} | gain | CI of the gain |",
+        "|---|---|---|---|---|",
+    ]
+    interval = _interval(decision)
+    for metric, value in context.challenger_metrics.items():
+        base = context.champion_metrics.get(metric) if context.champion_metrics else None
+        improvement = None if base is None else gain(metric, value, base)
+        lines.append(f"| {metric} | {_fmt(base)} | {_fmt(value)} | {_signed(improvement)} | {_ci(interval, metric)} |")
+    return lines
+
+
+def _slice_verdict(row: SliceResult) -> str:
+    if row.regressed:
+        return "**REGRESSED**"
+    return "ok" if row.judged else f"not judged: {row.note}"
+
+
+def _slice_rows(decision: GateDecision, metric: str) -> list[str]:
+    slices = [row for check in decision.checks for row in check.rows(SliceResult)]
+    if not slices:
+        return ["_No slice comparison (no champion yet, or no slices configured)._"]
+    lines = [
+        f"| slice | rows | champion {metric} | challenger {metric} | gain | CI | verdict |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    # regressions first, worst first; then the judged ones by gain; slices without a gain last
+    ranked = sorted(slices, key=lambda row: (not row.regressed, row.gain is None, row.gain or 0.0))
+    for row in ranked:
+        ci = "—" if row.lower is None or row.upper is None else f"[{row.lower:+.4f}, {row.upper:+.4f}]"
+        lines.append(
+            f"| {row.name} | {row.rows} | {_fmt(row.champion)} | {_fmt(row.challenger)} | "
+            f"{_signed(row.gain)} | {ci} | {_slice_verdict(row)} |"
+        )
+    return lines
+
+
+def gate_report(
+    model_name: str, mode: str, decision: GateDecision, verdict: str, summary: str, context: ReportContext
+) -> str:
+    """The gate report as markdown for ``model_name`` judged in gate ``mode`` (non-inferiority or
+    superiority): the headline verdict and summary, metrics side by side, every check, the slices,
+    the lineage and the links."""
+    lines = [
+        f"# Gate report for `{model_name}` v{context.challenger.version}: **{verdict}**",
+        "",
+        f"{summary} Primary metric: `{decision.primary_metric}`, mode `{mode}`.",
+        "",
+        "## Champion vs challenger (same holdout rows)",
+        "",
+        *_metric_rows(decision, context),
+        "",
+        "## Checks",
+        "",
+        "| check | result | value | threshold | reason |",
+        "|---|---|---|---|---|",
+    ]
+    for check in decision.checks:
+        lines.append(
+            f"| {check.name} | {'pass' if check.passed else '**FAIL**'} | {_fmt(check.value)} | "
+            f"{_fmt(check.threshold)} | {check.reason} |"
+        )
+    lines += ["", "## Slices", "", *_slice_rows(decision, decision.primary_metric)]
+    lines += ["", "## Lineage", "", "| what | value |", "|---|---|"]
+    lines += [f"| {key} | `{value}` |" for key, value in context.lineage.items()]
+    if context.links:
+        lines += ["", "## Links", ""]
+        lines += [f"- [{label}]({url})" for label, url in context.links.items()]
+    return "\n".join(lines)
+
+
+def review_instructions(flow_run_id: str, policy: ApprovalSettings) -> str:
+    """The part of the gate report that tells a listed reviewer the one command to run."""
+    names = " | ".join(policy.reviewers)
+    return (
+        "\n\n## How to decide\n\n"
+        f"Listed reviewers: {', '.join(policy.reviewers)} (quorum {policy.quorum}); whoever triggered the run "
+        "cannot decide. Each answer is signed with the reviewer's own key (`retrain reviewer keygen NAME`).\n\n"
+        "From a terminal (signs and sends in one step):\n\n"
+        f"```\nretrain approve {flow_run_id} --reviewer {names} --comment '…'\n"
+        f"retrain reject {flow_run_id} --reviewer {names} --reason '…'\n```\n\n"
+        "In this UI (*Resume*): print the signature, then paste it with the very same decision and comment:\n\n"
+        f"```\nretrain sign {flow_run_id} --reviewer {names} --decision approve --comment '…'\n```\n"
+    )

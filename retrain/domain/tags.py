@@ -1,0 +1,70 @@
+"""Every name Retrain writes where another program reads it back: one place, so nobody retypes one.
+
+Registry tags are searched by ``retrain status``, the doctor and the tests; artifact keys are what the
+Prefect UI, the stack's tests and the browser test look up; run-input keys are what ``retrain
+approve``/``sign`` and the stack's proxy rules read. A typo in any of them is silent (a missing tag
+reads as "none"), so code names them only through these constants. Tests may spell the values out:
+that checks the wire value itself.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- Tags on model versions and training runs (the registry is searchable by them) ---------------
+TAG_TRAINING_KEY: Final = "retrain.training_key"
+TAG_DATA_MD5: Final = "retrain.data_md5"
+TAG_CONTRACT_NAME: Final = "retrain.contract_name"
+TAG_CONTRACT_VERSION: Final = "retrain.contract_version"
+TAG_CONTRACT_HASH: Final = "retrain.contract_hash"
+TAG_PARAMS_HASH: Final = "retrain.params_hash"
+TAG_CODE_VERSION: Final = "retrain.code_version"
+TAG_FLOW_RUN: Final = "retrain.flow_run_id"
+TAG_TRIGGERED_BY: Final = "retrain.triggered_by"
+TAG_REASON: Final = "retrain.reason"
+
+# --- The gate decision, written on the challenger at the tag-decision step of a promotion --------
+TAG_DECISION: Final = "retrain.gate.decision"
+TAG_REASONS: Final = "retrain.gate.reasons"
+TAG_CHECKS: Final = "retrain.gate.checks"  # one line per check, without details (a tag is short)
+# So that ``doctor`` can write the ledger entry of a promotion a crash interrupted with the same
+# reviewers, comment and flow run.
+TAG_CHAMPION_BEFORE: Final = "retrain.gate.champion_before"
+TAG_REVIEWERS: Final = "retrain.review.reviewers"
+TAG_REVIEW_COMMENT: Final = "retrain.review.comment"
+TAG_PROMOTION_FLOW_RUN: Final = "retrain.promotion.flow_run_id"
+TAG_ROLLED_BACK: Final = "retrain.rolled_back"  # on a champion demoted by a rollback: why
+
+# --- Tags on MLflow runs ------------------------------------------------------------------------
+TAG_CRASHED: Final = "retrain.crashed"  # on runs a crashed flow run left open: why they were failed
+TAG_KIND: Final = "retrain.kind"  # monitoring runs: "drift" or "scoring"
+TAG_CHAMPION: Final = "retrain.champion"  # monitoring runs: the champion version watched
+TAG_SHADOW: Final = "retrain.shadow"  # scoring runs: the challenger scored in the shadow
+TAG_MONITORING_DECISION: Final = "retrain.decision"  # drift runs: what the drift check decided
+
+# --- Prefect artifact keys ----------------------------------------------------------------------
+ARTIFACT_GATE_REPORT: Final = "gate-report"  # what reviewers read before they decide
+ARTIFACT_GATE_DECISION: Final = "gate-decision"  # the decision as taken, after the gate
+ARTIFACT_APPROVAL_BALLOTS: Final = "approval-ballots"  # every reviewer answer, counted or refused
+ARTIFACT_ROLLBACK: Final = "rollback"
+ARTIFACT_BATCH_VALIDATION: Final = "batch-validation"
+ARTIFACT_DATA_VALIDATION: Final = "data-validation"
+ARTIFACT_DRIFT_REPORT: Final = "drift-report"
+ARTIFACT_SCORING_REPORT: Final = "scoring-report"
+
+# --- Prefect run inputs and pause keys of the approval gate --------------------------------------
+INPUT_APPROVAL_SUBJECT: Final = "retrain-approval-subject"  # what reviewers sign (nothing secret)
+INPUT_RECEIPT_PREFIX: Final = "retrain-receipt-"  # + pause key: the run's answer to one ballot
+PAUSE_PREFIX: Final = "approval-"  # + round number: one pause per ballot
+RECEIPT_SENDER: Final = "retrain-approval-gate"
+SUBJECT_SENDER: Final = "retrain"
+
+
+def receipt_key(pause_key: str) -> str:
+    """The run input that answers the ballot sent to the pause ``pause_key``."""
+    return f"{INPUT_RECEIPT_PREFIX}{pause_key}"
+
+
+def pause_key(round_number: int) -> str:
+    """The pause of the ``round_number``-th ballot (the run pauses again after a refused one)."""
+    return f"{PAUSE_PREFIX}{round_number}"

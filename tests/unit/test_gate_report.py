@@ -1,0 +1,156 @@
+"""The gate report renderer: the markdown reviewers read, from hand-made checks (no flow, no services)."""
+
+from __future__ import annotations
+
+from retrain.domain.gate import Check, ComparisonInterval, GateDecision, LatencyMeasure
+from retrain.domain.gate_report import ReportContext, gate_report, review_instructions
+from retrain.domain.lifecycle import ModelVersionInfo
+from retrain.domain.settings import ApprovalSettings
+from retrain.domain.slices import SliceResult
+
+V1 = ModelVersionInfo("1", "run-1", {}, None, None)
+V2 = ModelVersionInfo("2", "run-2", {}, None, None)
+CHALLENGER = {"roc_auc": 0.81, "log_loss": 0.38}
+CHAMPION = {"roc_auc": 0.80, "log_loss": 0.40}
+LINEAGE = {"data md5 (DVC)": "0123abcd", "training key": "k" * 32, "flow run": "run-42"}
+LINKS = {"MLflow run": "http://mlflow/#/runs/run-2", "plot: plots/roc.png": "http://mlflow/#/runs/run-2/plots/roc.png"}
+
+FLOOR = Check("absolute_floor", True, 0.81, 0.7, "roc_auc 0.8100 meets the floor 0.7000")
+INTERVAL = ComparisonInterval("roc_auc", 0.01, -0.002, 0.023, confidence=0.95, resamples=500, rows=1000)
+COMPARISON = Check("non_inferiority", True, -0.002, -0.01, "lower bound exceeds -0.0100", (INTERVAL,))
+CALIBRATION = Check("calibration", False, 0.12, 0.05, "expected calibration error 0.1200 > 0.0500")
+LATENCY = Check(
+    "latency_single",
+    True,
+    1.1,
+    2.0,
+    "ratio 1.10 ≤ 2.00",
+    (LatencyMeasure("ratio to champion", 1.1, 2.0, True), LatencyMeasure("median ms", 1.0, 25.0, True)),
+)
+SLICES = Check(
+    "slices",
+    False,
+    1.0,
+    0.0,
+    "3 of 3 slices judged: 1 regressed",
+    (
+        SliceResult("region=north", 400, 0.80, 0.82, 0.02, -0.01, 0.05, 0.9, False, True),
+        SliceResult("region=east", 300, 0.81, 0.70, -0.11, -0.16, -0.06, 0.001, True, True),
+        SliceResult("region=tiny", 12, None, None, None, None, None, None, False, False, "12 rows < 100"),
+        SliceResult("region=south", 350, 0.79, 0.785, -0.005, -0.04, 0.03, 0.6, False, True),
+    ),
+)
+
+
+def _report(decision: GateDecision, champion: bool = True, links: dict[str, str] | None = None) -> str:
+    context = ReportContext(
+        V2,
+        CHALLENGER,
+        V1 if champion else None,
+        CHAMPION if champion else None,
+        LINEAGE,
+        LINKS if links is None else links,
+    )
+    return gate_report("credit-default", "non_inferiority", decision, "REFUSED", "Two checks failed.", context)
+
+
+def test_the_whole_report_reads_as_before():
+    decision = GateDecision((FLOOR, COMPARISON, CALIBRATION), "roc_auc")
+    assert _report(decision, links={}) == "\n".join(
+        [
+            "# Gate report for `credit-default` v2: **REFUSED**",
+            "",
+            "Two checks failed. Primary metric: `roc_auc`, mode `non_inferiority`.",
+            "",
+            "## Champion vs challenger (same holdout rows)",
+            "",
+            "| metric | champion v1 | challenger v2 | gain | CI of the gain |",
+            "|---|---|---|---|---|",
+            "| roc_auc | 0.8000 | 0.8100 | +0.0100 | [-0.0020, +0.0230] (95%, paired) |",
+            "| log_loss | 0.4000 | 0.3800 | +0.0200 | — |",
+            "",
+            "## Checks",
+            "",
+            "| check | result | value | threshold | reason |",
+            "|---|---|---|---|---|",
+            "| absolute_floor | pass | 0.8100 | 0.7000 | roc_auc 0.8100 meets the floor 0.7000 |",
+            "| non_inferiority | pass | -0.0020 | -0.0100 | lower bound exceeds -0.0100 |",
+            "| calibration | **FAIL** | 0.1200 | 0.0500 | expected calibration error 0.1200 > 0.0500 |",
+            "",
+            "## Slices",
+            "",
+            "_No slice comparison (no champion yet, or no slices configured)._",
+            "",
+            "## Lineage",
+            "",
+            "| what | value |",
+            "|---|---|",
+            "| data md5 (DVC) | `0123abcd` |",
+            f"| training key | `{'k' * 32}` |",
+            "| flow run | `run-42` |",
+        ]
+    )
+
+
+def test_passed_and_failed_checks_each_get_a_row():
+    report = _report(GateDecision((FLOOR, CALIBRATION, LATENCY), "roc_auc"))
+    assert "| absolute_floor | pass | 0.8100 | 0.7000 | roc_auc 0.8100 meets the floor 0.7000 |" in report
+    assert "| calibration | **FAIL** | 0.1200 | 0.0500 | expected calibration error 0.1200 > 0.0500 |" in report
+    assert "| latency_single | pass | 1.1000 | 2.0000 | ratio 1.10 ≤ 2.00 |" in report
+
+
+def test_gain_is_positive_when_better_whatever_the_metric_direction():
+    report = _report(GateDecision((FLOOR,), "roc_auc"))
+    assert "| roc_auc | 0.8000 | 0.8100 | +0.0100 | — |" in report  # no comparison check: no CI
+    assert "| log_loss | 0.4000 | 0.3800 | +0.0200 | — |" in report  # a lower loss is a gain
+
+
+def test_a_point_estimate_shows_no_interval():
+    point = Check(
+        "non_inferiority", True, 0.01, -0.01, "point estimate", (ComparisonInterval("roc_auc", 0.01, None, None),)
+    )
+    report = _report(GateDecision((FLOOR, point), "roc_auc"))
+    assert "| roc_auc | 0.8000 | 0.8100 | +0.0100 | — |" in report
+
+
+def test_without_a_champion_there_is_nothing_to_compare():
+    no_champion = Check("non_inferiority", True, None, -0.01, "no champion yet: nothing to compare with")
+    report = _report(GateDecision((FLOOR, no_champion), "roc_auc"), champion=False)
+    assert "| metric | champion | challenger v2 | gain | CI of the gain |" in report
+    assert "| roc_auc | — | 0.8100 | — | — |" in report
+    assert "| non_inferiority | pass | — | -0.0100 | no champion yet: nothing to compare with |" in report
+    assert "_No slice comparison (no champion yet, or no slices configured)._" in report
+
+
+def test_slices_list_regressions_first_then_by_gain_and_unjudged_last():
+    report = _report(GateDecision((FLOOR, SLICES), "roc_auc"))
+    rows = [line for line in report.splitlines() if line.startswith("| region=")]
+    assert rows == [
+        "| region=east | 300 | 0.8100 | 0.7000 | -0.1100 | [-0.1600, -0.0600] | **REGRESSED** |",
+        "| region=south | 350 | 0.7900 | 0.7850 | -0.0050 | [-0.0400, +0.0300] | ok |",
+        "| region=north | 400 | 0.8000 | 0.8200 | +0.0200 | [-0.0100, +0.0500] | ok |",
+        "| region=tiny | 12 | — | — | — | — | not judged: 12 rows < 100 |",
+    ]
+    assert "| slice | rows | champion roc_auc | challenger roc_auc | gain | CI | verdict |" in report
+
+
+def test_lineage_and_links_are_listed_in_order():
+    report = _report(GateDecision((FLOOR,), "roc_auc"))
+    lineage = report.split("## Lineage")[1].split("## Links")[0]
+    assert lineage.strip().splitlines()[2:] == [f"| {key} | `{value}` |" for key, value in LINEAGE.items()]
+    assert report.endswith(
+        "## Links\n\n- [MLflow run](http://mlflow/#/runs/run-2)\n"
+        "- [plot: plots/roc.png](http://mlflow/#/runs/run-2/plots/roc.png)"
+    )
+    assert "## Links" not in _report(GateDecision((FLOOR,), "roc_auc"), links={})
+
+
+def test_review_instructions_name_the_run_and_every_listed_reviewer():
+    policy = ApprovalSettings(
+        reviewers=("ada", "grace"), quorum=1, timeout_minutes=5, poll_seconds=1, keys_dir="reviewers"
+    )
+    text = review_instructions("run-42", policy)
+    assert text.startswith("\n\n## How to decide\n\nListed reviewers: ada, grace (quorum 1)")
+    assert "retrain approve run-42 --reviewer ada | grace --comment '…'" in text
+    assert "retrain reject run-42 --reviewer ada | grace --reason '…'" in text
+    assert "retrain sign run-42 --reviewer ada | grace --decision approve --comment '…'" in text
