@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_api")]
 
 @pytest.fixture
 def trained(workspace: Path) -> Path:
-    from retrain.demo import write_demo_batches
+    from retrain.cli.demo_run import write_demo_batches
 
     settings = workspace_settings(workspace)
     write_demo_batches(workspace / settings.dataset.batches, settings, 5)
