@@ -8,7 +8,6 @@ training flow in-process, as a subflow of this run, so the UI links the two.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from prefect import flow, runtime
 from pydantic import BaseModel, Field
@@ -17,6 +16,7 @@ from flows.training import TrainingRequest, training
 from retrain.adapters.environment import resolve_runtime
 from retrain.adapters.registry import ModelRegistry
 from retrain.application.monitoring import drift_result, retraining_request
+from retrain.application.results import DriftResult
 from tasks.data import load_settings_task
 from tasks.leases import RELEASE_LEASE, lease_and_reap_task
 from tasks.monitoring import (
@@ -41,7 +41,7 @@ class DriftRequest(BaseModel):
 
 
 @flow(name="drift", log_prints=True, persist_result=True, result_serializer="json", **RELEASE_LEASE)
-def drift(request: DriftRequest | None = None) -> dict[str, Any]:
+def drift(request: DriftRequest | None = None) -> DriftResult:
     request = request or DriftRequest()
     where = resolve_runtime(project_dir=Path(request.project_dir) if request.project_dir else None)
     flow_run_id = str(runtime.flow_run.id or "local")
@@ -65,5 +65,9 @@ def drift(request: DriftRequest | None = None) -> dict[str, Any]:
             result["training"] = {"flow_run_id": deployed_run, "via": settings.retraining.deployment}
         else:
             trained = training(TrainingRequest(**retraining_request(where.project_dir, record, flow_run_id)))
-            result["training"] = {**trained["outcome"], "flow_run_id": trained["flow_run_id"], "via": "in-process"}
-    return result
+            result["training"] = {
+                **trained.outcome.model_dump(),
+                "flow_run_id": trained.flow_run_id,
+                "via": "in-process",
+            }
+    return DriftResult.model_validate(result)

@@ -6,13 +6,13 @@ A flow (not a script) so that a rollback shows in the Prefect UI with who asked 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from prefect import flow, runtime
 from pydantic import BaseModel, Field
 
 from retrain.adapters.environment import resolve_runtime
 from retrain.adapters.registry import ModelRegistry
+from retrain.application.results import RollbackResult
 from tasks.data import load_settings_task
 from tasks.leases import RELEASE_LEASE, lease_and_reap_task
 from tasks.promotion import publish_rollback_task, roll_back_task
@@ -25,7 +25,7 @@ class RollbackRequest(BaseModel):
 
 
 @flow(name="rollback", log_prints=True, persist_result=True, result_serializer="json", **RELEASE_LEASE)
-def rollback(request: RollbackRequest) -> dict[str, Any]:
+def rollback(request: RollbackRequest) -> RollbackResult:
     where = resolve_runtime(project_dir=Path(request.project_dir) if request.project_dir else None)
     settings = load_settings_task(where.params_path)
     registry = ModelRegistry.for_project(where, settings)
@@ -34,4 +34,4 @@ def rollback(request: RollbackRequest) -> dict[str, Any]:
     outcome = roll_back_task(registry, where.ledger_url, request.requested_by, request.reason, flow_run_id)
     publish_rollback_task(settings.model.registered_name, outcome, request.requested_by, request.reason)
     print(f"champion rolled back from v{outcome.demoted} to v{outcome.restored} (ledger entry {outcome.position})")
-    return {"demoted": outcome.demoted, "restored": outcome.restored, "ledger_entry": outcome.position}
+    return RollbackResult(demoted=outcome.demoted, restored=outcome.restored, ledger_entry=outcome.position)

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from retrain.adapters.environment import resolve_runtime
 from retrain.adapters.registry import ModelRegistry
+from retrain.application.results import ScoringResult
 from retrain.domain.errors import RetrainError
 from retrain.domain.lifecycle import CHAMPION
 from tasks.data import load_settings_task
@@ -33,7 +34,7 @@ class ScoringRequest(BaseModel):
 
 
 @flow(name="scoring", log_prints=True, **RELEASE_LEASE)
-def scoring(request: ScoringRequest) -> dict[str, Any]:
+def scoring(request: ScoringRequest) -> ScoringResult:
     where = resolve_runtime(project_dir=Path(request.project_dir) if request.project_dir else None)
     settings = load_settings_task(where.params_path)
     registry = ModelRegistry.for_project(where, settings)
@@ -63,7 +64,7 @@ def scoring(request: ScoringRequest) -> dict[str, Any]:
     summary["mlflow_run"] = record_scoring_task(registry, summary)
     create_markdown_artifact(scoring_markdown(summary), key="scoring-report", description="Scores and shadow")
     print(f"scored {summary['rows']} rows with champion v{champion.version} → {written}")
-    return summary
+    return ScoringResult.model_validate(summary)
 
 
 def scoring_markdown(summary: dict[str, Any]) -> str:

@@ -7,13 +7,13 @@ UI shows them as a form when a data scientist triggers a custom run.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from prefect import flow, runtime
 from pydantic import BaseModel, Field
 
 from retrain.adapters.environment import resolve_runtime
 from retrain.adapters.registry import ModelRegistry
+from retrain.application.results import TrainingResult
 from retrain.domain.approval import ApprovalSubject
 from retrain.domain.gate_report import ReportContext, gate_report, review_instructions
 from retrain.domain.lifecycle import CHAMPION
@@ -62,7 +62,7 @@ class TrainingRequest(BaseModel):
 
 
 @flow(name="training", log_prints=True, persist_result=True, result_serializer="json", **RELEASE_LEASE)
-def training(request: TrainingRequest | None = None) -> dict[str, Any]:
+def training(request: TrainingRequest | None = None) -> TrainingResult:
     request = request or TrainingRequest()
     where = resolve_runtime(project_dir=Path(request.project_dir) if request.project_dir else None)
     flow_run_id = str(runtime.flow_run.id or "local")
@@ -156,21 +156,23 @@ def training(request: TrainingRequest | None = None) -> dict[str, Any]:
     final_report = gate_report(settings.model.registered_name, settings.gate.mode, decision, verdict, summary, context)
     publish_decision_task(final_report, decision, outcome, reports)
     print(f"{outcome.note}: champion v{outcome.champion_version}, challenger v{challenger.version}")
-    return {
-        "outcome": outcome.__dict__,
-        "decision": decision.to_dict(),
-        "challenger": {
-            "version": challenger.version,
-            "run_id": challenger.run_id,
-            "metrics": judgement.challenger_metrics,
-        },
-        "champion_before": None
-        if champion is None
-        else {"version": champion.version, "metrics": judgement.champion_metrics},
-        "approval": None
-        if approval is None
-        else {"state": approval.state, "reviewers": list(approval.reviewers), "comment": approval.comment},
-        "snapshot": snapshot.__dict__,
-        "training_key": evidence.training_key,
-        "flow_run_id": flow_run_id,
-    }
+    return TrainingResult.model_validate(
+        {
+            "outcome": outcome.__dict__,
+            "decision": decision.to_dict(),
+            "challenger": {
+                "version": challenger.version,
+                "run_id": challenger.run_id,
+                "metrics": judgement.challenger_metrics,
+            },
+            "champion_before": None
+            if champion is None
+            else {"version": champion.version, "metrics": judgement.champion_metrics},
+            "approval": None
+            if approval is None
+            else {"state": approval.state, "reviewers": list(approval.reviewers), "comment": approval.comment},
+            "snapshot": snapshot.__dict__,
+            "training_key": evidence.training_key,
+            "flow_run_id": flow_run_id,
+        }
+    )

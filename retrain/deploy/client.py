@@ -3,8 +3,9 @@
 On the stack, people hold READ on MLflow: training in their own process could not register a
 version. So ``retrain train --stack`` (and the stack demo) start runs of the deployments, which
 the worker executes with the service account, and follow them through the Prefect API. The
-training and drift flows persist their (JSON) results, which is how the follower learns what the
-worker's run decided.
+training, drift and rollback flows persist their (JSON) results, which is how the follower learns
+what the worker's run decided; the follower validates each against its model in
+``retrain.application.results``.
 """
 
 from __future__ import annotations
@@ -12,14 +13,20 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
+from pydantic import BaseModel, ValidationError
+
 from retrain.adapters.prefect_api import AnswerSource, OnReceipt, answer_paused_run
+from retrain.application.results import DriftResult, TrainingResult, TriggeredTraining
 from retrain.domain.errors import RetrainError
 
 if TYPE_CHECKING:
     from retrain.domain.settings import Settings
+
+
+ResultT = TypeVar("ResultT", bound=BaseModel)
 
 
 class StackRunError(RetrainError):
@@ -42,15 +49,17 @@ def start_deployment_run(deployment: str, request: dict[str, Any], tags: Sequenc
 
 def follow_run(
     run_id: str,
+    result_type: type[ResultT],
     answers: Sequence[AnswerSource] = (),
     on_receipt: OnReceipt | None = None,
     timeout: float = 3600,
     poll: float = 1.0,
-) -> dict[str, Any]:
+) -> ResultT:
     """Wait for a run of the worker to end, answering its approval gate with ``answers`` in turn
-    (as reviewers at the Prefect UI would), and return what the flow returned.
+    (as reviewers at the Prefect UI would), and return what the flow returned, as ``result_type``.
 
-    A run that fails, crashes or is cancelled is a ``StackRunError`` naming its state and message.
+    A run that fails, crashes or is cancelled, or whose result is not a ``result_type``, is a
+    ``StackRunError`` naming its state and message.
     """
     from prefect.client.orchestration import get_client
 
@@ -65,37 +74,48 @@ def follow_run(
             if state is not None and state.is_final():
                 if not state.is_completed():
                     raise StackRunError(f"flow run {run_id} ended {state.name}: {state.message or 'see its logs'}")
-                result = state.result(raise_on_failure=True)
-                if not isinstance(result, dict):
-                    raise StackRunError(f"flow run {run_id} completed without a readable result")
-                return result
+                return _validated(run_id, state.result(raise_on_failure=True), result_type)
             time.sleep(poll)
     raise StackRunError(f"flow run {run_id} did not finish within {timeout:.0f} s")
+
+
+def _validated(run_id: str, result: object, result_type: type[ResultT]) -> ResultT:
+    """The persisted result as ``result_type``: Prefect's JSON serializer rebuilds the model itself;
+    a plain dict (a worker on older code) is validated here; anything else is refused."""
+    if isinstance(result, BaseModel) and not isinstance(result, result_type):
+        result = result.model_dump()
+    try:
+        return result_type.model_validate(result)
+    except ValidationError:
+        raise StackRunError(f"flow run {run_id} completed without a readable result") from None
 
 
 def stack_demo_runners(
     settings: Settings,
     answers: Sequence[AnswerSource],
     on_receipt: OnReceipt | None = None,
-) -> tuple[Callable[[Path, str], dict[str, Any]], Callable[[Path, Path], dict[str, Any]]]:
+) -> tuple[Callable[[Path, str], TrainingResult], Callable[[Path, Path], DriftResult]]:
     """The demo's two steps on the stack: a training run and a drift check, each a run of its
     deployment on the worker; a retraining the drift run triggers is followed and reviewed too."""
     from retrain.deploy.deployments import DRIFT_DEPLOYMENT
 
-    def run_training(workspace: Path, why: str) -> dict[str, Any]:
+    def run_training(workspace: Path, why: str) -> TrainingResult:
         request = {"project_dir": str(workspace), "triggered_by": "demo", "reason": why}
         run_id = start_deployment_run(settings.retraining.deployment, request, tags=["retrain-demo"])
-        return follow_run(run_id, answers, on_receipt)
+        return follow_run(run_id, TrainingResult, answers, on_receipt)
 
-    def run_drift(workspace: Path, batch: Path) -> dict[str, Any]:
+    def run_drift(workspace: Path, batch: Path) -> DriftResult:
         deployment = f"drift/{DRIFT_DEPLOYMENT}"
         request = {"project_dir": str(workspace), "batches": [str(batch)]}
         run_id = start_deployment_run(deployment, request, tags=["retrain-demo"])
-        result = follow_run(run_id)
-        triggered = result.get("training")
-        if triggered and triggered.get("via") != "in-process":
-            trained = follow_run(str(triggered["flow_run_id"]), answers, on_receipt)
-            result["training"] = {**trained["outcome"], "flow_run_id": trained["flow_run_id"], "via": triggered["via"]}
+        result = follow_run(run_id, DriftResult)
+        triggered = result.training
+        if triggered is not None and triggered.via != "in-process":
+            trained = follow_run(triggered.flow_run_id, TrainingResult, answers, on_receipt)
+            followed = TriggeredTraining(
+                **trained.outcome.model_dump(), flow_run_id=trained.flow_run_id, via=triggered.via
+            )
+            result = result.model_copy(update={"training": followed})
         return result
 
     return run_training, run_drift

@@ -31,8 +31,9 @@ from retrain.adapters.prefect_api import (
     submit_decision,
 )
 from retrain.adapters.workspace import write_params
+from retrain.application.results import TrainingResult
 from retrain.cli import app
-from retrain.demo import write_demo_batches
+from retrain.cli.demo_run import write_demo_batches
 from retrain.domain.approval import ApprovalSubject
 from retrain.domain.errors import ApprovalConfigError, ApprovalInputError
 from tests.conftest import REVIEWER_KEYS, private_key_file
@@ -41,7 +42,7 @@ from tests.integration.conftest import approve, registry_for, reviewed, signing,
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_api")]
 
 
-def _start(workspace: Path, triggered_by: str = "pytest") -> Callable[[], dict[str, Any]]:
+def _start(workspace: Path, triggered_by: str = "pytest") -> Callable[[], TrainingResult]:
     request = TrainingRequest(project_dir=str(workspace), triggered_by=triggered_by, reason="test")
     return lambda: training(request)
 
@@ -86,7 +87,7 @@ def _final_state(run_id: str) -> str:
 class PausedRun:
     """A training flow running in a thread until it waits at the approval gate."""
 
-    def __init__(self, start: Callable[[], dict[str, Any]]) -> None:
+    def __init__(self, start: Callable[[], TrainingResult]) -> None:
         from prefect import tags
 
         self.tag = f"pytest-{uuid.uuid4().hex[:12]}"
@@ -108,12 +109,12 @@ class PausedRun:
             time.sleep(0.2)
         self.run_id = waiting[0]
 
-    def result(self) -> dict[str, Any]:
+    def result(self) -> TrainingResult:
         self.thread.join(180)
         assert not self.thread.is_alive(), "the run did not finish after the decision"
         if "error" in self.outcome:
             raise self.outcome["error"]
-        result: dict[str, Any] = self.outcome["result"]
+        result: TrainingResult = self.outcome["result"]
         return result
 
 
@@ -198,8 +199,9 @@ def test_cli_approve_signs_for_the_run_promotes_and_leaves_no_key_or_signature_i
     assert "approve by 'grace' recorded (1 of 1 approvals); gate now: approved" in answered.output
 
     result = paused.result()
-    assert result["outcome"]["note"] == "first champion" and result["approval"]["state"] == "approved"
-    assert result["training_key"] == subject.training_key
+    assert result.approval is not None
+    assert result.outcome.note == "first champion" and result.approval.state == "approved"
+    assert result.training_key == subject.training_key
     (entry,) = _ledger(workspace)
     assert entry.kind == "promotion" and entry.reviewers == ("grace",) and "slices fine" in entry.comment
     assert any(check["name"] == "reviewer_approval" and check["passed"] for check in entry.checks)
@@ -210,7 +212,7 @@ def test_cli_approve_signs_for_the_run_promotes_and_leaves_no_key_or_signature_i
     assert not [s for s in signatures if s in kept], "an answer was not deleted after checking"  # Ed25519 is
     for reviewer in ("grace", "ada"):  # deterministic: the same key and message give the same signature
         assert not [material for material in _key_material(reviewer) if material in kept]
-    assert _final_state(result["flow_run_id"]) == "COMPLETED"
+    assert _final_state(result.flow_run_id) == "COMPLETED"
 
 
 def test_cli_reject_refuses_with_the_reason_and_leaves_no_champion(
@@ -225,8 +227,8 @@ def test_cli_reject_refuses_with_the_reason_and_leaves_no_champion(
     assert "gate now: rejected" in answered.output
 
     result = paused.result()
-    assert not result["outcome"]["promoted"]
-    assert "rejected by linus: holdout too small" in result["outcome"]["reasons"]
+    assert not result.outcome.promoted
+    assert "rejected by linus: holdout too small" in result.outcome.reasons
     assert registry_for(workspace).by_alias("champion") is None
     (entry,) = _ledger(workspace)
     assert entry.kind == "refusal" and entry.reviewers == ("linus",) and "holdout too small" in entry.comment
@@ -246,7 +248,8 @@ def test_a_signature_printed_by_retrain_sign_is_what_the_ui_form_takes(workspace
         form = {"decision": "approve", "reviewer": "ada", "comment": comment + "\r\n", "signature": signature}
         assert client.resume_flow_run(paused.run_id, run_input=form).status.value == "ACCEPT"
     result = paused.result()
-    assert result["outcome"]["promoted"] and result["approval"]["reviewers"] == ["ada"]
+    assert result.approval is not None
+    assert result.outcome.promoted and result.approval.reviewers == ("ada",)
 
 
 @pytest.mark.faults
@@ -267,12 +270,13 @@ def test_timeout_ends_the_gate_as_a_recorded_refusal(workspace: Path):
     write_params(workspace, {"approval": {"timeout_minutes": 0.05}})  # 3 s
     result = reviewed(_start(workspace), answers=[])
 
-    assert not result["outcome"]["promoted"] and result["approval"]["state"] == "timed_out"
-    assert any(reason.startswith("approval timed out") for reason in result["outcome"]["reasons"])
+    assert result.approval is not None
+    assert not result.outcome.promoted and result.approval.state == "timed_out"
+    assert any(reason.startswith("approval timed out") for reason in result.outcome.reasons)
     (entry,) = _ledger(workspace)
     assert entry.kind == "timeout" and "approval timed out" in entry.comment
     assert registry_for(workspace).by_alias("champion") is None
-    assert _final_state(result["flow_run_id"]) == "COMPLETED"  # a clear end, not a hanging pause
+    assert _final_state(result.flow_run_id) == "COMPLETED"  # a clear end, not a hanging pause
 
 
 @pytest.mark.faults
@@ -292,9 +296,10 @@ def test_the_api_refuses_unlisted_reviewers_and_malformed_answers_and_the_run_st
     assert "'mallory' is not one of" in refusals[0] and "'maybe' is not one of" in refusals[1]
     assert "too short" in refusals[2] or "minLength" in refusals[2]
     assert isinstance(receipts[3][1], Receipt) and receipts[3][1].state == "approved"
-    assert result["outcome"]["promoted"] and result["approval"]["reviewers"] == ["ada"]
+    assert result.approval is not None
+    assert result.outcome.promoted and result.approval.reviewers == ("ada",)
     # The three refusals never resumed the run: the approval came in its first pause.
-    assert "| 1 | ada | approve |" in _artifact(result["flow_run_id"], "approval-ballots")
+    assert "| 1 | ada | approve |" in _artifact(result.flow_run_id, "approval-ballots")
 
 
 @pytest.mark.faults
@@ -318,8 +323,9 @@ def test_the_run_refuses_its_trainer_forged_and_altered_signatures_and_lists_why
         assert f"the signature is not '{who}'s for this run, challenger, decision and comment" in message
     assert "a rejection needs a reason" in messages[5]
     assert all("waits for another" in message for message in messages[:6])
-    assert result["outcome"]["promoted"] and result["approval"]["reviewers"] == ["grace"]
-    ballots = _artifact(result["flow_run_id"], "approval-ballots")
+    assert result.approval is not None
+    assert result.outcome.promoted and result.approval.reviewers == ("grace",)
+    ballots = _artifact(result.flow_run_id, "approval-ballots")
     assert ballots.count("**refused**") == 6 and "| 7 | grace | approve |" in ballots
     assert "| 1 | ada | approve | **refused**: 'ada' triggered this training" in ballots
     assert "| 3 | grace | reject | **refused**: the signature is not 'grace's" in ballots
@@ -332,15 +338,15 @@ def test_a_signature_for_one_run_is_refused_on_another_run_of_the_same_challenge
     subject_a = approval_subject(str(first.run_id))
     on_a = signing("grace", "approve", "fine").answer(subject_a)
     assert submit_decision(str(first.run_id), signing("linus", "reject", "not yet")).state == "rejected"
-    assert not first.result()["outcome"]["promoted"]
+    assert not first.result().outcome.promoted
 
     receipts: list[tuple[AnswerSource, Receipt | ApprovalInputError]] = []
     result = reviewed(_start(workspace), [on_a, approve("grace")], receipts)  # the same data: the same version
-    subject_b = ApprovalSubject(result["flow_run_id"], subject_a.registered_model, "1", result["training_key"])
+    subject_b = ApprovalSubject(result.flow_run_id, subject_a.registered_model, "1", result.training_key)
     assert dataclasses.replace(subject_a, flow_run_id=subject_b.flow_run_id) == subject_b  # only the run differs
     assert "the signature is not 'grace's for this run" in str(receipts[0][1])
-    assert isinstance(receipts[1][1], Receipt) and result["outcome"]["promoted"]
-    ballots = _artifact(result["flow_run_id"], "approval-ballots")
+    assert isinstance(receipts[1][1], Receipt) and result.outcome.promoted
+    ballots = _artifact(result.flow_run_id, "approval-ballots")
     assert "| 1 | grace | approve | **refused**: the signature is not 'grace's" in ballots
 
 
@@ -354,7 +360,7 @@ def test_a_quorum_of_two_needs_two_distinct_reviewers(workspace: Path):
     assert isinstance(first, Receipt) and first.state == "pending" and "1 of 2 approvals" in first.message
     assert isinstance(twice, ApprovalInputError) and "already decided" in str(twice)
     assert isinstance(second, Receipt) and second.state == "approved"
-    assert result["outcome"]["promoted"]
+    assert result.outcome.promoted
     (entry,) = _ledger(workspace)
     assert entry.reviewers == ("ada", "linus")
 

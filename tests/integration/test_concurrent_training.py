@@ -166,7 +166,7 @@ def test_simultaneous_trainings_register_once_per_key_and_promote_by_compare_and
 ):
     from prefect.settings import PREFECT_API_URL
 
-    from retrain.demo import write_demo_batches
+    from retrain.cli.demo_run import write_demo_batches
 
     monkeypatch.setenv("RETRAIN_LEDGER_URL", ledger_url)
     project = reviewed_project(tmp_path / "project", PARAMS)

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from flows.training import TrainingRequest, training
-from retrain.demo import write_demo_batches
+from retrain.cli.demo_run import write_demo_batches
 from tests.integration.conftest import registry_for, reviewed, workspace_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_api")]
@@ -36,13 +36,13 @@ def test_dvc_repro_matches_the_flow_and_shows_metrics_and_plots(workspace: Path,
     settings = workspace_settings(workspace)
     write_demo_batches(workspace / settings.dataset.batches, settings, 5)
     result = reviewed(lambda: training(TrainingRequest(project_dir=str(workspace), triggered_by="pytest")))
-    snapshot_md5 = result["snapshot"]["md5"]
+    snapshot_md5 = result.snapshot.md5
 
     _dvc(workspace, "repro")
     lock = _lock(workspace)
     assert lock["training_set"]["outs"][0]["md5"] == snapshot_md5
     assert {p for p in lock["train"]["params"]["params.yaml"]} >= {"model.xgboost.max_depth", "split.holdout_days"}
-    registered = registry_for(workspace).model_file(result["challenger"]["version"], tmp_path / "registered")
+    registered = registry_for(workspace).model_file(result.challenger.version, tmp_path / "registered")
     assert (workspace / "models" / "model.ubj").read_bytes() == registered.read_bytes()
 
     metrics = json.loads(_dvc(workspace, "metrics", "show", "--json").stdout)

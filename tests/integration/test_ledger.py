@@ -103,7 +103,7 @@ def test_the_code_has_no_update_or_delete_path():
 @pytest.mark.usefixtures("prefect_api")
 def test_history_and_rollback_through_the_cli(workspace: Path):
     from retrain.adapters.workspace import write_params
-    from retrain.demo import write_demo_batches
+    from retrain.cli.demo_run import write_demo_batches
 
     settings = workspace_settings(workspace)
     runner = CliRunner()

@@ -9,7 +9,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
@@ -21,8 +20,9 @@ from flows.training import TrainingRequest, training
 from retrain.adapters.environment import resolve_runtime
 from retrain.adapters.ledger import DecisionLog
 from retrain.adapters.workspace import write_params
+from retrain.application.results import DeployedTraining, DriftResult, TriggeredTraining
 from retrain.cli import app
-from retrain.demo import DRIFTED_DAY, write_demo_batches
+from retrain.cli.demo_run import DRIFTED_DAY, write_demo_batches
 from retrain.domain.demo_data import NO_CHANGES, generate_day
 from tests.integration.conftest import registry_for, reviewed, workspace_settings
 
@@ -33,7 +33,7 @@ def _champion(workspace: Path, days: int = 5) -> None:
     settings = workspace_settings(workspace)
     write_demo_batches(workspace / settings.dataset.batches, settings, days)
     result = reviewed(lambda: training(TrainingRequest(project_dir=str(workspace), triggered_by="pytest")))
-    assert result["outcome"]["promoted"]
+    assert result.outcome.promoted
 
 
 def _new_day(workspace: Path, tmp_path: Path, index: int, drifted: bool) -> Path:
@@ -46,7 +46,7 @@ def _new_day(workspace: Path, tmp_path: Path, index: int, drifted: bool) -> Path
     return path
 
 
-def _check(workspace: Path, batch: Path, act: bool = False) -> dict[str, Any]:
+def _check(workspace: Path, batch: Path, act: bool = False) -> DriftResult:
     return drift(DriftRequest(project_dir=str(workspace), batches=[str(batch)], act=act))
 
 
@@ -82,14 +82,14 @@ def test_drift_is_flagged_then_cooldown_then_budget_and_each_decision_is_recorde
     _champion(workspace)
     drifted = _new_day(workspace, tmp_path, 5, drifted=True)
     first = _check(workspace, drifted)
-    assert first["decision"] == "retrain" and first["drift_share"] >= 0.3 and first["training"] is None
-    assert {"credit_score", "annual_income", "channel"} <= set(first["drifted_features"])
+    assert first.decision == "retrain" and first.drift_share >= 0.3 and first.training is None
+    assert {"credit_score", "annual_income", "channel"} <= set(first.drifted_features)
     second = _check(workspace, drifted)
-    assert second["decision"] == "cooldown" and "cooldown 24 h ends in" in second["reasons"][-1]
+    assert second.decision == "cooldown" and "cooldown 24 h ends in" in second.reasons[-1]
 
     write_params(workspace, {"retraining": {"cooldown_hours": 0.0001, "weekly_budget": 1}})
     third = _check(workspace, drifted)
-    assert third["decision"] == "budget" and "weekly budget 1 spent" in third["reasons"][-1]
+    assert third.decision == "budget" and "weekly budget 1 spent" in third.reasons[-1]
     assert _decisions(workspace) == ["retrain", "cooldown", "budget"]
 
     shown = CliRunner().invoke(app, ["decisions", "--json", "--project", str(workspace)])
@@ -105,7 +105,7 @@ def test_a_training_run_waiting_for_reviewers_is_in_flight(workspace: Path, tmp_
     paused = PausedRun(lambda: training(TrainingRequest(project_dir=str(workspace), triggered_by="pytest")))
     try:
         result = _check(workspace, _new_day(workspace, tmp_path, 5, drifted=True))
-        assert result["decision"] == "in_flight" and "(Paused)" in result["reasons"][-1]
+        assert result.decision == "in_flight" and "(Paused)" in result.reasons[-1]
     finally:
         from retrain.adapters.prefect_api import submit_decision
         from tests.integration.conftest import approve
@@ -120,12 +120,13 @@ def test_drift_retrains_in_process_promotes_and_rebaselines(workspace: Path, tmp
     batch = write_demo_batches(workspace / settings.dataset.batches, settings, 6, drift_from=5)[-1]
     result = reviewed(lambda: drift(DriftRequest(project_dir=str(workspace), batches=[str(batch)])))
 
-    assert result["decision"] == "retrain"
-    training_result = result["training"]
-    assert training_result["via"] == "in-process" and training_result["promoted"]
+    assert result.decision == "retrain"
+    training_result = result.training
+    assert isinstance(training_result, TriggeredTraining)
+    assert training_result.via == "in-process" and training_result.promoted
     registry = registry_for(workspace)
     champion = registry.by_alias("champion")
-    assert champion is not None and champion.version == training_result["challenger_version"] == "2"
+    assert champion is not None and champion.version == training_result.challenger_version == "2"
     from retrain.adapters.ledger import Ledger
 
     ledger = Ledger(resolve_runtime(project_dir=workspace).ledger_url)
@@ -134,7 +135,7 @@ def test_drift_retrains_in_process_promotes_and_rebaselines(workspace: Path, tmp
     assert promotion.actor == "drift-monitor" and promotion.evidence["reason"].startswith("drift run ")
     # The new champion's own profile is now the reference; the next check compares with it.
     again = _check(workspace, batch)
-    assert again["champion"] == "2" and again["decision"] == "cooldown"
+    assert again.champion == "2" and again.decision == "cooldown"
 
 
 def test_unseen_categories_and_all_missing_columns_do_not_crash_the_flow(workspace: Path, tmp_path: Path):
@@ -145,26 +146,27 @@ def test_unseen_categories_and_all_missing_columns_do_not_crash_the_flow(workspa
     path = tmp_path / "odd.parquet"
     frame.to_parquet(path, index=False)
     result = _check(workspace, path)
-    assert result["features"]["region"]["drifted"] and result["features"]["annual_income"]["drifted"]
-    assert result["decision"] in {"none", "retrain"}
+    assert result.features["region"].drifted and result.features["annual_income"].drifted
+    assert result.decision in {"none", "retrain"}
 
 
 def test_scoring_writes_versions_and_compares_the_shadow_challenger(workspace: Path, tmp_path: Path):
     _champion(workspace)
     write_params(workspace, {"model": {"xgboost": {"max_depth": 1, "num_boost_round": 5}}})
     refused = reviewed(lambda: training(TrainingRequest(project_dir=str(workspace), triggered_by="pytest")))
-    assert not refused["outcome"]["promoted"]  # v2 stays challenger: scored in shadow
+    assert not refused.outcome.promoted  # v2 stays challenger: scored in shadow
 
     batch = _new_day(workspace, tmp_path, 5, drifted=False)
     result = scoring(ScoringRequest(batch=str(batch), project_dir=str(workspace)))
-    predictions = pd.read_parquet(result["predictions"])
+    predictions = pd.read_parquet(result.predictions)
     assert set(predictions["model_version"]) == {"1"} and set(predictions["shadow_model_version"]) == {"2"}
-    assert len(predictions) == result["rows"] and predictions["score"].between(0, 1).all()
-    shadow = result["shadow"]
-    assert 0.5 < shadow["agreement"] <= 1 and shadow["labelled_rows"] == result["rows"]
-    assert shadow["gains"]["roc_auc"] < 0  # the shallow shadow model is worse, seen once labels are there
-    recorded = registry_for(workspace).client.get_run(result["mlflow_run"]).data
-    assert recorded.metrics["shadow_gain_roc_auc"] == pytest.approx(shadow["gains"]["roc_auc"])
+    assert len(predictions) == result.rows and predictions["score"].between(0, 1).all()
+    shadow = result.shadow
+    assert shadow is not None and shadow.gains is not None and result.mlflow_run is not None
+    assert 0.5 < shadow.agreement <= 1 and shadow.labelled_rows == result.rows
+    assert shadow.gains["roc_auc"] < 0  # the shallow shadow model is worse, seen once labels are there
+    recorded = registry_for(workspace).client.get_run(result.mlflow_run).data
+    assert recorded.metrics["shadow_gain_roc_auc"] == pytest.approx(shadow.gains["roc_auc"])
     assert recorded.tags["retrain.champion"] == "1" and recorded.tags["retrain.shadow"] == "2"
 
 
@@ -177,7 +179,7 @@ def test_ten_simultaneous_drift_checks_start_exactly_one_retraining(workspace: P
     _champion(workspace)
     deploy_all(workspace_settings(workspace), workspace)  # a trigger now runs the deployment (no worker here)
     batch = _new_day(workspace, tmp_path, 5, drifted=True)
-    results: list[dict[str, Any]] = []
+    results: list[DriftResult] = []
     errors: list[BaseException] = []
     barrier = threading.Barrier(10)
 
@@ -194,11 +196,12 @@ def test_ten_simultaneous_drift_checks_start_exactly_one_retraining(workspace: P
     for thread in threads:
         thread.join(300)
     assert not errors, errors
-    decisions = sorted(result["decision"] for result in results)
+    decisions = sorted(result.decision for result in results)
     assert decisions.count("retrain") == 1 and len(decisions) == 10
     assert set(decisions) - {"retrain"} <= {"cooldown", "in_flight"}
-    triggered = next(result for result in results if result["decision"] == "retrain")["training"]
-    assert triggered["via"] == "training/nightly"
+    triggered = next(result for result in results if result.decision == "retrain").training
+    assert isinstance(triggered, DeployedTraining)
+    assert triggered.via == "training/nightly"
     with get_client(sync_client=True) as client:
         deployment = client.read_deployment_by_name("training/nightly")
         runs = client.read_flow_runs(
@@ -208,7 +211,7 @@ def test_ten_simultaneous_drift_checks_start_exactly_one_retraining(workspace: P
         started = [run for run in runs if "drift-triggered" in run.tags]
         for run in runs:  # nothing will run them here: delete them so no other test waits behind them
             client.delete_flow_run(run.id)
-    assert [str(run.id) for run in started] == [triggered["flow_run_id"]]
+    assert [str(run.id) for run in started] == [triggered.flow_run_id]
     assert started[0].parameters["request"]["triggered_by"] == "drift-monitor"
 
 

@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_api")]
 
 @pytest.fixture
 def trained(workspace: Path) -> Path:
-    from retrain.demo import write_demo_batches
+    from retrain.cli.demo_run import write_demo_batches
 
     settings = workspace_settings(workspace)
     write_demo_batches(workspace / settings.dataset.batches, settings, 5)
@@ -68,8 +68,9 @@ def test_the_flow_retrain_fit_and_reproduce_fit_through_the_one_recipe(
     flow's registered bytes, `retrain fit`'s model.ubj and reproduce's rebuild come out of it alike."""
     import hashlib
 
-    from retrain.adapters import files
     from retrain.demo import write_demo_batches
+
+    from retrain.adapters import files
     from retrain.domain import fitting
     from retrain.domain.training import train_model as original
 

@@ -11,7 +11,7 @@ import pytest
 
 from flows.training import TrainingRequest, training
 from retrain.adapters import datastore
-from retrain.demo import write_demo_batches
+from retrain.cli.demo_run import write_demo_batches
 from tests.conftest import reviewed_project
 from tests.integration.conftest import SMALL_DATA, reviewed, workspace_settings
 
@@ -104,8 +104,8 @@ def test_training_flow_with_dvc_remote_and_mlflow_artifacts_on_s3(
 
     result = reviewed(lambda: training(TrainingRequest(project_dir=str(project), triggered_by="pytest")))
 
-    assert result["outcome"]["promoted"]
-    md5 = result["snapshot"]["md5"]
+    assert result.outcome.promoted
+    md5 = result.snapshot.md5
     assert f"flow/files/md5/{md5[:2]}/{md5[2:]}" in _keys(s3_endpoint, "retrain-data")
     artifacts = _keys(s3_endpoint, "retrain-artifacts")
     assert any(key.endswith("/model.ubj") for key in artifacts)

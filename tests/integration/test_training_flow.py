@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 
 from flows.training import TrainingRequest, training
+from retrain.application.results import TrainingResult
 from retrain.application.status import lifecycle_status
-from retrain.demo import write_demo_batches
+from retrain.cli.demo_run import write_demo_batches
 from retrain.domain.demo_data import DayChanges, SchemaBreak, generate_day
 from retrain.domain.errors import ContractViolation
 from retrain.domain.lifecycle import TAG_DATA_MD5, TAG_DECISION, TAG_REASONS, TAG_TRAINING_KEY
@@ -29,7 +30,7 @@ def _set_params(workspace: Path, overrides: dict) -> None:
     write_params(workspace, overrides)
 
 
-def _run(workspace: Path) -> dict:
+def _run(workspace: Path) -> TrainingResult:
     return reviewed(lambda: training(TrainingRequest(project_dir=str(workspace), triggered_by="pytest", reason="test")))
 
 
@@ -53,7 +54,7 @@ def test_first_run_makes_a_champion_with_lineage_plots_and_reports(workspace: Pa
     _batches(workspace, 5)
     result = _run(workspace)
 
-    assert result["outcome"]["promoted"] and result["outcome"]["note"] == "first champion"
+    assert result.outcome.promoted and result.outcome.note == "first champion"
     status = lifecycle_status(registry_for(workspace))
     champion = status["champion"]
     assert champion["version"] == "1" and status["challenger"] is None and status["previous_champion"] is None
@@ -84,10 +85,10 @@ def test_first_run_makes_a_champion_with_lineage_plots_and_reports(workspace: Pa
     booster, spec = registry.load("1")
     assert booster.num_boosted_rounds() > 0 and spec.categorical
 
-    artifacts = _artifacts(result["flow_run_id"])
+    artifacts = _artifacts(result.flow_run_id)
     assert {"data-validation", "gate-decision"} <= set(artifacts)
     assert "absolute_floor" in artifacts["gate-decision"] and "PROMOTED" in artifacts["gate-decision"]
-    gate_json = Path(workspace.parent / "state" / "reports" / result["flow_run_id"] / "gate.json")
+    gate_json = Path(workspace.parent / "state" / "reports" / result.flow_run_id / "gate.json")
     assert json.loads(gate_json.read_text())["promote"] is True
 
 
@@ -96,8 +97,8 @@ def test_weak_first_model_below_the_floor_gets_no_alias(workspace: Path):
     _batches(workspace, 5)
     result = _run(workspace)
 
-    assert not result["outcome"]["promoted"]
-    assert any("misses the floor" in reason for reason in result["outcome"]["reasons"])
+    assert not result.outcome.promoted
+    assert any("misses the floor" in reason for reason in result.outcome.reasons)
     status = lifecycle_status(registry_for(workspace))
     assert status["champion"] is None and status["challenger"]["version"] == "1"
 
@@ -106,21 +107,22 @@ def test_better_challenger_is_promoted_and_previous_champion_kept(workspace: Pat
     _set_params(workspace, {**WEAK_MODEL, "gate": {"floor": 0.5}})
     _batches(workspace, 5)
     first = _run(workspace)
-    assert first["outcome"]["champion_version"] == "1"
+    assert first.outcome.champion_version == "1"
 
     _set_params(workspace, {"model": {"xgboost": {"max_depth": 4, "num_boost_round": 400}}})
     _batches(workspace, 8)
     second = _run(workspace)
 
-    assert second["outcome"]["promoted"], second["decision"]
+    assert second.outcome.promoted, second.decision
     status = lifecycle_status(registry_for(workspace))
     assert status["champion"]["version"] == "2"
     assert status["previous_champion"]["version"] == "1"
     assert status["challenger"] is None
     assert status["champion"]["tags"][TAG_DECISION] == "promoted"
     # Both models were scored on the same (new) holdout rows.
-    assert second["champion_before"]["version"] == "1"
-    assert second["challenger"]["metrics"]["roc_auc"] > second["champion_before"]["metrics"]["roc_auc"]
+    assert second.champion_before is not None and second.champion_before.metrics is not None
+    assert second.champion_before.version == "1"
+    assert second.challenger.metrics["roc_auc"] > second.champion_before.metrics["roc_auc"]
 
 
 def test_worse_challenger_is_refused_and_champion_unchanged(workspace: Path):
@@ -129,8 +131,8 @@ def test_worse_challenger_is_refused_and_champion_unchanged(workspace: Path):
     _set_params(workspace, WEAK_MODEL)
     refused = _run(workspace)
 
-    assert not refused["outcome"]["promoted"]
-    assert any("non-inferiority: the lower bound does not exceed" in r for r in refused["outcome"]["reasons"])
+    assert not refused.outcome.promoted
+    assert any("non-inferiority: the lower bound does not exceed" in r for r in refused.outcome.reasons)
     status = lifecycle_status(registry_for(workspace))
     assert status["champion"]["version"] == "1"
     assert status["challenger"]["version"] == "2"
@@ -167,7 +169,7 @@ def test_rows_failing_row_expectations_are_quarantined_versioned_and_left_out(wo
 
     result = _run(workspace)
 
-    assert result["snapshot"]["rows"] == 5 * 1500 - 12
+    assert result.snapshot.rows == 5 * 1500 - 12
     quarantine = pd.read_parquet(workspace / settings.dataset.quarantine / "loans-2026-01-03.parquet")
     assert len(quarantine) == 12 and set(quarantine["region"]) == {"atlantis"}
     assert "expect_column_values_to_be_in_set(region)" in quarantine["_quarantine_reasons"].iloc[0]
@@ -179,8 +181,8 @@ def test_rerun_on_same_data_and_params_registers_no_second_version(workspace: Pa
     first = _run(workspace)
     again = _run(workspace)
 
-    assert again["challenger"]["version"] == first["challenger"]["version"] == "1"
-    assert again["training_key"] == first["training_key"]
+    assert again.challenger.version == first.challenger.version == "1"
+    assert again.training_key == first.training_key
     versions = list(registry_for(workspace)._versions())
-    assert len(versions) == 1 and versions[0].tags[TAG_TRAINING_KEY] == first["training_key"]
-    assert versions[0].tags[TAG_DATA_MD5] == first["snapshot"]["md5"]
+    assert len(versions) == 1 and versions[0].tags[TAG_TRAINING_KEY] == first.training_key
+    assert versions[0].tags[TAG_DATA_MD5] == first.snapshot.md5

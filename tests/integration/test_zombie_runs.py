@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from retrain.adapters.environment import resolve_runtime
 from retrain.adapters.workspace import write_params
 from retrain.cli import app
-from retrain.demo import write_demo_batches
+from retrain.cli.demo_run import write_demo_batches
 from tests.integration.conftest import registry_for, workspace_settings
 from tests.integration.test_monitoring import _champion, _check, _new_day
 
@@ -122,8 +122,8 @@ def _assert_reaped(workspace: Path, tmp_path: Path, run_id: str, was: str) -> No
     assert statuses and set(statuses) == {"FAILED"}, statuses
     assert f"was {was}" in doctor.output
     decision = _check(workspace, _new_day(workspace, tmp_path, 5, drifted=True))
-    assert decision["decision"] != "in_flight", decision["reasons"]
-    assert decision["decision"] == "retrain"
+    assert decision.decision != "in_flight", decision.reasons
+    assert decision.decision == "retrain"
 
 
 @pytest.mark.usefixtures("prefect_api")
@@ -135,7 +135,7 @@ def test_a_killed_running_training_run_is_crashed_failed_in_mlflow_and_not_in_fl
         _wait(ready.exists, "the MLflow run to be open", process)
         run_id = ready.read_text()
         assert _state(run_id)[0] == "RUNNING" and _mlflow_statuses(workspace, run_id) == ["RUNNING"]
-        assert _check(workspace, _new_day(workspace, tmp_path, 5, drifted=True))["decision"] == "in_flight"
+        assert _check(workspace, _new_day(workspace, tmp_path, 5, drifted=True)).decision == "in_flight"
         _kill_and_outlive_the_lease(process, workspace, run_id)
     finally:
         process.kill()

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from retrain.demo import write_demo_batches
+from retrain.cli.demo_run import write_demo_batches
 from retrain.domain.settings import load_settings
 from tests.conftest import REPO_ROOT, reviewed_project
 from tests.stack.conftest import LiveStack

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from retrain.demo import write_demo_batches
+from retrain.cli.demo_run import write_demo_batches
 from retrain.domain.approval import ApprovalSubject, sign_answer
 from retrain.domain.settings import load_settings
 from retrain.stack import load_profile, stack_config_at

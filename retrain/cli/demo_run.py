@@ -24,11 +24,13 @@ from typing import Any, Literal, TypeVar
 from retrain.adapters.environment import Runtime
 from retrain.adapters.prefect_api import AnswerSource, Receipt, Signing
 from retrain.adapters.workspace import create_workspace, write_params
+from retrain.application.results import DriftResult, TrainingResult
 from retrain.domain.demo_data import NO_CHANGES, DayChanges, generate_day
 from retrain.domain.errors import ApprovalInputError, DemoStepFailed
 from retrain.domain.settings import Settings
 
 T = TypeVar("T")
+StepResult = TrainingResult | DriftResult
 DEMO_KEYS = "demo-reviewer-keys"  # under RETRAIN_HOME, outside every workspace
 
 
@@ -166,11 +168,11 @@ def reset_demo_state(runtime: Runtime) -> Path:
 def run_demo(
     runtime: Runtime,
     settings: Settings,
-    run_training: Callable[[Path, str], dict[str, Any]],
-    run_drift: Callable[[Path, Path], dict[str, Any]],
-    on_step: Callable[[DemoStep, dict[str, Any]], None] | None = None,
+    run_training: Callable[[Path, str], TrainingResult],
+    run_drift: Callable[[Path, Path], DriftResult],
+    on_step: Callable[[DemoStep, StepResult], None] | None = None,
     reviewers: Sequence[Signing] = (),
-) -> list[tuple[DemoStep, dict[str, Any]]]:
+) -> list[tuple[DemoStep, StepResult]]:
     """Run every step: ``run_training(workspace, reason)`` runs the training flow on a workspace,
     ``run_drift(workspace, batch)`` the drift flow on one new batch (retraining when it decides to).
     ``reviewers`` (from :func:`demo_reviewers`) are the demo workspace's reviewers."""
@@ -180,12 +182,13 @@ def run_demo(
     )
     if reviewers:
         install_demo_reviewers(workspace, settings, reviewers)
-    results = []
+    results: list[tuple[DemoStep, StepResult]] = []
     for step in demo_steps(settings):
         batches = workspace / settings.dataset.batches
         written = write_demo_batches(batches, settings, step.days, drift_from=settings.demo.drift_day)
         if step.overrides:
             write_params(workspace, step.overrides)
+        result: StepResult
         if step.kind == "drift":
             result = _run_step(step, partial(run_drift, workspace, written[-1]))
         else:
@@ -197,7 +200,7 @@ def run_demo(
     return results
 
 
-def _run_step(step: DemoStep, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+def _run_step(step: DemoStep, run: Callable[[], T]) -> T:
     """Run one step; any failure becomes one DemoStepFailed naming the step (no traceback, no later steps)."""
     try:
         result = run()
@@ -209,10 +212,10 @@ def _run_step(step: DemoStep, run: Callable[[], dict[str, Any]]) -> dict[str, An
     return result
 
 
-def _check_promoted(step: DemoStep, result: Mapping[str, Any]) -> None:
-    outcome = result.get("outcome") or {}
-    if step.must_promote and not outcome.get("promoted"):
-        reasons = "; ".join(outcome.get("reasons") or ()) or outcome.get("note", "no outcome")
+def _check_promoted(step: DemoStep, result: TrainingResult) -> None:
+    outcome = result.outcome
+    if step.must_promote and not outcome.promoted:
+        reasons = "; ".join(outcome.reasons) or outcome.note
         raise DemoStepFailed(
             f"demo step '{step.title}': the model was not promoted, so the later steps have no champion "
             f"to compare with ({reasons})"

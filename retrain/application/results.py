@@ -1,0 +1,196 @@
+"""What the flows return: frozen pydantic models, JSON both ways.
+
+The training, drift and rollback flows persist their results as JSON (``result_serializer="json"``),
+and the stack client reads them back from the Prefect API: Prefect's JSON serializer writes a
+model as its class name and ``model_dump(mode="json")`` and rebuilds it with ``model_validate``, so
+the follower gets the same model the worker returned. The field names (and their order) are the
+keys the flows returned as dicts before, so ``retrain drift --json`` prints what it always printed.
+
+``ser_json_inf_nan="constants"``: a metric may be NaN (one class in a slice); written as ``NaN``
+it reads back as NaN, where pydantic's default (``null``) would not validate as a float again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from retrain.domain.approval import ApprovalState
+
+
+class ResultModel(BaseModel):
+    """Base of the flow results: frozen, and NaN-safe through JSON."""
+
+    model_config = ConfigDict(frozen=True, ser_json_inf_nan="constants")
+
+
+class TrainingOutcome(ResultModel):
+    """What the promotion step did (``PromotionOutcome``'s fields)."""
+
+    promoted: bool
+    champion_version: str | None
+    previous_champion_version: str | None
+    challenger_version: str
+    reasons: tuple[str, ...]
+    note: str
+
+
+class GateCheckResult(ResultModel):
+    """One gate check as the flow reports it; ``details`` are the rows behind the verdict."""
+
+    name: str
+    passed: bool
+    value: float | None
+    threshold: float | None
+    reason: str
+    details: tuple[dict[str, Any], ...] = ()
+
+
+class GateDecisionResult(ResultModel):
+    """The gate's decision (``GateDecision.to_dict()``), the reviewers' check included."""
+
+    promote: bool
+    primary_metric: str
+    checks: tuple[GateCheckResult, ...]
+    reasons: tuple[str, ...]
+
+
+class ChallengerResult(ResultModel):
+    version: str
+    run_id: str
+    metrics: dict[str, float]
+
+
+class ChampionBefore(ResultModel):
+    """The champion the challenger was judged against."""
+
+    version: str
+    metrics: dict[str, float] | None
+
+
+class ApprovalSummary(ResultModel):
+    state: ApprovalState
+    reviewers: tuple[str, ...]
+    comment: str
+
+
+class SnapshotResult(ResultModel):
+    """The versioned training data of the run (``tasks.data.Snapshot``'s fields)."""
+
+    path: str
+    md5: str
+    rows: int
+    batches: int
+    first_day: str
+    last_day: str
+
+
+class TrainingResult(ResultModel):
+    """The training flow's answer."""
+
+    outcome: TrainingOutcome
+    decision: GateDecisionResult
+    challenger: ChallengerResult
+    champion_before: ChampionBefore | None
+    approval: ApprovalSummary | None
+    snapshot: SnapshotResult
+    training_key: str
+    flow_run_id: str
+
+
+class FeatureDriftResult(ResultModel):
+    """One feature's (or the prediction's) drift verdict (``FeatureDrift``'s fields)."""
+
+    feature: str
+    kind: str
+    statistic: str
+    value: float
+    threshold: float
+    drifted: bool
+    severity: float
+    rows: int
+    missing_reference: float
+    missing_current: float
+    details: dict[str, float | None] = {}
+
+
+class PerformanceDriftResult(ResultModel):
+    metric: str
+    reference: float
+    current: float
+    lower: float
+    upper: float
+    drop: float
+    threshold: float
+    dropped: bool
+    rows: int
+
+
+class TriggeredTraining(TrainingOutcome):
+    """A retraining the drift flow ran and followed: its outcome, its run, and how it ran."""
+
+    flow_run_id: str
+    via: str
+
+
+class DeployedTraining(ResultModel):
+    """A retraining the drift flow started as a run of the training deployment (not followed)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    flow_run_id: str
+    via: str
+
+
+class DriftResult(ResultModel):
+    """The drift flow's answer: the report, the (debounced) decision and the retraining it started."""
+
+    rows: int
+    judged: bool
+    drift_share: float
+    drifted_features: tuple[str, ...]
+    flagged: bool
+    reasons: tuple[str, ...]  # the decision's reasons: drift's own, plus what held it back
+    features: dict[str, FeatureDriftResult]
+    prediction: FeatureDriftResult | None
+    performance: PerformanceDriftResult | None
+    decision: str
+    batches: tuple[str, ...]
+    champion: str
+    decision_position: int
+    mlflow_run: str | None
+    training: TriggeredTraining | DeployedTraining | None
+
+
+class ShadowResult(ResultModel):
+    """The challenger scored in shadow on the same rows (``ShadowComparison``'s fields)."""
+
+    rows: int
+    agreement: float
+    mean_abs_difference: float
+    rank_correlation: float
+    labelled_rows: int
+    champion_metrics: dict[str, float] | None
+    challenger_metrics: dict[str, float] | None
+    gains: dict[str, float] | None
+
+
+class ScoringResult(ResultModel):
+    """The scoring flow's answer."""
+
+    rows: int
+    champion: str
+    challenger: str | None
+    predictions: str
+    shadow: ShadowResult | None
+    flow_run_id: str
+    mlflow_run: str | None
+
+
+class RollbackResult(ResultModel):
+    """The rollback flow's answer: which version left, which came back, the ledger entry."""
+
+    demoted: str
+    restored: str
+    ledger_entry: int

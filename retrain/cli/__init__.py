@@ -1,0 +1,58 @@
+"""The ``retrain`` command line, one module per command group.
+
+``data`` (generate, snapshot, fit, validate, ingest), ``model`` (train, status, reproduce, history,
+decisions, doctor, rollback), ``monitoring`` (drift, score), ``review`` (approve, reject, sign,
+reviewer keygen), ``deploy`` (deploy, serve), ``stack`` and ``demo``; what they share (options,
+runtime, settings, the one error handler) is in ``context``, how they print in ``render``.
+
+Only typer is imported at module level: Prefect, MLflow, DVC and great-expectations are imported
+inside the commands that need them, so ``retrain --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from retrain.cli import data, demo, deploy, model, monitoring, review
+from retrain.cli.context import RetrainGroup
+from retrain.cli.stack import stack_app
+
+app = typer.Typer(
+    name="retrain",
+    help="Train, validate, compare and promote tabular models under Prefect, with DVC and MLflow.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    cls=RetrainGroup,
+)
+
+# In the order `retrain --help` has always listed them.
+app.command()(model.train)
+app.command()(model.status)
+app.command()(data.generate)
+app.command()(data.snapshot)
+app.command()(data.fit)
+app.command()(data.validate)
+app.command()(data.ingest)
+app.command()(model.reproduce)
+app.command()(model.history)
+app.command(name="doctor")(model.doctor_command)
+app.command(name="rollback")(model.rollback_command)
+app.command(name="drift")(monitoring.drift_command)
+app.command(name="score")(monitoring.score_command)
+app.command()(model.decisions)
+app.command()(deploy.deploy)
+app.command()(deploy.serve)
+app.command()(review.approve)
+app.command()(review.reject)
+app.command()(review.sign)
+app.add_typer(review.reviewer_app, name="reviewer")
+app.command()(demo.demo)
+app.add_typer(stack_app, name="stack")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,70 @@
+"""Monitoring commands: check batches for drift (and retrain on the decision), score a batch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from retrain.cli import context, render
+from retrain.cli.context import ProjectOption, fail, failures_exit
+
+if TYPE_CHECKING:
+    from retrain.application.results import DriftResult
+
+
+def run_drift(project_dir: Path, batch: Path) -> DriftResult:
+    """The drift flow in this process on one batch (a retraining it decides runs as its subflow)."""
+    from flows.drift import DriftRequest, drift
+
+    return drift(DriftRequest(project_dir=str(project_dir), batches=[str(batch)]))
+
+
+def drift_command(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Batch files to check (default: the newest).")] = None,
+    project: ProjectOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    act: Annotated[bool, typer.Option("--act/--no-act", help="Start the retraining when the decision says so.")] = True,
+) -> None:
+    """Run the drift flow: batches vs the champion's reference profile, then the (debounced) decision."""
+    for path in paths or []:
+        context.input_file(path, "batch file")
+    runtime = context.runtime(project)
+    context.settings(runtime)
+    from flows.drift import DriftRequest, drift
+
+    request = DriftRequest(
+        project_dir=str(runtime.project_dir), batches=[str(p.resolve()) for p in paths or []], act=act
+    )
+    with failures_exit(1):
+        result = drift(request)
+    if as_json:
+        render.drift_json(result)
+        return
+    render.drift_summary(result)
+
+
+def score_command(
+    path: Annotated[Path, typer.Argument(help="Batch file to score.")],
+    project: ProjectOption = None,
+    output: Annotated[Path | None, typer.Option(help="Predictions file (.parquet).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Run the scoring flow: champion scores (version beside each), challenger in shadow."""
+    context.input_file(path, "batch file")
+    if output is not None and (output.suffix != ".parquet" or output.is_dir()):
+        fail(f"--output {output} must be a .parquet file path", 2)
+    runtime = context.runtime(project)
+    context.settings(runtime)
+    from flows.scoring import ScoringRequest, scoring
+
+    request = ScoringRequest(
+        batch=str(path.resolve()), project_dir=str(runtime.project_dir), output=str(output) if output else None
+    )
+    with failures_exit(1):
+        result = scoring(request)
+    if as_json:
+        render.scoring_json(result)
+        return
+    render.scoring_summary(result)

@@ -1,0 +1,281 @@
+"""How the CLI shows things: tables, one-line summaries, receipts and the demo's steps.
+
+Every function writes to the terminal and decides nothing. rich is imported inside the table
+functions, the result models only for type checking, so ``retrain --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from rich.console import Console
+
+    from retrain.adapters.environment import Runtime
+    from retrain.adapters.ledger import DecisionRecord
+    from retrain.application.reproduce import Reproduction
+    from retrain.application.results import (
+        DeployedTraining,
+        DriftResult,
+        ScoringResult,
+        TrainingResult,
+        TriggeredTraining,
+    )
+    from retrain.cli.demo_run import DemoStep
+    from retrain.domain.lifecycle import LedgerEntry
+    from retrain.domain.settings import Settings
+
+
+def console() -> Console:
+    """A console as wide as the terminal, or 160 columns when the output goes to a file or a pipe."""
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 160)
+
+
+def print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2))
+
+
+def training_summary(result: TrainingResult) -> None:
+    outcome = result.outcome
+    typer.echo(f"{outcome.note}: champion v{outcome.champion_version}, challenger v{outcome.challenger_version}")
+    for reason_text in outcome.reasons:
+        typer.echo(f"  - {reason_text}")
+
+
+def status_table(report: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"Model {report['model']}")
+    for column in ("alias", "version", "roc_auc", "pr_auc", "data md5", "contract", "run"):
+        table.add_column(column)
+    for alias in ("champion", "challenger", "previous_champion"):
+        info = report[alias]
+        if info is None:
+            table.add_row(alias, "—", "", "", "", "", "")
+            continue
+        metrics = info["metrics"]
+        contract = info["contract"] or {}
+        table.add_row(
+            alias,
+            info["version"],
+            f"{metrics.get('roc_auc', float('nan')):.4f}",
+            f"{metrics.get('pr_auc', float('nan')):.4f}",
+            (info["data_md5"] or "")[:12],
+            f"{contract.get('name', '')} v{contract.get('version', '')}",
+            info["run_id"][:12],
+        )
+    console().print(table)
+
+
+def reproduction(version: str, result: Reproduction) -> None:
+    if result.identical:
+        typer.echo(
+            f"version {version}: byte-identical ({result.rebuilt_bytes} bytes, {result.rebuilt_trees} trees, "
+            f"sha256 {result.rebuilt_sha256[:16]}), data md5 {result.data_md5} restored from the {result.data_source}"
+        )
+    else:
+        typer.echo(
+            f"version {version}: NOT identical. registered {result.registered_bytes} bytes / "
+            f"{result.registered_trees} trees / sha256 {result.registered_sha256[:16]}; rebuilt "
+            f"{result.rebuilt_bytes} bytes / {result.rebuilt_trees} trees / sha256 {result.rebuilt_sha256[:16]}; "
+            f"first differing byte at {result.first_difference}; library changes since training: "
+            f"{result.library_changes or 'none'}"
+        )
+
+
+def ledger_table(model: str, entries: Sequence[LedgerEntry]) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"Promotion ledger: {model}")
+    columns = (
+        "#",
+        "when (UTC)",
+        "decision",
+        "champion before",
+        "challenger",
+        "champion after",
+        "by",
+        "reviewers",
+        "why",
+    )
+    for column in columns:
+        table.add_column(column)
+    for entry in entries:
+        when = entry.recorded_at.strftime("%Y-%m-%d %H:%M:%S") if entry.recorded_at else ""
+        table.add_row(
+            str(entry.position),
+            when,
+            entry.kind,
+            entry.champion_before or "—",
+            entry.challenger or "—",
+            entry.champion_after or "—",
+            entry.actor,
+            ", ".join(entry.reviewers) or "—",
+            entry.comment,
+        )
+    console().print(table)
+
+
+def decision_lines(records: Sequence[DecisionRecord]) -> None:
+    for record in records:
+        typer.echo(
+            f"#{record.position} {record.recorded_at:%Y-%m-%d %H:%M:%S} champion v{record.champion} "
+            f"{', '.join(record.batches)}: {record.decision} — {'; '.join(record.reasons)}"
+        )
+
+
+def drift_json(result: DriftResult) -> None:
+    """The drift result as it always printed: python-mode dump (NaN stays NaN), anything odd as text."""
+    typer.echo(json.dumps(result.model_dump(), indent=2, default=str))
+
+
+def drift_summary(result: DriftResult) -> None:
+    typer.echo(
+        f"drift share {result.drift_share:.0%} ({len(result.drifted_features)} features: "
+        f"{', '.join(result.drifted_features) or 'none'}); decision: {result.decision}"
+    )
+    for reason in result.reasons:
+        typer.echo(f"  - {reason}")
+    if result.training:
+        typer.echo(f"retraining: {result.training.model_dump()}")
+
+
+def scoring_json(result: ScoringResult) -> None:
+    typer.echo(json.dumps(result.model_dump(), indent=2))
+
+
+def scoring_summary(result: ScoringResult) -> None:
+    typer.echo(f"scored {result.rows} rows with champion v{result.champion} → {result.predictions}")
+    if result.shadow:
+        typer.echo(
+            f"shadow challenger v{result.challenger}: agreement {result.shadow.agreement:.1%}, "
+            f"gains {result.shadow.gains or 'await labels'}"
+        )
+
+
+def receipt(reviewer: str, message: str) -> None:
+    """How the run took a demo reviewer's answer."""
+    typer.echo(f"    gate passed, run paused for review; {reviewer} answers: {message}")
+
+
+def demo_step(step: DemoStep, result: TrainingResult | DriftResult) -> None:
+    """One demo step as it ends: the drift verdict and any retraining, or the training's outcome."""
+    from retrain.application.results import DriftResult
+
+    if isinstance(result, DriftResult):
+        drifted = result.drifted_features
+        typer.secho(
+            f"\n==> {step.title}: drift share {result.drift_share:.0%} "
+            f"({len(drifted)} features{': ' + ', '.join(drifted[:6]) if drifted else ''}"
+            f"{'…' if len(drifted) > 6 else ''}) → {result.decision}",
+            bold=True,
+        )
+        if result.decision != "none":
+            for reason in result.reasons[-1:]:
+                typer.echo(f"    - {reason}")
+        if result.training:
+            typer.echo(f"    retraining ({result.training.via}): {_retraining(result.training)}")
+        return
+    outcome = result.outcome
+    typer.secho(f"\n==> {step.title}: {outcome.note}", bold=True)
+    for reason_text in outcome.reasons:
+        typer.echo(f"    - {reason_text}")
+
+
+def demo_summary(
+    runtime: Runtime,
+    settings: Settings,
+    results: Sequence[tuple[DemoStep, TrainingResult | DriftResult]],
+    seconds: float,
+    on_stack: bool = False,
+) -> None:
+    """The demo's table (one row per step) and where to look next."""
+    from rich.table import Table
+
+    from retrain.application.results import DriftResult, TriggeredTraining
+
+    metric = settings.gate.primary_metric
+    table = Table(title=f"Retrain demo: {settings.model.registered_name} ({seconds:.0f} s)")
+    for column in ("step", "data", "challenger", f"{metric}", f"champion {metric}", "decision", "why"):
+        table.add_column(column)
+    for step, result in results:
+        if isinstance(result, DriftResult):
+            training = result.training
+            table.add_row(
+                step.title,
+                f"{result.rows} rows",
+                "—" if not isinstance(training, TriggeredTraining) else f"v{training.challenger_version}",
+                "—",
+                f"v{result.champion}",
+                result.decision + (f" → {_retraining_note(training)}" if training else ""),
+                f"drift share {result.drift_share:.0%}",
+            )
+            continue
+        outcome, challenger, before = result.outcome, result.challenger, result.champion_before
+        snap = result.snapshot
+        table.add_row(
+            step.title,
+            f"{snap.rows} rows, md5 {snap.md5[:8]}",
+            f"v{challenger.version}",
+            f"{challenger.metrics[metric]:.4f}",
+            "—" if before is None else f"v{before.version}: {(before.metrics or {})[metric]:.4f}",
+            outcome.note,
+            ", ".join(c.name for c in result.decision.checks if not c.passed) or "all checks passed",
+        )
+    out = console()
+    out.print(table)
+    if on_stack:
+        import os
+
+        out.print(
+            f"\nSee it on the team stack (`source {runtime.state_dir / 'stack' / 'stack.env'}` first, and set\n"
+            "MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD to your MLflow account for `status`):\n"
+            "  .venv/bin/retrain status     # champion, challenger, previous champion\n"
+            "  .venv/bin/retrain history    # the stack's ledger (PostgreSQL)\n"
+            f"  Prefect UI {os.environ.get('PREFECT_API_URL', '').removesuffix('/api')}   "
+            f"MLflow UI {runtime.mlflow_ui_url}\n"
+            f"Demo workspace (a git + DVC repo, DVC remote on S3): {runtime.state_dir / 'demo' / 'workspace'}"
+        )
+        return
+    db = runtime.state_dir / "mlflow" / "mlflow.db"
+    out.print(
+        "\nSee it (the .venv commands work whether or not uv is on your PATH):\n"
+        "  .venv/bin/retrain status          # champion, challenger, previous champion (--json for machines)\n"
+        "  .venv/bin/retrain history         # every promotion, refusal, timeout, rollback, with reviewers\n"
+        "  .venv/bin/retrain decisions       # every drift decision (retrain, none, cooldown, …) with reasons\n"
+        f"  .venv/bin/mlflow ui --backend-store-uri sqlite:///{db} --port 5000\n"
+        f"  PREFECT_HOME={runtime.prefect_home} .venv/bin/prefect server start   # runs + artifacts\n"
+        f"Demo workspace (a git + DVC repo): {runtime.state_dir / 'demo' / 'workspace'}"
+    )
+
+
+def _retraining(training: TriggeredTraining | DeployedTraining) -> str:
+    """A retraining the drift check ran: its note and champion, or (not followed) its run."""
+    from retrain.application.results import DeployedTraining
+
+    if isinstance(training, DeployedTraining):
+        return f"run {training.flow_run_id}"
+    return f"{training.note}, champion v{training.champion_version}"
+
+
+def _retraining_note(training: TriggeredTraining | DeployedTraining) -> str:
+    from retrain.application.results import DeployedTraining
+
+    return f"run {training.flow_run_id}" if isinstance(training, DeployedTraining) else training.note
+
+
+def stack_services(statuses: Sequence[Any], config: Any) -> None:
+    """Each service of the team stack: state, pid and log; then where the UIs are."""
+    for item in statuses:
+        state = "healthy" if item.healthy else ("running, not healthy" if item.pid else "stopped")
+        typer.echo(f"  {item.name:<15} {state:<22} pid {item.pid or '—':<8} log {item.log}")
+    people_ui = config.people_url.removesuffix("/api")
+    typer.echo(f"  Prefect UI  {people_ui} (people: NAME:PASSWORD)   MLflow UI  {config.mlflow_url}")
