@@ -85,7 +85,7 @@ def test_the_flow_retrain_fit_and_reproduce_fit_through_the_one_recipe(
     settings = workspace_settings(workspace)
     write_demo_batches(workspace / settings.dataset.batches, settings, 5)
     result = reviewed(lambda: training(TrainingRequest(project_dir=str(workspace), triggered_by="pytest")))
-    registered = registry_for(workspace).model_file(result["challenger"]["version"], tmp_path / "registered")
+    registered = registry_for(workspace).model_file(result.challenger.version, tmp_path / "registered")
     registered_sha = hashlib.sha256(registered.read_bytes()).hexdigest()
     assert fitted == [registered_sha]  # the flow: one fit, through the recipe
 
