@@ -48,6 +48,7 @@ from retrain.stack.config import (
     StackError,
     nginx_bin,
     postgres_bin,
+    postgres_os_user,
     stack_config_at,
 )
 from retrain.stack.profile import client_env, load_profile, person_env, person_profile_path, write_profile
@@ -72,7 +73,7 @@ from retrain.stack.services import (
     stop_order,
     worker_env,
 )
-from retrain.stack.supervisor import postgres_os_user, running_pid
+from retrain.stack.supervisor import running_pid
 
 __all__ = [
     "BUCKET",

@@ -1,6 +1,6 @@
 """Where the team stack lives and listens: state paths, ports, roles, databases and binaries.
 
-Plain values only (no process is started, no file written): every other module of the stack
+Plain values and look-ups (no process is started, no file written): every other module of the stack
 reads its locations from here, so a port or a path is decided in one place.
 """
 
@@ -131,7 +131,7 @@ def stack_config_at(state_dir: Path) -> StackConfig:
     return StackConfig(home=state_dir / "stack")
 
 
-# --- binaries --------------------------------------------------------------------------------
+# --- binaries, and who runs them -------------------------------------------------------------
 
 
 def project_bin(name: str) -> str:
@@ -149,3 +149,16 @@ def postgres_bin(name: str) -> str:
 
 def nginx_bin() -> str:
     return shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else "nginx")
+
+
+def postgres_os_user() -> tuple[int, int] | None:
+    """PostgreSQL refuses to run as root: as root, its cluster belongs to the ``postgres`` OS user."""
+    if os.geteuid() != 0:
+        return None
+    import pwd
+
+    try:
+        entry = pwd.getpwnam("postgres")
+    except KeyError:
+        raise StackError("running as root, and no 'postgres' OS user to run the stack's PostgreSQL as") from None
+    return entry.pw_uid, entry.pw_gid

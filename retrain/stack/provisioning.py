@@ -16,9 +16,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from retrain.stack.config import BUCKET, DATABASES, ROLES, SERVICE_ACCOUNT, StackConfig, StackError, postgres_bin
+from retrain.stack.config import (
+    BUCKET,
+    DATABASES,
+    ROLES,
+    SERVICE_ACCOUNT,
+    StackConfig,
+    StackError,
+    postgres_bin,
+    postgres_os_user,
+)
 from retrain.stack.secrets import MlflowAccounts, StackSecrets, write_private
-from retrain.stack.supervisor import postgres_os_user
 
 
 def _chown_to(path: Path, owner: tuple[int, int] | None) -> None:

@@ -29,10 +29,16 @@ from retrain.stack.config import (
     StackError,
     nginx_bin,
     postgres_bin,
+    postgres_os_user,
     project_bin,
 )
 from retrain.stack.profile import client_env
 from retrain.stack.secrets import StackSecrets
+
+
+def _same_user() -> tuple[int, int] | None:
+    return None
+
 
 WORKER = "prefect-worker"  # runs the deployments; starts last, once ``setup`` locked its pool
 
@@ -47,6 +53,7 @@ class Service:
     health: Callable[[], bool]
     depends_on: tuple[str, ...] = field(default_factory=tuple)
     stop_signal: int = signal.SIGTERM
+    os_user: Callable[[], tuple[int, int] | None] = _same_user  # (uid, gid) to run as; None: as this process
 
 
 def dependency_order(plan: Iterable[Service]) -> graphlib.TopologicalSorter[str]:
@@ -178,6 +185,7 @@ def services(config: StackConfig, keys: StackSecrets) -> list[Service]:
             {},
             lambda: _postgres_ready(config),
             stop_signal=signal.SIGINT,  # "fast" shutdown; SIGTERM waits for every client to leave
+            os_user=postgres_os_user,  # as root: the cluster's owner, the ``postgres`` OS user
         ),
         Service(
             "s3",

@@ -36,26 +36,13 @@ def running_pid(config: StackConfig, name: str) -> int | None:
     return pid
 
 
-def postgres_os_user() -> tuple[int, int] | None:
-    """PostgreSQL refuses to run as root: as root, its cluster belongs to the ``postgres`` OS user."""
-    if os.geteuid() != 0:
-        return None
-    import pwd
-
-    try:
-        entry = pwd.getpwnam("postgres")
-    except KeyError:
-        raise StackError("running as root, and no 'postgres' OS user to run the stack's PostgreSQL as") from None
-    return entry.pw_uid, entry.pw_gid
-
-
 def start_service(config: StackConfig, service: Service) -> int:
     log = config.log_file(service.name)
     log.parent.mkdir(parents=True, exist_ok=True)
     config.pid_file(service.name).parent.mkdir(parents=True, exist_ok=True)
     env = {key: value for key, value in os.environ.items() if not key.startswith(("PREFECT_", "MLFLOW_"))}
     env.update(service.env)
-    owner = postgres_os_user() if service.name == "postgres" else None
+    owner = service.os_user()
     with open(log, "ab") as handle:
         process = subprocess.Popen(
             service.command,
@@ -74,6 +61,8 @@ def start_service(config: StackConfig, service: Service) -> int:
 def first_healthy(config: StackConfig, starting: Sequence[Service], deadline: float) -> str:
     """The name of the first of ``starting`` to pass its health check; a StackError naming the
     service and its log when one exits meanwhile or none is healthy by ``deadline``."""
+    if not starting:
+        raise StackError("no service is starting: nothing can become healthy")
     while True:
         for service in starting:
             if service.health():

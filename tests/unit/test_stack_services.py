@@ -117,3 +117,67 @@ def test_importing_the_stack_imports_no_heavy_library():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_up_provisions_each_server_before_its_dependents_start_and_runs_setup_just_before_the_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """``up`` with the real services' dependencies, processes and provisioning replaced by a log."""
+    from retrain.stack import commands
+
+    config = StackConfig(home=tmp_path / "stack")
+    real = services(config, KEYS)
+    events: list[str] = []
+    running: set[str] = set()
+
+    def fake(service: Service) -> Service:
+        return Service(service.name, [], {}, lambda: service.name in running, service.depends_on)
+
+    monkeypatch.setattr(commands, "services", lambda _config, _keys: [fake(service) for service in real])
+    monkeypatch.setattr(commands, "ensure_nginx", lambda _on_event: None)
+    monkeypatch.setattr(commands, "ensure_postgres_cluster", lambda _config, _keys: False)
+    monkeypatch.setattr(commands, "write_mlflow_auth_config", lambda _config: tmp_path)
+    monkeypatch.setattr(commands, "write_proxy_config", lambda _config, _keys: tmp_path)
+
+    def databases(_config: StackConfig, _keys: object) -> list[str]:
+        events.append("databases")
+        return []
+
+    monkeypatch.setattr(commands, "ensure_roles_and_databases", databases)
+    monkeypatch.setattr(commands, "ensure_ledger_tables", lambda _c, _k: events.append("ledger tables"))
+    monkeypatch.setattr(commands, "ensure_bucket", lambda _c, _k: events.append("bucket"))
+    monkeypatch.setattr(commands, "running_pid", lambda _config, name: 1 if name in running else None)
+    monkeypatch.setattr(commands, "start_service", lambda _config, service: running.add(service.name))
+
+    statuses = commands.up(config, KEYS, events.append, lambda: events.append("setup"), timeout=5)
+
+    assert all(item.healthy for item in statuses)
+    position = events.index
+    assert position("databases") < position("ledger tables") < position("started mlflow")
+    assert position("ledger tables") < position("started prefect-server")
+    assert position("bucket") < position("started mlflow")
+    assert position("started prefect-server") < position("started prefect-proxy")
+    assert position("started mlflow") < position("setup") < position("started prefect-worker")
+    assert events[-1] == "started prefect-worker"
+    events.clear()
+    commands.up(config, KEYS, events.append, lambda: events.append("setup"), timeout=5)  # all running: no start
+    assert not [event for event in events if event.startswith("started")]
+    assert "setup" in events
+
+
+def test_up_names_the_service_that_exits_while_starting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from retrain.stack import commands
+
+    config = StackConfig(home=tmp_path / "stack")
+    plan = [Service("database", [], {}, lambda: False), Service("server", [], {}, lambda: False, ("database",))]
+    monkeypatch.setattr(commands, "services", lambda _config, _keys: plan)
+    for step in ("ensure_nginx", "write_mlflow_auth_config"):
+        monkeypatch.setattr(commands, step, lambda *_args: None)
+    for step in ("ensure_postgres_cluster", "write_proxy_config"):
+        monkeypatch.setattr(commands, step, lambda *_args: False)
+    started: set[str] = set()
+    monkeypatch.setattr(commands, "start_service", lambda _config, service: started.add(service.name))
+    monkeypatch.setattr(commands, "running_pid", lambda _config, name: None)  # exited at once
+    with pytest.raises(StackError, match=r"database exited while starting; see .*database\.log"):
+        commands.up(config, KEYS, lambda _event: None, lambda: None, timeout=5)
+    assert started == {"database"}  # the server waits for what it depends on
