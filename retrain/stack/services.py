@@ -63,6 +63,8 @@ def dependency_order(plan: Iterable[Service]) -> graphlib.TopologicalSorter[str]
     either would leave a service waiting for ever."""
     services_ = list(plan)
     names = {service.name for service in services_}
+    if len(names) != len(services_):
+        raise StackError(f"two services share a name in {[service.name for service in services_]}")
     graph: dict[str, tuple[str, ...]] = {}
     for service in services_:
         unknown = [name for name in service.depends_on if name not in names]

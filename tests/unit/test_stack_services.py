@@ -63,6 +63,8 @@ def test_a_cycle_is_a_clear_error():
 def test_an_unknown_dependency_is_a_clear_error():
     with pytest.raises(StackError, match="server depends on databse, which is not a service"):
         dependency_order([_service("database"), _service("server", "databse")])
+    with pytest.raises(StackError, match="two services share a name"):
+        start_order([_service("database"), _service("database")])
 
 
 def test_secrets_are_generated_once_kept_0600_and_never_shown(tmp_path: Path):
