@@ -56,12 +56,13 @@ def up(
     PostgreSQL's roles, databases and ledger tables, S3's bucket. ``setup`` (accounts, the locked
     work pool, the deployments) runs just before the worker starts, so the worker never polls a
     pool that takes job variables; the worker then gets at least half of ``timeout`` of its own."""
+    plan = {service.name: service for service in services(config, keys)}
+    order = dependency_order(plan.values())  # a cycle or an unknown dependency: refused before anything starts
     ensure_nginx(on_event)
     if ensure_postgres_cluster(config, keys):
         on_event(f"created the stack's PostgreSQL cluster in {config.postgres_data}")
     write_mlflow_auth_config(config)
     write_proxy_config(config, keys)
-    plan = {service.name: service for service in services(config, keys)}
 
     def provision_postgres() -> None:
         created = ensure_roles_and_databases(config, keys)
@@ -74,7 +75,6 @@ def up(
         "s3": lambda: ensure_bucket(config, keys),
     }
     before_start: dict[str, Callable[[], None]] = {WORKER: setup}
-    order = dependency_order(plan.values())
     deadline = time.monotonic() + timeout
     starting: list[str] = []
     while order.is_active():

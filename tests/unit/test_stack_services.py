@@ -183,3 +183,19 @@ def test_up_names_the_service_that_exits_while_starting(tmp_path: Path, monkeypa
     with pytest.raises(StackError, match=r"database exited while starting; see .*database\.log"):
         commands.up(config, KEYS, lambda _event: None, lambda: None, timeout=5)
     assert started == {"database"}  # the server waits for what it depends on
+
+
+def test_up_refuses_a_cycle_before_it_installs_writes_or_starts_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from retrain.stack import commands
+
+    done: list[str] = []
+    plan = [_service("a", "b"), _service("b", "a")]
+    monkeypatch.setattr(commands, "services", lambda _config, _keys: plan)
+    monkeypatch.setattr(commands, "ensure_nginx", lambda _on_event: done.append("nginx"))
+    monkeypatch.setattr(commands, "start_service", lambda _config, service: done.append(service.name))
+    with pytest.raises(StackError, match="cycle"):
+        commands.up(StackConfig(home=tmp_path / "stack"), KEYS, done.append, lambda: None, timeout=5)
+    assert done == []
+    assert not (tmp_path / "stack").exists()
