@@ -1,6 +1,7 @@
 #!/bin/sh
 # The team stack's roles and databases, as `retrain stack up` makes them in its own cluster
-# (retrain/stack.py ROLES, DATABASES, ensure_roles_and_databases, ensure_ledger_tables):
+# (retrain/stack/config.py ROLES, DATABASES; retrain/stack/provisioning.py ensure_roles_and_databases,
+# ensure_ledger_tables):
 # one role per holder, each with its own password (from infra/.env), scram-sha-256 only.
 set -eu
 psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres <<SQL

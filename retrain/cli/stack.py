@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -15,11 +15,12 @@ from retrain.cli.context import ProjectOption, fail, failures_exit
 
 if TYPE_CHECKING:
     from retrain.domain.settings import Settings
+    from retrain.stack import MlflowAccounts, StackConfig, StackSecrets
 
 stack_app = typer.Typer(help="The team stack as local processes: PostgreSQL, S3, MLflow, Prefect server + worker.")
 
 
-def _stack(project: Path | None) -> tuple[Runtime, Settings, Any, dict[str, Any]]:
+def _stack(project: Path | None) -> tuple[Runtime, Settings, StackConfig, StackSecrets]:
     """Runtime, settings, stack config and its secrets; points this process's clients at the stack."""
     import os
 
@@ -34,7 +35,7 @@ def _stack(project: Path | None) -> tuple[Runtime, Settings, Any, dict[str, Any]
     return runtime, settings, config, keys
 
 
-def _stack_setup(runtime: Runtime, settings: Settings, mlflow_url: str, keys: dict[str, Any]) -> None:
+def _stack_setup(runtime: Runtime, settings: Settings, mlflow_url: str, keys: StackSecrets | MlflowAccounts) -> None:
     """Once the servers answer: MLflow accounts and permissions, the locked work pool (no job
     variables), the deployments."""
     from retrain.deploy.deployments import deploy_all
@@ -82,11 +83,11 @@ def stack_setup(project: ProjectOption = None) -> None:
     missing = [name for name in (*names, "MLFLOW_TRACKING_URI", "PREFECT_API_URL") if not os.environ.get(name)]
     if missing:
         fail(f"set {', '.join(missing)}", 2)
-    keys: dict[str, Any] = {
-        "mlflow_admin_password": os.environ[names[0]],
-        "mlflow_service_password": os.environ[names[1]],
-        "mlflow_people": {},
-    }
+    from retrain.stack import MlflowAccounts
+
+    keys = MlflowAccounts.model_validate(
+        {"admin_password": os.environ[names[0]], "service_password": os.environ[names[1]]}
+    )
     _stack_setup(runtime, settings, os.environ["MLFLOW_TRACKING_URI"], keys)
     typer.echo("accounts and deployments are in place")
 

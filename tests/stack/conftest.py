@@ -69,9 +69,11 @@ class LiveStack:
     def onboard_model(self, name: str) -> dict[str, Any]:
         """A registered model of the test's own, set up as an admin onboards one (the worker's account
         may change it, people read it), so that no test meets another's champion; params overrides."""
-        from retrain.stack import ensure_mlflow_accounts
+        from retrain.stack import StackSecrets, ensure_mlflow_accounts
 
-        ensure_mlflow_accounts(self.mlflow_url, self.keys, name, [name, f"{name}-monitoring"])
+        ensure_mlflow_accounts(
+            self.mlflow_url, StackSecrets.model_validate(self.keys), name, [name, f"{name}-monitoring"]
+        )
         return {"model": {"registered_name": name, "experiment": name}}
 
 

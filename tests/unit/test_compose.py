@@ -7,19 +7,21 @@ from pathlib import Path
 import yaml
 
 from retrain.adapters.environment import QUIET_ENVIRONMENT
-from retrain.stack import DATABASES, ROLES, StackConfig, proxy_config_text, services
+from retrain.stack import DATABASES, ROLES, StackConfig, StackSecrets, proxy_config_text, services
 
 INFRA = Path(__file__).resolve().parents[2] / "infra"
-KEYS = {
-    "prefect_auth": "admin:x",
-    "mlflow_admin_password": "x",
-    "mlflow_service_password": "x",
-    "mlflow_flask_secret": "x",
-    "s3_access_key": "x",
-    "s3_secret_key": "x",
-    "mlflow_people": {},
-    "postgres": dict.fromkeys(("admin", *ROLES), "x"),
-}
+KEYS = StackSecrets.model_validate(
+    {
+        "prefect_auth": "admin:x",
+        "mlflow_admin_password": "x",
+        "mlflow_service_password": "x",
+        "mlflow_flask_secret": "x",
+        "s3_access_key": "x",
+        "s3_secret_key": "x",
+        "mlflow_people": {},
+        "postgres": dict.fromkeys(("admin", *ROLES), "x"),
+    }
+)
 # Local-process details with no meaning in a container: state paths, the quiet defaults the image
 # sets, and moto's IAM users (MinIO's root user is the writer in the container).
 LOCAL_ONLY = {"PREFECT_HOME", "RETRAIN_HOME", "RETRAIN_S3_ACCOUNTS", *QUIET_ENVIRONMENT}

@@ -1,4 +1,4 @@
-"""moto's S3 with authentication enforced, for the team stack: ``python -m retrain.s3_server HOST PORT``.
+"""moto's S3 with authentication enforced, for the team stack: ``python -m retrain.stack.s3_server HOST PORT``.
 
 A bare ``moto_server`` answers anonymous requests (``curl -X PUT .../retrain/x`` stores an object)
 and serves ``/moto-api/``, which anyone on the machine could use to reset its state or to switch

@@ -1,0 +1,164 @@
+"""Where the team stack lives and listens: state paths, ports, roles, databases and binaries.
+
+Plain values and look-ups (no process is started, no file written): every other module of the stack
+reads its locations from here, so a port or a path is decided in one place.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from retrain.domain.errors import RetrainError
+
+SERVICE_ACCOUNT = "retrain-service"
+BUCKET = "retrain"
+S3_WRITER = "retrain-writer"
+PERSON_VARIABLE = "RETRAIN_STACK_PERSON"
+
+#: Who logs in to the stack's own PostgreSQL cluster (a key of ROLES).
+Role = Literal["prefect", "mlflow", "worker", "people"]
+
+# PostgreSQL roles of the stack's own cluster: who logs in as what.
+ROLES: dict[Role, str] = {
+    "prefect": "prefect_server",  # owns retrain_prefect
+    "mlflow": "mlflow_server",  # owns retrain_mlflow and retrain_mlflow_auth
+    "worker": "retrain_worker",  # owns retrain_ledger: writes the ledger and the decision log
+    "people": "retrain_people",  # SELECT on the ledger's tables, nothing else
+}
+# Database purpose -> the ROLES key of its owner.
+DATABASES: dict[str, Role] = {"prefect": "prefect", "mlflow": "mlflow", "mlflow_auth": "mlflow", "ledger": "worker"}
+
+
+class StackError(RetrainError):
+    """The stack cannot start or is unhealthy; the message names the service and its log."""
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Where the stack lives and listens; every value can be overridden by environment variables."""
+
+    home: Path
+    host: str = "127.0.0.1"
+    prefect_port: int = 4200
+    people_port: int = 4201
+    mlflow_port: int = 5000
+    s3_port: int = 9000
+    postgres_port: int = 5433
+    work_pool: str = "retrain-process"
+    served_projects: tuple[str, ...] = ()  # roots under which the worker runs projects; empty: any
+
+    @classmethod
+    def from_env(
+        cls, state_dir: Path, work_pool: str, env: Mapping[str, str] | None = None, project_dir: Path | None = None
+    ) -> StackConfig:
+        """``project_dir`` (the operator's project) and the state dir are always served, plus the
+        path-separated roots in ``RETRAIN_STACK_PROJECTS``."""
+        env = os.environ if env is None else env
+        extra = [item for item in env.get("RETRAIN_STACK_PROJECTS", "").split(os.pathsep) if item.strip()]
+        served = [str(path.resolve()) for path in (project_dir, state_dir) if path is not None]
+        served += [str(Path(item).resolve()) for item in extra]
+        return cls(
+            home=state_dir / "stack",
+            host=env.get("RETRAIN_STACK_HOST", "127.0.0.1"),
+            prefect_port=int(env.get("RETRAIN_STACK_PREFECT_PORT", 4200)),
+            people_port=int(env.get("RETRAIN_STACK_PEOPLE_PORT", 4201)),
+            mlflow_port=int(env.get("RETRAIN_STACK_MLFLOW_PORT", 5000)),
+            s3_port=int(env.get("RETRAIN_STACK_S3_PORT", 9000)),
+            postgres_port=int(env.get("RETRAIN_STACK_POSTGRES_PORT", 5433)),
+            work_pool=work_pool,
+            served_projects=tuple(dict.fromkeys(served)),
+        )
+
+    def database(self, purpose: str, driver: str, role: Role, password: str) -> str:
+        """A SQLAlchemy URL of one of the stack's databases, logging in as one of ROLES."""
+        return f"postgresql+{driver}://{ROLES[role]}:{password}@{self.host}:{self.postgres_port}/retrain_{purpose}"
+
+    @property
+    def prefect_url(self) -> str:
+        """The Prefect server itself: the worker's and the operator's way in (the auth string)."""
+        return f"http://{self.host}:{self.prefect_port}/api"
+
+    @property
+    def people_url(self) -> str:
+        """Prefect through the proxy: people's way in (their own login, the allowlist)."""
+        return f"http://{self.host}:{self.people_port}/api"
+
+    @property
+    def mlflow_url(self) -> str:
+        return f"http://{self.host}:{self.mlflow_port}"
+
+    @property
+    def s3_url(self) -> str:
+        return f"http://{self.host}:{self.s3_port}"
+
+    # --- paths under the state dir -------------------------------------------------------------
+
+    @property
+    def secrets_file(self) -> Path:
+        return self.home / "secrets.json"
+
+    @property
+    def postgres_data(self) -> Path:
+        return self.home / "postgres" / "data"
+
+    @property
+    def nginx_dir(self) -> Path:
+        return self.home / "nginx"
+
+    @property
+    def mlflow_auth_file(self) -> Path:
+        return self.home / "mlflow" / "basic_auth.ini"
+
+    @property
+    def pids_dir(self) -> Path:
+        return self.home / "pids"
+
+    def pid_file(self, service: str) -> Path:
+        return self.pids_dir / f"{service}.pid"
+
+    def log_file(self, service: str) -> Path:
+        return self.home / "logs" / f"{service}.log"
+
+
+def stack_config_at(state_dir: Path) -> StackConfig:
+    """The stack whose files live under ``state_dir`` (enough to find its profile and secrets)."""
+    return StackConfig(home=state_dir / "stack")
+
+
+# --- binaries, and who runs them -------------------------------------------------------------
+
+
+def project_bin(name: str) -> str:
+    """A console script of this project's environment (the one running this code)."""
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else name
+
+
+def postgres_bin(name: str) -> str:
+    """A PostgreSQL server binary (initdb, postgres, pg_isready) of the newest installed version
+    (Debian keeps them off PATH, under /usr/lib/postgresql/VERSION/bin); the bare name otherwise."""
+    found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), key=lambda p: int(p.parts[-3]))
+    return str(found[-1]) if found else (shutil.which(name) or name)
+
+
+def nginx_bin() -> str:
+    return shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else "nginx")
+
+
+def postgres_os_user() -> tuple[int, int] | None:
+    """PostgreSQL refuses to run as root: as root, its cluster belongs to the ``postgres`` OS user."""
+    if os.geteuid() != 0:
+        return None
+    import pwd
+
+    try:
+        entry = pwd.getpwnam("postgres")
+    except KeyError:
+        raise StackError("running as root, and no 'postgres' OS user to run the stack's PostgreSQL as") from None
+    return entry.pw_uid, entry.pw_gid
