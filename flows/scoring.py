@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from retrain.adapters.environment import resolve_runtime
 from retrain.adapters.registry import ModelRegistry
 from retrain.application.results import ScoringResult
+from retrain.domain import tags
 from retrain.domain.errors import RetrainError
 from retrain.domain.lifecycle import CHAMPION
 from tasks.data import load_settings_task
@@ -62,7 +63,9 @@ def scoring(request: ScoringRequest) -> ScoringResult:
         "flow_run_id": str(runtime.flow_run.id or "local"),
     }
     summary["mlflow_run"] = record_scoring_task(registry, summary)
-    create_markdown_artifact(scoring_markdown(summary), key="scoring-report", description="Scores and shadow")
+    create_markdown_artifact(
+        scoring_markdown(summary), key=tags.ARTIFACT_SCORING_REPORT, description="Scores and shadow"
+    )
     print(f"scored {summary['rows']} rows with champion v{champion.version} → {written}")
     return ScoringResult.model_validate(summary)
 

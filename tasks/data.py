@@ -15,6 +15,7 @@ from prefect.cache_policies import NO_CACHE
 from retrain.adapters import files
 from retrain.application import data
 from retrain.application.batches import assemble_training_set, validate_file
+from retrain.domain import tags
 from retrain.domain.evidence import Snapshot
 from retrain.domain.settings import Settings, load_settings
 from retrain.domain.validation import BatchValidation, ValidationReport
@@ -38,7 +39,7 @@ def validate_batch_task(path: Path, settings: Settings, project_dir: Path, repor
     report = validation.report
     data.keep_report(report, reports_dir, path)
     create_markdown_artifact(
-        report.to_markdown(), key="batch-validation", description=f"Contract result for {path.name}"
+        report.to_markdown(), key=tags.ARTIFACT_BATCH_VALIDATION, description=f"Contract result for {path.name}"
     )
     return validation
 
@@ -48,7 +49,7 @@ def publish_validation_task(reports: list[ValidationReport]) -> None:
     """One summary artifact for all batches; a refused batch stops the flow with every reason."""
     create_markdown_artifact(
         data.validation_summary(reports),
-        key="data-validation",
+        key=tags.ARTIFACT_DATA_VALIDATION,
         description="Contract results for every batch of this training run",
     )
     data.refuse_failed(reports)

@@ -20,6 +20,7 @@ from retrain.adapters.ledger import DecisionRecord
 from retrain.adapters.registry import ModelRegistry
 from retrain.application import monitoring
 from retrain.application.monitoring import Window
+from retrain.domain import tags
 from retrain.domain.drift import DriftReport
 from retrain.domain.lifecycle import ModelVersionInfo
 from retrain.domain.profile import ReferenceProfile
@@ -78,7 +79,7 @@ def publish_drift_task(
     """Markdown artifact (per-feature table by severity), a plot of the worst features in MLflow, JSON."""
     create_markdown_artifact(
         monitoring.drift_markdown(report, record, champion, window),
-        key="drift-report",
+        key=tags.ARTIFACT_DRIFT_REPORT,
         description="Drift vs the champion",
     )
     return monitoring.record_drift(registry, settings, profile, window, report, record, champion, reports_dir)

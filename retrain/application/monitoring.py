@@ -22,6 +22,7 @@ from retrain.adapters import files, plots
 from retrain.adapters.ledger import DecisionLog, DecisionRecord
 from retrain.adapters.registry import ModelRegistry
 from retrain.application.reaper import expired_leases
+from retrain.domain import tags
 from retrain.domain.drift import DriftReport, detect_drift, distribution_pair
 from retrain.domain.errors import RetrainError
 from retrain.domain.evidence import REFERENCE_PROFILE
@@ -212,7 +213,11 @@ def record_drift(
     run_id = registry.log_monitoring_run(
         run_name=f"drift-{window.batches[-1]}",
         metrics={"drift_share": report.drift_share, "drifted_features": float(len(report.drifted_features))},
-        tags={"retrain.kind": "drift", "retrain.champion": champion.version, "retrain.decision": record.decision},
+        tags={
+            tags.TAG_KIND: "drift",
+            tags.TAG_CHAMPION: champion.version,
+            tags.TAG_MONITORING_DECISION: record.decision,
+        },
         figures={"plots/drift_worst_features.png": plots.drift_figure(pairs, f"Drift vs champion v{champion.version}")},
         documents={"drift.json": payload},
     )
@@ -300,9 +305,9 @@ def record_scoring(registry: ModelRegistry, summary: dict[str, Any]) -> str:
         run_name=f"scoring-{Path(summary['predictions']).stem}",
         metrics=metrics,
         tags={
-            "retrain.kind": "scoring",
-            "retrain.champion": str(summary["champion"]),
-            "retrain.shadow": str(summary["challenger"] or ""),
+            tags.TAG_KIND: "scoring",
+            tags.TAG_CHAMPION: str(summary["champion"]),
+            tags.TAG_SHADOW: str(summary["challenger"] or ""),
         },
         figures={},
         documents={"scoring.json": summary},

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Final
 
-from retrain.domain import lifecycle
+from retrain.domain import lifecycle, tags
 from retrain.domain.lifecycle import canonical_hash
 from retrain.domain.settings import DatasetSettings, ModelSettings, Settings, SplitSettings
 
@@ -22,8 +22,6 @@ EVIDENCE_DOCUMENT: Final = "evidence.json"
 CONTRACT_DOCUMENT: Final = "contract.json"
 FEATURE_SPEC_DOCUMENT: Final = "feature_spec.json"
 REFERENCE_PROFILE: Final = "reference_profile.json"
-TAG_CODE_VERSION: Final = "retrain.code_version"
-TAG_REASON: Final = "retrain.reason"
 
 
 @dataclass(frozen=True)
@@ -100,16 +98,16 @@ class Evidence:
 
     def tags(self) -> dict[str, str]:
         return {
-            lifecycle.TAG_TRAINING_KEY: self.training_key,
-            lifecycle.TAG_DATA_MD5: self.data_md5,
-            lifecycle.TAG_CONTRACT_NAME: self.contract_name,
-            lifecycle.TAG_CONTRACT_VERSION: str(self.contract_version),
-            lifecycle.TAG_CONTRACT_HASH: self.contract_hash,
-            lifecycle.TAG_PARAMS_HASH: self.params_hash,
-            TAG_CODE_VERSION: self.code_version,
-            lifecycle.TAG_FLOW_RUN: self.flow_run_id,
-            lifecycle.TAG_TRIGGERED_BY: self.triggered_by,
-            TAG_REASON: self.reason,
+            tags.TAG_TRAINING_KEY: self.training_key,
+            tags.TAG_DATA_MD5: self.data_md5,
+            tags.TAG_CONTRACT_NAME: self.contract_name,
+            tags.TAG_CONTRACT_VERSION: str(self.contract_version),
+            tags.TAG_CONTRACT_HASH: self.contract_hash,
+            tags.TAG_PARAMS_HASH: self.params_hash,
+            tags.TAG_CODE_VERSION: self.code_version,
+            tags.TAG_FLOW_RUN: self.flow_run_id,
+            tags.TAG_TRIGGERED_BY: self.triggered_by,
+            tags.TAG_REASON: self.reason,
         }
 
     def to_dict(self) -> dict[str, Any]:

@@ -16,20 +16,7 @@ PREVIOUS_CHAMPION: Final = "previous-champion"
 ALIASES: Final = (CHAMPION, CHALLENGER, PREVIOUS_CHAMPION)
 
 # The tag keys are defined in retrain.domain.tags; these names stay for callers that read them from here.
-TAG_CHAMPION_BEFORE: Final = tags.TAG_CHAMPION_BEFORE
-TAG_CONTRACT_HASH: Final = tags.TAG_CONTRACT_HASH
-TAG_CONTRACT_NAME: Final = tags.TAG_CONTRACT_NAME
-TAG_CONTRACT_VERSION: Final = tags.TAG_CONTRACT_VERSION
 TAG_DATA_MD5: Final = tags.TAG_DATA_MD5
-TAG_DECISION: Final = tags.TAG_DECISION
-TAG_FLOW_RUN: Final = tags.TAG_FLOW_RUN
-TAG_PARAMS_HASH: Final = tags.TAG_PARAMS_HASH
-TAG_PROMOTION_FLOW_RUN: Final = tags.TAG_PROMOTION_FLOW_RUN
-TAG_REASONS: Final = tags.TAG_REASONS
-TAG_REVIEW_COMMENT: Final = tags.TAG_REVIEW_COMMENT
-TAG_REVIEWERS: Final = tags.TAG_REVIEWERS
-TAG_TRAINING_KEY: Final = tags.TAG_TRAINING_KEY
-TAG_TRIGGERED_BY: Final = tags.TAG_TRIGGERED_BY
 
 
 @dataclass(frozen=True)

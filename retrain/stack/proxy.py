@@ -16,11 +16,12 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+from retrain.domain import tags
 from retrain.stack.config import StackConfig, StackError
 from retrain.stack.secrets import StackSecrets, write_private
 
 # What people may do through the Prefect proxy: "METHOD /api/path" against these regexes, first
-# match wins (nginx ``map``). Refusals come first: Secret blocks and variables (values), the rest
+# match wins (nginx ``map``); run-input names come from retrain.domain.tags (plain [a-z-], no regex escaping). Refusals come first: Secret blocks and variables (values), the rest
 # of the admin API, run inputs other than a gate's form schema/description and Retrain's receipts (a
 # reviewer's answer is theirs). Then every other read (GET, and the POST filters/counts the UI
 # reads with), a custom run of a deployment and resuming a paused run. Nothing else: no creating or
@@ -29,9 +30,9 @@ UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 PEOPLE_ALLOWLIST: tuple[tuple[str, bool], ...] = (
     ("^GET /api/admin/(version|settings)$", True),  # the UI reads both; settings come with secrets masked
     (f"^GET /api/flow_runs/{UUID}/input/[^/]+-(schema|description)$", True),
-    (f"^GET /api/flow_runs/{UUID}/input/retrain-receipt-[^/]+$", True),
+    (f"^GET /api/flow_runs/{UUID}/input/{tags.INPUT_RECEIPT_PREFIX}[^/]+$", True),
     # what a reviewer signs (run, model, challenger version, training key): nothing secret
-    (f"^GET /api/flow_runs/{UUID}/input/retrain-approval-subject$", True),
+    (f"^GET /api/flow_runs/{UUID}/input/{tags.INPUT_APPROVAL_SUBJECT}$", True),
     ("^[A-Z]+ /api/(admin|variables|block_documents)(/|$)", False),
     ("^[A-Z]+ /api/.*block_documents", False),
     ("^[A-Z]+ /api/flow_runs/[^/]+/input(/|$)", False),

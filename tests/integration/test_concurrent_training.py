@@ -26,7 +26,8 @@ from typer.testing import CliRunner
 
 from retrain.adapters.ledger import Ledger
 from retrain.cli import app
-from retrain.domain.lifecycle import TAG_TRAINING_KEY, LedgerEntry
+from retrain.domain.lifecycle import LedgerEntry
+from retrain.domain.tags import TAG_TRAINING_KEY
 from tests.conftest import reviewed_project
 from tests.integration.conftest import SMALL_DATA, approve, registry_for, workspace_settings
 

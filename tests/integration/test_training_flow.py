@@ -16,7 +16,7 @@ from retrain.application.status import lifecycle_status
 from retrain.cli.demo_run import write_demo_batches
 from retrain.domain.demo_data import DayChanges, SchemaBreak, generate_day
 from retrain.domain.errors import ContractViolation
-from retrain.domain.lifecycle import TAG_DATA_MD5, TAG_DECISION, TAG_REASONS, TAG_TRAINING_KEY
+from retrain.domain.tags import TAG_DATA_MD5, TAG_DECISION, TAG_REASONS, TAG_TRAINING_KEY
 from tests.integration.conftest import registry_for, reviewed, workspace_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_api")]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from retrain.domain import lifecycle
+from retrain.domain import lifecycle, tags
 from retrain.domain.demo_data import generate_days
 from retrain.domain.evidence import (
     Evidence,
@@ -108,10 +108,10 @@ def test_evidence_keys_the_training_on_what_shapes_the_model_only():
     assert first.training_key == lifecycle.training_key(
         SNAPSHOT.md5, "c" * 64, training_params_hash(SETTINGS), "retrain==1"
     )
-    tags = first.tags()
-    assert tags[lifecycle.TAG_TRAINING_KEY] == first.training_key
-    assert tags[lifecycle.TAG_CONTRACT_VERSION] == str(SETTINGS.contract.version)
-    assert tags["retrain.code_version"] == "retrain==1" and tags["retrain.reason"] == "nightly"
+    written = first.tags()
+    assert written[tags.TAG_TRAINING_KEY] == first.training_key
+    assert written[tags.TAG_CONTRACT_VERSION] == str(SETTINGS.contract.version)
+    assert written["retrain.code_version"] == "retrain==1" and written["retrain.reason"] == "nightly"
     assert first.to_dict() == first.__dict__
 
 
