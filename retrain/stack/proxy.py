@@ -21,7 +21,8 @@ from retrain.stack.config import StackConfig, StackError
 from retrain.stack.secrets import StackSecrets, write_private
 
 # What people may do through the Prefect proxy: "METHOD /api/path" against these regexes, first
-# match wins (nginx ``map``); run-input names come from retrain.domain.tags (plain [a-z-], no regex escaping). Refusals come first: Secret blocks and variables (values), the rest
+# match wins (nginx ``map``); run-input names come from retrain.domain.tags (plain [a-z-], no regex
+# escaping needed). Refusals come first: Secret blocks and variables (values), the rest
 # of the admin API, run inputs other than a gate's form schema/description and Retrain's receipts (a
 # reviewer's answer is theirs). Then every other read (GET, and the POST filters/counts the UI
 # reads with), a custom run of a deployment and resuming a paused run. Nothing else: no creating or
