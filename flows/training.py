@@ -15,7 +15,7 @@ from retrain.adapters.environment import resolve_runtime
 from retrain.adapters.registry import ModelRegistry
 from retrain.application.results import TrainingResult
 from retrain.domain.approval import ApprovalSubject
-from retrain.domain.gate_report import ReportContext, gate_report, review_instructions
+from retrain.domain.gate_report import ReportContext, final_verdict, gate_report, review_instructions, training_lineage
 from retrain.domain.lifecycle import CHAMPION
 from tasks.approval import collect_approval, reviewer_keys_task
 from tasks.data import (
@@ -109,18 +109,7 @@ def training(request: TrainingRequest | None = None) -> TrainingResult:
         judgement.challenger_metrics,
         champion,
         judgement.champion_metrics,
-        lineage={
-            "data md5 (DVC)": snapshot.md5,
-            "rows / batches": f"{snapshot.rows} / {snapshot.batches}",
-            "days": f"{snapshot.first_day} .. {snapshot.last_day}",
-            "holdout days": " .. ".join(split.holdout_days),
-            "contract": f"{evidence.contract_name} v{evidence.contract_version} ({evidence.contract_hash[:12]})",
-            "training key": evidence.training_key,
-            "code": evidence.code_version,
-            "MLflow run": challenger.run_id,
-            "flow run": flow_run_id,
-            "triggered by": f"{request.triggered_by} ({request.reason})",
-        },
+        lineage=training_lineage(snapshot, split.holdout_days, evidence, challenger.run_id),
         links=links_task(registry, where.mlflow_ui_url, challenger),
     )
     approval = None
@@ -148,31 +137,11 @@ def training(request: TrainingRequest | None = None) -> TrainingResult:
         champion,
         request.triggered_by,
         flow_run_id,
-        evidence.__dict__,
+        evidence.to_dict(),
         approval,
     )
-    verdict = "PROMOTED" if outcome.promoted else "REFUSED"
-    summary = f"{outcome.note}" + ("." if outcome.promoted else f": {'; '.join(outcome.reasons)}.")
+    verdict, summary = final_verdict(outcome.promoted, outcome.note, outcome.reasons)
     final_report = gate_report(settings.model.registered_name, settings.gate.mode, decision, verdict, summary, context)
     publish_decision_task(final_report, decision, outcome, reports)
     print(f"{outcome.note}: champion v{outcome.champion_version}, challenger v{challenger.version}")
-    return TrainingResult.model_validate(
-        {
-            "outcome": outcome.__dict__,
-            "decision": decision.to_dict(),
-            "challenger": {
-                "version": challenger.version,
-                "run_id": challenger.run_id,
-                "metrics": judgement.challenger_metrics,
-            },
-            "champion_before": None
-            if champion is None
-            else {"version": champion.version, "metrics": judgement.champion_metrics},
-            "approval": None
-            if approval is None
-            else {"state": approval.state, "reviewers": list(approval.reviewers), "comment": approval.comment},
-            "snapshot": snapshot.__dict__,
-            "training_key": evidence.training_key,
-            "flow_run_id": flow_run_id,
-        }
-    )
+    return TrainingResult.of(outcome, decision, judgement, challenger, champion, approval, snapshot, evidence)

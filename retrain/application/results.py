@@ -12,11 +12,20 @@ it reads back as NaN, where pydantic's default (``null``) would not validate as 
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
 from retrain.domain.approval import ApprovalState
+
+if TYPE_CHECKING:
+    from retrain.application.evaluation import Judgement
+    from retrain.application.promotion import PromotionOutcome
+    from retrain.domain.approval import ApprovalResult
+    from retrain.domain.evidence import Evidence, Snapshot
+    from retrain.domain.gate import GateDecision
+    from retrain.domain.lifecycle import ModelVersionInfo
 
 
 class ResultModel(BaseModel):
@@ -97,6 +106,40 @@ class TrainingResult(ResultModel):
     snapshot: SnapshotResult
     training_key: str
     flow_run_id: str
+
+    @classmethod
+    def of(
+        cls,
+        outcome: PromotionOutcome,
+        decision: GateDecision,
+        judgement: Judgement,
+        challenger: ModelVersionInfo,
+        champion: ModelVersionInfo | None,
+        approval: ApprovalResult | None,
+        snapshot: Snapshot,
+        evidence: Evidence,
+    ) -> TrainingResult:
+        """The answer from what the flow's steps returned (the flow only passes them on)."""
+        return cls.model_validate(
+            {
+                "outcome": asdict(outcome),
+                "decision": decision.to_dict(),
+                "challenger": {
+                    "version": challenger.version,
+                    "run_id": challenger.run_id,
+                    "metrics": judgement.challenger_metrics,
+                },
+                "champion_before": None
+                if champion is None
+                else {"version": champion.version, "metrics": judgement.champion_metrics},
+                "approval": None
+                if approval is None
+                else {"state": approval.state, "reviewers": list(approval.reviewers), "comment": approval.comment},
+                "snapshot": snapshot.to_dict(),
+                "training_key": evidence.training_key,
+                "flow_run_id": evidence.flow_run_id,
+            }
+        )
 
 
 class FeatureDriftResult(ResultModel):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from retrain.domain.evidence import Evidence, Snapshot
 from retrain.domain.gate import ComparisonInterval, GateDecision
 from retrain.domain.lifecycle import ModelVersionInfo
 from retrain.domain.metrics import gain
@@ -27,6 +28,32 @@ class ReportContext:
     champion_metrics: Mapping[str, float] | None
     lineage: Mapping[str, str]  # what -> value, in the order shown
     links: Mapping[str, str]  # label -> URL (MLflow run, model version, plots)
+
+
+def training_lineage(
+    snapshot: Snapshot, holdout_days: tuple[str, str], evidence: Evidence, mlflow_run_id: str
+) -> dict[str, str]:
+    """What a reviewer needs to trace a challenger back to its data, contract, code and run, in the
+    order the report shows it."""
+    return {
+        "data md5 (DVC)": snapshot.md5,
+        "rows / batches": f"{snapshot.rows} / {snapshot.batches}",
+        "days": f"{snapshot.first_day} .. {snapshot.last_day}",
+        "holdout days": " .. ".join(holdout_days),
+        "contract": f"{evidence.contract_name} v{evidence.contract_version} ({evidence.contract_hash[:12]})",
+        "training key": evidence.training_key,
+        "code": evidence.code_version,
+        "MLflow run": mlflow_run_id,
+        "flow run": evidence.flow_run_id,
+        "triggered by": f"{evidence.triggered_by} ({evidence.reason})",
+    }
+
+
+def final_verdict(promoted: bool, note: str, reasons: tuple[str, ...]) -> tuple[str, str]:
+    """The report's headline once the promotion step has answered: verdict and a one-line summary."""
+    if promoted:
+        return "PROMOTED", f"{note}."
+    return "REFUSED", f"{note}: {'; '.join(reasons)}."
 
 
 def _fmt(value: float | None) -> str:

@@ -154,3 +154,41 @@ def test_review_instructions_name_the_run_and_every_listed_reviewer():
     assert "retrain approve run-42 --reviewer ada | grace --comment '…'" in text
     assert "retrain reject run-42 --reviewer ada | grace --reason '…'" in text
     assert "retrain sign run-42 --reviewer ada | grace --decision approve --comment '…'" in text
+
+
+def test_training_lineage_traces_the_challenger_to_data_contract_code_and_runs():
+    from retrain.domain.evidence import Evidence, Snapshot
+    from retrain.domain.gate_report import training_lineage
+
+    snapshot = Snapshot("data/training.parquet", "0123abcd", 1500, 6, "2026-01-01", "2026-01-06")
+    evidence = Evidence(
+        "0123abcd", "loans", 3, "h" * 64, "p" * 64, "retrain==1", "k" * 32, "run-42", "alice", "nightly"
+    )
+    lineage = training_lineage(snapshot, ("2026-01-05", "2026-01-06"), evidence, "mlflow-run-7")
+    assert list(lineage) == [
+        "data md5 (DVC)",
+        "rows / batches",
+        "days",
+        "holdout days",
+        "contract",
+        "training key",
+        "code",
+        "MLflow run",
+        "flow run",
+        "triggered by",
+    ]
+    assert lineage["rows / batches"] == "1500 / 6"
+    assert lineage["holdout days"] == "2026-01-05 .. 2026-01-06"
+    assert lineage["contract"] == f"loans v3 ({'h' * 12})"
+    assert lineage["MLflow run"] == "mlflow-run-7" and lineage["flow run"] == "run-42"
+    assert lineage["triggered by"] == "alice (nightly)"
+
+
+def test_final_verdict_names_the_reasons_of_a_refusal():
+    from retrain.domain.gate_report import final_verdict
+
+    assert final_verdict(True, "promoted v2", ()) == ("PROMOTED", "promoted v2.")
+    assert final_verdict(False, "refused v3", ("slices", "calibration")) == (
+        "REFUSED",
+        "refused v3: slices; calibration.",
+    )
