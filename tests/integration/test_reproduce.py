@@ -68,7 +68,7 @@ def test_the_flow_retrain_fit_and_reproduce_fit_through_the_one_recipe(
     flow's registered bytes, `retrain fit`'s model.ubj and reproduce's rebuild come out of it alike."""
     import hashlib
 
-    from retrain.demo import write_demo_batches
+    from retrain.cli.demo_run import write_demo_batches
 
     from retrain.adapters import files
     from retrain.domain import fitting
