@@ -9,20 +9,15 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from flows.training import TrainingRequest, training
 from retrain.cli import app
-from tests.integration.conftest import registry_for, reviewed, workspace_settings
+from tests.integration.conftest import registry_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_api")]
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_api"), pytest.mark.template("champion")]
 
 
 @pytest.fixture
 def trained(workspace: Path) -> Path:
-    from retrain.demo import write_demo_batches
-
-    settings = workspace_settings(workspace)
-    write_demo_batches(workspace / settings.dataset.batches, settings, 5)
-    reviewed(lambda: training(TrainingRequest(project_dir=str(workspace), triggered_by="pytest")))
+    """v1 trained on five demo days and promoted (the session's champion template, copied)."""
     return workspace
 
 
