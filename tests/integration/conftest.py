@@ -76,7 +76,7 @@ def prefect_api() -> Iterator[None]:
     """A real Prefect API (ephemeral server on a temporary SQLite database) for the whole session."""
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=120):
+    with prefect_test_harness(server_startup_timeout=300):
         yield
 
 
