@@ -11,7 +11,7 @@ UV_TOOLS := .retrain/tools
 UV = $(shell command -v uv 2>/dev/null || { python3 -m uv --version >/dev/null 2>&1 && echo "python3 -m uv"; } || \
 	{ test -x "$(HOME)/.local/bin/uv" && echo "$(HOME)/.local/bin/uv"; } || echo "$(UV_TOOLS)/bin/uv")
 
-.PHONY: help uv uv-version install demo test test-unit lint typecheck fmt check clean
+.PHONY: help uv uv-version install demo test test-all test-unit lint typecheck fmt check clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -34,11 +34,14 @@ install: uv  ## create .venv from uv.lock (exact versions)
 demo: install  ## the whole lifecycle on the embedded demo data, from a fresh demo state
 	$(UV) run --frozen retrain demo
 
-test: install  ## the whole test suite (unit + integration on real Prefect, MLflow, DVC, GX)
-	$(UV) run --frozen pytest
+test: install  ## what a developer runs: unit + integration on real Prefect, MLflow, DVC, GX (no live stack)
+	$(UV) run --frozen pytest -m "not stack" $(PYTEST_ARGS)
+
+test-all: install  ## the whole suite: make test + the live team stack and the browser (tests/stack)
+	$(UV) run --frozen pytest $(PYTEST_ARGS)
 
 test-unit: install  ## only the fast unit tests
-	$(UV) run --frozen pytest tests/unit
+	$(UV) run --frozen pytest tests/unit $(PYTEST_ARGS)
 
 lint: install  ## ruff lint + format check + the layers (import-linter)
 	$(UV) run --frozen ruff check .
@@ -52,7 +55,7 @@ fmt: install  ## format and auto-fix
 	$(UV) run --frozen ruff format .
 	$(UV) run --frozen ruff check --fix .
 
-check: lint typecheck test  ## what CI runs
+check: lint typecheck test-all  ## what CI runs (.ci/run)
 
 clean:  ## remove the embedded state (.retrain/) and caches
 	rm -rf .retrain .pytest_cache .mypy_cache .ruff_cache

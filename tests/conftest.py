@@ -6,7 +6,10 @@ settings when it is first imported; nothing a test does may touch ~/.prefect or 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -40,8 +43,7 @@ def _reviewer_keys() -> dict[str, Any]:
 REVIEWER_KEYS = _reviewer_keys()
 
 
-def reviewed_project(target: Path, overrides: Mapping[str, Any] | None = None) -> Path:
-    """A workspace copy of this repository whose listed reviewers' public keys are committed in it."""
+def _build_reviewed_project(target: Path, overrides: Mapping[str, Any] | None) -> Path:
     from retrain.adapters.reviewer_keys import write_public_key
     from retrain.adapters.workspace import commit_all, create_workspace
     from retrain.domain.settings import load_settings
@@ -52,6 +54,22 @@ def reviewed_project(target: Path, overrides: Mapping[str, Any] | None = None) -
         write_public_key(project, policy, name, REVIEWER_KEYS[name])
     commit_all(project, "reviewers' public keys")
     return project
+
+
+def reviewed_project(target: Path, overrides: Mapping[str, Any] | None = None) -> Path:
+    """A workspace copy of this repository whose listed reviewers' public keys are committed in it.
+
+    Built once per session for each set of overrides (git init, DVC init and two commits take seconds),
+    then copied: a git + DVC repository holds no absolute path until a flow configures its remote.
+    """
+    key = hashlib.sha256(json.dumps(overrides or {}, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    template = _SESSION_HOME / "projects" / key / "project"
+    if not template.exists():
+        _build_reviewed_project(template, overrides)
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(template, target, symlinks=True)
+    return target
 
 
 def private_key_file(reviewer: str, directory: Path) -> Path:

@@ -1,8 +1,16 @@
 """Real components for integration tests: one Prefect API per session, MLflow on a sqlite file in a
-tmp dir, and a git + DVC workspace (with a local DVC remote) per test."""
+tmp dir, and a git + DVC workspace (with a local DVC remote) per test.
+
+Building that state from nothing costs seconds (MLflow's schema migrations, git and DVC init) to a
+minute (a trained, reviewed champion), so each kind is built once per session as a template and
+copied into every test's tmp dir, its absolute paths rewritten (see ``copy_state``). A test picks
+its starting point with ``@pytest.mark.template(NAME)``; see ``TEMPLATES``.
+"""
 
 from __future__ import annotations
 
+import shutil
+import sqlite3
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -68,26 +76,149 @@ def prefect_api() -> Iterator[None]:
     """A real Prefect API (ephemeral server on a temporary SQLite database) for the whole session."""
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=120):
+    with prefect_test_harness(server_startup_timeout=300):
         yield
 
 
-@pytest.fixture
-def services(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """MLflow (sqlite + file artifacts) and a DVC remote, all under this test's tmp dir."""
-    state = tmp_path / "state"
+def point_services_at(root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """MLflow (sqlite + file artifacts), the DVC remote and the state dir (ledger, reports) under ``root``."""
+    state = root / "state"
     monkeypatch.setenv("RETRAIN_HOME", str(state))
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    monkeypatch.setenv("RETRAIN_MLFLOW_ARTIFACTS", (tmp_path / "mlflow-artifacts").as_uri())
-    monkeypatch.setenv("RETRAIN_DVC_REMOTE", str(tmp_path / "dvc-remote"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+    monkeypatch.setenv("RETRAIN_MLFLOW_ARTIFACTS", (root / "mlflow-artifacts").as_uri())
+    monkeypatch.setenv("RETRAIN_DVC_REMOTE", str(root / "dvc-remote"))
     return state
 
 
+#: Files of a template that name its root, found once when it is built: rewritten in every copy.
+_NAMING_THE_ROOT: dict[Path, list[Path]] = {}
+
+
+def _files_naming(root: Path) -> list[Path]:
+    needle = str(root).encode()
+    return [path for path in sorted(root.rglob("*")) if path.is_file() and needle in path.read_bytes()]
+
+
+def _rewrite_sqlite(database: Path, old: str, new: str) -> None:
+    """Replace ``old`` by ``new`` in every text column of every table (MLflow keeps absolute artifact
+    locations in experiments, runs, logged models and model versions)."""
+    connection = sqlite3.connect(database)
+    try:
+        tables = [row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        for table in tables:
+            for column in [row[1] for row in connection.execute(f'PRAGMA table_info("{table}")')]:
+                connection.execute(
+                    f'UPDATE "{table}" SET "{column}" = REPLACE("{column}", ?, ?) '
+                    f'WHERE typeof("{column}") = \'text\' AND instr("{column}", ?) > 0',
+                    (old, new, old),
+                )
+        connection.commit()
+    finally:
+        connection.close()
+
+
+def freeze_template(root: Path) -> Path:
+    """Note which of the finished template's files name its root, so ``copy_state`` can rewrite them."""
+    _NAMING_THE_ROOT[root] = [path.relative_to(root) for path in _files_naming(root)]
+    return root
+
+
+def copy_state(template: Path, target: Path) -> None:
+    """Copy a template root (project, MLflow database and artifacts, DVC remote, state) into ``target``
+    and make the copy point at itself: its absolute paths now name ``target``, never the template."""
+    for entry in template.iterdir():
+        if entry.is_dir():
+            shutil.copytree(entry, target / entry.name, symlinks=True, dirs_exist_ok=True)
+        else:
+            shutil.copy2(entry, target / entry.name)
+    old, new = str(template), str(target)
+    for relative in _NAMING_THE_ROOT[template]:
+        path = target / relative
+        if path.suffix == ".db":
+            _rewrite_sqlite(path, old, new)
+        else:  # a config file (DVC's remote in .dvc/config.local) or a report: text, else we must know
+            path.write_text(path.read_text(encoding="utf-8").replace(old, new), encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An MLflow sqlite database with its schema migrated (seconds of alembic migrations), and nothing else."""
+    from mlflow import MlflowClient
+
+    root = tmp_path_factory.mktemp("template-mlflow")
+    MlflowClient(f"sqlite:///{root / 'mlflow.db'}").search_experiments()
+    return freeze_template(root)
+
+
 @pytest.fixture
-def workspace(tmp_path: Path, services: Path) -> Path:
-    """A fresh project (git + DVC repo) with the repository's params, dvc.yaml, contracts and the
-    test reviewers' public keys."""
-    return reviewed_project(tmp_path / "project", SMALL_DATA)
+def services(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mlflow_template: Path) -> Path:
+    """MLflow (sqlite + file artifacts) and a DVC remote, all under this test's tmp dir."""
+    copy_state(mlflow_template, tmp_path)
+    return point_services_at(tmp_path, monkeypatch)
+
+
+def _train_and_keep(root: Path, refuse: bool) -> None:
+    """Five demo days trained into v1: promoted (approved by ada) as champion, or refused by a floor no
+    model reaches, which leaves v1 registered as challenger under the same training key (the floor is
+    not part of it); the refusal's ledger entry and reports are then dropped, so the ledger is empty."""
+    from flows.training import TrainingRequest, training
+    from retrain.adapters.workspace import write_params
+    from retrain.cli.demo_run import write_demo_batches
+
+    project = reviewed_project(root / "project", SMALL_DATA)
+    settings = workspace_settings(project)
+    write_demo_batches(project / settings.dataset.batches, settings, 5)
+    if not refuse:
+        from tests.integration.test_monitoring import _champion
+
+        _champion(project)  # the monitoring tests' champion: five days, trained, approved
+        return
+    params = (project / "params.yaml").read_text()
+    write_params(project, {"gate": {"floor": 0.999}})
+    result = training(TrainingRequest(project_dir=str(project), triggered_by="pytest", reason="test"))
+    (project / "params.yaml").write_text(params)
+    assert result.challenger.version == "1" and not result.outcome.promoted
+    shutil.rmtree(root / "state")
+
+
+def _model_template(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path, name: str) -> Path:
+    root = tmp_path_factory.mktemp(f"template-{name}")
+    copy_state(mlflow_template, root)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        point_services_at(root, monkeypatch)
+        _train_and_keep(root, refuse=name == "challenger")
+    return freeze_template(root)
+
+
+@pytest.fixture(scope="session")
+def champion_template(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path, prefect_api: None) -> Path:
+    return _model_template(tmp_path_factory, mlflow_template, "champion")
+
+
+@pytest.fixture(scope="session")
+def challenger_template(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path, prefect_api: None) -> Path:
+    return _model_template(tmp_path_factory, mlflow_template, "challenger")
+
+
+#: What ``@pytest.mark.template(NAME)`` starts a test's workspace from (``empty`` when unmarked):
+#: - ``empty``: the project (git + DVC, SMALL_DATA params, reviewers' keys) and an empty MLflow;
+#: - ``champion``: five demo days in data/batches and v1 trained on them, approved and promoted;
+#: - ``challenger``: the same five days and v1 registered from them but refused (no champion, empty
+#:   ledger): a training run on those days finds v1 by its training key and runs only the gate.
+TEMPLATES = ("empty", "champion", "challenger")
+
+
+@pytest.fixture
+def workspace(request: pytest.FixtureRequest, tmp_path: Path, services: Path) -> Path:
+    """A project (git + DVC repo) with the repository's params, dvc.yaml, contracts and the test
+    reviewers' public keys, and the state the test's ``template`` marker asks for."""
+    marker = request.node.get_closest_marker("template")
+    name = marker.args[0] if marker else "empty"
+    assert name in TEMPLATES, f"unknown template {name!r}: one of {TEMPLATES}"
+    if name == "empty":
+        return reviewed_project(tmp_path / "project", SMALL_DATA)
+    copy_state(request.getfixturevalue(f"{name}_template"), tmp_path)
+    return tmp_path / "project"
 
 
 def workspace_settings(workspace: Path) -> Settings:

@@ -39,7 +39,8 @@ from retrain.domain.errors import ApprovalConfigError, ApprovalInputError
 from tests.conftest import REVIEWER_KEYS, private_key_file
 from tests.integration.conftest import approve, registry_for, reviewed, signing, workspace_settings
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_api")]
+# Each run finds v1 registered from the same five days (the challenger template): only the gate runs.
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_api"), pytest.mark.template("challenger")]
 
 
 def _start(workspace: Path, triggered_by: str = "pytest") -> Callable[[], TrainingResult]:
@@ -253,6 +254,7 @@ def test_a_signature_printed_by_retrain_sign_is_what_the_ui_form_takes(workspace
 
 
 @pytest.mark.faults
+@pytest.mark.template("empty")
 def test_cli_refuses_a_run_that_is_not_waiting_and_a_key_that_is_not_the_reviewers(workspace: Path, tmp_path: Path):
     key = ["--key", str(private_key_file("ada", tmp_path)), "--project", str(workspace)]
     missing = CliRunner().invoke(app, ["approve", str(uuid.uuid4()), "--reviewer", "ada", *key])
@@ -366,6 +368,7 @@ def test_a_quorum_of_two_needs_two_distinct_reviewers(workspace: Path):
 
 
 @pytest.mark.faults
+@pytest.mark.template("empty")  # nothing registered: the run must stop before any work
 def test_a_listed_reviewer_without_a_public_key_stops_the_run_before_any_work(workspace: Path):
     import subprocess
 
@@ -380,6 +383,7 @@ def test_a_listed_reviewer_without_a_public_key_stops_the_run_before_any_work(wo
     assert not (workspace / workspace_settings(workspace).dataset.training_set).exists()  # nothing validated
 
 
+@pytest.mark.template("empty")
 def test_reviewer_keygen_writes_the_public_key_for_review_and_keeps_the_private_key_outside(
     workspace: Path, tmp_path: Path
 ):

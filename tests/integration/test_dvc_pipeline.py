@@ -32,6 +32,7 @@ def _lock(project: Path) -> dict:
     return yaml.safe_load((project / "dvc.lock").read_text())["stages"]
 
 
+@pytest.mark.template("challenger")  # v1 registered from these five days: the run finds it
 def test_dvc_repro_matches_the_flow_and_shows_metrics_and_plots(workspace: Path, tmp_path: Path):
     settings = workspace_settings(workspace)
     write_demo_batches(workspace / settings.dataset.batches, settings, 5)

@@ -58,8 +58,8 @@ def _decisions(workspace: Path) -> list[str]:
         log.dispose()
 
 
+@pytest.mark.template("champion")
 def test_stable_batch_raises_nothing_and_the_report_says_why(workspace: Path, tmp_path: Path):
-    _champion(workspace)
     runner = CliRunner()
     batch = _new_day(workspace, tmp_path, 5, drifted=False)
     shown = runner.invoke(app, ["drift", str(batch), "--json", "--project", str(workspace)])
@@ -78,8 +78,8 @@ def test_stable_batch_raises_nothing_and_the_report_says_why(workspace: Path, tm
     assert _decisions(workspace) == ["none"]
 
 
+@pytest.mark.template("champion")
 def test_drift_is_flagged_then_cooldown_then_budget_and_each_decision_is_recorded(workspace: Path, tmp_path: Path):
-    _champion(workspace)
     drifted = _new_day(workspace, tmp_path, 5, drifted=True)
     first = _check(workspace, drifted)
     assert first.decision == "retrain" and first.drift_share >= 0.3 and first.training is None
@@ -97,10 +97,10 @@ def test_drift_is_flagged_then_cooldown_then_budget_and_each_decision_is_recorde
     assert [r["decision"] for r in records] == ["retrain", "cooldown", "budget"] and records[0]["champion"] == "1"
 
 
+@pytest.mark.template("champion")
 def test_a_training_run_waiting_for_reviewers_is_in_flight(workspace: Path, tmp_path: Path):
     from tests.integration.test_approval import PausedRun
 
-    _champion(workspace)
     write_params(workspace, {"model": {"xgboost": {"max_depth": 3}}})  # a new training key: a new version
     paused = PausedRun(lambda: training(TrainingRequest(project_dir=str(workspace), triggered_by="pytest")))
     try:
@@ -114,8 +114,8 @@ def test_a_training_run_waiting_for_reviewers_is_in_flight(workspace: Path, tmp_
         paused.result()
 
 
+@pytest.mark.template("champion")
 def test_drift_retrains_in_process_promotes_and_rebaselines(workspace: Path, tmp_path: Path):
-    _champion(workspace)
     settings = workspace_settings(workspace)
     batch = write_demo_batches(workspace / settings.dataset.batches, settings, 6, drift_from=5)[-1]
     result = reviewed(lambda: drift(DriftRequest(project_dir=str(workspace), batches=[str(batch)])))
@@ -138,8 +138,8 @@ def test_drift_retrains_in_process_promotes_and_rebaselines(workspace: Path, tmp
     assert again.champion == "2" and again.decision == "cooldown"
 
 
+@pytest.mark.template("champion")
 def test_unseen_categories_and_all_missing_columns_do_not_crash_the_flow(workspace: Path, tmp_path: Path):
-    _champion(workspace)
     frame = pd.read_parquet(_new_day(workspace, tmp_path, 5, drifted=False))
     frame["region"] = "atlantis"
     frame["annual_income"] = float("nan")
@@ -150,8 +150,8 @@ def test_unseen_categories_and_all_missing_columns_do_not_crash_the_flow(workspa
     assert result.decision in {"none", "retrain"}
 
 
+@pytest.mark.template("champion")
 def test_scoring_writes_versions_and_compares_the_shadow_challenger(workspace: Path, tmp_path: Path):
-    _champion(workspace)
     write_params(workspace, {"model": {"xgboost": {"max_depth": 1, "num_boost_round": 5}}})
     refused = reviewed(lambda: training(TrainingRequest(project_dir=str(workspace), triggered_by="pytest")))
     assert not refused.outcome.promoted  # v2 stays challenger: scored in shadow
@@ -170,13 +170,13 @@ def test_scoring_writes_versions_and_compares_the_shadow_challenger(workspace: P
     assert recorded.tags["retrain.champion"] == "1" and recorded.tags["retrain.shadow"] == "2"
 
 
+@pytest.mark.template("champion")
 def test_ten_simultaneous_drift_checks_start_exactly_one_retraining(workspace: Path, tmp_path: Path):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowRunFilter
 
     from retrain.deploy.deployments import deploy_all
 
-    _champion(workspace)
     deploy_all(workspace_settings(workspace), workspace)  # a trigger now runs the deployment (no worker here)
     batch = _new_day(workspace, tmp_path, 5, drifted=True)
     results: list[DriftResult] = []

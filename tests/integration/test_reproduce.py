@@ -14,16 +14,12 @@ from flows.training import TrainingRequest, training
 from retrain.cli import app
 from tests.integration.conftest import registry_for, reviewed, workspace_settings
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_api")]
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_api"), pytest.mark.template("champion")]
 
 
 @pytest.fixture
 def trained(workspace: Path) -> Path:
-    from retrain.cli.demo_run import write_demo_batches
-
-    settings = workspace_settings(workspace)
-    write_demo_batches(workspace / settings.dataset.batches, settings, 5)
-    reviewed(lambda: training(TrainingRequest(project_dir=str(workspace), triggered_by="pytest")))
+    """v1 trained on five demo days and promoted (the session's champion template, copied)."""
     return workspace
 
 
@@ -61,6 +57,7 @@ def test_a_registered_file_that_is_not_what_the_evidence_says_is_reported(traine
     assert "NOT identical" in result.output and "first differing byte" in result.output
 
 
+@pytest.mark.template("empty")  # it counts fits: the flow must train v1 itself
 def test_the_flow_retrain_fit_and_reproduce_fit_through_the_one_recipe(
     workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
@@ -68,9 +65,8 @@ def test_the_flow_retrain_fit_and_reproduce_fit_through_the_one_recipe(
     flow's registered bytes, `retrain fit`'s model.ubj and reproduce's rebuild come out of it alike."""
     import hashlib
 
-    from retrain.cli.demo_run import write_demo_batches
-
     from retrain.adapters import files
+    from retrain.cli.demo_run import write_demo_batches
     from retrain.domain import fitting
     from retrain.domain.training import train_model as original
 

@@ -125,9 +125,8 @@ def test_better_challenger_is_promoted_and_previous_champion_kept(workspace: Pat
     assert second.challenger.metrics["roc_auc"] > second.champion_before.metrics["roc_auc"]
 
 
+@pytest.mark.template("champion")
 def test_worse_challenger_is_refused_and_champion_unchanged(workspace: Path):
-    _batches(workspace, 5)
-    _run(workspace)
     _set_params(workspace, WEAK_MODEL)
     refused = _run(workspace)
 
@@ -176,6 +175,7 @@ def test_rows_failing_row_expectations_are_quarantined_versioned_and_left_out(wo
     assert (workspace / f"{settings.dataset.quarantine}.dvc").is_file()  # tracked by DVC (and pushed)
 
 
+@pytest.mark.template("challenger")  # registered by a run on the same five days: this run finds it
 def test_rerun_on_same_data_and_params_registers_no_second_version(workspace: Path):
     _batches(workspace, 5)
     first = _run(workspace)

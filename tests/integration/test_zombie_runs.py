@@ -23,7 +23,7 @@ from retrain.adapters.workspace import write_params
 from retrain.cli import app
 from retrain.cli.demo_run import write_demo_batches
 from tests.integration.conftest import registry_for, workspace_settings
-from tests.integration.test_monitoring import _champion, _check, _new_day
+from tests.integration.test_monitoring import _check, _new_day
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -127,8 +127,8 @@ def _assert_reaped(workspace: Path, tmp_path: Path, run_id: str, was: str) -> No
 
 
 @pytest.mark.usefixtures("prefect_api")
+@pytest.mark.template("champion")
 def test_a_killed_running_training_run_is_crashed_failed_in_mlflow_and_not_in_flight(workspace: Path, tmp_path: Path):
-    _champion(workspace)
     write_params(workspace, {"model": {"xgboost": {"max_depth": 3}}, **SHORT_LEASE})  # a new training key
     process, ready, _ = _start_child(workspace, tmp_path, "running")
     try:
@@ -143,10 +143,10 @@ def test_a_killed_running_training_run_is_crashed_failed_in_mlflow_and_not_in_fl
 
 
 @pytest.mark.usefixtures("prefect_api")
+@pytest.mark.template("champion")
 def test_a_killed_paused_training_run_is_crashed_failed_in_mlflow_and_not_in_flight(workspace: Path, tmp_path: Path):
     from retrain.adapters.prefect_api import paused_runs
 
-    _champion(workspace)
     write_params(workspace, {"model": {"xgboost": {"max_depth": 3}}, **SHORT_LEASE})
     process, _, tag = _start_child(workspace, tmp_path, "paused")
     try:

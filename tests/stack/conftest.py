@@ -26,6 +26,13 @@ import pytest
 from tests.conftest import REPO_ROOT
 
 
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Every test here is a stack test (`make test` leaves them out, `make test-all` runs them), marked
+    or not: a new file that forgets ``pytestmark = pytest.mark.stack`` must not start a stack in `make test`."""
+    if Path(__file__).parent in item.path.parents:
+        item.add_marker(pytest.mark.stack)
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
