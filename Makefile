@@ -35,7 +35,7 @@ demo: install  ## the whole lifecycle on the embedded demo data, from a fresh de
 	$(UV) run --frozen retrain demo
 
 test: install  ## what a developer runs: unit + integration on real Prefect, MLflow, DVC, GX (no live stack)
-	$(UV) run --frozen pytest -m "not stack" $(PYTEST_ARGS)
+	$(UV) run --frozen pytest -m "not stack and not slow" $(PYTEST_ARGS)
 
 test-all: install  ## the whole suite: make test + the live team stack and the browser (tests/stack)
 	$(UV) run --frozen pytest $(PYTEST_ARGS)

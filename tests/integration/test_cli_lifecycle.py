@@ -152,6 +152,7 @@ def _demo(project: Path, *options: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, timeout=3600, check=False)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(3600)  # a loaded machine is the point: the demo takes longer, and must still pass
 @pytest.mark.usefixtures("two_cpu_burners")
 def test_the_demo_passes_beside_two_cpu_burning_processes(embedded: Path):

@@ -162,6 +162,7 @@ def _wait_until(condition: Any, what: str, timeout: float = 900) -> None:
         time.sleep(0.5)
 
 
+@pytest.mark.slow
 def test_simultaneous_trainings_register_once_per_key_and_promote_by_compare_and_set(
     tmp_path: Path, ledger_url: str, monkeypatch: pytest.MonkeyPatch
 ):
