@@ -266,7 +266,12 @@ def _with_retries(action: str, attempt: int, retries: int, error: Exception, hin
             f"DVC {action} failed after {retries + 1} attempts: {_said(error)}. {hint} "
             "Check the remote (RETRAIN_DVC_REMOTE, credentials, network) and run again to resume."
         ) from error
-    time.sleep(min(2**attempt, 30))
+    time.sleep(backoff_seconds(attempt))
+
+
+def backoff_seconds(attempt: int) -> float:
+    """Wait before retry ``attempt + 1``: 1 s, 2 s, 4 s... at most 30 s (a remote that is back answers soon)."""
+    return float(min(2**attempt, 30))
 
 
 def _retrying(root: Path, action: str, retries: int, hint: str, operation: Callable[[Repo], _T]) -> _T:

@@ -93,13 +93,20 @@ def test_an_unreachable_remote_leaves_nothing_and_the_retry_stores_and_logs(
 ):
     path = _batch(tmp_path)
     runner = CliRunner()
+    from retrain.adapters import datastore
+
     monkeypatch.setenv("RETRAIN_S3_ENDPOINT_URL", f"http://127.0.0.1:{_closed_port()}")
+    # Every attempt still goes to the dead port; only the waits between them are cut (botocore's own
+    # retries with backoff, and ours): what is judged is what the failure leaves, not how long it takes.
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    monkeypatch.setattr(datastore, "backoff_seconds", lambda attempt: 0.0)
     before = _fingerprint(project)
     failed = runner.invoke(app, ["ingest", str(path), "--project", str(project)])
     assert failed.exit_code == 1, failed.output
-    assert "push failed" in failed.output
+    assert "push failed after 4 attempts" in failed.output
     assert _fingerprint(project) == before  # no batch, no quarantine, no pointer, no cache object, no log
 
+    monkeypatch.delenv("AWS_MAX_ATTEMPTS")
     monkeypatch.setenv("RETRAIN_S3_ENDPOINT_URL", s3)
     retried = runner.invoke(app, ["ingest", str(path), "--project", str(project)])
     assert retried.exit_code == 0, retried.output
