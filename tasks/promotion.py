@@ -67,7 +67,17 @@ def guardrails_task(
     from retrain.application.guardrails import measure
 
     rival = None if champion is None else champion.version
-    return measure(registry, version.version, holdout, settings.model.threads, scratch, rival)
+    guard = settings.gate.guardrails
+    return measure(
+        registry,
+        version.version,
+        holdout,
+        settings.model.threads,
+        scratch,
+        rival,
+        single_rounds=guard.latency_single_rounds,
+        batch_rounds=guard.latency_batch_rounds,
+    )
 
 
 @task(name="judge", cache_policy=NO_CACHE)

@@ -20,9 +20,7 @@ from retrain.adapters.registry import ModelRegistry
 from retrain.domain.latency import compare_latency
 from retrain.domain.training import predict_proba
 
-SINGLE_ROUNDS = 200
 BATCH_ROWS = 10_000
-BATCH_ROUNDS = 10
 WARMUP_CALLS = 5
 
 
@@ -92,9 +90,12 @@ def measure(
     threads: int,
     scratch: Path,
     champion_version: str | None = None,
+    *,
+    single_rounds: int = 200,
+    batch_rounds: int = 10,
 ) -> dict[str, float]:
     """Median one-row and 10k-row latency (ms) of one registered version, its ratio to the champion
-    (when there is one) and its model file size (MB)."""
+    (when there is one) and its model file size (MB); ``*_rounds`` timed calls of each model per kind."""
     booster, spec = registry.load(version)
     rival = registry.load(champion_version) if champion_version is not None else None
     one = rows.head(1)
@@ -107,8 +108,8 @@ def measure(
             return ours, None
         return ours, lambda: predict_proba(rival[0], frame, rival[1], n_threads)
 
-    single = interleaved_timings(*calls(one, 1), SINGLE_ROUNDS, time.thread_time)
+    single = interleaved_timings(*calls(one, 1), single_rounds, time.thread_time)
     many = interleaved_timings(
-        *calls(batch, threads), BATCH_ROUNDS, time.thread_time if threads == 1 else time.process_time
+        *calls(batch, threads), batch_rounds, time.thread_time if threads == 1 else time.process_time
     )
     return {**_latency("latency_single", single), **_latency("latency_batch", many), "model_mb": size / 1_000_000}

@@ -141,6 +141,10 @@ class GuardrailSettings(_Frozen):
     max_latency_single_ms: float = Field(gt=0, description="Ceiling: median CPU ms of a one-row prediction.")
     max_latency_batch_ms: float = Field(gt=0, description="Ceiling: median CPU ms of a 10,000-row prediction.")
     max_model_mb: float = Field(gt=0, description="Size of the native model file.")
+    latency_single_rounds: int = Field(
+        default=200, ge=5, description="Timed one-row calls per model (after a warm-up): more, steadier medians."
+    )
+    latency_batch_rounds: int = Field(default=10, ge=3, description="Timed 10,000-row calls per model.")
 
 
 class SliceSettings(_Frozen):
