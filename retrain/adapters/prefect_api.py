@@ -249,6 +249,14 @@ def answer_paused_run(flow_run_id: str, answer: AnswerSource, on_receipt: OnRece
 def paused_runs(tag: str) -> list[UUID]:
     """Runs carrying ``tag`` that wait at a gate right now."""
     from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return _paused_runs(client, tag)
+
+
+def _paused_runs(client: Any, tag: str) -> list[UUID]:
+    """``paused_runs`` through an open client: a loop that asks often keeps one (a new client costs
+    tens of milliseconds of CPU: its HTTP transport and TLS context are built each time)."""
     from prefect.client.schemas.filters import (
         FlowRunFilter,
         FlowRunFilterState,
@@ -261,8 +269,7 @@ def paused_runs(tag: str) -> list[UUID]:
         tags=FlowRunFilterTags(all_=[tag]),
         state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED])),
     )
-    with get_client(sync_client=True) as client:
-        return [run.id for run in client.read_flow_runs(flow_run_filter=paused)]
+    return [run.id for run in client.read_flow_runs(flow_run_filter=paused)]
 
 
 def start_api_once() -> None:
@@ -293,6 +300,7 @@ def run_with_reviewers(
     When the answers run out the flow keeps waiting until its own timeout.
     """
     from prefect import tags
+    from prefect.client.orchestration import get_client
 
     outcome: dict[str, Any] = {}
 
@@ -307,11 +315,12 @@ def run_with_reviewers(
     worker = threading.Thread(target=target, name=f"flow-{tag}", daemon=True)
     worker.start()
     pending = list(answers)
-    while worker.is_alive():
-        waiting = paused_runs(tag) if pending else []
-        if waiting:
-            answer_paused_run(str(waiting[0]), pending.pop(0), on_receipt)
-        worker.join(poll_seconds)
+    with get_client(sync_client=True) as client:
+        while worker.is_alive():
+            waiting = _paused_runs(client, tag) if pending else []
+            if waiting:
+                answer_paused_run(str(waiting[0]), pending.pop(0), on_receipt)
+            worker.join(poll_seconds)
     if "error" in outcome:
         raise outcome["error"]
     result: T = outcome["result"]
