@@ -34,15 +34,20 @@ install: uv  ## create .venv from uv.lock (exact versions)
 demo: install  ## the whole lifecycle on the embedded demo data, from a fresh demo state
 	$(UV) run --frozen retrain demo
 
-# Two pytest workers, a test file each at a time (module fixtures stay in one worker): 9.5 min
-# on 2 cores, against ~14 serially (21 min measured with the two slow tests, which take ~7). TEST_WORKERS= runs serially.
-TEST_WORKERS ?= -n 2 --dist loadfile
+# Two pytest workers, each stealing tests from the other's queue when idle (the long tests would
+# otherwise end up in one worker): about half of the serial time on 2 cores. TEST_WORKERS= runs serially.
+TEST_WORKERS ?= -n 2 --dist worksteal
+FAST = not stack and not slow
 
 test: install  ## what a developer runs: unit + integration on real Prefect, MLflow, DVC, GX (no live stack)
-	$(UV) run --frozen pytest -m "not stack and not slow" $(TEST_WORKERS) $(PYTEST_ARGS)
+	$(UV) run --frozen pytest -m "$(FAST)" $(TEST_WORKERS) $(PYTEST_ARGS)
 
-test-all: install  ## the whole suite: make test + the live team stack and the browser (tests/stack)
-	$(UV) run --frozen pytest $(PYTEST_ARGS)
+# The live stack's tests (fixed ports, one stack at a time) and the slow whole-lifecycle tests (CPU
+# burners, simultaneous trainings: they load the machine on purpose) run after, one at a time.
+test-all: install  ## the whole suite: make test, then the live team stack, the browser and the slow tests
+	$(UV) run --frozen pytest -m "$(FAST)" $(TEST_WORKERS) $(PYTEST_ARGS); fast=$$?; \
+	$(UV) run --frozen pytest -m "not ($(FAST))" $(PYTEST_ARGS); rest=$$?; \
+	test $$fast -eq 0 -a $$rest -eq 0
 
 test-unit: install  ## only the fast unit tests
 	$(UV) run --frozen pytest tests/unit $(PYTEST_ARGS)
