@@ -51,5 +51,5 @@ def store_quarantine(validations: list[BatchValidation], settings: Settings, pro
 def assemble_training_set(validations: list[BatchValidation], settings: Settings, project_dir: Path) -> Path:
     """Concatenate the accepted rows of every batch into the snapshot file the run trains on."""
     frame = pd.concat([v.accepted for v in validations], ignore_index=True)
-    order = (settings.dataset.time_column, settings.dataset.id_column)
+    order = tuple(c for c in (settings.dataset.time_column, settings.dataset.id_column) if c is not None)
     return files.write_snapshot(frame, project_dir / settings.dataset.training_set, order)
