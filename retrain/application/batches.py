@@ -17,9 +17,13 @@ from retrain.domain.validation import BatchValidation
 
 
 def validate_file(path: Path, settings: Settings, project_dir: Path) -> BatchValidation:
-    """Read one batch file and judge it with the contract and the quarantine policy of params.yaml."""
+    """Read one batch file and judge it with the contract and the quarantine policy of params.yaml.
+
+    The contract must be the released one (``data_contracts/RELEASED.json``), so every batch is judged
+    by the rules whose hash the run records."""
     from retrain.adapters import contracts
 
+    contracts.check_released(project_dir / "data_contracts", settings.contract.name, settings.contract.version)
     return contracts.validate_batch(
         files.read_batch(path, settings.dataset.time_column),
         project_dir / settings.contract.relative_path,
