@@ -71,7 +71,7 @@ def _read_raw(sample: Path) -> pd.DataFrame:
     raise InitError(f"--data {sample}: a .csv or .parquet file, please")
 
 
-def _params(proposal: ProjectProposal, template: dict[str, Any]) -> dict[str, Any]:
+def _params(proposal: ProjectProposal, template: dict[str, Any], reviewers: tuple[str, ...]) -> dict[str, Any]:
     """Retrain's own params with what the sample decided; every other knob keeps its default."""
     name = proposal.name
     dataset: dict[str, Any] = {
@@ -105,6 +105,8 @@ def _params(proposal: ProjectProposal, template: dict[str, Any]) -> dict[str, An
         },
         "drift": {"min_rows": proposal.thresholds.drift_min_rows},
     }
+    if reviewers:
+        overrides["approval"] = {"reviewers": list(reviewers)}
     params = workspace.merge(template, overrides)
     params["dataset"] = dataset  # replaced whole: the loan demo's columns must not leak in
     params["gate"]["slices"] = {**template["gate"]["slices"], **overrides["gate"]["slices"]}
@@ -165,6 +167,7 @@ def init_project(
     task: TaskKind | None = None,
     id_column: str | None = None,
     name: str | None = None,
+    reviewers: tuple[str, ...] = (),
 ) -> InitReport:
     """Scaffold (or complete) ``project`` from ``sample``; see the module docstring."""
     name = name or _default_name(sample)
@@ -184,7 +187,10 @@ def init_project(
     )
     template_dir = workspace.template_dir()
     template_text = (template_dir / "params.yaml").read_text(encoding="utf-8")
-    params = _params(proposal, yaml.safe_load(template_text))
+    for reviewer in reviewers:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", reviewer):
+            raise InitError(f"--reviewer {reviewer!r}: letters, digits, '.', '_' or '-' (it names the key file)")
+    params = _params(proposal, yaml.safe_load(template_text), reviewers)
 
     project.mkdir(parents=True, exist_ok=True)
     git_initialised = workspace.ensure_git_repo(project)
@@ -220,12 +226,19 @@ def init_project(
         "data_contracts/RELEASED.json",
     ]
     committed = _commit(project, [*written, ".dvc", ".dvcignore"], f"retrain init: project {name} from {sample.name}")
-    notes = [
-        f"column {column} has a distinct whole number on every row: if it is a row key, pass --id-column {column} "
-        "(it is a numeric feature now)"
+    notes = [f"column {column} left out: {why}" for column, why in proposal.roles.left_out.items()]
+    notes += [
+        f"column {column}: declare it as the row key with --id-column {column} (or move it to the numeric "
+        "features in params.yaml if it is a measurement)"
         for column in proposal.roles.possible_ids
     ]
-    notes += [f"column {column} left out: {why}" for column, why in proposal.roles.left_out.items()]
+    keys_dir = project / str(params["approval"]["keys_dir"])
+    keyless = [r for r in params["approval"]["reviewers"] if not (keys_dir / f"{r}.pub").exists()]
+    if keyless:
+        notes.append(
+            f"before `retrain train`: approval.reviewers lists {', '.join(keyless)} (--reviewer to choose); each "
+            f"runs `retrain reviewer keygen NAME --project {project}` and commits the .pub file"
+        )
     return InitReport(
         project=project,
         proposal=proposal,

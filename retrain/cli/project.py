@@ -28,6 +28,9 @@ def init(
     name: Annotated[
         str | None, typer.Option("--name", help="The dataset's name (default: the sample's file name).")
     ] = None,
+    reviewer: Annotated[
+        list[str] | None, typer.Option("--reviewer", help="Who approves promotions (repeat for several).")
+    ] = None,
 ) -> None:
     """Scaffold a project from a sample: git + DVC, params.yaml, dvc.yaml and a released first contract.
 
@@ -36,7 +39,14 @@ def init(
     from retrain.application.scaffold import init_project
 
     report = init_project(
-        directory, data, target=target, time_column=time_column, task=task, id_column=id_column, name=name
+        directory,
+        data,
+        target=target,
+        time_column=time_column,
+        task=task,
+        id_column=id_column,
+        name=name,
+        reviewers=tuple(reviewer or ()),
     )
     proposal = report.proposal
     how = "inferred" if proposal.task_inferred else "given"

@@ -15,9 +15,11 @@ The rules, in one place (the ``init`` output repeats what they decided):
   probability the model predicts) is the larger value when the labels are numbers or booleans (1,
   True) and the rarer value in the sample when they are strings (``>50K`` beside ``<=50K``): the
   class one usually wants to find. Ties go to the later one in sorted order.
-* **Features**: every column but the target, time and id columns. Numbers are numeric features;
-  strings, booleans and categoricals are categorical features, except a string column with a
-  distinct value on almost every row (free text, a key), which is left out and reported.
+* **Features**: every column but the target, time and id columns. Numbers are numeric features,
+  except a column that numbers the rows (a distinct whole number on every row, densely packed), left
+  out as a likely row key; strings, booleans and categoricals are categorical features, except a
+  string column with a distinct value on almost every row (free text, a key). What is left out is
+  reported.
 * **Time column** (unless ``--time-column``): the one column holding dates (a datetime column, or
   strings that all parse as dates); none or several is an error asking for ``--time-column``.
 * **Contract**: see :func:`infer_contract`.
@@ -57,6 +59,9 @@ MIN_ROWS_PER_CATEGORY = 20
 FREE_TEXT_SHARE = 0.9
 """A string column with distinct values on more than this share of rows (and more than
 :data:`MAX_CATEGORY_SET` of them) is a key or free text, not a categorical feature."""
+
+ROW_KEY_DENSITY = 10
+"""See :func:`_looks_like_row_key`: a column numbering the rows is left out of the features."""
 
 ROW_COUNT_MAX = 10_000_000
 """Upper bound of a batch's row count, raised to 100 x the sample when the sample is larger."""
@@ -226,6 +231,15 @@ def infer_time_column(frame: pd.DataFrame, target: str) -> str:
     raise InferenceError(f"the sample has several date columns ({', '.join(found)}): pass --time-column COL")
 
 
+def _looks_like_row_key(values: pd.Series, rows: int) -> bool:
+    """A row number rather than a measurement: whole numbers, a distinct one on every row (no gap),
+    packed into a range at most :data:`ROW_KEY_DENSITY` times the row count (1, 2, 3, ... or
+    10001, 10005, ...). A quantity such as an amount is spread far wider, or repeats."""
+    if rows < 20 or len(values) != rows or values.nunique() != rows or not _integer_valued(values):
+        return False
+    return float(values.max()) - float(values.min()) < ROW_KEY_DENSITY * rows
+
+
 def infer_roles(frame: pd.DataFrame, exclude: Sequence[str]) -> ColumnRoles:
     """Numeric and categorical features (rules in the module docstring), and what was left out and why."""
     numeric: list[str] = []
@@ -249,9 +263,11 @@ def infer_roles(frame: pd.DataFrame, exclude: Sequence[str]) -> ColumnRoles:
             else:
                 categorical.append(name)
         elif pd.api.types.is_numeric_dtype(values):
-            numeric.append(name)
-            if rows >= 20 and distinct == rows and _integer_valued(values):
+            if _looks_like_row_key(values, rows):
                 possible_ids.append(name)
+                left_out[name] = "a distinct whole number on every row, densely numbered: a row key, not a feature"
+            else:
+                numeric.append(name)
         else:
             left_out[name] = f"unsupported type {column.dtype}"
     return ColumnRoles(tuple(numeric), tuple(categorical), left_out, tuple(possible_ids))
