@@ -171,12 +171,21 @@ def render_params(params: Mapping[str, Any], template_text: str, comments: Mappi
     return "\n".join(out) + "\n"
 
 
-def ensure_git_repo(project: Path) -> bool:
-    """``git init`` the directory unless it is inside a work tree already; True when it was initialised."""
+def git_toplevel(directory: Path) -> Path | None:
+    """The top of the git work tree ``directory`` (or, not made yet, its nearest existing parent) is in,
+    or None outside any."""
+    directory = directory.resolve()
+    while not directory.is_dir() and directory != directory.parent:
+        directory = directory.parent
     inside = subprocess.run(
-        ["git", "rev-parse", "--show-toplevel"], cwd=project, capture_output=True, text=True, check=False
+        ["git", "rev-parse", "--show-toplevel"], cwd=directory, capture_output=True, text=True, check=False
     )
-    if inside.returncode == 0:
+    return Path(inside.stdout.strip()).resolve() if inside.returncode == 0 else None
+
+
+def ensure_git_repo(project: Path) -> bool:
+    """``git init`` the directory unless it is a work tree's top already; True when it was initialised."""
+    if git_toplevel(project) == project.resolve():
         return False
     _git(project, "init", "-q", "-b", "main")
     return True

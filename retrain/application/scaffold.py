@@ -177,6 +177,12 @@ def init_project(
     if project.exists() and not project.is_dir():
         raise InitError(f"{project} is a file, not a directory")
     _refuse_existing(project, name)
+    toplevel = workspace.git_toplevel(project)
+    if toplevel is not None and toplevel != project:
+        raise InitError(
+            f"{project} is inside the git repository {toplevel}: DVC versions data from a repository's top "
+            "directory, so run retrain init there or in a directory of its own"
+        )
     raw = _read_raw(sample)
     if target not in raw.columns:
         raise InitError(f"--target {target}: no such column in {sample} ({', '.join(map(str, raw.columns))})")
