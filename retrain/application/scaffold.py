@@ -158,6 +158,84 @@ def _commit(project: Path, paths: list[str], message: str) -> bool:
     return commit.returncode == 0
 
 
+def _check_target_directory(project: Path, name: str, reviewers: tuple[str, ...]) -> None:
+    """Everything that would make init fail after writing, checked before it writes anything."""
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        raise InitError(f"--name {name!r}: letters, digits, '_', '.' and '-' only")
+    for reviewer in reviewers:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", reviewer):
+            raise InitError(f"--reviewer {reviewer!r}: letters, digits, '.', '_' or '-' (it names the key file)")
+    if project.exists() and not project.is_dir():
+        raise InitError(f"{project} is a file, not a directory")
+    _refuse_existing(project, name)
+    toplevel = workspace.git_toplevel(project)
+    if toplevel is not None and toplevel != project:
+        raise InitError(
+            f"{project} is inside the git repository {toplevel}: DVC versions data from a repository's top "
+            "directory, so run retrain init there or in a directory of its own"
+        )
+
+
+def _write_files(project: Path, sample: Path, proposal: ProjectProposal, params: dict[str, Any]) -> list[str]:
+    """params.yaml, dvc.yaml (kept when there is one), the contract and its CHANGELOG, .gitignore."""
+    name = proposal.name
+    template_dir = workspace.template_dir()
+    contract_dir = project / "data_contracts" / name
+    contract_dir.mkdir(parents=True, exist_ok=True)
+    (contract_dir / "v1.json").write_text(json.dumps(proposal.contract, indent=2) + "\n", encoding="utf-8")
+    changelog = contract_dir / "CHANGELOG.md"
+    if not changelog.exists():
+        changelog.write_text(
+            f"# {name} contract\n\n## v1 ({dt.date.today().isoformat()})\n\nInferred by `retrain init` from "
+            f"{sample.name} ({proposal.rows} rows). Read it and edit it before releasing a v2.\n",
+            encoding="utf-8",
+        )
+    template_text = (template_dir / "params.yaml").read_text(encoding="utf-8")
+    (project / "params.yaml").write_text(
+        workspace.render_params(params, template_text, _comments(proposal)), encoding="utf-8"
+    )
+    if not (project / "dvc.yaml").exists():
+        shutil.copy2(template_dir / "dvc.yaml", project / "dvc.yaml")
+    gitignore = project / ".gitignore"
+    ignored = gitignore.read_text(encoding="utf-8").splitlines() if gitignore.exists() else []
+    if "/.retrain/" not in ignored:
+        gitignore.write_text("\n".join([*ignored, "# Embedded state (MLflow, Prefect, ledger)", "/.retrain/"]) + "\n")
+    (project / params["dataset"]["batches"]).mkdir(parents=True, exist_ok=True)
+    return [
+        "params.yaml",
+        "dvc.yaml",
+        ".gitignore",
+        f"data_contracts/{name}/v1.json",
+        f"data_contracts/{name}/CHANGELOG.md",
+        "data_contracts/RELEASED.json",
+    ]
+
+
+def _notes(project: Path, proposal: ProjectProposal, params: dict[str, Any]) -> list[str]:
+    """What the user should know or do before training: columns left out, days, reviewers' keys."""
+    notes = [f"column {column} left out: {why}" for column, why in proposal.roles.left_out.items()]
+    notes += [
+        f"column {column}: declare it as the row key with --id-column {column} (or move it to the numeric "
+        "features in params.yaml if it is a measurement)"
+        for column in proposal.roles.possible_ids
+    ]
+    split = params["split"]
+    needed = int(split["holdout_days"]) + int(split["validation_days"]) + int(split["min_train_days"])
+    if proposal.days < needed:
+        notes.append(
+            f"the sample spans {proposal.days} distinct day(s); training splits by day and needs at least {needed} "
+            "(split.holdout_days + validation_days + min_train_days): ingest more batches before `retrain train`"
+        )
+    keys_dir = project / str(params["approval"]["keys_dir"])
+    keyless = [r for r in params["approval"]["reviewers"] if not (keys_dir / f"{r}.pub").exists()]
+    if keyless:
+        notes.append(
+            f"before `retrain train`: approval.reviewers lists {', '.join(keyless)} (--reviewer to choose); each "
+            f"runs `retrain reviewer keygen NAME --project {project}` and commits the .pub file"
+        )
+    return notes
+
+
 def init_project(
     project: Path,
     sample: Path,
@@ -171,18 +249,8 @@ def init_project(
 ) -> InitReport:
     """Scaffold (or complete) ``project`` from ``sample``; see the module docstring."""
     name = name or _default_name(sample)
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
-        raise InitError(f"--name {name!r}: letters, digits, '_', '.' and '-' only")
     project = project.resolve()
-    if project.exists() and not project.is_dir():
-        raise InitError(f"{project} is a file, not a directory")
-    _refuse_existing(project, name)
-    toplevel = workspace.git_toplevel(project)
-    if toplevel is not None and toplevel != project:
-        raise InitError(
-            f"{project} is inside the git repository {toplevel}: DVC versions data from a repository's top "
-            "directory, so run retrain init there or in a directory of its own"
-        )
+    _check_target_directory(project, name, reviewers)
     raw = _read_raw(sample)
     if target not in raw.columns:
         raise InitError(f"--target {target}: no such column in {sample} ({', '.join(map(str, raw.columns))})")
@@ -191,60 +259,15 @@ def init_project(
     proposal = sample_inference.propose_project(
         frame, name=name, target=target, time_column=chosen_time, task=task, id_column=id_column
     )
-    template_dir = workspace.template_dir()
-    template_text = (template_dir / "params.yaml").read_text(encoding="utf-8")
-    for reviewer in reviewers:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", reviewer):
-            raise InitError(f"--reviewer {reviewer!r}: letters, digits, '.', '_' or '-' (it names the key file)")
-    params = _params(proposal, yaml.safe_load(template_text), reviewers)
+    template = yaml.safe_load((workspace.template_dir() / "params.yaml").read_text(encoding="utf-8"))
+    params = _params(proposal, template, reviewers)
 
     project.mkdir(parents=True, exist_ok=True)
     git_initialised = workspace.ensure_git_repo(project)
-    contract_dir = project / "data_contracts" / name
-    contract_dir.mkdir(parents=True, exist_ok=True)
-    contract_path = contract_dir / "v1.json"
-    contract_path.write_text(json.dumps(proposal.contract, indent=2) + "\n", encoding="utf-8")
-    changelog = contract_dir / "CHANGELOG.md"
-    if not changelog.exists():
-        changelog.write_text(
-            f"# {name} contract\n\n## v1 ({dt.date.today().isoformat()})\n\nInferred by `retrain init` from "
-            f"{sample.name} ({proposal.rows} rows). Read it and edit it before releasing a v2.\n",
-            encoding="utf-8",
-        )
-    (project / "params.yaml").write_text(
-        workspace.render_params(params, template_text, _comments(proposal)), encoding="utf-8"
-    )
-    if not (project / "dvc.yaml").exists():
-        shutil.copy2(template_dir / "dvc.yaml", project / "dvc.yaml")
-    gitignore = project / ".gitignore"
-    ignored = gitignore.read_text(encoding="utf-8").splitlines() if gitignore.exists() else []
-    if "/.retrain/" not in ignored:
-        gitignore.write_text("\n".join([*ignored, "# Embedded state (MLflow, Prefect, ledger)", "/.retrain/"]) + "\n")
-    (project / params["dataset"]["batches"]).mkdir(parents=True, exist_ok=True)
+    written = _write_files(project, sample, proposal, params)
     datastore.ensure_dvc_repo(project)
     digest = release_contract(project / "data_contracts", name, 1)
-    written = [
-        "params.yaml",
-        "dvc.yaml",
-        ".gitignore",
-        f"data_contracts/{name}/v1.json",
-        f"data_contracts/{name}/CHANGELOG.md",
-        "data_contracts/RELEASED.json",
-    ]
     committed = _commit(project, [*written, ".dvc", ".dvcignore"], f"retrain init: project {name} from {sample.name}")
-    notes = [f"column {column} left out: {why}" for column, why in proposal.roles.left_out.items()]
-    notes += [
-        f"column {column}: declare it as the row key with --id-column {column} (or move it to the numeric "
-        "features in params.yaml if it is a measurement)"
-        for column in proposal.roles.possible_ids
-    ]
-    keys_dir = project / str(params["approval"]["keys_dir"])
-    keyless = [r for r in params["approval"]["reviewers"] if not (keys_dir / f"{r}.pub").exists()]
-    if keyless:
-        notes.append(
-            f"before `retrain train`: approval.reviewers lists {', '.join(keyless)} (--reviewer to choose); each "
-            f"runs `retrain reviewer keygen NAME --project {project}` and commits the .pub file"
-        )
     return InitReport(
         project=project,
         proposal=proposal,
@@ -253,5 +276,5 @@ def init_project(
         contract_hash=digest,
         git_initialised=git_initialised,
         committed=committed,
-        notes=tuple(notes),
+        notes=tuple(_notes(project, proposal, params)),
     )

@@ -121,6 +121,8 @@ class ProjectProposal:
     floor: float
     contract: dict[str, Any]
     rows: int
+    days: int
+    """Distinct days of the time column in the sample (training splits by day)."""
 
 
 def _python(value: Any) -> Any:
@@ -481,4 +483,5 @@ def propose_project(
         floor=floor,
         contract=contract,
         rows=len(frame),
+        days=int(pd.to_datetime(frame[chosen_time]).dt.normalize().nunique()),
     )

@@ -223,6 +223,7 @@ def test_proposal_fits_each_task():
     regression = propose_project(_sample(RNG.normal(50, 5, N)), name="c", target="y", time_column="seen")
     assert (regression.task, regression.primary_metric, regression.labels) == ("regression", "r2", None)
     assert binary.task_inferred and "y" not in binary.roles.numeric + binary.roles.categorical
+    assert binary.days == 7 and binary.rows == N
     assert binary.slices == ("colour",)
 
 
