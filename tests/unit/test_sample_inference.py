@@ -7,7 +7,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
+from retrain.adapters.workspace import template_dir
+from retrain.application.scaffold import _params
 from retrain.domain.sample_inference import (
     InferenceError,
     infer_contract,
@@ -248,3 +251,28 @@ def test_the_inferred_contract_function_needs_no_project():
     roles = infer_roles(frame, ["y", "seen"])
     suite = infer_contract(frame, name="t", target="y", time_column="seen", id_column=None, roles=roles, labels=None)
     assert _expectations(suite, "expect_column_values_to_be_between", "y")  # no labels: the target is ranged
+
+
+# --- params written from the proposal ------------------------------------------------------------
+
+
+def test_params_take_the_sample_decisions_and_every_other_knob_from_the_template():
+    template = yaml.safe_load((template_dir() / "params.yaml").read_text())
+    proposal = propose_project(_sample(RNG.normal(50, 5, N)), name="toy", target="y", time_column="seen")
+    params = _params(proposal, template, ("ada", "grace"))
+    dataset = params["dataset"]
+    assert dataset["task"] == "regression" and "labels" not in dataset  # regression: no labels key at all
+    assert dataset["id_column"] is None and dataset["training_set"] == "data/training/toy.parquet"
+    assert set(dataset) == {"name", "batches", "training_set", "quarantine", "target", "task", "id_column"} | {
+        "time_column",
+        "features",
+    }
+    assert params["contract"] == {**template["contract"], "name": "toy", "version": 1}
+    assert params["gate"]["primary_metric"] == "r2" and params["gate"]["floor"] == 0.0
+    assert params["gate"]["slices"]["numeric_bins"] == {} and params["gate"]["slices"]["min_rows"] == 30
+    assert params["drift"]["min_rows"] == 150 and params["drift"]["psi_bins"] == template["drift"]["psi_bins"]
+    assert params["approval"]["reviewers"] == ["ada", "grace"] and params["split"] == template["split"]
+    binary = propose_project(
+        _sample(RNG.choice(["no", "yes"], N, p=[0.8, 0.2])), name="b", target="y", time_column="seen"
+    )
+    assert _params(binary, template, ())["dataset"]["labels"] == {"classes": ["no", "yes"], "positive": "yes"}
