@@ -314,8 +314,9 @@ def primary_metric(task: TaskKind, labels: Labels | None, target: pd.Series) -> 
 
 
 def _type_expectations(name: str, column: pd.Series) -> dict[str, Any]:
-    """The column's type as GX checks it. Numbers accept int64 and float64 alike: a CSV column of
-    whole numbers reads as int64, and the same column with one gap as float64."""
+    """The column's type as GX checks it. Numbers accept int64 and float64 alike (a CSV column of
+    whole numbers reads as int64, the same column with one gap as float64), and the sample's own
+    numeric type (a parquet file's int32 or float32)."""
     if pd.api.types.is_bool_dtype(column):
         return {"type": "expect_column_values_to_be_of_type", "kwargs": {"column": name, "type_": "bool"}}
     if pd.api.types.is_datetime64_any_dtype(column):
@@ -323,7 +324,7 @@ def _type_expectations(name: str, column: pd.Series) -> dict[str, Any]:
     if pd.api.types.is_numeric_dtype(column):
         return {
             "type": "expect_column_values_to_be_in_type_list",
-            "kwargs": {"column": name, "type_list": ["int64", "float64"]},
+            "kwargs": {"column": name, "type_list": list(dict.fromkeys(["int64", "float64", str(column.dtype)]))},
         }
     return {"type": "expect_column_values_to_be_of_type", "kwargs": {"column": name, "type_": "str"}}
 
@@ -370,7 +371,7 @@ def infer_contract(
     so those rows are quarantined and the rest of the batch goes on.
 
     * every column of the sample, exactly; 1 to max(10 M, 100 x sample) rows;
-    * each column's type (numbers: int64 or float64);
+    * each column's type (numbers: int64 or float64, or the sample's own numeric type);
     * not null where the sample has no missing value;
     * numeric columns (features, and a regression target) within the sample's range widened by
       :data:`RANGE_MARGIN` of the span on each side (not below 0 for a non-negative column);

@@ -157,6 +157,9 @@ def test_contract_declares_columns_types_and_row_counts_at_batch_tier():
     assert types["seen"]["kwargs"]["type_"] == "datetime64"
     assert types["colour"]["kwargs"]["type_"] == "str"
     assert types["length"]["kwargs"]["type_list"] == ["int64", "float64"]  # a CSV's whole-number column reads int
+    parquet = _contract(frame.astype({"count": "int32"}))
+    (count,) = _expectations(parquet, "expect_column_values_to_be_in_type_list", "count")
+    assert count["kwargs"]["type_list"] == ["int64", "float64", "int32"]
     assert {e["meta"]["tier"] for e in [first, count, *types.values()]} == {"batch"}
     assert suite["meta"]["time_bounds"]["column"] == "seen"
 
