@@ -219,6 +219,12 @@ def _notes(project: Path, proposal: ProjectProposal, params: dict[str, Any]) -> 
         "features in params.yaml if it is a measurement)"
         for column in proposal.roles.possible_ids
     ]
+    for column, tokens in proposal.missing_tokens.items():
+        shown = ", ".join(f"{token!r} on {count} rows" for token, count in tokens.items())
+        notes.append(
+            f"column {column} holds {shown}: if that means no value, declare it under dataset.missing_values "
+            f"and drop it from the contract's value set (v2); now it is a category of its own"
+        )
     split = params["split"]
     needed = int(split["holdout_days"]) + int(split["validation_days"]) + int(split["min_train_days"])
     if proposal.days < needed:

@@ -121,6 +121,7 @@ class ProjectProposal:
     floor: float
     contract: dict[str, Any]
     rows: int
+    missing_tokens: dict[str, dict[str, int]]
     days: int
     """Distinct days of the time column in the sample (training splits by day)."""
 
@@ -273,6 +274,29 @@ def infer_roles(frame: pd.DataFrame, exclude: Sequence[str]) -> ColumnRoles:
         else:
             left_out[name] = f"unsupported type {column.dtype}"
     return ColumnRoles(tuple(numeric), tuple(categorical), left_out, tuple(possible_ids))
+
+
+MISSING_TOKENS = ("?", "-", "--", "NA", "N/A", "na", "null", "none", "missing", "unknown", "Unknown")
+"""Text values that often stand for "no value" in exported data (the adult data set's ``?``); pandas
+reads most spellings of NA/null in a CSV as missing already, a parquet file keeps them as text."""
+
+
+def suspected_missing_tokens(frame: pd.DataFrame, columns: Sequence[str]) -> dict[str, dict[str, int]]:
+    """Per text column, the values that look like a stand-in for a missing value, with their counts.
+
+    Reported, never decided: ``?`` may be a real category. The user declares the ones that mean
+    "missing" (``dataset.missing_values``) and edits the contract's value set.
+    """
+    found: dict[str, dict[str, int]] = {}
+    for name in columns:
+        column = frame[name]
+        if not _is_text(column):
+            continue
+        text = column.dropna().astype("str").str.strip()
+        counts = text[text.isin(MISSING_TOKENS) | (text == "")].value_counts()
+        if len(counts):
+            found[name] = {str(token): int(count) for token, count in counts.items()}
+    return found
 
 
 def row_thresholds(rows: int) -> RowThresholds:
@@ -484,5 +508,6 @@ def propose_project(
         floor=floor,
         contract=contract,
         rows=len(frame),
+        missing_tokens=suspected_missing_tokens(frame, [*roles.categorical, target]),
         days=int(pd.to_datetime(frame[chosen_time]).dt.normalize().nunique()),
     )

@@ -20,6 +20,7 @@ from retrain.domain.sample_inference import (
     infer_time_column,
     propose_project,
     row_thresholds,
+    suspected_missing_tokens,
 )
 
 RNG = np.random.default_rng(3)
@@ -279,3 +280,8 @@ def test_params_take_the_sample_decisions_and_every_other_knob_from_the_template
         _sample(RNG.choice(["no", "yes"], N, p=[0.8, 0.2])), name="b", target="y", time_column="seen"
     )
     assert _params(binary, template, ())["dataset"]["labels"] == {"classes": ["no", "yes"], "positive": "yes"}
+
+
+def test_stand_ins_for_missing_values_are_reported_not_decided():
+    frame = pd.DataFrame({"work": ["Private", "?", " ?", "Gov", "NA"], "n": [1, 2, 3, 4, 5], "y": ["a"] * 5})
+    assert suspected_missing_tokens(frame, ["work", "n", "y"]) == {"work": {"?": 2, "NA": 1}}
