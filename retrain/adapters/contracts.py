@@ -257,3 +257,78 @@ def validate_batch(
 def contract_hash(path: Path) -> str:
     """sha256 of the contract's canonical JSON: the same rules hash the same whatever the formatting."""
     return canonical_hash(load_contract_json(path))
+
+
+RELEASED_FILE = "RELEASED.json"
+HASH_RULE = (
+    "the hash is the sha256 of the contract's canonical JSON (keys sorted, no spaces: "
+    "json.dumps(suite, sort_keys=True, separators=(',', ':'))), not of the file's bytes, so `sha256sum` "
+    "gives another value"
+)
+
+
+def released_key(name: str, version: int) -> str:
+    """The contract's entry in ``data_contracts/RELEASED.json``: ``<name>/v<version>.json``."""
+    return f"{name}/v{version}.json"
+
+
+def _released(contracts_dir: Path) -> dict[str, str] | None:
+    path = contracts_dir / RELEASED_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, json.JSONDecodeError) as error:
+        raise ContractError(f"{path} is not valid JSON: {error}") from error
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise ContractError(f"{path} must map '<name>/v<N>.json' to its hash")
+    return data
+
+
+def release_contract(contracts_dir: Path, name: str, version: int, replace: bool = False) -> str:
+    """Record a contract version's hash in ``RELEASED.json`` (created if missing); returns the hash.
+
+    Releasing the same content again is a no-op. A version already released with another hash is
+    refused: a released contract is never edited in place (its hash keys every training that used
+    it), a change is a new version. ``replace`` overwrites a recorded hash that was never right
+    (computed by hand with another rule).
+    """
+    key = released_key(name, version)
+    digest = contract_hash(contracts_dir / key)
+    released = _released(contracts_dir) or {}
+    recorded = released.get(key)
+    if recorded is not None and recorded != digest and not replace:
+        raise ContractError(
+            f"{key} was released with hash {recorded[:12]}… and has changed since ({digest[:12]}…): a released "
+            f"contract is never edited; copy it to {released_key(name, version + 1)}, release that and set "
+            "contract.version in params.yaml (--replace only if the recorded hash was computed by hand)"
+        )
+    released[key] = digest
+    path = contracts_dir / RELEASED_FILE
+    path.write_text(json.dumps(dict(sorted(released.items())), indent=2) + "\n", encoding="utf-8")
+    return digest
+
+
+def check_released(contracts_dir: Path, name: str, version: int) -> None:
+    """Refuse a contract that ``RELEASED.json`` does not list with its current hash.
+
+    A project without ``RELEASED.json`` does not use releases and is not checked.
+    """
+    released = _released(contracts_dir)
+    if released is None:
+        return
+    key = released_key(name, version)
+    command = f"`retrain contract release {name} {version}`"
+    if key not in released:
+        raise ContractError(
+            f"contract {key} is not released: data_contracts/{RELEASED_FILE} does not list it. Read it, then run "
+            f"{command} to record its hash ({HASH_RULE})"
+        )
+    digest = contract_hash(contracts_dir / key)
+    if released[key] != digest:
+        raise ContractError(
+            f"contract {key} does not match its release: data_contracts/{RELEASED_FILE} records "
+            f"{released[key][:12]}…, the file hashes to {digest[:12]}… ({HASH_RULE}). If it was edited after its "
+            f"release, copy it to a new version instead; if the recorded value was computed by hand, run "
+            f"{command[:-1]} --replace`"
+        )

@@ -17,9 +17,13 @@ from retrain.domain.validation import BatchValidation
 
 
 def validate_file(path: Path, settings: Settings, project_dir: Path) -> BatchValidation:
-    """Read one batch file and judge it with the contract and the quarantine policy of params.yaml."""
+    """Read one batch file and judge it with the contract and the quarantine policy of params.yaml.
+
+    The contract must be the released one (``data_contracts/RELEASED.json``), so every batch is judged
+    by the rules whose hash the run records."""
     from retrain.adapters import contracts
 
+    contracts.check_released(project_dir / "data_contracts", settings.contract.name, settings.contract.version)
     return contracts.validate_batch(
         files.read_batch(path, settings.dataset.time_column),
         project_dir / settings.contract.relative_path,
@@ -51,5 +55,5 @@ def store_quarantine(validations: list[BatchValidation], settings: Settings, pro
 def assemble_training_set(validations: list[BatchValidation], settings: Settings, project_dir: Path) -> Path:
     """Concatenate the accepted rows of every batch into the snapshot file the run trains on."""
     frame = pd.concat([v.accepted for v in validations], ignore_index=True)
-    order = (settings.dataset.time_column, settings.dataset.id_column)
+    order = tuple(c for c in (settings.dataset.time_column, settings.dataset.id_column) if c is not None)
     return files.write_snapshot(frame, project_dir / settings.dataset.training_set, order)

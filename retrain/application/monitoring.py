@@ -277,10 +277,10 @@ def write_predictions(
 ) -> Path:
     """Predictions with the model version beside them (and the shadow's, never served)."""
     data = settings.dataset
+    keys = [c for c in (data.id_column, data.time_column) if c is not None]
     frame = pd.DataFrame(
         {
-            data.id_column: window.frame[data.id_column].to_numpy(),
-            data.time_column: window.frame[data.time_column].to_numpy(),
+            **{c: window.frame[c].to_numpy() for c in keys},
             "score": scores,
             "model_version": champion.version,
         }

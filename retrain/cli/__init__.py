@@ -1,9 +1,10 @@
 """The ``retrain`` command line, one module per command group.
 
-``data`` (generate, snapshot, fit, validate, ingest), ``model`` (train, status, reproduce, history,
-decisions, doctor, rollback), ``monitoring`` (drift, score), ``review`` (approve, reject, sign,
-reviewer keygen), ``deploy`` (deploy, serve), ``stack`` and ``demo``; what they share (options,
-runtime, settings, the one error handler) is in ``context``, how they print in ``render``.
+``project`` (init, contract release), ``data`` (generate, snapshot, fit, validate, ingest), ``model``
+(train, status, reproduce, history, decisions, doctor, rollback), ``monitoring`` (drift, score),
+``review`` (approve, reject, sign, reviewer keygen), ``deploy`` (deploy, serve), ``stack`` and
+``demo``; what they share (options, runtime, settings, the one error handler) is in ``context``, how
+they print in ``render``.
 
 Only typer is imported at module level: Prefect, MLflow, DVC and great-expectations are imported
 inside the commands that need them, so ``retrain --help`` answers at once.
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import typer
 
-from retrain.cli import data, demo, deploy, model, monitoring, review
+from retrain.cli import data, demo, deploy, model, monitoring, project, review
 from retrain.cli.context import RetrainGroup
 from retrain.cli.stack import stack_app
 
@@ -49,6 +50,8 @@ app.command()(review.sign)
 app.add_typer(review.reviewer_app, name="reviewer")
 app.command()(demo.demo)
 app.add_typer(stack_app, name="stack")
+app.command()(project.init)
+app.add_typer(project.contract_app, name="contract")
 
 
 def main() -> None:  # pragma: no cover - console entry point

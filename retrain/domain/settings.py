@@ -17,7 +17,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from retrain.domain.errors import InputError
 from retrain.domain.metrics import METRICS
@@ -55,6 +67,25 @@ class FeatureSettings(_Frozen):
         return self
 
 
+LabelValue = StrictBool | StrictInt | StrictFloat | StrictStr
+TaskKind = Literal["binary", "multiclass", "regression"]
+
+
+class LabelSettings(_Frozen):
+    """A classification target's values: ``classes`` in class-index order, binary's ``positive`` class."""
+
+    classes: tuple[LabelValue, ...] = Field(min_length=2)
+    positive: LabelValue | None = None
+
+    @model_validator(mode="after")
+    def _positive_is_a_class(self) -> LabelSettings:
+        if len(set(map(str, self.classes))) != len(self.classes):
+            raise ValueError("a class is listed twice")
+        if self.positive is not None and str(self.positive) not in set(map(str, self.classes)):
+            raise ValueError(f"positive class {self.positive!r} is not one of the classes")
+        return self
+
+
 class DatasetSettings(_Frozen):
     """Where the data is and what its columns mean."""
 
@@ -63,15 +94,30 @@ class DatasetSettings(_Frozen):
     training_set: str = Field(min_length=1, description="DVC-tracked snapshot the run trains on.")
     quarantine: str = Field(min_length=1, description="Directory of quarantined rows, one file per batch (DVC).")
     target: str
-    id_column: str
+    task: TaskKind = "binary"
+    labels: LabelSettings | None = None
+    id_column: str | None = Field(default=None, min_length=1, description="Optional row key; null: none.")
     time_column: str
     features: FeatureSettings
 
     @model_validator(mode="after")
+    def _labels_fit_the_task(self) -> DatasetSettings:
+        if self.task == "regression" and self.labels is not None:
+            raise ValueError("labels must be absent (or null) for task: regression")
+        if self.task == "multiclass" and (self.labels is None or len(self.labels.classes) < 3):
+            raise ValueError("task: multiclass needs labels.classes with 3 or more classes")
+        binary_labels = self.labels if self.task == "binary" else None
+        if binary_labels is not None and (len(binary_labels.classes) != 2 or binary_labels.positive is None):
+            raise ValueError("task: binary needs labels.classes with exactly 2 classes and labels.positive")
+        if self.task == "multiclass" and self.labels is not None and self.labels.positive is not None:
+            raise ValueError("labels.positive is for task: binary only")
+        return self
+
+    @model_validator(mode="after")
     def _columns_are_distinct(self) -> DatasetSettings:
-        special = {self.target, self.id_column, self.time_column}
-        if len(special) != 3:
-            raise ValueError("target, id_column and time_column must be three different columns")
+        special = {self.target, self.time_column} | ({self.id_column} if self.id_column is not None else set())
+        if len(special) != 2 + (self.id_column is not None):
+            raise ValueError("target, id_column and time_column must be different columns")
         overlap = special.intersection(self.features.all)
         if overlap:
             raise ValueError(f"features must not include target/id/time columns: {sorted(overlap)}")
@@ -375,7 +421,7 @@ def contract_problems(settings: Settings, contract: Mapping[str, Any], contract_
     dataset, slices = settings.dataset, settings.gate.slices
     uses: list[tuple[str, str]] = [
         ("dataset.target", dataset.target),
-        ("dataset.id_column", dataset.id_column),
+        *((("dataset.id_column", dataset.id_column),) if dataset.id_column is not None else ()),
         ("dataset.time_column", dataset.time_column),
         *(("dataset.features.numeric", name) for name in dataset.features.numeric),
         *(("dataset.features.categorical", name) for name in dataset.features.categorical),

@@ -16,7 +16,9 @@ FILES = sorted(p.relative_to(CONTRACTS).as_posix() for p in CONTRACTS.glob("*/v*
 
 @pytest.mark.parametrize("name", FILES)
 def test_every_contract_version_is_released_and_unchanged(name):
-    assert name in RELEASED, f"{name} is not listed in data_contracts/RELEASED.json: release it deliberately"
+    assert name in RELEASED, (
+        f"{name} is not listed in data_contracts/RELEASED.json: release it deliberately (retrain contract release)"
+    )
     assert contract_hash(CONTRACTS / name) == RELEASED[name], (
         f"{name} was edited after its release: copy it to a new version instead and add a CHANGELOG entry"
     )
