@@ -15,7 +15,14 @@ from retrain.adapters.environment import resolve_runtime
 from retrain.adapters.registry import ModelRegistry
 from retrain.application.results import TrainingResult
 from retrain.domain.approval import ApprovalSubject
-from retrain.domain.gate_report import ReportContext, final_verdict, gate_report, review_instructions, training_lineage
+from retrain.domain.gate_report import (
+    ReportContext,
+    final_verdict,
+    gate_report,
+    outcome_lines,
+    review_instructions,
+    training_lineage,
+)
 from retrain.domain.lifecycle import CHAMPION
 from tasks.approval import collect_approval, reviewer_keys_task
 from tasks.data import (
@@ -143,5 +150,7 @@ def training(request: TrainingRequest | None = None) -> TrainingResult:
     verdict, summary = final_verdict(outcome.promoted, outcome.note, outcome.reasons)
     final_report = gate_report(settings.model.registered_name, settings.gate.mode, decision, verdict, summary, context)
     publish_decision_task(final_report, decision, outcome, reports)
-    print(f"{outcome.note}: champion v{outcome.champion_version}, challenger v{challenger.version}")
+    # the last log line: the outcome and, for a refusal, each failed check with its value and threshold
+    lines = outcome_lines(outcome.note, outcome.champion_version, challenger.version, outcome.reasons, decision.checks)
+    print("\n".join(lines))
     return TrainingResult.of(outcome, decision, judgement, challenger, champion, approval, snapshot, evidence)
