@@ -44,10 +44,14 @@ def print_json(value: Any) -> None:
 
 
 def training_summary(result: TrainingResult) -> None:
+    """The outcome, then each failed check by name with its value against the threshold."""
+    from retrain.domain.gate_report import outcome_lines
+
     outcome = result.outcome
-    typer.echo(f"{outcome.note}: champion v{outcome.champion_version}, challenger v{outcome.challenger_version}")
-    for reason_text in outcome.reasons:
-        typer.echo(f"  - {reason_text}")
+    lines = outcome_lines(
+        outcome.note, outcome.champion_version, outcome.challenger_version, outcome.reasons, result.decision.checks
+    )
+    typer.echo("\n".join(lines))
 
 
 def status_table(report: dict[str, Any]) -> None:
