@@ -226,6 +226,9 @@ class ScoringResult(ResultModel):
     champion: str
     challenger: str | None
     predictions: str
+    labelled_rows: int = 0  # rows of the batch with a label: the champion's metrics are measured on them
+    metrics: dict[str, float] | None = None  # the champion's, None without labels (or with one class only)
+    unseen_categories: dict[str, int] = {}  # categorical feature -> rows with a category the model never saw
     shadow: ShadowResult | None
     flow_run_id: str
     mlflow_run: str | None

@@ -152,12 +152,23 @@ def drift_summary(result: DriftResult) -> None:
         typer.echo(f"retraining: {result.training.model_dump()}")
 
 
+def scoring_warnings(result: ScoringResult) -> None:
+    """Rows with categories the model never saw, one line per feature, on stderr (stdout may be JSON)."""
+    from retrain.domain.scoring import unseen_warnings
+
+    for line in unseen_warnings(result.unseen_categories, result.rows):
+        typer.secho(line, err=True, fg="yellow")
+
+
 def scoring_json(result: ScoringResult) -> None:
     typer.echo(json.dumps(result.model_dump(), indent=2))
 
 
 def scoring_summary(result: ScoringResult) -> None:
     typer.echo(f"scored {result.rows} rows with champion v{result.champion} → {result.predictions}")
+    if result.metrics:
+        shown = ", ".join(f"{metric} {value:.4f}" for metric, value in result.metrics.items())
+        typer.echo(f"champion v{result.champion} on the {result.labelled_rows} labelled rows: {shown}")
     if result.shadow:
         typer.echo(
             f"shadow challenger v{result.challenger}: agreement {result.shadow.agreement:.1%}, "
