@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -308,6 +309,11 @@ def write_predictions(
     return output
 
 
+def _metric_key(name: str) -> str:
+    """A column name as part of an MLflow metric key (which allows letters, digits, ``_-. /`` only)."""
+    return re.sub(r"[^\w\-. /]", "_", name)
+
+
 def record_scoring(registry: ModelRegistry, summary: dict[str, Any]) -> str:
     """The scoring pass as a monitoring run: rows, the champion's metrics where labels came, rows with
     unseen categories, shadow agreement and, with labels, metric gains."""
@@ -319,7 +325,8 @@ def record_scoring(registry: ModelRegistry, summary: dict[str, Any]) -> str:
     metrics.update({f"shadow_gain_{m}": float(v) for m, v in (shadow.get("gains") or {}).items()})
     metrics.update({f"champion_{m}": float(v) for m, v in (summary.get("metrics") or {}).items()})
     metrics["labelled_rows"] = float(summary.get("labelled_rows", 0))
-    metrics.update({f"unseen_{f}": float(n) for f, n in (summary.get("unseen_categories") or {}).items()})
+    unseen = summary.get("unseen_categories") or {}
+    metrics.update({f"unseen_{_metric_key(feature)}": float(count) for feature, count in unseen.items()})
     return registry.log_monitoring_run(
         run_name=f"scoring-{Path(summary['predictions']).stem}",
         metrics=metrics,

@@ -199,10 +199,15 @@ def demo_step(step: DemoStep, result: TrainingResult | DriftResult) -> None:
         if result.training:
             typer.echo(f"    retraining ({result.training.via}): {_retraining(result.training)}")
         return
+    from retrain.domain.gate_report import outcome_lines
+
     outcome = result.outcome
     typer.secho(f"\n==> {step.title}: {outcome.note}", bold=True)
-    for reason_text in outcome.reasons:
-        typer.echo(f"    - {reason_text}")
+    lines = outcome_lines(
+        outcome.note, outcome.champion_version, outcome.challenger_version, outcome.reasons, result.decision.checks
+    )
+    for line in lines[1:]:  # each failed check by name, its value against the threshold
+        typer.echo(f"  {line}")
 
 
 def demo_summary(
