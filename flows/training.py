@@ -1,4 +1,4 @@
-"""The training flow: validate → snapshot (DVC) → train → register → evaluate → gate → promote.
+"""The training flow: validate → snapshot (DVC) → train → register (→ commit to git) → evaluate → gate → promote.
 
 Wiring only: every step is a task in ``tasks/``. The parameters are a typed model, so the Prefect
 UI shows them as a form when a data scientist triggers a custom run.
