@@ -1,12 +1,14 @@
 """The scoring flow: score a batch with the champion (loaded by alias, native format) and, when a
-challenger exists, the same rows in shadow; agreement now, metric differences once labels are there."""
+challenger exists, the same rows in shadow; agreement now, metric differences once labels are there.
+A batch with labels also measures the champion, and rows with categories the model never saw are
+counted per feature and warned about."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, runtime
+from prefect import flow, get_run_logger, runtime
 from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel, Field
 
@@ -16,13 +18,16 @@ from retrain.application.results import ScoringResult
 from retrain.domain import tags
 from retrain.domain.errors import RetrainError
 from retrain.domain.lifecycle import CHAMPION
+from retrain.domain.scoring import unseen_warnings
 from tasks.data import load_settings_task
 from tasks.leases import RELEASE_LEASE, lease_and_reap_task
 from tasks.monitoring import (
+    champion_performance_task,
     read_window_task,
     record_scoring_task,
     shadow_model_task,
     shadow_task,
+    unseen_categories_task,
     write_predictions_task,
 )
 from tasks.promotion import alias_task, predict_task
@@ -54,11 +59,16 @@ def scoring(request: ScoringRequest) -> ScoringResult:
     )
     written = write_predictions_task(window, settings, champion, scores, challenger, shadow, output)
     comparison = shadow_task(scores, shadow, window, settings) if shadow is not None else None
+    performance = champion_performance_task(scores, window, settings)
+    unseen = unseen_categories_task(registry, champion, window)
     summary = {
         "rows": len(window.frame),
         "champion": champion.version,
         "challenger": None if challenger is None else challenger.version,
         "predictions": str(written),
+        "labelled_rows": performance.labelled_rows,
+        "metrics": performance.metrics,
+        "unseen_categories": unseen,
         "shadow": None if comparison is None else comparison.to_dict(),
         "flow_run_id": str(runtime.flow_run.id or "local"),
     }
@@ -66,7 +76,10 @@ def scoring(request: ScoringRequest) -> ScoringResult:
     create_markdown_artifact(
         scoring_markdown(summary), key=tags.ARTIFACT_SCORING_REPORT, description="Scores and shadow"
     )
-    print(f"scored {summary['rows']} rows with champion v{champion.version} → {written}")
+    logger = get_run_logger()
+    for warning in unseen_warnings(unseen, len(window.frame)):
+        logger.warning(warning)
+    print(f"scored {summary['rows']} rows with champion v{champion.version} → {written}; {performance.note}")
     return ScoringResult.model_validate(summary)
 
 
@@ -76,6 +89,13 @@ def scoring_markdown(summary: dict[str, Any]) -> str:
         "",
         f"Predictions: `{summary['predictions']}` (column `model_version` beside every score).",
     ]
+    if summary["metrics"]:
+        title = f"## Champion on the {summary['labelled_rows']} labelled rows"
+        lines += ["", title, "", "| metric | value |", "|---|---|"]
+        lines += [f"| {metric} | {value:.4f} |" for metric, value in summary["metrics"].items()]
+    unseen = unseen_warnings(summary["unseen_categories"], summary["rows"])
+    if unseen:
+        lines += ["", *[f"- {line}" for line in unseen]]
     shadow = summary["shadow"]
     if shadow is None:
         return "\n".join([*lines, "", "No challenger: nothing scored in shadow."])

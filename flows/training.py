@@ -1,4 +1,4 @@
-"""The training flow: validate → snapshot (DVC) → train → register → evaluate → gate → promote.
+"""The training flow: validate → snapshot (DVC) → train → register (→ commit to git) → evaluate → gate → promote.
 
 Wiring only: every step is a task in ``tasks/``. The parameters are a typed model, so the Prefect
 UI shows them as a form when a data scientist triggers a custom run.
@@ -14,12 +14,21 @@ from pydantic import BaseModel, Field
 from retrain.adapters.environment import resolve_runtime
 from retrain.adapters.registry import ModelRegistry
 from retrain.application.results import TrainingResult
+from retrain.application.versioning import wants_commit
 from retrain.domain.approval import ApprovalSubject
-from retrain.domain.gate_report import ReportContext, final_verdict, gate_report, review_instructions, training_lineage
+from retrain.domain.gate_report import (
+    ReportContext,
+    final_verdict,
+    gate_report,
+    outcome_lines,
+    review_instructions,
+    training_lineage,
+)
 from retrain.domain.lifecycle import CHAMPION
 from tasks.approval import collect_approval, reviewer_keys_task
 from tasks.data import (
     build_training_set_task,
+    commit_training_task,
     list_batches_task,
     load_settings_task,
     prepare_data_repo_task,
@@ -59,6 +68,10 @@ class TrainingRequest(BaseModel):
     )
     triggered_by: str = Field(default="unknown", description="Who or what started this run (recorded as evidence).")
     reason: str = Field(default="manual", description="Why this run was started, e.g. 'nightly' or 'drift'.")
+    commit: bool | None = Field(
+        default=None,
+        description="Commit the DVC pointers and dvc.lock to git after registering; empty means git.commit in params.",
+    )
 
 
 @flow(name="training", log_prints=True, persist_result=True, result_serializer="json", **RELEASE_LEASE)
@@ -95,6 +108,12 @@ def training(request: TrainingRequest | None = None) -> TrainingResult:
         if challenger is None:
             fitted = train_task(split, settings)
             challenger = register_task(registry, fitted, snapshot, evidence, settings, where.project_dir)
+        # after the evidence and the version exist: the commit cannot change the training key
+        committed = (
+            commit_training_task(where.project_dir, settings, challenger.version, snapshot.md5, flow_run_id)
+            if wants_commit(settings, request.commit)
+            else None
+        )
     champion = alias_task(registry, CHAMPION)
     if champion is None or champion.version != challenger.version:
         mark_challenger_task(registry, challenger)
@@ -143,5 +162,9 @@ def training(request: TrainingRequest | None = None) -> TrainingResult:
     verdict, summary = final_verdict(outcome.promoted, outcome.note, outcome.reasons)
     final_report = gate_report(settings.model.registered_name, settings.gate.mode, decision, verdict, summary, context)
     publish_decision_task(final_report, decision, outcome, reports)
-    print(f"{outcome.note}: champion v{outcome.champion_version}, challenger v{challenger.version}")
-    return TrainingResult.of(outcome, decision, judgement, challenger, champion, approval, snapshot, evidence)
+    # the last log line: the outcome and, for a refusal, each failed check with its value and threshold
+    lines = outcome_lines(outcome.note, outcome.champion_version, challenger.version, outcome.reasons, decision.checks)
+    print("\n".join(lines))
+    return TrainingResult.of(
+        outcome, decision, judgement, challenger, champion, approval, snapshot, evidence, committed
+    )

@@ -13,7 +13,8 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from retrain.adapters import files
-from retrain.application import data
+from retrain.adapters.git import GitCommit
+from retrain.application import data, versioning
 from retrain.application.batches import assemble_training_set, validate_file
 from retrain.domain import tags
 from retrain.domain.evidence import Snapshot
@@ -76,3 +77,12 @@ def build_training_set_task(validations: list[BatchValidation], settings: Settin
 def version_training_set_task(snapshot_path: Path, batches: int, settings: Settings, project_dir: Path) -> Snapshot:
     """Record the snapshot in DVC (md5 in dvc.lock) and push it to the remote."""
     return data.version_training_set(snapshot_path, batches, settings, project_dir)
+
+
+@task(name="commit-data-versions", cache_policy=NO_CACHE)
+def commit_training_task(project_dir: Path, settings: Settings, version: str, md5: str, flow_run_id: str) -> GitCommit:
+    """Commit the DVC pointers and dvc.lock that changed (only those), naming the version and the run."""
+    message = versioning.training_message(settings, version, md5, flow_run_id)
+    committed = versioning.commit_data_versions(project_dir, settings, message)
+    print(committed.summary)
+    return committed

@@ -24,6 +24,7 @@ from retrain.domain import tags
 from retrain.domain.drift import DriftReport
 from retrain.domain.lifecycle import ModelVersionInfo
 from retrain.domain.profile import ReferenceProfile
+from retrain.domain.scoring import BatchPerformance
 from retrain.domain.settings import Settings
 from retrain.domain.shadow import ShadowComparison
 from tasks.policy import RETRYING
@@ -101,6 +102,18 @@ def trigger_deployment_task(
 @task(name="shadow-compare", cache_policy=NO_CACHE)
 def shadow_task(champion: np.ndarray, challenger: np.ndarray, window: Window, settings: Settings) -> ShadowComparison:
     return monitoring.shadow_comparison(champion, challenger, window, settings)
+
+
+@task(name="champion-performance", cache_policy=NO_CACHE)
+def champion_performance_task(scores: np.ndarray, window: Window, settings: Settings) -> BatchPerformance:
+    """The champion's metrics on the batch's labelled rows (none without labels)."""
+    return monitoring.champion_performance(scores, window, settings)
+
+
+@task(name="unseen-categories", cache_policy=NO_CACHE, **RETRYING)
+def unseen_categories_task(registry: ModelRegistry, version: ModelVersionInfo, window: Window) -> dict[str, int]:
+    """Per categorical feature, the rows with a category the model never saw (scored as missing)."""
+    return monitoring.unseen_in_window(registry, version, window)
 
 
 @task(name="current-challenger", cache_policy=NO_CACHE, **RETRYING)

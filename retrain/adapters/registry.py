@@ -400,6 +400,17 @@ class ModelRegistry:
         return booster, FeatureSpec.from_dict(metadata["feature_spec"])
 
     @_translated
+    def feature_spec(self, version: str) -> FeatureSpec:
+        """The feature spec a version was trained with (its metadata only: the booster stays unloaded)."""
+        import mlflow
+        from mlflow.models import get_model_info
+
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+        metadata = get_model_info(f"models:/{self.model_name}/{version}").metadata or {}
+        return FeatureSpec.from_dict(metadata["feature_spec"])
+
+    @_translated
     def load_document(self, run_id: str, path: str) -> dict[str, Any]:
         """A JSON document logged with a run (the evidence bundle, the contract, the settings)."""
         import mlflow

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from retrain.domain.lifecycle import CHALLENGER, CHAMPION, ModelVersionInfo
 from retrain.domain.profile import CategoricalProfile, NumericProfile, ReferenceProfile
 from retrain.domain.retraining import decide_retraining
 from retrain.domain.runs import FlowRunView
+from retrain.domain.scoring import BatchPerformance, batch_performance, unseen_categories
 from retrain.domain.settings import Settings
 from retrain.domain.shadow import ShadowComparison, compare_shadow
 
@@ -260,6 +262,16 @@ def shadow_comparison(
     return compare_shadow(champion, challenger, _labels(window, settings))
 
 
+def champion_performance(scores: np.ndarray, window: Window, settings: Settings) -> BatchPerformance:
+    """The champion's metrics on the batch's labelled rows, with or without a shadow challenger."""
+    return batch_performance(_labels(window, settings), scores)
+
+
+def unseen_in_window(registry: ModelRegistry, version: ModelVersionInfo, window: Window) -> dict[str, int]:
+    """Per categorical feature, the rows of the window with a category ``version`` never saw."""
+    return unseen_categories(window.frame, registry.feature_spec(version.version))
+
+
 def shadow_model(registry: ModelRegistry, champion: ModelVersionInfo) -> ModelVersionInfo | None:
     """The challenger to score in shadow, unless it is the champion itself (or there is none)."""
     challenger = registry.by_alias(CHALLENGER)
@@ -275,7 +287,8 @@ def write_predictions(
     shadow: np.ndarray | None,
     output: Path,
 ) -> Path:
-    """Predictions with the model version beside them (and the shadow's, never served)."""
+    """Predictions with the model version beside them, the label (named as the target) after the score
+    when the batch carries one, and the shadow's score (never served)."""
     data = settings.dataset
     keys = [c for c in (data.id_column, data.time_column) if c is not None]
     frame = pd.DataFrame(
@@ -285,6 +298,9 @@ def write_predictions(
             "model_version": champion.version,
         }
     )
+    if data.target in window.frame.columns:  # a labelled batch: the label beside the score it judges
+        name = data.target if data.target not in frame.columns else "label"
+        frame.insert(list(frame.columns).index("score") + 1, name, window.frame[data.target].to_numpy())
     if challenger is not None and shadow is not None:
         frame["shadow_score"] = shadow
         frame["shadow_model_version"] = challenger.version
@@ -293,14 +309,24 @@ def write_predictions(
     return output
 
 
+def _metric_key(name: str) -> str:
+    """A column name as part of an MLflow metric key (which allows letters, digits, ``_-. /`` only)."""
+    return re.sub(r"[^\w\-. /]", "_", name)
+
+
 def record_scoring(registry: ModelRegistry, summary: dict[str, Any]) -> str:
-    """The scoring pass as a monitoring run: rows, shadow agreement and, with labels, metric gains."""
+    """The scoring pass as a monitoring run: rows, the champion's metrics where labels came, rows with
+    unseen categories, shadow agreement and, with labels, metric gains."""
     shadow = summary["shadow"] or {}
     metrics = {"rows": float(summary["rows"])}
     for key in ("agreement", "mean_abs_difference", "rank_correlation"):
         if key in shadow:
             metrics[f"shadow_{key}"] = float(shadow[key])
     metrics.update({f"shadow_gain_{m}": float(v) for m, v in (shadow.get("gains") or {}).items()})
+    metrics.update({f"champion_{m}": float(v) for m, v in (summary.get("metrics") or {}).items()})
+    metrics["labelled_rows"] = float(summary.get("labelled_rows", 0))
+    unseen = summary.get("unseen_categories") or {}
+    metrics.update({f"unseen_{_metric_key(feature)}": float(count) for feature, count in unseen.items()})
     return registry.log_monitoring_run(
         run_name=f"scoring-{Path(summary['predictions']).stem}",
         metrics=metrics,

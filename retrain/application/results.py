@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 from retrain.domain.approval import ApprovalState
 
 if TYPE_CHECKING:
+    from retrain.adapters.git import GitCommit
     from retrain.application.evaluation import Judgement
     from retrain.application.promotion import PromotionOutcome
     from retrain.domain.approval import ApprovalResult
@@ -95,6 +96,15 @@ class SnapshotResult(ResultModel):
     last_day: str
 
 
+class CommitResult(ResultModel):
+    """What ``--commit`` (or ``git.commit``) did: the commit, or ``sha`` None when nothing had changed."""
+
+    sha: str | None
+    message: str
+    paths: tuple[str, ...]
+    summary: str
+
+
 class TrainingResult(ResultModel):
     """The training flow's answer."""
 
@@ -106,6 +116,7 @@ class TrainingResult(ResultModel):
     snapshot: SnapshotResult
     training_key: str
     flow_run_id: str
+    commit: CommitResult | None = None  # None: not asked to commit
 
     @classmethod
     def of(
@@ -118,6 +129,7 @@ class TrainingResult(ResultModel):
         approval: ApprovalResult | None,
         snapshot: Snapshot,
         evidence: Evidence,
+        committed: GitCommit | None = None,
     ) -> TrainingResult:
         """The answer from what the flow's steps returned (the flow only passes them on)."""
         return cls.model_validate(
@@ -138,6 +150,7 @@ class TrainingResult(ResultModel):
                 "snapshot": snapshot.to_dict(),
                 "training_key": evidence.training_key,
                 "flow_run_id": evidence.flow_run_id,
+                "commit": None if committed is None else {**asdict(committed), "summary": committed.summary},
             }
         )
 
@@ -226,6 +239,9 @@ class ScoringResult(ResultModel):
     champion: str
     challenger: str | None
     predictions: str
+    labelled_rows: int = 0  # rows of the batch with a label: the champion's metrics are measured on them
+    metrics: dict[str, float] | None = None  # the champion's, None without labels (or with one class only)
+    unseen_categories: dict[str, int] = {}  # categorical feature -> rows with a category the model never saw
     shadow: ShadowResult | None
     flow_run_id: str
     mlflow_run: str | None

@@ -30,6 +30,14 @@ ProjectOption = Annotated[
 StackOption = Annotated[
     bool, typer.Option("--stack", help="Use the team stack started by `retrain stack up` (its profile).")
 ]
+CommitOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--commit/--no-commit",
+        help="Commit the DVC pointers (data/*.dvc), dvc.lock and the batch log to git, with a message naming "
+        "the run (default: git.commit in params.yaml). Nothing else is committed.",
+    ),
+]
 KeyOption = Annotated[
     Path | None,
     typer.Option(

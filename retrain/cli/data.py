@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from retrain.cli import context
-from retrain.cli.context import ProjectOption, fail
+from retrain.cli.context import CommitOption, ProjectOption, fail
 
 
 def generate(
@@ -107,8 +107,12 @@ def validate(
 def ingest(
     path: Annotated[Path, typer.Argument(help="A new batch file (.parquet or .csv).")],
     project: ProjectOption = None,
+    commit: CommitOption = None,
 ) -> None:
-    """Validate a new batch; store accepted rows and quarantine under DVC, push them, log the batch."""
+    """Validate a new batch; store accepted rows and quarantine under DVC, push them, log the batch.
+
+    With --commit (or git.commit: true) the DVC pointers and the batch log are then committed to git
+    in a commit that names the batch."""
     runtime = context.runtime(project)
     settings = context.settings(runtime)
     from retrain.application.ingest import ingest_batch
@@ -124,3 +128,9 @@ def ingest(
         f"{entry['batch']}: {entry['rows_in']} rows in, {entry['accepted']} accepted, {entry['quarantined']} "
         f"quarantined; stored under DVC ({entry['status']})"
     )
+    from retrain.application.versioning import commit_data_versions, ingest_message, wants_commit
+
+    if wants_commit(settings, commit):
+        # the batch is stored either way; a refused commit says why (exit 1) and can be redone by hand
+        committed = commit_data_versions(runtime.project_dir, settings, ingest_message(settings, entry))
+        typer.echo(committed.summary)

@@ -8,25 +8,30 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from retrain.cli import context, render
-from retrain.cli.context import ProjectOption, StackOption, fail, failures_exit
+from retrain.cli.context import CommitOption, ProjectOption, StackOption, fail, failures_exit
 
 if TYPE_CHECKING:
     from retrain.application.results import RollbackResult, TrainingResult
 
 
-def run_training(project_dir: Path, triggered_by: str, reason: str) -> TrainingResult:
+def run_training(project_dir: Path, triggered_by: str, reason: str, commit: bool | None = None) -> TrainingResult:
     """The training flow in this process (it pauses at the reviewer gate when the gate passes)."""
     from flows.training import TrainingRequest, training
 
-    return training(TrainingRequest(project_dir=str(project_dir), triggered_by=triggered_by, reason=reason))
+    request = TrainingRequest(project_dir=str(project_dir), triggered_by=triggered_by, reason=reason, commit=commit)
+    return training(request)
 
 
 def train(
     project: ProjectOption = None,
     reason: Annotated[str, typer.Option(help="Why this run is started (recorded with the run).")] = "manual",
     stack: StackOption = False,
+    commit: CommitOption = None,
 ) -> None:
-    """Run the training flow on the batches named in params.yaml: validate, train, compare, promote."""
+    """Run the training flow on the batches named in params.yaml: validate, train, compare, promote.
+
+    With --commit (or git.commit: true) the run commits the DVC pointers and dvc.lock once its
+    version is registered, in a commit that names the version and the flow run."""
     reason = context.text(reason, "--reason")
     runtime = context.runtime(project, stack)
     settings = context.settings(runtime)
@@ -34,7 +39,12 @@ def train(
         from retrain.adapters.reviewer_keys import load_reviewer_keys
         from retrain.deploy.client import start_deployment_run
 
-        request = {"project_dir": str(runtime.project_dir), "triggered_by": context.whoami(), "reason": reason}
+        request = {
+            "project_dir": str(runtime.project_dir),
+            "triggered_by": context.whoami(),
+            "reason": reason,
+            "commit": commit,  # the worker commits in its checkout of the project
+        }
         with failures_exit(1):
             load_reviewer_keys(runtime.project_dir, settings.approval)  # the worker's start-up check, told here
             run_id = start_deployment_run(settings.retraining.deployment, request)
@@ -44,8 +54,10 @@ def train(
         )
         return
     with failures_exit(1):  # a training run that failed or was refused: exit 1, whatever broke
-        result = run_training(runtime.project_dir, context.whoami(), reason)
+        result = run_training(runtime.project_dir, context.whoami(), reason, commit)
     render.training_summary(result)
+    if result.commit is not None:
+        typer.echo(result.commit.summary)
 
 
 def status(

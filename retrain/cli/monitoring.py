@@ -51,7 +51,10 @@ def score_command(
     output: Annotated[Path | None, typer.Option(help="Predictions file (.parquet).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Run the scoring flow: champion scores (version beside each), challenger in shadow."""
+    """Run the scoring flow: champion scores (version and label beside each), challenger in shadow.
+
+    A labelled batch reports the champion's metrics; rows with categories the model never saw are
+    counted per feature (a warning, and ``unseen_categories`` in --json)."""
     context.input_file(path, "batch file")
     if output is not None and (output.suffix != ".parquet" or output.is_dir()):
         fail(f"--output {output} must be a .parquet file path", 2)
@@ -64,6 +67,7 @@ def score_command(
     )
     with failures_exit(1):
         result = scoring(request)
+    render.scoring_warnings(result)
     if as_json:
         render.scoring_json(result)
         return

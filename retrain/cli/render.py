@@ -44,10 +44,14 @@ def print_json(value: Any) -> None:
 
 
 def training_summary(result: TrainingResult) -> None:
+    """The outcome, then each failed check by name with its value against the threshold."""
+    from retrain.domain.gate_report import outcome_lines
+
     outcome = result.outcome
-    typer.echo(f"{outcome.note}: champion v{outcome.champion_version}, challenger v{outcome.challenger_version}")
-    for reason_text in outcome.reasons:
-        typer.echo(f"  - {reason_text}")
+    lines = outcome_lines(
+        outcome.note, outcome.champion_version, outcome.challenger_version, outcome.reasons, result.decision.checks
+    )
+    typer.echo("\n".join(lines))
 
 
 def status_table(report: dict[str, Any]) -> None:
@@ -148,12 +152,23 @@ def drift_summary(result: DriftResult) -> None:
         typer.echo(f"retraining: {result.training.model_dump()}")
 
 
+def scoring_warnings(result: ScoringResult) -> None:
+    """Rows with categories the model never saw, one line per feature, on stderr (stdout may be JSON)."""
+    from retrain.domain.scoring import unseen_warnings
+
+    for line in unseen_warnings(result.unseen_categories, result.rows):
+        typer.secho(line, err=True, fg="yellow")
+
+
 def scoring_json(result: ScoringResult) -> None:
     typer.echo(json.dumps(result.model_dump(), indent=2))
 
 
 def scoring_summary(result: ScoringResult) -> None:
     typer.echo(f"scored {result.rows} rows with champion v{result.champion} → {result.predictions}")
+    if result.metrics:
+        shown = ", ".join(f"{metric} {value:.4f}" for metric, value in result.metrics.items())
+        typer.echo(f"champion v{result.champion} on the {result.labelled_rows} labelled rows: {shown}")
     if result.shadow:
         typer.echo(
             f"shadow challenger v{result.challenger}: agreement {result.shadow.agreement:.1%}, "
@@ -184,10 +199,15 @@ def demo_step(step: DemoStep, result: TrainingResult | DriftResult) -> None:
         if result.training:
             typer.echo(f"    retraining ({result.training.via}): {_retraining(result.training)}")
         return
+    from retrain.domain.gate_report import outcome_lines
+
     outcome = result.outcome
     typer.secho(f"\n==> {step.title}: {outcome.note}", bold=True)
-    for reason_text in outcome.reasons:
-        typer.echo(f"    - {reason_text}")
+    lines = outcome_lines(
+        outcome.note, outcome.champion_version, outcome.challenger_version, outcome.reasons, result.decision.checks
+    )
+    for line in lines[1:]:  # each failed check by name, its value against the threshold
+        typer.echo(f"  {line}")
 
 
 def demo_summary(

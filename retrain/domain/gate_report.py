@@ -7,8 +7,9 @@ is :func:`retrain.domain.metrics.gain`, the one the gate judges on.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from retrain.domain.evidence import Evidence, Snapshot
 from retrain.domain.gate import ComparisonInterval, GateDecision
@@ -54,6 +55,42 @@ def final_verdict(promoted: bool, note: str, reasons: tuple[str, ...]) -> tuple[
     if promoted:
         return "PROMOTED", f"{note}."
     return "REFUSED", f"{note}: {'; '.join(reasons)}."
+
+
+class NamedCheck(Protocol):
+    """What the outcome lines read of a check: a gate ``Check`` or its JSON form in a flow result."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def passed(self) -> bool: ...
+
+    @property
+    def reason(self) -> str: ...
+
+
+def outcome_lines(
+    note: str,
+    champion_version: str | None,
+    challenger_version: str,
+    reasons: Sequence[str],
+    checks: Sequence[NamedCheck],
+) -> list[str]:
+    """What a training run says when it ends: the outcome, then one line per reason it was refused.
+
+    Each reason of a failed check is prefixed with the check's name (its reason already gives the
+    value against the threshold), so a user reads why without opening ``retrain history``; a reason
+    no check gave (the champion moved meanwhile) stands alone. The CLI and the flow's last log line
+    print the same lines.
+    """
+    champion = f"v{champion_version}" if champion_version else "none"
+    lines = [f"{note}: champion {champion}, challenger v{challenger_version}"]
+    failed = {check.reason: check.name for check in checks if not check.passed}
+    for reason in reasons:
+        name = failed.get(reason)
+        lines.append(f"  - {name}: {reason}" if name else f"  - {reason}")
+    return lines
 
 
 def _fmt(value: float | None) -> str:

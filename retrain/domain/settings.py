@@ -324,6 +324,18 @@ class LeaseSettings(_Frozen):
         return self
 
 
+class GitSettings(_Frozen):
+    """Whether ``ingest`` and ``train`` commit DVC's pointers and ``dvc.lock`` to the project's git.
+
+    Off by default: a commit is the user's act on their own history. ``--commit``/``--no-commit``
+    on the command overrides it for one run; only the data-version files are ever committed.
+    """
+
+    commit: bool = Field(
+        default=False, description="Commit data/*.dvc, dvc.lock and the batch log after ingest and train."
+    )
+
+
 class ScheduleSettings(_Frozen):
     """Cron schedules of the deployments that `retrain deploy` and `retrain serve` register."""
 
@@ -364,6 +376,7 @@ class Settings(_Frozen):
     drift: DriftSettings
     retraining: RetrainingSettings
     lease: LeaseSettings = Field(default_factory=LeaseSettings)
+    git: GitSettings = Field(default_factory=GitSettings)
     schedules: ScheduleSettings
     demo: DemoSettings
 

@@ -171,6 +171,31 @@ def test_scoring_writes_versions_and_compares_the_shadow_challenger(workspace: P
 
 
 @pytest.mark.template("champion")
+def test_score_reports_the_champion_on_labels_and_counts_unseen_categories(workspace: Path, tmp_path: Path):
+    settings = workspace_settings(workspace)
+    target, feature = settings.dataset.target, settings.dataset.features.categorical[0]
+    frame = pd.read_parquet(_new_day(workspace, tmp_path, 5, drifted=False))
+    frame.loc[frame.index[:7], feature] = "atlantis"  # a category the champion never saw
+    frame.loc[frame.index[7:10], target] = None  # rows whose label has not come yet
+    batch, output = tmp_path / "labelled.parquet", tmp_path / "scores.parquet"
+    frame.to_parquet(batch, index=False)
+
+    args = ["score", str(batch), "--project", str(workspace), "--output", str(output)]
+    done = CliRunner().invoke(app, [*args, "--json"])
+    assert done.exit_code == 0, done.output
+    result = json.loads(done.stdout)
+    assert result["challenger"] is None  # no shadow: the champion is measured all the same
+    assert result["labelled_rows"] == len(frame) - 3 and 0.5 < result["metrics"]["roc_auc"] <= 1
+    assert result["unseen_categories"][feature] == 7
+    assert sum(result["unseen_categories"].values()) == 7
+    assert f"warning: 7 of {len(frame)} rows carry a {feature} category the model never saw" in done.stderr
+    predictions = pd.read_parquet(output)
+    assert list(predictions.columns).index(target) == list(predictions.columns).index("score") + 1
+    assert predictions[target].isna().sum() == 3
+    assert (predictions[target].dropna().to_numpy() == frame[target].dropna().to_numpy()).all()
+
+
+@pytest.mark.template("champion")
 def test_ten_simultaneous_drift_checks_start_exactly_one_retraining(workspace: Path, tmp_path: Path):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowRunFilter

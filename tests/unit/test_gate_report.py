@@ -192,3 +192,22 @@ def test_final_verdict_names_the_reasons_of_a_refusal():
         "REFUSED",
         "refused v3: slices; calibration.",
     )
+
+
+def test_outcome_lines_name_each_failed_check_with_its_value_and_threshold():
+    from retrain.application.results import GateCheckResult
+    from retrain.domain.gate_report import outcome_lines
+
+    moved = "champion moved from no champion to v4 while this challenger was judged; re-run to judge against v4"
+    checks = (FLOOR, COMPARISON, CALIBRATION, LATENCY)
+    lines = outcome_lines("refused: champion unchanged", None, "1", (moved, CALIBRATION.reason), checks)
+    assert lines == [
+        "refused: champion unchanged: champion none, challenger v1",
+        f"  - {moved}",  # no check gave it: it stands alone
+        "  - calibration: expected calibration error 0.1200 > 0.0500",
+    ]
+    # the flow result's JSON form of the checks reads the same (the CLI prints from it)
+    as_results = [GateCheckResult.model_validate(check.to_dict(details=False)) for check in checks]
+    assert outcome_lines("refused: champion unchanged", None, "1", (moved, CALIBRATION.reason), as_results) == lines
+    promoted = outcome_lines("promoted", "2", "2", (), checks)
+    assert promoted == ["promoted: champion v2, challenger v2"]

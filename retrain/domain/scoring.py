@@ -1,0 +1,77 @@
+"""What a scoring pass says besides the scores: how the champion did on the rows that came with
+labels, and which rows carried categories the model never saw.
+
+A batch scored with its labels (a backfill, a delayed-label feed) is a free measurement of the
+served model, so it is reported whether or not a challenger is scored in shadow. A category the
+model never saw is encoded as missing (:func:`retrain.domain.features.encode_features`) and goes
+down the learned default branch: the row gets a score, but one the training data never backed, so
+the count per feature is reported instead of staying silent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from retrain.domain.features import FeatureSpec
+from retrain.domain.metrics import classification_metrics
+
+
+@dataclass(frozen=True)
+class BatchPerformance:
+    """The champion's metrics on the labelled rows of a scored batch (None: none to measure, see note)."""
+
+    labelled_rows: int
+    metrics: dict[str, float] | None
+    note: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def batch_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    """The metrics of one model on labelled rows: the one call to switch to the task's metric set
+    (binary today: ROC AUC, PR AUC, log loss, Brier)."""
+    return classification_metrics(labels.astype("int64"), scores)
+
+
+def batch_performance(labels: np.ndarray | None, scores: np.ndarray) -> BatchPerformance:
+    """The champion's metrics on the rows whose label is known; rows without one are left out."""
+    if labels is None:
+        return BatchPerformance(0, None, "the batch has no target column: no metrics")
+    y = np.asarray(labels, dtype="float64")
+    known = ~np.isnan(y)
+    labelled = int(known.sum())
+    if labelled == 0:
+        return BatchPerformance(0, None, "no row of the batch carries a label: no metrics")
+    if np.unique(y[known]).size < 2:
+        return BatchPerformance(labelled, None, f"the {labelled} labelled rows hold one class only: no metrics")
+    metrics = batch_metrics(y[known], np.asarray(scores, dtype="float64")[known])
+    return BatchPerformance(labelled, metrics, f"champion measured on {labelled} labelled rows")
+
+
+def unseen_categories(frame: pd.DataFrame, spec: FeatureSpec) -> dict[str, int]:
+    """Per categorical feature of the model, the rows whose value is present but not among the
+    categories it was trained on (compared as text, as the encoding does). A feature absent from
+    the batch is left out: the contract reports missing columns."""
+    counts: dict[str, int] = {}
+    for name, categories in spec.categories:
+        if name not in frame.columns:
+            continue
+        column = frame[name]
+        unseen = column.notna() & ~column.astype("str").isin(categories)
+        counts[name] = int(unseen.sum())
+    return counts
+
+
+def unseen_warnings(counts: Mapping[str, int], rows: int) -> list[str]:
+    """One warning line per feature with unseen categories (features without any stay silent)."""
+    return [
+        f"warning: {count} of {rows} rows carry a {name} category the model never saw (scored as missing)"
+        for name, count in counts.items()
+        if count
+    ]
