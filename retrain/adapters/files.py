@@ -45,7 +45,7 @@ def _csv_header(path: Path) -> list[str]:
         return next(csv.reader(handle), [])
 
 
-def _read_csv(path: Path, time_column: str) -> pd.DataFrame:
+def _read_csv(path: Path, time_column: str, missing_values: Mapping[str, Sequence[str]]) -> pd.DataFrame:
     header = _csv_header(path)
     duplicates = sorted({name for name in header if header.count(name) > 1})
     if duplicates:
@@ -53,7 +53,7 @@ def _read_csv(path: Path, time_column: str) -> pd.DataFrame:
             f"{path} has duplicate column names ({', '.join(duplicates)}): each column must appear once in the "
             "header. Fix the export that produced it and try again."
         )
-    frame = pd.read_csv(path)
+    frame = mark_missing(pd.read_csv(path), missing_values)  # before the dates: a "?" date is a missing one
     if time_column in frame.columns and len(frame):
         try:
             frame[time_column] = pd.to_datetime(frame[time_column], errors="raise").astype("datetime64[ms]")
@@ -101,8 +101,7 @@ def read_batch(path: Path, time_column: str, missing_values: Mapping[str, Sequen
 
     Every way a file can be unreadable gets its own message saying what to do.
     """
-    frame = _read_batch(path, time_column)
-    return mark_missing(frame, missing_values) if missing_values else frame
+    return _read_batch(path, time_column, missing_values or {})
 
 
 def count_rows(path: Path) -> int:
@@ -128,7 +127,7 @@ def read_column(path: Path, column: str) -> pd.Series:
     return pd.read_parquet(path, columns=[column])[column]
 
 
-def _read_batch(path: Path, time_column: str) -> pd.DataFrame:
+def _read_batch(path: Path, time_column: str, missing_values: Mapping[str, Sequence[str]]) -> pd.DataFrame:
     if not path.is_file():
         raise BatchReadError(f"batch file {path} does not exist. Check the path and try again.")
     if path.stat().st_size == 0:
@@ -137,7 +136,9 @@ def _read_batch(path: Path, time_column: str) -> pd.DataFrame:
     if suffix not in BATCH_SUFFIXES:
         raise BatchReadError(f"{path} is a '{suffix}' file: Retrain reads .parquet and .csv batches.")
     try:
-        return _read_csv(path, time_column) if suffix == ".csv" else pd.read_parquet(path)
+        if suffix == ".csv":
+            return _read_csv(path, time_column, missing_values)
+        return mark_missing(pd.read_parquet(path), missing_values)
     except UnicodeDecodeError as error:
         raise BatchReadError(
             f"{path} is not UTF-8 text (byte {error.object[error.start]:#04x} at position {error.start}): "

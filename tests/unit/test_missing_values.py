@@ -138,3 +138,11 @@ def test_a_not_null_expectation_judges_a_token_and_the_column_passes_its_numeric
     )
     assert result.report.passed, result.report.summary()
     assert result.report.quarantined == 2 and len(result.accepted) == 2
+
+
+def test_a_token_in_the_time_column_of_a_csv_is_a_missing_date_not_an_unreadable_file(tmp_path: Path):
+    path = tmp_path / "b.csv"
+    _batch().assign(**{TIME: ["2026-01-01", "?", "2026-01-02", "2026-01-02"]}).to_csv(path, index=False)
+    frame = read_batch(path, TIME, {TIME: ["?"]})
+    assert frame[TIME].isna().tolist() == [False, True, False, False]
+    assert pd.api.types.is_datetime64_any_dtype(frame[TIME])
