@@ -1,12 +1,14 @@
 """Reading batch files and writing the training snapshot, with errors a user can act on.
 
 Batches may be Parquet or CSV. A CSV carries no types, so the time column is parsed as dates here
-and everything else is left to the contract to judge.
+and everything else is left to the contract to judge. Missing-value tokens declared in params
+(``dataset.missing_values``, e.g. ``?``) are turned into real missing values here, before the
+contract sees the batch, so not-null expectations judge them and a numeric column is numeric.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -43,7 +45,7 @@ def _csv_header(path: Path) -> list[str]:
         return next(csv.reader(handle), [])
 
 
-def _read_csv(path: Path, time_column: str) -> pd.DataFrame:
+def _read_csv(path: Path, time_column: str, missing_values: Mapping[str, Sequence[str]]) -> pd.DataFrame:
     header = _csv_header(path)
     duplicates = sorted({name for name in header if header.count(name) > 1})
     if duplicates:
@@ -51,7 +53,7 @@ def _read_csv(path: Path, time_column: str) -> pd.DataFrame:
             f"{path} has duplicate column names ({', '.join(duplicates)}): each column must appear once in the "
             "header. Fix the export that produced it and try again."
         )
-    frame = pd.read_csv(path)
+    frame = mark_missing(pd.read_csv(path), missing_values)  # before the dates: a "?" date is a missing one
     if time_column in frame.columns and len(frame):
         try:
             frame[time_column] = pd.to_datetime(frame[time_column], errors="raise").astype("datetime64[ms]")
@@ -63,8 +65,69 @@ def _read_csv(path: Path, time_column: str) -> pd.DataFrame:
     return frame
 
 
-def read_batch(path: Path, time_column: str) -> pd.DataFrame:
-    """Read one batch; every way a file can be unreadable gets its own message saying what to do."""
+def mark_missing(frame: pd.DataFrame, missing_values: Mapping[str, Sequence[str]]) -> pd.DataFrame:
+    """``frame`` with each column's declared tokens replaced by missing values.
+
+    Tokens are compared with the cell's text, stripped of surrounding blanks (exports such as
+    ``adult.data`` write ``, ?``), so ``-999`` matches the number -999 in a Parquet column as well as
+    the text in a CSV. A text column whose every remaining value is a number becomes numeric: once
+    ``?`` is gone, ``"42"`` is 42, as it would have been without the token. Columns absent from the
+    frame are left to the contract (a missing column is its failure, not the reader's).
+    """
+    result = frame.copy()
+    for column, tokens in missing_values.items():
+        if column not in result.columns or not len(result):
+            continue
+        values = result[column]
+        numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+        if numeric:  # -999 stored as -999.0 must match the token "-999"
+            numbers = pd.to_numeric(pd.Series(list(tokens), dtype="object"), errors="coerce").dropna()
+            is_token = values.isin(numbers.tolist())
+        else:
+            is_token = values.notna() & values.astype(str).str.strip().isin({token.strip() for token in tokens})
+        if not bool(is_token.any()):
+            continue
+        cleaned = values.mask(is_token)
+        if not numeric and bool(cleaned.notna().any()):
+            as_numbers = pd.to_numeric(cleaned, errors="coerce")
+            if bool((as_numbers.notna() == cleaned.notna()).all()):
+                cleaned = as_numbers
+        result[column] = cleaned
+    return result
+
+
+def read_batch(path: Path, time_column: str, missing_values: Mapping[str, Sequence[str]] | None = None) -> pd.DataFrame:
+    """Read one batch, with ``missing_values`` tokens read as missing (see :func:`mark_missing`).
+
+    Every way a file can be unreadable gets its own message saying what to do.
+    """
+    return _read_batch(path, time_column, missing_values or {})
+
+
+def count_rows(path: Path) -> int:
+    """Rows in a batch file without reading it: Parquet metadata, or the lines of a CSV minus its header.
+
+    A CSV with line breaks inside quoted cells is over-counted; the count only feeds warnings.
+    """
+    if path.suffix.lower() == ".csv":
+        with path.open("rb") as handle:
+            lines = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+            handle.seek(max(path.stat().st_size - 1, 0))
+            unterminated = path.stat().st_size > 0 and handle.read(1) != b"\n"
+        return max(lines + int(unterminated) - 1, 0)
+    import pyarrow.parquet as pq
+
+    return int(pq.ParquetFile(path).metadata.num_rows)
+
+
+def read_column(path: Path, column: str) -> pd.Series:
+    """One column of a batch or snapshot file (Parquet reads only that column; a CSV parses only it)."""
+    if path.suffix.lower() == ".csv":
+        return pd.read_csv(path, usecols=[column])[column]
+    return pd.read_parquet(path, columns=[column])[column]
+
+
+def _read_batch(path: Path, time_column: str, missing_values: Mapping[str, Sequence[str]]) -> pd.DataFrame:
     if not path.is_file():
         raise BatchReadError(f"batch file {path} does not exist. Check the path and try again.")
     if path.stat().st_size == 0:
@@ -73,7 +136,9 @@ def read_batch(path: Path, time_column: str) -> pd.DataFrame:
     if suffix not in BATCH_SUFFIXES:
         raise BatchReadError(f"{path} is a '{suffix}' file: Retrain reads .parquet and .csv batches.")
     try:
-        return _read_csv(path, time_column) if suffix == ".csv" else pd.read_parquet(path)
+        if suffix == ".csv":
+            return _read_csv(path, time_column, missing_values)
+        return mark_missing(pd.read_parquet(path), missing_values)
     except UnicodeDecodeError as error:
         raise BatchReadError(
             f"{path} is not UTF-8 text (byte {error.object[error.start]:#04x} at position {error.start}): "

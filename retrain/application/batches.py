@@ -12,6 +12,8 @@ from pathlib import Path
 import pandas as pd
 
 from retrain.adapters import files
+from retrain.domain import rowkey
+from retrain.domain.row_thresholds import RowThresholdWarning, holdout_rows, row_threshold_warnings
 from retrain.domain.settings import Settings
 from retrain.domain.validation import BatchValidation
 
@@ -25,7 +27,7 @@ def validate_file(path: Path, settings: Settings, project_dir: Path) -> BatchVal
 
     contracts.check_released(project_dir / "data_contracts", settings.contract.name, settings.contract.version)
     return contracts.validate_batch(
-        files.read_batch(path, settings.dataset.time_column),
+        files.read_batch(path, settings.dataset.time_column, settings.dataset.missing_values),
         project_dir / settings.contract.relative_path,
         batch_name=path.name,
         contract_name=settings.contract.name,
@@ -40,20 +42,76 @@ def quarantine_path(project_dir: Path, settings: Settings, batch_name: str) -> P
 
 
 def store_quarantine(validations: list[BatchValidation], settings: Settings, project_dir: Path) -> int:
-    """Write each batch's quarantined rows (with reasons) beside the data; returns rows written."""
+    """Write each batch's quarantined rows (with reasons) beside the data; returns rows written.
+
+    Without an id column, each row also carries its position in the batch file
+    (:data:`retrain.domain.rowkey.SOURCE_ROW`), so it can be found there.
+    """
     directory = project_dir / settings.dataset.quarantine
     directory.mkdir(parents=True, exist_ok=True)
     written = 0
     for validation in validations:
         if len(validation.quarantined):
             target = quarantine_path(project_dir, settings, validation.report.batch)
-            validation.quarantined.to_parquet(target, index=False)
+            rows = validation.quarantined
+            if settings.dataset.id_column is None:  # labels are positions: contracts resets the index
+                rows = rows.assign(**{rowkey.SOURCE_ROW: rows.index.to_numpy(dtype="int64")})
+            rows.to_parquet(target, index=False)
             written += len(validation.quarantined)
     return written
 
 
 def assemble_training_set(validations: list[BatchValidation], settings: Settings, project_dir: Path) -> Path:
-    """Concatenate the accepted rows of every batch into the snapshot file the run trains on."""
+    """Concatenate the accepted rows of every batch into the snapshot file the run trains on.
+
+    Sorted by time, then by the id column, or without one by a hash of the row's content
+    (:func:`retrain.domain.rowkey.order_by_content`): the same accepted rows give the same bytes.
+    """
     frame = pd.concat([v.accepted for v in validations], ignore_index=True)
-    order = tuple(c for c in (settings.dataset.time_column, settings.dataset.id_column) if c is not None)
-    return files.write_snapshot(frame, project_dir / settings.dataset.training_set, order)
+    data = settings.dataset
+    if data.id_column is None:
+        frame = rowkey.order_by_content(frame)
+        order: tuple[str, ...] = (data.time_column,)  # the stable sort keeps the content order for ties
+    else:
+        order = (data.time_column, data.id_column)
+    return files.write_snapshot(frame, project_dir / data.training_set, order)
+
+
+#: How many newest batches are counted to find the typical batch size (cheap: metadata, line counts).
+RECENT_BATCHES = 10
+
+
+def _holdout_estimate(settings: Settings, project_dir: Path, batches: list[Path]) -> int | None:
+    """Rows of the holdout: from the training snapshot when there is one, else the newest batches."""
+    data, days = settings.dataset, settings.split.holdout_days
+    snapshot = project_dir / data.training_set
+    if snapshot.is_file():
+        return holdout_rows(files.read_column(snapshot, data.time_column), days)
+    # every batch holds at least one day, so the newest ``days`` batches cover the holdout's days
+    newest = batches[-days:]
+    if not newest:
+        return None
+    times = pd.concat([files.read_column(path, data.time_column) for path in newest], ignore_index=True)
+    return holdout_rows(times, days)
+
+
+def row_threshold_check(settings: Settings, project_dir: Path) -> list[RowThresholdWarning]:
+    """``drift.min_rows`` and ``gate.slices.min_rows`` against this project's batch and holdout sizes.
+
+    Best effort, for a warning at start-up: a project without readable batches gives no warning (the
+    command itself then says what is wrong with its data).
+    """
+    try:
+        batches = files.list_batches(project_dir / settings.dataset.batches)
+        recent = batches[-max(settings.drift.window_batches, RECENT_BATCHES) :]
+        sizes = [files.count_rows(path) for path in recent]
+        holdout = _holdout_estimate(settings, project_dir, batches)
+    except Exception:  # unreadable or damaged files (pyarrow has its own error types): the command says so
+        return []
+    return row_threshold_warnings(
+        sizes,
+        window_batches=settings.drift.window_batches,
+        drift_min_rows=settings.drift.min_rows,
+        slice_min_rows=settings.gate.slices.min_rows,
+        holdout=holdout,
+    )

@@ -23,7 +23,7 @@ from retrain.adapters import files, plots
 from retrain.adapters.ledger import DecisionLog, DecisionRecord
 from retrain.adapters.registry import ModelRegistry
 from retrain.application.reaper import expired_leases
-from retrain.domain import tags
+from retrain.domain import rowkey, tags
 from retrain.domain.drift import DriftReport, detect_drift, distribution_pair
 from retrain.domain.errors import RetrainError
 from retrain.domain.evidence import REFERENCE_PROFILE
@@ -47,6 +47,7 @@ class Window:
 
     frame: pd.DataFrame
     batches: tuple[str, ...]
+    rows_per_batch: tuple[int, ...] = ()  # how many of ``frame``'s rows each batch gave, in order
 
 
 def read_window(project_dir: Path, settings: Settings, paths: Sequence[str]) -> Window:
@@ -56,8 +57,11 @@ def read_window(project_dir: Path, settings: Settings, paths: Sequence[str]) -> 
     ]
     if not chosen:
         raise RetrainError(f"no batch to check: {project_dir / settings.dataset.batches} holds none")
-    frames = [files.read_batch(path, settings.dataset.time_column) for path in chosen]
-    return Window(pd.concat(frames, ignore_index=True), tuple(path.name for path in chosen))
+    data = settings.dataset
+    frames = [files.read_batch(path, data.time_column, data.missing_values) for path in chosen]
+    return Window(
+        pd.concat(frames, ignore_index=True), tuple(path.name for path in chosen), tuple(len(f) for f in frames)
+    )
 
 
 def champion_reference(registry: ModelRegistry) -> tuple[ModelVersionInfo, ReferenceProfile]:
@@ -288,16 +292,20 @@ def write_predictions(
     output: Path,
 ) -> Path:
     """Predictions with the model version beside them, the label (named as the target) after the score
-    when the batch carries one, and the shadow's score (never served)."""
+    when the batch carries one, and the shadow's score (never served).
+
+    Each row is keyed by the id column, or without one by its batch file and position in it
+    (:func:`retrain.domain.rowkey.source_positions`), to join the scores back to the input.
+    """
     data = settings.dataset
-    keys = [c for c in (data.id_column, data.time_column) if c is not None]
-    frame = pd.DataFrame(
-        {
-            **{c: window.frame[c].to_numpy() for c in keys},
-            "score": scores,
-            "model_version": champion.version,
-        }
-    )
+    if data.id_column is not None:
+        keys = pd.DataFrame({data.id_column: window.frame[data.id_column].to_numpy()})
+    else:
+        keys = rowkey.source_positions(window.batches, window.rows_per_batch or (len(window.frame),))
+    frame = keys.copy()
+    frame[data.time_column] = window.frame[data.time_column].to_numpy()
+    frame["score"] = scores
+    frame["model_version"] = champion.version
     if data.target in window.frame.columns:  # a labelled batch: the label beside the score it judges
         name = data.target if data.target not in frame.columns else "label"
         frame.insert(list(frame.columns).index("score") + 1, name, window.frame[data.target].to_numpy())

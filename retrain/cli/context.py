@@ -143,6 +143,15 @@ def settings(where: Runtime) -> Settings:
     return load_settings(where.params_path)
 
 
+def warn_row_thresholds(where: Runtime, project_settings: Settings) -> None:
+    """At the start of train, drift and score: thresholds in rows that this project's batches never reach
+    (``drift.min_rows``, ``gate.slices.min_rows``) are told on stderr, with a value that would work."""
+    from retrain.application.batches import row_threshold_check
+
+    for warning in row_threshold_check(project_settings, where.project_dir):
+        typer.echo(f"warning: {warning.message} (in {where.params_path.name})", err=True)
+
+
 def registry(where: Runtime, project_settings: Settings) -> Any:
     from retrain.adapters.registry import ModelRegistry
 

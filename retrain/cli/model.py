@@ -35,6 +35,7 @@ def train(
     reason = context.text(reason, "--reason")
     runtime = context.runtime(project, stack)
     settings = context.settings(runtime)
+    context.warn_row_thresholds(runtime, settings)
     if context.on_stack():
         from retrain.adapters.reviewer_keys import load_reviewer_keys
         from retrain.deploy.client import start_deployment_run

@@ -96,9 +96,55 @@ class DatasetSettings(_Frozen):
     target: str
     task: TaskKind = "binary"
     labels: LabelSettings | None = None
-    id_column: str | None = Field(default=None, min_length=1, description="Optional row key; null: none.")
+    id_column: str | None = Field(
+        default=None,
+        description="Column that identifies a row; null or omitted when the data has none (a row key is derived).",
+    )
     time_column: str
     features: FeatureSettings
+    missing_values: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict, description="Per column, the tokens read as missing when batch files are read."
+    )
+
+    @field_validator("id_column")
+    @classmethod
+    def _id_column_not_blank(cls, value: str | None) -> str | None:
+        # "" once passed here and ended as KeyError('') in training: no id column is spelt null.
+        if value is not None and not value.strip():
+            raise ValueError("must name a column, or be null (or omitted) when the data has no id column")
+        return value
+
+    @field_validator("missing_values", mode="before")
+    @classmethod
+    def _tokens_as_text(cls, value: object) -> object:
+        """Tokens are matched as text (a CSV cell is text); YAML numbers such as -999 are accepted."""
+        if not isinstance(value, Mapping):
+            return value
+        converted: dict[object, object] = {}
+        for column, given in value.items():
+            tokens = [given] if isinstance(given, (str, int, float)) and not isinstance(given, bool) else given
+            if isinstance(tokens, (list, tuple)):
+                tokens = [
+                    str(token) if isinstance(token, (int, float)) and not isinstance(token, bool) else token
+                    for token in tokens
+                ]
+            converted[column] = tokens
+        return converted
+
+    @field_validator("missing_values")
+    @classmethod
+    def _tokens_non_empty(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        for column, tokens in value.items():
+            if not column.strip():
+                raise ValueError("a column name must not be empty")
+            if not tokens or any(token == "" for token in tokens):
+                raise ValueError(f"column '{column}': list one or more non-empty tokens, e.g. ['?']")
+        return value
+
+    @property
+    def special_columns(self) -> tuple[str, ...]:
+        """Target, time and (when the data has one) id column: never features."""
+        return (self.target, self.time_column) + (() if self.id_column is None else (self.id_column,))
 
     @model_validator(mode="after")
     def _labels_fit_the_task(self) -> DatasetSettings:
@@ -115,8 +161,8 @@ class DatasetSettings(_Frozen):
 
     @model_validator(mode="after")
     def _columns_are_distinct(self) -> DatasetSettings:
-        special = {self.target, self.time_column} | ({self.id_column} if self.id_column is not None else set())
-        if len(special) != 2 + (self.id_column is not None):
+        special = set(self.special_columns)
+        if len(special) != len(self.special_columns):
             raise ValueError("target, id_column and time_column must be different columns")
         overlap = special.intersection(self.features.all)
         if overlap:
@@ -436,6 +482,7 @@ def contract_problems(settings: Settings, contract: Mapping[str, Any], contract_
         ("dataset.target", dataset.target),
         *((("dataset.id_column", dataset.id_column),) if dataset.id_column is not None else ()),
         ("dataset.time_column", dataset.time_column),
+        *((f"dataset.missing_values.{column}", column) for column in dataset.missing_values),
         *(("dataset.features.numeric", name) for name in dataset.features.numeric),
         *(("dataset.features.categorical", name) for name in dataset.features.categorical),
         *(("gate.slices.categorical", name) for name in slices.categorical),
