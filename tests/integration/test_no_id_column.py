@@ -15,6 +15,7 @@ import yaml
 
 from flows.scoring import ScoringRequest, scoring
 from flows.training import TrainingRequest, training
+from retrain.adapters.contracts import release_contract
 from retrain.cli.demo_run import write_demo_batches
 from retrain.domain.rowkey import SOURCE_BATCH, SOURCE_ROW
 from tests.integration.conftest import reviewed, workspace_settings
@@ -39,6 +40,7 @@ def _without_id(project: Path) -> None:
         kept.append(expectation)
     suite["expectations"] = kept
     (contracts / "v4.json").write_text(json.dumps(suite, indent=2))
+    release_contract(project / "data_contracts", "loans", 4)  # as `retrain contract release loans 4`
     params = yaml.safe_load((project / "params.yaml").read_text())
     del params["dataset"]["id_column"]
     params["dataset"]["missing_values"] = TOKENS
