@@ -42,12 +42,12 @@ FAST = not stack and not slow
 test: install  ## what a developer runs: unit + integration on real Prefect, MLflow, DVC, GX (no live stack)
 	$(UV) run --frozen pytest -m "$(FAST)" $(TEST_WORKERS) $(PYTEST_ARGS)
 
-# The live stack's tests (fixed ports, one stack at a time) and the slow whole-lifecycle tests (CPU
-# burners, simultaneous trainings: they load the machine on purpose) run after, one at a time.
-test-all: install  ## the whole suite: make test, then the live team stack, the browser and the slow tests
-	$(UV) run --frozen pytest -m "$(FAST)" $(TEST_WORKERS) $(PYTEST_ARGS); fast=$$?; \
-	$(UV) run --frozen pytest -m "not ($(FAST))" $(PYTEST_ARGS); rest=$$?; \
-	test $$fast -eq 0 -a $$rest -eq 0
+# The whole suite on two workers: the live stack's tests all go to one of them (they share one stack,
+# see tests/stack/conftest.py), while the other takes the rest; the slow tests load the machine on purpose.
+TEST_ALL_WORKERS ?= -n 2 --dist loadgroup
+
+test-all: install  ## the whole suite: make test's, the live team stack, the browser and the slow tests
+	$(UV) run --frozen pytest $(TEST_ALL_WORKERS) $(PYTEST_ARGS)
 
 test-unit: install  ## only the fast unit tests
 	$(UV) run --frozen pytest tests/unit $(PYTEST_ARGS)

@@ -28,9 +28,13 @@ from tests.conftest import REPO_ROOT
 
 def pytest_itemcollected(item: pytest.Item) -> None:
     """Every test here is a stack test (`make test` leaves them out, `make test-all` runs them), marked
-    or not: a new file that forgets ``pytestmark = pytest.mark.stack`` must not start a stack in `make test`."""
+    or not: a new file that forgets ``pytestmark = pytest.mark.stack`` must not start a stack in `make test`.
+
+    They share one live stack (a session fixture), so with pytest workers they all go to the same one
+    (``xdist_group``, honoured by ``--dist loadgroup`` in `make test-all`): one stack started, not two."""
     if Path(__file__).parent in item.path.parents:
         item.add_marker(pytest.mark.stack)
+        item.add_marker(pytest.mark.xdist_group("stack"))
 
 
 def _free_port() -> int:
