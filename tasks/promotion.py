@@ -33,6 +33,7 @@ from retrain.domain.gate import GateDecision
 from retrain.domain.lifecycle import ModelVersionInfo
 from retrain.domain.settings import Settings
 from retrain.domain.tags import ARTIFACT_GATE_DECISION, ARTIFACT_GATE_REPORT, ARTIFACT_ROLLBACK
+from retrain.domain.task import task_for
 from tasks.policy import RETRYING
 
 
@@ -51,7 +52,7 @@ def predict_task(
     registry: ModelRegistry, version: ModelVersionInfo, holdout: pd.DataFrame, settings: Settings
 ) -> np.ndarray:
     """Load the *registered* model (not the in-memory one) and predict the holdout rows."""
-    return evaluation.predict(registry, version, holdout, settings.model.threads)
+    return evaluation.predict(registry, version, holdout, settings)
 
 
 @task(name="measure-guardrails", cache_policy=NO_CACHE, **RETRYING)
@@ -67,7 +68,9 @@ def guardrails_task(
     from retrain.application.guardrails import measure
 
     rival = None if champion is None else champion.version
-    return measure(registry, version.version, holdout, settings.model.threads, scratch, rival)
+    return measure(
+        registry, version.version, holdout, settings.model.threads, scratch, rival, task_for(settings.dataset)
+    )
 
 
 @task(name="judge", cache_policy=NO_CACHE)
