@@ -32,6 +32,7 @@ from retrain.domain.retraining import decide_retraining
 from retrain.domain.runs import FlowRunView
 from retrain.domain.settings import Settings
 from retrain.domain.shadow import ShadowComparison, compare_shadow
+from retrain.domain.task import Task, task_for
 
 ACTIVE_STATES: Final = ("PENDING", "RUNNING", "PAUSED", "CANCELLING")
 #: The state types of training runs the drift check asks the orchestrator for (scheduled ones may be due).
@@ -67,8 +68,11 @@ def champion_reference(registry: ModelRegistry) -> tuple[ModelVersionInfo, Refer
 
 
 def _labels(window: Window, settings: Settings) -> np.ndarray | None:
+    """The batch's labels as the task encodes them (NaN where not known yet), or None without a target column."""
     target = settings.dataset.target
-    return window.frame[target].to_numpy(dtype="float64", na_value=np.nan) if target in window.frame else None
+    if target not in window.frame:
+        return None
+    return task_for(settings.dataset).label_codes(window.frame[target], f"target column '{target}' of the batch")
 
 
 def check_drift(profile: ReferenceProfile, window: Window, predictions: np.ndarray, settings: Settings) -> DriftReport:
@@ -83,6 +87,7 @@ def check_drift(profile: ReferenceProfile, window: Window, predictions: np.ndarr
         resamples=settings.gate.bootstrap_resamples,
         confidence=settings.gate.confidence,
         seed=settings.model.seed,
+        task=settings.dataset.task,
     )
 
 
@@ -257,7 +262,7 @@ def retraining_idempotency_key(settings: Settings, record: DecisionRecord) -> st
 def shadow_comparison(
     champion: np.ndarray, challenger: np.ndarray, window: Window, settings: Settings
 ) -> ShadowComparison:
-    return compare_shadow(champion, challenger, _labels(window, settings))
+    return compare_shadow(champion, challenger, _labels(window, settings), task=settings.dataset.task)
 
 
 def shadow_model(registry: ModelRegistry, champion: ModelVersionInfo) -> ModelVersionInfo | None:
@@ -275,22 +280,41 @@ def write_predictions(
     shadow: np.ndarray | None,
     output: Path,
 ) -> Path:
-    """Predictions with the model version beside them (and the shadow's, never served)."""
+    """Predictions with the model version beside them (and the shadow's, never served).
+
+    Binary: ``score`` = P(positive class). Multiclass: ``prediction`` = the likeliest class (as in
+    ``dataset.labels.classes``) and ``proba_<class>`` per class. Regression: ``prediction``.
+    """
     data = settings.dataset
     frame = pd.DataFrame(
         {
             data.id_column: window.frame[data.id_column].to_numpy(),
             data.time_column: window.frame[data.time_column].to_numpy(),
-            "score": scores,
-            "model_version": champion.version,
         }
     )
+    task = task_for(data)
+    for column, values in _prediction_columns(task, scores).items():
+        frame[column] = values
+    frame["model_version"] = champion.version
     if challenger is not None and shadow is not None:
-        frame["shadow_score"] = shadow
+        for column, values in _prediction_columns(task, shadow).items():
+            frame[f"shadow_{column}"] = values
         frame["shadow_model_version"] = challenger.version
     output.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(output, index=False)
     return output
+
+
+def _prediction_columns(task: Task, predictions: np.ndarray) -> dict[str, Any]:
+    """The columns a task's predictions are written as (see :func:`write_predictions`)."""
+    if task.kind == "binary":
+        return {"score": predictions}
+    if task.kind == "regression":
+        return {"prediction": predictions}
+    columns: dict[str, Any] = {"prediction": task.predicted_labels(predictions).astype(str)}
+    for position, value in enumerate(task.classes):
+        columns[f"proba_{value}"] = predictions[:, position]
+    return columns
 
 
 def record_scoring(registry: ModelRegistry, summary: dict[str, Any]) -> str:

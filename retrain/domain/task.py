@@ -98,7 +98,7 @@ class Task:
             if len(bad):
                 shown = sorted({str(v) for v in bad.unique()})[:5]
                 raise UnknownLabelError(f"the {what} of a regression must be numbers, found {shown}")
-            floats: np.ndarray = numbers.to_numpy(dtype="float64", na_value=np.nan)
+            floats: np.ndarray = numbers.to_numpy(dtype="float64", na_value=np.nan, copy=True)
             return floats
         codes, uniques = pd.factorize(series, use_na_sentinel=True)
         index = self._index()

@@ -134,3 +134,56 @@ def test_string_binary_labels_train_like_zero_one(tmp_path):
     spec = result.model.spec
     probabilities = predict(result.model.booster, pd.DataFrame(frame.head(3)), spec)
     assert probabilities.shape == (3,)
+
+
+def test_drift_of_predictions_and_performance_for_multiclass_and_regression(fitted):
+    from retrain.domain.drift import detect_drift
+    from retrain.domain.profile import build_profile
+    from retrain.domain.task import prediction_summary
+
+    task, frame, result = fitted
+    dataset = _dataset(task)
+    strategy = task_for(dataset)
+    profile = build_profile(
+        frame,
+        dataset.features.numeric,
+        dataset.features.categorical,
+        holdout_predictions=prediction_summary(result.holdout_predictions),
+        metrics=result.holdout_metrics,
+        quantiles=SETTINGS.drift.quantiles,
+    )
+    metric = "log_loss" if task == "multiclass" else "rmse"
+    batch = synthetic.synthetic_frame(task, days=1, rows_per_day=600, seed=7, shift=1.5)
+    predictions = predict(result.model.booster, batch, result.model.spec, strategy)
+    labels = strategy.label_codes(batch[dataset.target])
+    labels[:100] = np.nan  # labels arrive late for some rows
+    report = detect_drift(
+        profile,
+        batch,
+        SETTINGS.drift,
+        predictions=predictions,
+        labels=labels,
+        primary_metric=metric,
+        resamples=200,
+        task=task,
+    )
+    assert "x0" in report.drifted_features
+    assert report.prediction is not None and report.prediction.rows == 600
+    assert report.performance is not None and report.performance.rows == 500
+    assert report.performance.metric == metric
+
+
+def test_shadow_comparison_per_task(fitted):
+    from retrain.domain.shadow import compare_shadow
+
+    task, _frame, result = fitted
+    dataset = _dataset(task)
+    labels = task_for(dataset).label_codes(result.split.holdout[dataset.target])
+    same = compare_shadow(result.holdout_predictions, result.holdout_predictions, labels, task=task)
+    assert same.agreement == 1.0 and same.mean_abs_difference == 0.0
+    assert same.gains is not None and set(same.gains) == set(TASK_METRICS[task])
+    assert all(value == 0.0 for value in same.gains.values())
+    other = result.holdout_predictions[::-1].copy()
+    different = compare_shadow(result.holdout_predictions, other, labels, task=task)
+    assert different.agreement < 0.8 and different.mean_abs_difference > 0
+    assert different.gains is not None and different.gains[TASK_METRICS[task][0]] < 0
