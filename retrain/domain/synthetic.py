@@ -83,3 +83,36 @@ def dataset_params(task: TaskKind, name: str = "synthetic") -> dict[str, object]
         "time_column": TIME_COLUMN,
         "features": {"numeric": list(NUMERIC), "categorical": list(CATEGORICAL)},
     }
+
+
+def contract_suite(task: TaskKind, name: str = "synthetic") -> dict[str, object]:
+    """A great-expectations suite (Retrain's contract JSON) declaring these rows' columns.
+
+    Batch tier for what makes a batch unusable (columns, ids, dates, a missing target); row tier for
+    a target value outside the classes, so such rows are quarantined like any other bad row.
+    """
+
+    def expectation(kind: str, tier: str, **kwargs: object) -> dict[str, object]:
+        return {"type": kind, "kwargs": kwargs, "meta": {"tier": tier}}
+
+    columns = [ID_COLUMN, TIME_COLUMN, *NUMERIC, *CATEGORICAL, TARGET]
+    types = {ID_COLUMN: "str", TIME_COLUMN: "datetime64", **dict.fromkeys(NUMERIC, "float64"), CATEGORICAL[0]: "str"}
+    types[TARGET] = "float64" if task == "regression" else "str"
+    expectations = [
+        expectation("expect_table_columns_to_match_set", "batch", column_set=columns, exact_match=True),
+        expectation("expect_table_row_count_to_be_between", "batch", min_value=1, max_value=10_000_000),
+        *(expectation("expect_column_values_to_be_of_type", "batch", column=c, type_=t) for c, t in types.items()),
+        *(expectation("expect_column_values_to_not_be_null", "batch", column=c) for c in (ID_COLUMN, TIME_COLUMN)),
+        expectation("expect_column_values_to_not_be_null", "row", column=TARGET),
+        expectation("expect_column_values_to_be_unique", "batch", column=ID_COLUMN),
+        expectation("expect_column_values_to_be_in_set", "row", column=CATEGORICAL[0], value_set=list(SEGMENTS)),
+    ]
+    if task != "regression":
+        expectations.append(
+            expectation("expect_column_values_to_be_in_set", "row", column=TARGET, value_set=list(CLASSES[task]))
+        )
+    return {
+        "name": name,
+        "meta": {"contract_version": 1, "dataset": name, "description": f"Generated {task} rows (tests)."},
+        "expectations": expectations,
+    }
