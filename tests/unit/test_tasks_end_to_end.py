@@ -187,3 +187,38 @@ def test_shadow_comparison_per_task(fitted):
     different = compare_shadow(result.holdout_predictions, other, labels, task=task)
     assert different.agreement < 0.8 and different.mean_abs_difference > 0
     assert different.gains is not None and different.gains[TASK_METRICS[task][0]] < 0
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_scoring_writes_what_each_task_predicts(tmp_path, task: TaskKind):
+    from retrain.application.monitoring import Window, write_predictions
+    from retrain.domain.lifecycle import ModelVersionInfo
+
+    frame = synthetic.synthetic_frame(task, days=1, rows_per_day=4, seed=1)
+    settings = SETTINGS.model_copy(update={"dataset": _dataset(task)})
+    predictions = {
+        "binary": np.array([0.1, 0.6, 0.9, 0.4]),
+        "multiclass": np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8], [0.3, 0.4, 0.3], [0.2, 0.5, 0.3]]),
+        "regression": np.array([1.5, 2.5, -1.0, 0.0]),
+    }[task]
+    champion, challenger = ModelVersionInfo("3", "r", {}, None, None), ModelVersionInfo("4", "s", {}, None, None)
+    path = write_predictions(
+        Window(frame, ("b",)), settings, champion, predictions, challenger, predictions, tmp_path / "p.parquet"
+    )
+    written = pd.read_parquet(path)
+    expected = {
+        "binary": ["score"],
+        "multiclass": ["prediction", "proba_low", "proba_mid", "proba_high"],
+        "regression": ["prediction"],
+    }[task]
+    assert list(written.columns) == [
+        synthetic.ID_COLUMN,
+        synthetic.TIME_COLUMN,
+        *expected,
+        "model_version",
+        *(f"shadow_{column}" for column in expected),
+        "shadow_model_version",
+    ]
+    if task == "multiclass":
+        assert written["prediction"].tolist() == ["low", "high", "mid", "mid"]
+        assert written["proba_high"].tolist() == [0.1, 0.8, 0.3, 0.3]
