@@ -103,7 +103,7 @@ def scoring_markdown(summary: dict[str, Any]) -> str:
         "",
         f"## Shadow: challenger v{summary['challenger']} on the same rows (never served)",
         "",
-        f"- same decision at 0.5 on {shadow['agreement']:.1%} of rows; mean |score difference| "
+        f"- same decision on {shadow['agreement']:.1%} of rows; mean |prediction difference| "
         f"{shadow['mean_abs_difference']:.4f}; rank correlation {shadow['rank_correlation']:.3f}",
     ]
     if shadow["gains"]:

@@ -33,6 +33,7 @@ from retrain.domain.gate import GateDecision
 from retrain.domain.lifecycle import ModelVersionInfo
 from retrain.domain.settings import Settings
 from retrain.domain.tags import ARTIFACT_GATE_DECISION, ARTIFACT_GATE_REPORT, ARTIFACT_ROLLBACK
+from retrain.domain.task import task_for
 from tasks.policy import RETRYING
 
 
@@ -51,7 +52,7 @@ def predict_task(
     registry: ModelRegistry, version: ModelVersionInfo, holdout: pd.DataFrame, settings: Settings
 ) -> np.ndarray:
     """Load the *registered* model (not the in-memory one) and predict the holdout rows."""
-    return evaluation.predict(registry, version, holdout, settings.model.threads)
+    return evaluation.predict(registry, version, holdout, settings)
 
 
 @task(name="measure-guardrails", cache_policy=NO_CACHE, **RETRYING)
@@ -75,6 +76,7 @@ def guardrails_task(
         settings.model.threads,
         scratch,
         rival,
+        task_for(settings.dataset),
         single_rounds=guard.latency_single_rounds,
         batch_rounds=guard.latency_batch_rounds,
     )

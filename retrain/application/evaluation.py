@@ -15,10 +15,10 @@ import pandas as pd
 from retrain.adapters.registry import ModelRegistry
 from retrain.domain.gate import GateDecision, GateInputs, decide, default_checks
 from retrain.domain.lifecycle import CHALLENGER, ModelVersionInfo
-from retrain.domain.metrics import classification_metrics
 from retrain.domain.settings import Settings
 from retrain.domain.slices import slice_masks
-from retrain.domain.training import predict_proba
+from retrain.domain.task import task_for
+from retrain.domain.training import predict as predict_rows
 
 
 @dataclass(frozen=True)
@@ -40,10 +40,13 @@ def mark_challenger(registry: ModelRegistry, version: ModelVersionInfo) -> None:
     registry.set_alias(CHALLENGER, version.version)
 
 
-def predict(registry: ModelRegistry, version: ModelVersionInfo, holdout: pd.DataFrame, threads: int) -> np.ndarray:
-    """Load the *registered* model (not the in-memory one) and predict the holdout rows."""
+def predict(
+    registry: ModelRegistry, version: ModelVersionInfo, holdout: pd.DataFrame, settings: Settings
+) -> np.ndarray:
+    """Load the *registered* model (not the in-memory one) and predict the rows, as the task predicts
+    (binary P(positive), multiclass rows x classes, regression values)."""
     booster, spec = registry.load(version.version)
-    return predict_proba(booster, holdout, spec, threads)
+    return predict_rows(booster, holdout, spec, task_for(settings.dataset), settings.model.threads)
 
 
 def judge(
@@ -54,13 +57,15 @@ def judge(
     guardrails: dict[str, float],
 ) -> Judgement:
     """Metrics of both models on the same rows, then every gate check (bootstrap, slices, guardrails)."""
-    labels = holdout[settings.dataset.target].to_numpy()
-    challenger_metrics = classification_metrics(labels, challenger)
-    champion_metrics = None if champion is None else classification_metrics(labels, champion)
+    task = task_for(settings.dataset)
+    labels = task.encode(holdout[settings.dataset.target], "target of the holdout rows")
+    challenger_metrics = task.metrics(labels, challenger)
+    champion_metrics = None if champion is None else task.metrics(labels, champion)
     config = settings.gate.slices
     masks = slice_masks(holdout, config.categorical, config.numeric_bins)
     inputs = GateInputs(challenger_metrics, champion_metrics, labels, challenger, champion, guardrails, masks)
-    decision = decide(default_checks(settings.gate, settings.model.seed), inputs, settings.gate.primary_metric)
+    checks = default_checks(settings.gate, settings.model.seed, task.kind)
+    decision = decide(checks, inputs, settings.gate.primary_metric)
     return Judgement(decision, challenger_metrics, champion_metrics)
 
 

@@ -17,6 +17,7 @@ from retrain.adapters import files
 from retrain.domain import fitting
 from retrain.domain.evidence import FEATURE_SPEC_DOCUMENT
 from retrain.domain.settings import Settings
+from retrain.domain.task import Task, task_for
 
 
 def _curves(y: Any, p: Any) -> dict[str, pd.DataFrame]:
@@ -33,13 +34,36 @@ def _curves(y: Any, p: Any) -> dict[str, pd.DataFrame]:
     }
 
 
+def _task_curves(task: Task, y: Any, p: Any) -> dict[str, pd.DataFrame]:
+    """Plot data that fits the task: binary as always (ROC, PR, calibration); multiclass the confusion
+    pairs (``dvc plots`` draws them as a confusion matrix) and the top-class calibration; regression
+    the residuals against the prediction and predicted against actual."""
+    import numpy as np
+
+    if task.kind == "binary":
+        return _curves(y, p)
+    if task.kind == "multiclass":
+        predicted_class = p.argmax(axis=1)
+        classes = np.array([str(value) for value in task.classes], dtype="object")
+        calibration = _curves((predicted_class == y).astype(int), p.max(axis=1))["calibration.csv"]
+        return {
+            "confusion.csv": pd.DataFrame({"actual": classes[y], "predicted": classes[predicted_class]}),
+            "calibration.csv": calibration,
+        }
+    return {
+        "residuals.csv": pd.DataFrame({"predicted": p, "residual": y - p}),
+        "predicted_actual.csv": pd.DataFrame({"actual": y, "predicted": p}),
+    }
+
+
 def fit(project: Path, settings: Settings, models_dir: Path, plots_dir: Path, metrics_path: Path) -> dict[str, Any]:
     """Fit the project's training snapshot and write what the DVC ``train`` stage declares as outputs."""
     dataset = settings.dataset
     frame = files.read_snapshot(project / dataset.training_set)
     fitted = fitting.fit_snapshot(frame, dataset, settings.split, settings.model)
     split = fitted.split
-    y = split.holdout[dataset.target].to_numpy()
+    task = task_for(dataset)
+    y = task.encode(split.holdout[dataset.target], "target of the holdout rows")
     p = fitted.holdout_predictions
     metrics = {
         "holdout": fitted.holdout_metrics,
@@ -51,6 +75,6 @@ def fit(project: Path, settings: Settings, models_dir: Path, plots_dir: Path, me
     (models_dir / FEATURE_SPEC_DOCUMENT).write_text(json.dumps(fitted.model.spec.to_dict(), indent=2), encoding="utf-8")
     metrics_path.write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     plots_dir.mkdir(parents=True, exist_ok=True)
-    for name, curve in _curves(y, p).items():
+    for name, curve in _task_curves(task, y, p).items():
         curve.round(6).to_csv(plots_dir / name, index=False)
     return metrics

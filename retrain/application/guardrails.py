@@ -18,7 +18,8 @@ import pandas as pd
 
 from retrain.adapters.registry import ModelRegistry
 from retrain.domain.latency import compare_latency
-from retrain.domain.training import predict_proba
+from retrain.domain.task import BINARY, Task
+from retrain.domain.training import predict
 
 BATCH_ROWS = 10_000
 WARMUP_CALLS = 5
@@ -90,12 +91,14 @@ def measure(
     threads: int,
     scratch: Path,
     champion_version: str | None = None,
+    task: Task = BINARY,
     *,
     single_rounds: int = 200,
     batch_rounds: int = 10,
 ) -> dict[str, float]:
     """Median one-row and 10k-row latency (ms) of one registered version, its ratio to the champion
-    (when there is one) and its model file size (MB); ``*_rounds`` timed calls of each model per kind."""
+    (when there is one) and its model file size (MB); timed through the task's own prediction,
+    ``*_rounds`` timed calls of each model per kind."""
     booster, spec = registry.load(version)
     rival = registry.load(champion_version) if champion_version is not None else None
     one = rows.head(1)
@@ -103,10 +106,10 @@ def measure(
     size = registry.model_file(version, scratch).stat().st_size
 
     def calls(frame: pd.DataFrame, n_threads: int) -> tuple[Callable[[], object], Callable[[], object] | None]:
-        ours = lambda: predict_proba(booster, frame, spec, n_threads)  # noqa: E731
+        ours = lambda: predict(booster, frame, spec, task, n_threads)  # noqa: E731
         if rival is None:
             return ours, None
-        return ours, lambda: predict_proba(rival[0], frame, rival[1], n_threads)
+        return ours, lambda: predict(rival[0], frame, rival[1], task, n_threads)
 
     single = interleaved_timings(*calls(one, 1), single_rounds, time.thread_time)
     many = interleaved_timings(

@@ -34,6 +34,7 @@ from retrain.domain.runs import FlowRunView
 from retrain.domain.scoring import BatchPerformance, batch_performance, unseen_categories
 from retrain.domain.settings import Settings
 from retrain.domain.shadow import ShadowComparison, compare_shadow
+from retrain.domain.task import Task, task_for
 
 ACTIVE_STATES: Final = ("PENDING", "RUNNING", "PAUSED", "CANCELLING")
 #: The state types of training runs the drift check asks the orchestrator for (scheduled ones may be due).
@@ -73,8 +74,11 @@ def champion_reference(registry: ModelRegistry) -> tuple[ModelVersionInfo, Refer
 
 
 def _labels(window: Window, settings: Settings) -> np.ndarray | None:
+    """The batch's labels as the task encodes them (NaN where not known yet), or None without a target column."""
     target = settings.dataset.target
-    return window.frame[target].to_numpy(dtype="float64", na_value=np.nan) if target in window.frame else None
+    if target not in window.frame:
+        return None
+    return task_for(settings.dataset).label_codes(window.frame[target], f"target column '{target}' of the batch")
 
 
 def check_drift(profile: ReferenceProfile, window: Window, predictions: np.ndarray, settings: Settings) -> DriftReport:
@@ -89,6 +93,7 @@ def check_drift(profile: ReferenceProfile, window: Window, predictions: np.ndarr
         resamples=settings.gate.bootstrap_resamples,
         confidence=settings.gate.confidence,
         seed=settings.model.seed,
+        task=settings.dataset.task,
     )
 
 
@@ -263,12 +268,12 @@ def retraining_idempotency_key(settings: Settings, record: DecisionRecord) -> st
 def shadow_comparison(
     champion: np.ndarray, challenger: np.ndarray, window: Window, settings: Settings
 ) -> ShadowComparison:
-    return compare_shadow(champion, challenger, _labels(window, settings))
+    return compare_shadow(champion, challenger, _labels(window, settings), task=settings.dataset.task)
 
 
 def champion_performance(scores: np.ndarray, window: Window, settings: Settings) -> BatchPerformance:
     """The champion's metrics on the batch's labelled rows, with or without a shadow challenger."""
-    return batch_performance(_labels(window, settings), scores)
+    return batch_performance(task_for(settings.dataset), _labels(window, settings), scores)
 
 
 def unseen_in_window(registry: ModelRegistry, version: ModelVersionInfo, window: Window) -> dict[str, int]:
@@ -291,9 +296,11 @@ def write_predictions(
     shadow: np.ndarray | None,
     output: Path,
 ) -> Path:
-    """Predictions with the model version beside them, the label (named as the target) after the score
-    when the batch carries one, and the shadow's score (never served).
+    """Predictions with the model version beside them, the label (named as the target) after the
+    predictions when the batch carries one, and the shadow's predictions (never served).
 
+    Binary: ``score`` = P(positive class). Multiclass: ``prediction`` = the likeliest class (as in
+    ``dataset.labels.classes``) and ``proba_<class>`` per class. Regression: ``prediction``.
     Each row is keyed by the id column, or without one by its batch file and position in it
     (:func:`retrain.domain.rowkey.source_positions`), to join the scores back to the input.
     """
@@ -304,13 +311,15 @@ def write_predictions(
         keys = rowkey.source_positions(window.batches, window.rows_per_batch or (len(window.frame),))
     frame = keys.copy()
     frame[data.time_column] = window.frame[data.time_column].to_numpy()
-    frame["score"] = scores
+    task = task_for(data)
+    for column, values in _prediction_columns(task, scores).items():
+        frame[column] = values
+    if data.target in window.frame.columns:  # a labelled batch: the label beside the predictions it judges
+        frame[data.target if data.target not in frame.columns else "label"] = window.frame[data.target].to_numpy()
     frame["model_version"] = champion.version
-    if data.target in window.frame.columns:  # a labelled batch: the label beside the score it judges
-        name = data.target if data.target not in frame.columns else "label"
-        frame.insert(list(frame.columns).index("score") + 1, name, window.frame[data.target].to_numpy())
     if challenger is not None and shadow is not None:
-        frame["shadow_score"] = shadow
+        for column, values in _prediction_columns(task, shadow).items():
+            frame[f"shadow_{column}"] = values
         frame["shadow_model_version"] = challenger.version
     output.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(output, index=False)
@@ -320,6 +329,18 @@ def write_predictions(
 def _metric_key(name: str) -> str:
     """A column name as part of an MLflow metric key (which allows letters, digits, ``_-. /`` only)."""
     return re.sub(r"[^\w\-. /]", "_", name)
+
+
+def _prediction_columns(task: Task, predictions: np.ndarray) -> dict[str, Any]:
+    """The columns a task's predictions are written as (see :func:`write_predictions`)."""
+    if task.kind == "binary":
+        return {"score": predictions}
+    if task.kind == "regression":
+        return {"prediction": predictions}
+    columns: dict[str, Any] = {"prediction": task.predicted_labels(predictions).astype(str)}
+    for position, value in enumerate(task.classes):
+        columns[f"proba_{value}"] = predictions[:, position]
+    return columns
 
 
 def record_scoring(registry: ModelRegistry, summary: dict[str, Any]) -> str:

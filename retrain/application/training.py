@@ -32,6 +32,7 @@ from retrain.domain.lifecycle import ModelVersionInfo
 from retrain.domain.profile import ReferenceProfile, build_profile
 from retrain.domain.settings import Settings
 from retrain.domain.splitting import TimeSplit
+from retrain.domain.task import task_for
 from retrain.domain.training import booster_params
 
 
@@ -62,7 +63,9 @@ def fit_challenger(split: TimeSplit, settings: Settings) -> FittedSnapshot:
 
 def run_params(settings: Settings, split: TimeSplit, snapshot: Snapshot, evidence: Evidence) -> dict[str, Any]:
     """The MLflow params of a training run: every booster parameter, the data and the split's days."""
-    params: dict[str, Any] = {f"xgb.{key}": value for key, value in booster_params(settings.model).items()}
+    params: dict[str, Any] = {
+        f"xgb.{key}": value for key, value in booster_params(settings.model, task_for(settings.dataset)).items()
+    }
     params.update(
         {
             "xgb.num_boost_round": settings.model.xgboost.num_boost_round,
@@ -81,7 +84,8 @@ def run_params(settings: Settings, split: TimeSplit, snapshot: Snapshot, evidenc
 
 def reference_profile(fitted: FittedSnapshot, settings: Settings) -> ReferenceProfile:
     """What drift checks compare with once this model is champion: its whole snapshot (train,
-    validation and holdout days: the data version it was trained from), its holdout scores and metrics."""
+    validation and holdout days: the data version it was trained from), its holdout scores (the
+    task's 1-D summary per row) and metrics."""
     features = settings.dataset.features
     split = fitted.split
     snapshot = pd.concat([split.train, split.validation, split.holdout], ignore_index=True)
@@ -89,7 +93,7 @@ def reference_profile(fitted: FittedSnapshot, settings: Settings) -> ReferencePr
         snapshot,
         features.numeric,
         features.categorical,
-        holdout_predictions=fitted.holdout_predictions,
+        holdout_predictions=task_for(settings.dataset).score(fitted.holdout_predictions),
         metrics=fitted.holdout_metrics,
         quantiles=settings.drift.quantiles,
     )
@@ -112,7 +116,8 @@ def register_challenger(
         return already
     split = fitted.split
     contract = load_contract_json(project_dir / settings.contract.relative_path)
-    target = split.holdout[settings.dataset.target].to_numpy()
+    task = task_for(settings.dataset)
+    target = task.encode(split.holdout[settings.dataset.target], "target of the holdout rows")
     label = f"{settings.dataset.name} challenger"
     metrics = {
         **{f"validation_{key}": value for key, value in fitted.validation_metrics.items()},
@@ -132,9 +137,7 @@ def register_challenger(
         spec=fitted.model.spec,
         input_example=encode_features(split.holdout.head(5), fitted.model.spec),
         figures={
-            "plots/roc.png": plots.roc_figure(target, predictions, label),
-            "plots/precision_recall.png": plots.precision_recall_figure(target, predictions, label),
-            "plots/calibration.png": plots.calibration_figure(target, predictions, label),
+            **plots.evaluation_figures(task, target, predictions, label),
             "plots/feature_importance.png": plots.importance_figure(fitted.model.booster),
         },
         documents={

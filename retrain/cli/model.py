@@ -76,7 +76,11 @@ def status(
     if as_json:
         render.print_json(report)
         return
-    render.status_table(report)
+    from retrain.domain.metrics import TASK_METRICS
+
+    primary = settings.gate.primary_metric
+    other = next(name for name in TASK_METRICS[settings.dataset.task] if name != primary)
+    render.status_table(report, (primary, other))
 
 
 def reproduce(

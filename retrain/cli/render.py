@@ -54,24 +54,24 @@ def training_summary(result: TrainingResult) -> None:
     typer.echo("\n".join(lines))
 
 
-def status_table(report: dict[str, Any]) -> None:
+def status_table(report: dict[str, Any], metrics: tuple[str, ...] = ("roc_auc", "pr_auc")) -> None:
+    """One row per alias; ``metrics``: the holdout metrics shown (the primary metric first)."""
     from rich.table import Table
 
     table = Table(title=f"Model {report['model']}")
-    for column in ("alias", "version", "roc_auc", "pr_auc", "data md5", "contract", "run"):
+    for column in ("alias", "version", *metrics, "data md5", "contract", "run"):
         table.add_column(column)
     for alias in ("champion", "challenger", "previous_champion"):
         info = report[alias]
         if info is None:
-            table.add_row(alias, "—", "", "", "", "", "")
+            table.add_row(alias, "—", *("" for _ in metrics), "", "", "")
             continue
-        metrics = info["metrics"]
+        values = info["metrics"]
         contract = info["contract"] or {}
         table.add_row(
             alias,
             info["version"],
-            f"{metrics.get('roc_auc', float('nan')):.4f}",
-            f"{metrics.get('pr_auc', float('nan')):.4f}",
+            *(f"{values.get(name, float('nan')):.4f}" for name in metrics),
             (info["data_md5"] or "")[:12],
             f"{contract.get('name', '')} v{contract.get('version', '')}",
             info["run_id"][:12],

@@ -9,7 +9,14 @@ costs minutes. Every metric here is (or is linearised into) a mean of per-row te
   equally of the negatives' placements (DeLong); the difference is linearised into one term per row
   through those placements, the influence function behind DeLong's variance. Positives and negatives
   are resampled separately (stratified), as usual for AUC.
-* PR AUC has no such form and is left to the point estimate.
+* multiclass log loss and accuracy are means of per-row terms too (−log p of the true class; 1
+  when the likeliest class is right), and so is regression MAE (|residual|);
+* RMSE = sqrt(MSE) is linearised by the delta method: a resample's RMSE moves by
+  (MSE* − MSE) / (2·RMSE), so row i's term is (e_i² − MSE) / (2·RMSE);
+* R² = 1 − MSE / Var(y) is a ratio of two means, linearised the same way: row i's term is
+  −(e_i² − MSE) / V + MSE·(d_i − V) / V², with d_i = (y_i − ȳ)² and V their mean; in the paired
+  difference both models share the denominator, so the Var(y) terms only scale the gain;
+* PR AUC and macro-F1 have no such form and are left to the point estimate (the gate says so).
 
 A resample then only draws row indices and averages a vector of per-row terms: exact index
 resampling up to 50k rows; above, the terms are sorted into 4096 equal-count bins and a resample is
@@ -26,7 +33,9 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
-BOOTSTRAP_METRICS = ("roc_auc", "log_loss", "brier")
+BOOTSTRAP_METRICS = ("roc_auc", "log_loss", "brier", "accuracy", "rmse", "mae", "r2")
+_REGRESSION = ("rmse", "mae", "r2")
+_TINY = 1e-12
 _CHUNK_ELEMENTS = 8_000_000  # indices drawn at once: 32 MB of int32
 _EXACT_UP_TO = 50_000  # rows; above this, resample bins of sorted terms (see _binned_means)
 _BINS = 4096
@@ -82,6 +91,50 @@ def _loss_terms(metric: str, champion: np.ndarray, challenger: np.ndarray, label
     return gain
 
 
+def _row_terms(metric: str, labels: np.ndarray, predictions: np.ndarray) -> tuple[float, np.ndarray]:
+    """One model's metric and its centred per-row influence terms (resampled means add to value* − value).
+
+    Binary log loss and Brier stay in ``_loss_terms``; this covers the multiclass and regression
+    metrics, whose predictions are ``n x k`` probabilities or values.
+    """
+    if metric in _REGRESSION:
+        y = labels.astype("float64")
+        errors = y - predictions
+        squared = errors**2
+        mse = float(squared.mean())
+        if metric == "mae":
+            absolute = np.abs(errors)
+            value = float(absolute.mean())
+            return value, absolute - value
+        if metric == "rmse":
+            rmse = float(np.sqrt(mse))
+            return rmse, (squared - mse) / (2 * max(rmse, _TINY))
+        spread = (y - y.mean()) ** 2
+        variance = max(float(spread.mean()), _TINY)
+        return 1.0 - mse / variance, -(squared - mse) / variance + mse * (spread - variance) / variance**2
+    classes = labels.astype("int64")
+    if metric == "accuracy":
+        correct = (predictions.argmax(axis=1) == classes).astype("float64")
+        value = float(correct.mean())
+        return value, correct - value
+    true_class = np.clip(predictions[np.arange(classes.size), classes], 1e-15, 1.0)
+    losses = -np.log(true_class)
+    value = float(losses.mean())
+    return value, losses - value
+
+
+def _per_row(metric: str, predictions: np.ndarray) -> bool:
+    """Metrics handled by :func:`_row_terms`: regression, accuracy, multiclass (2-D) log loss."""
+    return metric in _REGRESSION or metric == "accuracy" or predictions.ndim == 2
+
+
+def _check_shapes(labels: np.ndarray, *predictions: np.ndarray) -> None:
+    if labels.ndim != 1 or labels.size == 0 or any(p.shape[:1] != labels.shape for p in predictions):
+        raise ValueError("labels and the predictions must be equally long and non-empty")
+    if len({p.shape for p in predictions}) != 1:
+        raise ValueError("both models' predictions must have the same shape")
+
+
 def _exact_means(terms: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
     """Mean of ``len(terms)`` draws with replacement, ``resamples`` times, in bounded chunks."""
     n = terms.shape[0]
@@ -126,6 +179,16 @@ def gain_draws(
     """The observed gain and its ``resamples`` bootstrap draws (positive = challenger better)."""
     if metric not in BOOTSTRAP_METRICS:
         raise ValueError(f"paired bootstrap supports {BOOTSTRAP_METRICS}, not {metric!r}")
+    a2, b2 = np.asarray(champion, dtype="float64"), np.asarray(challenger, dtype="float64")
+    if _per_row(metric, a2):
+        y_any = np.asarray(labels, dtype="float64")
+        _check_shapes(y_any, a2, b2)
+        value_a, terms_a = _row_terms(metric, y_any, a2)
+        value_b, terms_b = _row_terms(metric, y_any, b2)
+        sign = 1.0 if metric in ("accuracy", "r2") else -1.0  # positive gain = challenger better
+        gain = sign * (value_b - value_a)
+        terms = (sign * (terms_b - terms_a)).astype("float32")
+        return gain, gain + _resampled_means(terms, resamples, np.random.default_rng(seed))
     y = np.asarray(labels, dtype="int8")
     a, b = np.asarray(champion, dtype="float64"), np.asarray(challenger, dtype="float64")
     if not (y.shape == a.shape == b.shape) or y.size == 0:
@@ -166,8 +229,13 @@ def metric_draws(
     """
     if metric not in BOOTSTRAP_METRICS:
         raise ValueError(f"bootstrap supports {BOOTSTRAP_METRICS}, not {metric!r}")
-    y = np.asarray(labels, dtype="int8")
     p = np.asarray(predictions, dtype="float64")
+    if _per_row(metric, p):
+        y_any = np.asarray(labels, dtype="float64")
+        _check_shapes(y_any, p)
+        value, terms = _row_terms(metric, y_any, p)
+        return value, value + _resampled_means(terms.astype("float32"), resamples, np.random.default_rng(seed))
+    y = np.asarray(labels, dtype="int8")
     if y.shape != p.shape or y.size == 0 or np.unique(y).size < 2:
         raise ValueError("need equally many labels and predictions, with both classes")
     rng = np.random.default_rng(seed)

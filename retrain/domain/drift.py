@@ -26,7 +26,8 @@ from scipy.stats import chisquare, kstwobign
 from retrain.domain.bootstrap import metric_draws
 from retrain.domain.metrics import HIGHER_IS_BETTER
 from retrain.domain.profile import OTHER, CategoricalProfile, NumericProfile, ReferenceProfile, as_float, cell_counts
-from retrain.domain.settings import DriftSettings
+from retrain.domain.settings import DriftSettings, TaskKind
+from retrain.domain.task import prediction_summary
 
 UNSEEN = "<unseen>"
 _EPS = 1e-4  # floor of bin shares in PSI, so an empty bin counts as rare, not impossible
@@ -270,8 +271,14 @@ def detect_drift(
     resamples: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
+    task: TaskKind = "binary",
 ) -> DriftReport:
-    """Compare a batch with the reference; ``flagged`` says whether the drift warrants retraining."""
+    """Compare a batch with the reference; ``flagged`` says whether the drift warrants retraining.
+
+    ``predictions`` are the task's (multiclass: rows x classes); their drift is followed on the 1-D
+    summary the reference profile was built from (:func:`~retrain.domain.task.prediction_summary`).
+    ``labels`` are encoded (class indices or target values), NaN where not known yet.
+    """
     rows = len(batch)
     empty = pd.Series([None] * rows, dtype="object")
     features = [numeric_drift(p, batch.get(p.name, empty), settings) for p in profile.numeric]
@@ -281,13 +288,17 @@ def detect_drift(
     share = len(drifted) / len(features) if features else 0.0
     prediction = None
     if predictions is not None and profile.prediction is not None:
-        prediction = numeric_drift(profile.prediction, predictions, settings, settings.prediction_psi_drift)
+        summary = prediction_summary(predictions)
+        prediction = numeric_drift(profile.prediction, summary, settings, settings.prediction_psi_drift)
     performance = None
     reference_metric = profile.metrics.get(primary_metric)
     if labels is not None and reference_metric is not None and predictions is not None:
         known = ~np.isnan(as_float(labels))
-        y = as_float(labels)[known].astype("int64")
-        if known.sum() >= 2 and np.unique(y).size == 2:
+        y = as_float(labels)[known]
+        y = y if task == "regression" else y.astype("int64")
+        # AUC needs both classes and R² a varying target; multiclass metrics need only labelled rows
+        enough = np.unique(y).size >= (1 if task == "multiclass" else 2)
+        if known.sum() >= 2 and enough:
             performance = performance_drift(
                 primary_metric,
                 reference_metric,

@@ -39,6 +39,20 @@ class Snapshot:
         return asdict(self)
 
 
+#: Dataset keys added after models were registered, with the value that means "as before". Left out
+#: of the record when at that value, so a binary model's params hash (and training key) stays what
+#: earlier releases recorded: an upgrade does not make every registered version look foreign.
+_LATER_DATASET_DEFAULTS: dict[str, Any] = {"task": "binary", "labels": None}
+
+
+def _dataset_record(dataset: DatasetSettings) -> dict[str, Any]:
+    record = dataset.model_dump(mode="json")
+    for key, default in _LATER_DATASET_DEFAULTS.items():
+        if key in record and record[key] == default:
+            del record[key]
+    return record
+
+
 @dataclass(frozen=True)
 class TrainingSettings:
     """The settings that shape the model (not the gate, which judges it afterwards)."""
@@ -62,7 +76,7 @@ class TrainingSettings:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "dataset": self.dataset.model_dump(mode="json"),
+            "dataset": _dataset_record(self.dataset),
             "split": self.split.model_dump(mode="json"),
             "model": self.model.model_dump(mode="json"),
         }

@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 
 from retrain.domain.features import build_feature_spec
-from retrain.domain.metrics import classification_metrics
 from retrain.domain.settings import DatasetSettings, ModelSettings, SplitSettings
 from retrain.domain.splitting import TimeSplit, split_by_time
-from retrain.domain.training import TrainedModel, predict_proba, train_model
+from retrain.domain.task import task_for
+from retrain.domain.training import TrainedModel, predict, train_model
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class FittedSnapshot:
     model: TrainedModel
     validation_metrics: dict[str, float]
     holdout_metrics: dict[str, float]
-    holdout_predictions: np.ndarray
+    holdout_predictions: np.ndarray  # the task's predictions (multiclass: rows x classes)
 
     def model_bytes(self) -> bytes:
         """The native model file (UBJSON): what is registered, written by ``dvc repro`` and rebuilt."""
@@ -42,15 +42,18 @@ def split_snapshot(frame: pd.DataFrame, dataset: DatasetSettings, split: SplitSe
 
 def fit_split(split: TimeSplit, dataset: DatasetSettings, model: ModelSettings) -> FittedSnapshot:
     """Step two: the feature spec from the training days only, the model, and its validation/holdout scores."""
+    task = task_for(dataset)
     spec = build_feature_spec(split.train, dataset.features.numeric, dataset.features.categorical)
-    trained = train_model(split.train, split.validation, spec, dataset.target, model)
-    validation_pred = predict_proba(trained.booster, split.validation, spec, model.threads)
-    holdout_pred = predict_proba(trained.booster, split.holdout, spec, model.threads)
+    trained = train_model(split.train, split.validation, spec, dataset.target, model, task)
+    validation_pred = predict(trained.booster, split.validation, spec, task, model.threads)
+    holdout_pred = predict(trained.booster, split.holdout, spec, task, model.threads)
+    validation_labels = task.encode(split.validation[dataset.target], "target of the validation rows")
+    holdout_labels = task.encode(split.holdout[dataset.target], "target of the holdout rows")
     return FittedSnapshot(
         split=split,
         model=trained,
-        validation_metrics=classification_metrics(split.validation[dataset.target].to_numpy(), validation_pred),
-        holdout_metrics=classification_metrics(split.holdout[dataset.target].to_numpy(), holdout_pred),
+        validation_metrics=task.metrics(validation_labels, validation_pred),
+        holdout_metrics=task.metrics(holdout_labels, holdout_pred),
         holdout_predictions=holdout_pred,
     )
 

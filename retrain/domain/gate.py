@@ -16,7 +16,7 @@ import numpy as np
 from retrain.domain.bootstrap import BOOTSTRAP_METRICS, paired_bootstrap
 from retrain.domain.latency import LatencyComparison, judge_latency
 from retrain.domain.metrics import expected_calibration_error, gain, meets_floor
-from retrain.domain.settings import GateSettings
+from retrain.domain.settings import GateSettings, TaskKind
 from retrain.domain.slices import SliceResult, slice_regressions
 
 
@@ -147,8 +147,8 @@ def comparison_check(settings: GateSettings, seed: int) -> GateCheck:
     """Champion vs challenger on the same rows, judged on the paired bootstrap's lower bound.
 
     non-inferiority: the lower bound of the gain must exceed −max_drop (not meaningfully worse);
-    superiority: it must exceed min_gain (surely better). PR AUC has no bootstrap form here, so it is
-    judged on the point estimate, and the reason says so.
+    superiority: it must exceed min_gain (surely better). PR AUC and macro-F1 have no bootstrap form
+    here, so they are judged on the point estimate, and the reason says so.
     """
     metric, mode = settings.primary_metric, settings.mode
     threshold = -settings.max_drop if mode == "non_inferiority" else settings.min_gain
@@ -201,6 +201,8 @@ def comparison_check(settings: GateSettings, seed: int) -> GateCheck:
 
 
 def calibration_check(limit: float) -> GateCheck:
+    """Probabilistic tasks: binary ECE of P(positive); multiclass ECE of the top-class probability."""
+
     def check(inputs: GateInputs) -> Check:
         if inputs.labels is None or inputs.challenger_predictions is None:
             return Check("calibration", False, None, limit, "no holdout predictions to measure calibration on")
@@ -208,6 +210,31 @@ def calibration_check(limit: float) -> GateCheck:
         ok = ece <= limit
         return Check(
             "calibration", ok, ece, limit, f"expected calibration error {ece:.4f} {'≤' if ok else '>'} {limit:.4f}"
+        )
+
+    return check
+
+
+def bias_check(limit: float) -> GateCheck:
+    """Regression: the holdout's mean residual (actual − predicted) in units of the target's standard
+    deviation. A model can rank and fit well yet sit systematically high or low (a shifted level after
+    a drift); that is invisible in R² when small and costly in sums (stock, budgets)."""
+
+    def check(inputs: GateInputs) -> Check:
+        if inputs.labels is None or inputs.challenger_predictions is None:
+            return Check("bias", False, None, limit, "no holdout predictions to measure the bias on")
+        y = np.asarray(inputs.labels, dtype="float64")
+        residual = float(np.mean(y - np.asarray(inputs.challenger_predictions, dtype="float64")))
+        spread = float(np.std(y))
+        value = abs(residual) / spread if spread > 0 else (0.0 if residual == 0 else float("inf"))
+        ok = value <= limit
+        return Check(
+            "bias",
+            ok,
+            value,
+            limit,
+            f"mean residual {residual:+.4g} = {value:.3f} standard deviations of the target "
+            f"{'≤' if ok else '>'} {limit:.3f}",
         )
 
     return check
@@ -313,14 +340,18 @@ def slices_check(settings: GateSettings, seed: int) -> GateCheck:
     return check
 
 
-def default_checks(settings: GateSettings, seed: int = 0) -> list[GateCheck]:
-    """The automatic checks of this release, all thresholds from params.yaml."""
+def default_checks(settings: GateSettings, seed: int = 0, task: TaskKind = "binary") -> list[GateCheck]:
+    """The automatic checks of this release, all thresholds from params.yaml.
+
+    The task picks the fit guardrail: calibration for probabilistic predictions, bias for regression.
+    """
     guard = settings.guardrails
+    fit = bias_check(guard.max_bias) if task == "regression" else calibration_check(guard.max_calibration_error)
     return [
         floor_check(settings.primary_metric, settings.floor),
         comparison_check(settings, seed),
         slices_check(settings, seed),
-        calibration_check(guard.max_calibration_error),
+        fit,
         latency_check("latency_single", "single", guard.max_latency_ratio, guard.max_latency_single_ms),
         latency_check("latency_batch", "batch", guard.max_latency_ratio, guard.max_latency_batch_ms),
         limit_check("model_size", "model_mb", guard.max_model_mb, "MB"),

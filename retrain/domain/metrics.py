@@ -27,20 +27,35 @@ class MetricDefinition:
         return self.lowest <= value <= self.highest
 
     def describe_range(self) -> str:
-        upper = "+inf" if math.isinf(self.highest) else f"{self.highest:g}"
-        return f"[{self.lowest:g}, {upper}{')' if math.isinf(self.highest) else ']'}"
+        lower = "(-inf" if math.isinf(self.lowest) else f"[{self.lowest:g}"
+        upper = "+inf)" if math.isinf(self.highest) else f"{self.highest:g}]"
+        return f"{lower}, {upper}"
 
 
 #: ROC AUC and average precision are areas under curves in the unit square; log loss is a mean
-#: negative log-likelihood (0 for perfect, unbounded above); the Brier score is a mean squared
-#: difference of two numbers in [0, 1].
+#: negative log-likelihood (0 for perfect, unbounded above; binary and multiclass alike); the Brier
+#: score is a mean squared difference of two numbers in [0, 1]. Macro-F1 and accuracy are shares.
+#: RMSE and MAE are in the target's units (0 for perfect); R² is 1 for perfect, 0 for predicting the
+#: mean, and unbounded below for worse than that.
 METRICS: Final[dict[str, MetricDefinition]] = {
     "roc_auc": MetricDefinition("roc_auc", True, 0.0, 1.0),
     "pr_auc": MetricDefinition("pr_auc", True, 0.0, 1.0),
     "log_loss": MetricDefinition("log_loss", False, 0.0, math.inf),
     "brier": MetricDefinition("brier", False, 0.0, 1.0),
+    "macro_f1": MetricDefinition("macro_f1", True, 0.0, 1.0),
+    "accuracy": MetricDefinition("accuracy", True, 0.0, 1.0),
+    "rmse": MetricDefinition("rmse", False, 0.0, math.inf),
+    "mae": MetricDefinition("mae", False, 0.0, math.inf),
+    "r2": MetricDefinition("r2", True, -math.inf, 1.0),
 }
 HIGHER_IS_BETTER: Final[dict[str, bool]] = {name: spec.higher_is_better for name, spec in METRICS.items()}
+
+#: The metrics each task computes, in report order (the first is the usual primary metric).
+TASK_METRICS: Final[dict[str, tuple[str, ...]]] = {
+    "binary": ("roc_auc", "pr_auc", "log_loss", "brier"),
+    "multiclass": ("log_loss", "macro_f1", "accuracy"),
+    "regression": ("rmse", "mae", "r2"),
+}
 
 
 def classification_metrics(y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, float]:
@@ -61,10 +76,63 @@ def classification_metrics(y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, 
     }
 
 
+def multiclass_metrics(y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, float]:
+    """Log loss, macro-F1 and accuracy of ``n x k`` class probabilities against class indices 0..k-1.
+
+    Macro-F1 averages over every class of the task (``k`` columns), so a class the model never
+    predicts counts as 0 rather than disappearing from the average.
+    """
+    from sklearn.metrics import f1_score, log_loss
+
+    y = np.asarray(y_true, dtype="int64")
+    p = np.asarray(y_prob, dtype="float64")
+    if p.ndim != 2 or y.shape != p.shape[:1] or y.size == 0:
+        raise ValueError(f"need one label per row of class probabilities, got {y.shape} and {p.shape}")
+    classes = list(range(p.shape[1]))
+    predicted = p.argmax(axis=1)
+    return {
+        "log_loss": float(log_loss(y, np.clip(p, 1e-15, 1.0), labels=classes)),
+        "macro_f1": float(f1_score(y, predicted, labels=classes, average="macro", zero_division=0)),
+        "accuracy": float(np.mean(predicted == y)),
+    }
+
+
+def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """RMSE, MAE and R² (1 − MSE / variance of the targets). Targets that do not vary have no R²
+    scale: then 1 for exact predictions and 0 otherwise (scikit-learn's finite convention), so
+    every value stays a finite number in JSON and MLflow."""
+    y = np.asarray(y_true, dtype="float64")
+    p = np.asarray(y_pred, dtype="float64")
+    if y.shape != p.shape or y.ndim != 1 or y.size == 0:
+        raise ValueError(f"need equally many targets and predictions, got {y.shape} and {p.shape}")
+    errors = y - p
+    mse = float(np.mean(errors**2))
+    variance = float(np.var(y))
+    r2 = 1.0 - mse / variance if variance > 0 else (1.0 if mse == 0 else 0.0)
+    return {"rmse": math.sqrt(mse), "mae": float(np.mean(np.abs(errors))), "r2": r2}
+
+
+def task_metrics(task: str, y_true: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
+    """Every metric of a task (``TASK_METRICS``) on one set of rows; labels already encoded."""
+    if task == "regression":
+        return regression_metrics(y_true, predictions)
+    if task == "multiclass":
+        return multiclass_metrics(y_true, predictions)
+    return classification_metrics(y_true, predictions)
+
+
 def metric_value(metric: str, y_true: np.ndarray, y_prob: np.ndarray) -> float:
-    """One metric on one set of rows (a slice), by the same definitions as ``classification_metrics``."""
+    """One metric on one set of rows (a slice), by the same definitions as the task's metrics.
+
+    The names tell the task apart, except log loss: two-dimensional predictions are class
+    probabilities (multiclass), one-dimensional ones P(positive).
+    """
     from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
+    if metric in TASK_METRICS["regression"]:
+        return regression_metrics(y_true, y_prob)[metric]
+    if metric in ("macro_f1", "accuracy") or np.ndim(y_prob) == 2:
+        return multiclass_metrics(y_true, y_prob)[metric]
     y = np.asarray(y_true, dtype="int64")
     p = np.clip(np.asarray(y_prob, dtype="float64"), 1e-15, 1 - 1e-15)
     functions = {
@@ -88,9 +156,16 @@ def meets_floor(metric: str, value: float, floor: float) -> bool:
 
 
 def expected_calibration_error(y_true: np.ndarray, y_prob: np.ndarray, bins: int = 10) -> float:
-    """Row-weighted mean gap between predicted and observed rates over equal-width probability bins."""
+    """Row-weighted mean gap between predicted and observed rates over equal-width probability bins.
+
+    For ``n x k`` class probabilities this is the top-class (confidence) ECE: the predicted rate is
+    the probability of the predicted class, the observed rate whether that class was right.
+    """
     y = np.asarray(y_true, dtype="float64")
     p = np.clip(np.asarray(y_prob, dtype="float64"), 0.0, 1.0)
+    if p.ndim == 2:
+        y = (p.argmax(axis=1) == y.astype("int64")).astype("float64")
+        p = p.max(axis=1)
     which = np.minimum((p * bins).astype("int64"), bins - 1)
     counts = np.bincount(which, minlength=bins)
     predicted = np.bincount(which, weights=p, minlength=bins)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from retrain.domain.features import FeatureSpec
-from retrain.domain.metrics import classification_metrics
+from retrain.domain.task import Task
 
 
 @dataclass(frozen=True)
@@ -33,14 +33,9 @@ class BatchPerformance:
         return asdict(self)
 
 
-def batch_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
-    """The metrics of one model on labelled rows: the one call to switch to the task's metric set
-    (binary today: ROC AUC, PR AUC, log loss, Brier)."""
-    return classification_metrics(labels.astype("int64"), scores)
-
-
-def batch_performance(labels: np.ndarray | None, scores: np.ndarray) -> BatchPerformance:
-    """The champion's metrics on the rows whose label is known; rows without one are left out."""
+def batch_performance(task: Task, labels: np.ndarray | None, predictions: np.ndarray) -> BatchPerformance:
+    """The champion's task metrics on the rows whose label is known (``labels`` encoded by the task,
+    NaN where unknown); rows without one are left out."""
     if labels is None:
         return BatchPerformance(0, None, "the batch has no target column: no metrics")
     y = np.asarray(labels, dtype="float64")
@@ -48,9 +43,10 @@ def batch_performance(labels: np.ndarray | None, scores: np.ndarray) -> BatchPer
     labelled = int(known.sum())
     if labelled == 0:
         return BatchPerformance(0, None, "no row of the batch carries a label: no metrics")
-    if np.unique(y[known]).size < 2:
-        return BatchPerformance(labelled, None, f"the {labelled} labelled rows hold one class only: no metrics")
-    metrics = batch_metrics(y[known], np.asarray(scores, dtype="float64")[known])
+    if not task.evaluable(y[known]):
+        only = "one value" if task.kind == "regression" else "one class"
+        return BatchPerformance(labelled, None, f"the {labelled} labelled rows hold {only} only: no metrics")
+    metrics = task.metrics(y[known], np.asarray(predictions)[known])
     return BatchPerformance(labelled, metrics, f"champion measured on {labelled} labelled rows")
 
 

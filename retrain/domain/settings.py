@@ -21,10 +21,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    StrictBool,
-    StrictFloat,
-    StrictInt,
-    StrictStr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -32,11 +28,14 @@ from pydantic import (
 )
 
 from retrain.domain.errors import InputError
-from retrain.domain.metrics import METRICS
+from retrain.domain.metrics import METRICS, TASK_METRICS
 
 _REVIEWER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
-PrimaryMetric = Literal["roc_auc", "pr_auc", "log_loss", "brier"]
+PrimaryMetric = Literal["roc_auc", "pr_auc", "log_loss", "brier", "macro_f1", "accuracy", "rmse", "mae", "r2"]
+TaskKind = Literal["binary", "multiclass", "regression"]
+#: A class as written in params.yaml; 1, 1.0, "1" and true/"true" name the same class (see retrain.domain.task).
+LabelValue = bool | int | float | str
 
 
 class SettingsError(InputError):
@@ -67,22 +66,40 @@ class FeatureSettings(_Frozen):
         return self
 
 
-LabelValue = StrictBool | StrictInt | StrictFloat | StrictStr
-TaskKind = Literal["binary", "multiclass", "regression"]
+def label_key(value: object) -> tuple[str, object]:
+    """The identity of a class value whatever its spelling: numbers (and numeric strings, and
+    booleans as 0/1) compare as floats, other strings stripped. A CSV gives "1", parquet 1, YAML 1.0."""
+    if isinstance(value, bool):
+        return ("n", float(value))
+    if isinstance(value, int | float):
+        return ("n", float(value))
+    if hasattr(value, "item") and not isinstance(value, str):  # numpy scalars
+        return label_key(value.item())
+    text = str(value).strip()
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return ("n", 1.0 if lowered == "true" else 0.0)
+    try:
+        return ("n", float(text))
+    except ValueError:
+        return ("s", text)
 
 
 class LabelSettings(_Frozen):
-    """A classification target's values: ``classes`` in class-index order, binary's ``positive`` class."""
+    """The classes of a binary or multiclass target: every value it may take, in class-index order."""
 
-    classes: tuple[LabelValue, ...] = Field(min_length=2)
-    positive: LabelValue | None = None
+    classes: tuple[LabelValue, ...] = Field(min_length=2, description="Every value the target may take.")
+    positive: LabelValue | None = Field(
+        default=None, description="Binary only: the class whose probability is predicted."
+    )
 
     @model_validator(mode="after")
-    def _positive_is_a_class(self) -> LabelSettings:
-        if len(set(map(str, self.classes))) != len(self.classes):
-            raise ValueError("a class is listed twice")
-        if self.positive is not None and str(self.positive) not in set(map(str, self.classes)):
-            raise ValueError(f"positive class {self.positive!r} is not one of the classes")
+    def _distinct_classes(self) -> LabelSettings:
+        keys = [label_key(value) for value in self.classes]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f'classes must be distinct (1, 1.0 and "1" are the same class): {list(self.classes)}')
+        if self.positive is not None and label_key(self.positive) not in keys:
+            raise ValueError(f"positive {self.positive!r} is not one of the classes {list(self.classes)}")
         return self
 
 
@@ -94,8 +111,8 @@ class DatasetSettings(_Frozen):
     training_set: str = Field(min_length=1, description="DVC-tracked snapshot the run trains on.")
     quarantine: str = Field(min_length=1, description="Directory of quarantined rows, one file per batch (DVC).")
     target: str
-    task: TaskKind = "binary"
-    labels: LabelSettings | None = None
+    task: TaskKind = Field(default="binary", description="binary | multiclass | regression.")
+    labels: LabelSettings | None = Field(default=None, description="Classes of the target; not for regression.")
     id_column: str | None = Field(
         default=None,
         description="Column that identifies a row; null or omitted when the data has none (a row key is derived).",
@@ -148,15 +165,20 @@ class DatasetSettings(_Frozen):
 
     @model_validator(mode="after")
     def _labels_fit_the_task(self) -> DatasetSettings:
-        if self.task == "regression" and self.labels is not None:
-            raise ValueError("labels must be absent (or null) for task: regression")
-        if self.task == "multiclass" and (self.labels is None or len(self.labels.classes) < 3):
-            raise ValueError("task: multiclass needs labels.classes with 3 or more classes")
-        binary_labels = self.labels if self.task == "binary" else None
-        if binary_labels is not None and (len(binary_labels.classes) != 2 or binary_labels.positive is None):
-            raise ValueError("task: binary needs labels.classes with exactly 2 classes and labels.positive")
-        if self.task == "multiclass" and self.labels is not None and self.labels.positive is not None:
-            raise ValueError("labels.positive is for task: binary only")
+        labels = self.labels
+        if self.task == "regression":
+            if labels is not None:
+                raise ValueError("labels: a regression target has no classes; remove dataset.labels")
+        elif self.task == "binary":
+            if labels is not None and len(labels.classes) != 2:
+                raise ValueError(f"labels.classes: a binary target has two classes, not {list(labels.classes)}")
+            if labels is not None and labels.positive is None:
+                raise ValueError("labels.positive: name the class whose probability the model predicts")
+        else:
+            if labels is None:
+                raise ValueError("labels: a multiclass target needs dataset.labels.classes (every class)")
+            if labels.positive is not None:
+                raise ValueError("labels.positive: only a binary target has a positive class")
         return self
 
     @model_validator(mode="after")
@@ -226,7 +248,14 @@ class GuardrailSettings(_Frozen):
     champion yet.
     """
 
-    max_calibration_error: float = Field(gt=0, le=1, description="Expected calibration error, 10 bins.")
+    max_calibration_error: float = Field(
+        gt=0, le=1, description="Expected calibration error, 10 bins (multiclass: of the top-class probability)."
+    )
+    max_bias: float = Field(
+        default=0.1,
+        gt=0,
+        description="Regression: |mean residual| on the holdout, in standard deviations of the holdout target.",
+    )
     max_latency_ratio: float = Field(
         gt=1, description="Challenger/champion latency: median of per-round ratios of interleaved calls."
     )
@@ -446,10 +475,17 @@ def parse_settings(raw: object, source: str) -> Settings:
     if not isinstance(raw, dict):
         raise SettingsError(f"{source}: expected a mapping of settings at the top level")
     try:
-        return Settings.model_validate(raw)
+        settings = Settings.model_validate(raw)
     except ValidationError as error:
         problems = "; ".join(_describe(dict(e)) for e in error.errors())
         raise SettingsError(f"{source}: {problems}") from None
+    task, metric = settings.dataset.task, settings.gate.primary_metric
+    if metric not in TASK_METRICS[task]:
+        raise SettingsError(
+            f"{source}: key 'gate.primary_metric': {metric} does not fit dataset.task {task}; "
+            f"use one of {', '.join(TASK_METRICS[task])}"
+        )
+    return settings
 
 
 def declared_columns(contract: Mapping[str, Any]) -> set[str]:

@@ -4,7 +4,9 @@ Each slice (a category of a column, or a bin of a numeric column) gets the paire
 gain on its own rows. The question per slice is "did the challenger regress here by more than the
 allowed drop?": its bootstrap p-value is the share of resampled gains that are *not* such a
 regression. Holm's step-down correction across slices keeps the chance of a false alarm in any
-slice at ``alpha``. Slices smaller than ``min_rows`` (or with one class) are reported, not judged.
+slice at ``alpha``. Slices smaller than ``min_rows`` (or with one class, or for regression a constant
+target) are reported, not judged. Any task: the metric's own bootstrap terms and definitions apply
+(multiclass predictions are ``n x k`` rows, masked like any other).
 """
 
 from __future__ import annotations

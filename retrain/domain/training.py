@@ -16,10 +16,11 @@ import xgboost as xgb
 from retrain.domain.errors import InputError
 from retrain.domain.features import FeatureSpec, encode_features
 from retrain.domain.settings import ModelSettings
+from retrain.domain.task import BINARY, Task
 
 
 class TrainingDataError(InputError):
-    """The rows cannot train a classifier (for example: a single class)."""
+    """The rows cannot train a model (for example: a single class, or a constant target)."""
 
 
 @dataclass(frozen=True)
@@ -30,12 +31,15 @@ class TrainedModel:
     validation_curve: tuple[float, ...]
 
 
-def booster_params(settings: ModelSettings) -> dict[str, Any]:
-    """The full XGBoost parameter set, derived only from settings (nothing implicit)."""
+def booster_params(settings: ModelSettings, task: Task = BINARY) -> dict[str, Any]:
+    """The full XGBoost parameter set, derived only from settings and the task (nothing implicit).
+
+    The task's objective leads (binary: exactly the keys and order Retrain always used, so binary
+    model files and run params do not change).
+    """
     knobs = settings.xgboost
     return {
-        "objective": "binary:logistic",
-        "eval_metric": "logloss",
+        **task.xgboost_params(),
         "tree_method": "hist",
         "seed": settings.seed,
         "nthread": settings.threads,
@@ -51,14 +55,16 @@ def booster_params(settings: ModelSettings) -> dict[str, Any]:
     }
 
 
-def _labels(frame: pd.DataFrame, target: str, part: str) -> np.ndarray:
+def _labels(frame: pd.DataFrame, target: str, part: str, task: Task = BINARY) -> np.ndarray:
     labels = frame[target]
     if labels.isna().any():
         raise TrainingDataError(f"the {part} rows have {int(labels.isna().sum())} missing target values")
-    values = labels.to_numpy(dtype="int64")
+    values = task.encode(labels, f"target of the {part} rows")
     if np.unique(values).size < 2:
+        if task.kind == "regression":
+            raise TrainingDataError(f"the {part} rows hold a constant target ({values[0]:g}); nothing to learn")
         raise TrainingDataError(
-            f"the {part} rows hold a single target class ({int(values[0])}); a classifier needs both"
+            f"the {part} rows hold a single target class ({labels.iloc[0]}); a classifier needs at least two"
         )
     return values
 
@@ -70,14 +76,19 @@ def to_dmatrix(
 
 
 def train_model(
-    train: pd.DataFrame, validation: pd.DataFrame, spec: FeatureSpec, target: str, settings: ModelSettings
+    train: pd.DataFrame,
+    validation: pd.DataFrame,
+    spec: FeatureSpec,
+    target: str,
+    settings: ModelSettings,
+    task: Task = BINARY,
 ) -> TrainedModel:
     """Fit on ``train``, stop early on ``validation``; keep only the trees up to the best round."""
-    dtrain = to_dmatrix(train, spec, _labels(train, target, "training"), settings.threads)
-    dvalid = to_dmatrix(validation, spec, _labels(validation, target, "validation"), settings.threads)
+    dtrain = to_dmatrix(train, spec, _labels(train, target, "training", task), settings.threads)
+    dvalid = to_dmatrix(validation, spec, _labels(validation, target, "validation", task), settings.threads)
     history: dict[str, dict[str, list[float]]] = {}
     booster = xgb.train(
-        booster_params(settings),
+        booster_params(settings, task),
         dtrain,
         num_boost_round=settings.xgboost.num_boost_round,
         evals=[(dvalid, "validation")],
@@ -90,10 +101,17 @@ def train_model(
         booster=booster[: best + 1],
         spec=spec,
         best_iteration=best,
-        validation_curve=tuple(history["validation"]["logloss"]),
+        validation_curve=tuple(history["validation"][task.eval_metric]),
     )
 
 
 def predict_proba(booster: xgb.Booster, frame: pd.DataFrame, spec: FeatureSpec, threads: int = 1) -> np.ndarray:
     """Probability of the positive class for raw rows, encoded with the model's own spec."""
     return np.asarray(booster.predict(to_dmatrix(frame, spec, threads=threads)), dtype="float64")
+
+
+def predict(
+    booster: xgb.Booster, frame: pd.DataFrame, spec: FeatureSpec, task: Task = BINARY, threads: int = 1
+) -> np.ndarray:
+    """The task's predictions for raw rows (see :meth:`Task.predict`), encoded with the model's own spec."""
+    return task.predict(booster, to_dmatrix(frame, spec, threads=threads))

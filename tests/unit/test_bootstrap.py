@@ -65,3 +65,98 @@ def test_bad_inputs_are_refused():
         paired_bootstrap("roc_auc", np.zeros(100), a, b)
     with pytest.raises(ValueError, match="equally long"):
         paired_bootstrap("roc_auc", y[:50], a, b)
+
+
+def _regression(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = rng.normal(10, 3, n)
+    champion = y + rng.normal(0.3, 1.5, n)
+    challenger = y + rng.standard_t(4, n)  # heavier tails: the intervals are not symmetric by construction
+    return y, champion, challenger
+
+
+def _multiclass(n: int, seed: int, k: int = 4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, n)
+    signal = np.eye(k)[y]
+
+    def probabilities(strength: float) -> np.ndarray:
+        logits = strength * signal + rng.normal(0, 1, (n, k))
+        exp = np.exp(logits)
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    return y, probabilities(1.0), probabilities(1.4)
+
+
+def _brute_regression(metric: str, y: np.ndarray, p: np.ndarray) -> float:
+    """The metric refitted from scratch (numpy: scikit-learn's per-call overhead makes 3000 refits slow)."""
+    mse = np.mean((y - p) ** 2)
+    if metric == "rmse":
+        return float(np.sqrt(mse))
+    return float(np.mean(np.abs(y - p)) if metric == "mae" else 1 - mse / np.var(y))
+
+
+def _brute_multiclass(metric: str, y: np.ndarray, p: np.ndarray) -> float:
+    if metric == "accuracy":
+        return float(np.mean(p.argmax(axis=1) == y))
+    return float(-np.mean(np.log(p[np.arange(y.size), y])))
+
+
+def test_the_brute_force_references_are_scikit_learns_metrics():
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+    y, a, _ = _regression(300, 2)
+    assert _brute_regression("rmse", y, a) == pytest.approx(np.sqrt(mean_squared_error(y, a)))
+    assert _brute_regression("mae", y, a) == pytest.approx(mean_absolute_error(y, a))
+    assert _brute_regression("r2", y, a) == pytest.approx(r2_score(y, a))
+    y, a, _ = _multiclass(300, 2)
+    assert _brute_multiclass("log_loss", y, a) == pytest.approx(log_loss(y, a, labels=[0, 1, 2, 3]))
+
+
+@pytest.mark.parametrize(
+    ("metric", "data", "brute", "higher"),
+    [
+        ("rmse", _regression, _brute_regression, False),
+        ("mae", _regression, _brute_regression, False),
+        ("r2", _regression, _brute_regression, True),
+        ("log_loss", _multiclass, _brute_multiclass, False),
+        ("accuracy", _multiclass, _brute_multiclass, True),
+    ],
+)
+def test_regression_and_multiclass_intervals_match_a_brute_force_bootstrap(metric, data, brute, higher):
+    """The per-row (or linearised) terms give the same gain and nearly the same interval as refitting
+    the metric on every resample of the rows."""
+    y, a, b = data(1500, 11)
+    fast = paired_bootstrap(metric, y, a, b, resamples=1500, seed=3)
+    sign = 1.0 if higher else -1.0
+    assert fast.gain == pytest.approx(sign * (brute(metric, y, b) - brute(metric, y, a)), rel=1e-6, abs=1e-9)
+    rng = np.random.default_rng(9)
+    draws = []
+    for _ in range(1500):
+        rows = rng.integers(0, y.size, y.size)
+        draws.append(sign * (brute(metric, y[rows], b[rows]) - brute(metric, y[rows], a[rows])))
+    low, high = np.quantile(draws, [0.025, 0.975])
+    width = high - low
+    assert abs(fast.lower - low) < 0.1 * width and abs(fast.upper - high) < 0.1 * width
+
+
+@pytest.mark.parametrize(("metric", "data"), [("rmse", _regression), ("r2", _regression), ("log_loss", _multiclass)])
+def test_one_model_draws_match_a_brute_force_bootstrap(metric, data):
+    y, p, _ = data(1500, 12)
+    brute_metric = _brute_regression if data is _regression else _brute_multiclass
+    value, draws = bootstrap.metric_draws(metric, y, p, resamples=1500, seed=4)
+    assert value == pytest.approx(brute_metric(metric, y, p), rel=1e-6)
+    rng = np.random.default_rng(8)
+    brute = [brute_metric(metric, y[rows], p[rows]) for rows in (rng.integers(0, y.size, y.size) for _ in range(1500))]
+    assert np.std(draws) == pytest.approx(np.std(brute), rel=0.12)
+    assert np.mean(draws) == pytest.approx(np.mean(brute), abs=0.25 * float(np.std(brute)))
+
+
+def test_identical_regression_models_give_zero_and_shapes_are_checked():
+    y, a, b = _regression(200, 1)
+    same = paired_bootstrap("rmse", y, a, a, resamples=200, seed=1)
+    assert same.gain == same.lower == same.upper == 0.0
+    with pytest.raises(ValueError, match="equally long"):
+        paired_bootstrap("mae", y[:10], a, b)
+    with pytest.raises(ValueError, match="supports"):
+        paired_bootstrap("macro_f1", *_multiclass(50, 1))

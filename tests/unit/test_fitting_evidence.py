@@ -88,8 +88,10 @@ def test_only_the_recipe_splits_and_trains_model_versions():
 
 
 def test_training_settings_and_params_hash_are_what_evidence_has_always_recorded():
+    # a binary dataset records no task/labels keys: the hash is what releases before them recorded
+    dataset = SETTINGS.dataset.model_dump(mode="json", exclude={"task", "labels"})
     recorded = {
-        "dataset": SETTINGS.dataset.model_dump(mode="json"),
+        "dataset": dataset,
         "split": SETTINGS.split.model_dump(mode="json"),
         "model": SETTINGS.model.model_dump(mode="json"),
     }
@@ -98,6 +100,9 @@ def test_training_settings_and_params_hash_are_what_evidence_has_always_recorded
     read_back = TrainingSettings.from_dict(recorded)
     assert read_back == TrainingSettings.of(SETTINGS)
     assert read_back.params_hash() == training_params_hash(SETTINGS)
+    multiclass = SETTINGS.model_copy(update={"dataset": SETTINGS.dataset.model_copy(update={"task": "multiclass"})})
+    assert training_settings(multiclass)["dataset"]["task"] == "multiclass"
+    assert training_params_hash(multiclass) != training_params_hash(SETTINGS)
 
 
 def test_evidence_keys_the_training_on_what_shapes_the_model_only():

@@ -9,12 +9,13 @@ import pytest
 from retrain.domain.features import build_feature_spec, encode_features
 from retrain.domain.metrics import classification_metrics
 from retrain.domain.scoring import batch_performance, unseen_categories, unseen_warnings
+from retrain.domain.task import BINARY
 
 
 def test_metrics_on_the_labelled_rows_only():
     labels = np.array([0, 1, np.nan, 1, 0, np.nan])
     scores = np.array([0.2, 0.8, 0.9, 0.6, 0.4, 0.1])
-    performance = batch_performance(labels, scores)
+    performance = batch_performance(BINARY, labels, scores)
     known = ~np.isnan(labels)
     assert performance.labelled_rows == 4
     assert performance.metrics == pytest.approx(classification_metrics(labels[known].astype(int), scores[known]))
@@ -29,7 +30,7 @@ def test_metrics_on_the_labelled_rows_only():
     ],
 )
 def test_no_metrics_says_why(labels: np.ndarray | None, rows: int, why: str):
-    performance = batch_performance(labels, np.array([0.3, 0.6, 0.9])[: 0 if labels is None else labels.size])
+    performance = batch_performance(BINARY, labels, np.array([0.3, 0.6, 0.9])[: 0 if labels is None else labels.size])
     assert performance.metrics is None and performance.labelled_rows == rows and why in performance.note
 
 

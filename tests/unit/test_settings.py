@@ -78,13 +78,20 @@ def test_a_floor_outside_the_metrics_range_names_the_key(metric: str, floor: flo
         parse_settings(raw, "params.yaml")
 
 
-def test_a_floor_within_range_is_accepted_for_every_metric():
-    from retrain.domain.metrics import METRICS
+_LABELS = {"binary": None, "multiclass": {"classes": ["a", "b", "c"]}, "regression": None}
 
-    for metric, spec in METRICS.items():
-        raw = _raw()
-        raw["gate"].update(primary_metric=metric, floor=spec.lowest)
-        assert parse_settings(raw, "params.yaml").gate.floor == spec.lowest
+
+def test_a_floor_within_range_is_accepted_for_every_metric():
+    from retrain.domain.metrics import METRICS, TASK_METRICS
+
+    assert {metric for names in TASK_METRICS.values() for metric in names} == set(METRICS)
+    for task, names in TASK_METRICS.items():
+        for metric in names:
+            spec = METRICS[metric]
+            raw = _raw()
+            raw["dataset"].update(task=task, labels=_LABELS[task])
+            raw["gate"].update(primary_metric=metric, floor=spec.lowest)
+            assert parse_settings(raw, "params.yaml").gate.floor == spec.lowest
     raw = _raw()
     raw["gate"].update(primary_metric="log_loss", floor=3.0)  # a loss has no upper bound
     assert parse_settings(raw, "params.yaml").gate.floor == 3.0
@@ -150,3 +157,45 @@ def test_a_contract_version_that_does_not_exist_names_the_key(tmp_path: Path):
     params = _project(tmp_path, lambda raw: raw["contract"].update(version=99))
     with pytest.raises(SettingsError, match=r"key 'contract\.version': the contract data_contracts/loans/v99\.json"):
         load_settings(params)
+
+
+@pytest.mark.parametrize(
+    ("task", "metric"), [("regression", "roc_auc"), ("binary", "rmse"), ("multiclass", "roc_auc"), ("binary", "r2")]
+)
+def test_the_primary_metric_must_fit_the_task(task, metric):
+    raw = _raw()
+    raw["dataset"].update(task=task, labels=_LABELS[task])
+    raw["gate"].update(primary_metric=metric, floor=0.5)
+    with pytest.raises(SettingsError, match=rf"key 'gate\.primary_metric': {metric} does not fit dataset\.task {task}"):
+        parse_settings(raw, "params.yaml")
+
+
+def test_old_params_are_binary_with_classes_0_and_1():
+    from retrain.domain.task import task_for
+
+    settings = parse_settings(_raw(), "params.yaml")
+    assert settings.dataset.task == "binary" and settings.dataset.labels is None
+    assert settings.gate.guardrails.max_bias == 0.1
+    task = task_for(settings.dataset)
+    assert (task.classes, task.positive) == ((0, 1), 1)
+
+
+@pytest.mark.parametrize(
+    ("task", "labels", "message"),
+    [
+        ("regression", {"classes": [0, 1]}, "a regression target has no classes"),
+        ("binary", {"classes": [0, 1, 2], "positive": 1}, "a binary target has two classes"),
+        ("binary", {"classes": ["no", "yes"]}, "labels.positive: name the class"),
+        ("binary", {"classes": ["no", "yes"], "positive": "maybe"}, "'maybe' is not one of the classes"),
+        ("multiclass", None, "a multiclass target needs dataset.labels.classes"),
+        ("multiclass", {"classes": [1, 2, 3], "positive": 1}, "only a binary target has a positive class"),
+        ("multiclass", {"classes": [1, "1.0", 3]}, "classes must be distinct"),
+    ],
+)
+def test_labels_must_fit_the_task_and_the_message_names_the_key(task, labels, message):
+    raw = _raw()
+    raw["dataset"].update(task=task, labels=labels)
+    raw["gate"].update(primary_metric={"binary": "roc_auc", "multiclass": "accuracy", "regression": "r2"}[task])
+    with pytest.raises(SettingsError, match=r"key 'dataset(\.labels)?'") as error:
+        parse_settings(raw, "params.yaml")
+    assert message in str(error.value)

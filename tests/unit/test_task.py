@@ -1,0 +1,74 @@
+"""The task strategy: labels as they come, the XGBoost objective per task, the shape of predictions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from retrain.domain.errors import InputError
+from retrain.domain.settings import load_settings
+from retrain.domain.task import BINARY, Task, UnknownLabelError, prediction_summary
+from retrain.domain.training import booster_params
+from tests.conftest import REPO_ROOT
+
+SETTINGS = load_settings(REPO_ROOT / "params.yaml")
+
+INCOME = Task("binary", ("<=50K", ">50K"), ">50K")
+GRADES = Task("multiclass", (3, 4, 5, 6, 7))
+AMOUNT = Task("regression")
+
+
+def test_binary_encodes_the_positive_class_as_one_whatever_its_position():
+    values = pd.Series(["<=50K", ">50K", " >50K", "<=50K"])
+    assert INCOME.encode(values).tolist() == [0, 1, 1, 0]
+    flipped = Task("binary", ("yes", "no"), "yes")
+    assert flipped.encode(["no", "yes"]).tolist() == [0, 1]
+    assert flipped.decode(np.array([1, 0])).tolist() == ["yes", "no"]
+
+
+def test_numeric_classes_match_whatever_the_spelling():
+    # a CSV gives strings, parquet ints or floats, YAML ints: all name the same class
+    assert GRADES.encode(pd.Series(["3", "7", "5.0"])).tolist() == [0, 4, 2]
+    assert GRADES.encode(np.array([3.0, 7.0, 5.0])).tolist() == [0, 4, 2]
+    assert BINARY.encode(pd.Series([True, False, True])).tolist() == [1, 0, 1]
+    assert BINARY.encode(pd.Series(["1", "0"])).tolist() == [1, 0]
+
+
+def test_an_unknown_label_is_a_typed_input_error_naming_the_values():
+    with pytest.raises(UnknownLabelError, match=r"not among dataset.labels.classes \[3, 4, 5, 6, 7\]: \['9'\]"):
+        GRADES.encode(pd.Series([3, 9, 4]))
+    with pytest.raises(InputError, match=r"'\?'"):
+        INCOME.encode(pd.Series(["<=50K", "?"]))
+    with pytest.raises(UnknownLabelError, match="must be numbers"):
+        AMOUNT.encode(pd.Series(["1.5", "lots"]))
+
+
+def test_missing_labels_are_nan_codes_for_monitoring_and_refused_for_training():
+    codes = GRADES.label_codes(pd.Series([3, None, 7], dtype="object"))
+    assert codes[0] == 0 and np.isnan(codes[1]) and codes[2] == 4
+    with pytest.raises(UnknownLabelError, match="1 missing"):
+        GRADES.encode(pd.Series([3, None, 7], dtype="object"))
+    assert AMOUNT.encode(pd.Series(["1.5", "2"])).tolist() == [1.5, 2.0]
+
+
+def test_binary_booster_params_are_exactly_what_they_always_were():
+    model = SETTINGS.model
+    params = booster_params(model)
+    assert list(params)[:3] == ["objective", "eval_metric", "tree_method"]
+    assert params["objective"] == "binary:logistic" and params["eval_metric"] == "logloss"
+    assert booster_params(model, BINARY) == params
+    multi = booster_params(model, GRADES)
+    assert (multi["objective"], multi["eval_metric"], multi["num_class"]) == ("multi:softprob", "mlogloss", 5)
+    regression = booster_params(model, AMOUNT)
+    assert (regression["objective"], regression["eval_metric"]) == ("reg:squarederror", "rmse")
+    assert "num_class" not in regression
+
+
+def test_predicted_labels_and_the_drift_score_per_task():
+    probabilities = np.array([[0.1, 0.2, 0.7, 0.0, 0.0], [0.5, 0.1, 0.1, 0.2, 0.1]])
+    assert GRADES.predicted_labels(probabilities).tolist() == [5, 3]
+    assert prediction_summary(probabilities).tolist() == [0.7, 0.5]
+    assert INCOME.predicted_labels(np.array([0.2, 0.9])).tolist() == ["<=50K", ">50K"]
+    assert AMOUNT.score(np.array([1.5, -2.0])).tolist() == [1.5, -2.0]
+    assert not BINARY.evaluable(np.array([1.0, 1.0, np.nan])) and BINARY.evaluable(np.array([0.0, 1.0]))
