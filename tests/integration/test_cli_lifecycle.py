@@ -136,7 +136,7 @@ def test_single_class_target_is_a_clear_training_error(tmp_path: Path, services:
     assert result.exit_code == 1
     # Prefect logs the failed task (with its traceback, for the UI); the CLI ends on one clear line.
     assert result.output.strip().splitlines()[-1] == (
-        "error: the training rows hold a single target class (0); a classifier needs both"
+        "error: the training rows hold a single target class (0); a classifier needs at least two"
     )
 
 

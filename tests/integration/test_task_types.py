@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from flows.training import TrainingRequest, training
+from retrain.adapters.contracts import release_contract
 from retrain.application.status import lifecycle_status
 from retrain.domain import synthetic
 from retrain.domain.metrics import TASK_METRICS
@@ -30,6 +31,7 @@ def _project_for(workspace: Path, task: TaskKind) -> None:
     contract = workspace / "data_contracts" / name / "v1.json"
     contract.parent.mkdir(parents=True)
     contract.write_text(json.dumps(synthetic.contract_suite(task, name), indent=2), encoding="utf-8")
+    release_contract(workspace / "data_contracts", name, 1)  # as `retrain contract release NAME 1`
     params = yaml.safe_load((workspace / "params.yaml").read_text(encoding="utf-8"))
     params["dataset"] = synthetic.dataset_params(task, name)
     params["contract"].update(name=name, version=1)
