@@ -25,7 +25,8 @@ from retrain.adapters import datastore, files, workspace
 from retrain.adapters.contracts import release_contract
 from retrain.domain import sample_inference
 from retrain.domain.errors import InputError
-from retrain.domain.sample_inference import ProjectProposal, TaskKind
+from retrain.domain.sample_inference import ProjectProposal
+from retrain.domain.settings import TaskKind
 
 
 class InitError(InputError):

@@ -32,15 +32,15 @@ import math
 import warnings
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, get_args
 
 import numpy as np
 import pandas as pd
 
 from retrain.domain.errors import InputError
+from retrain.domain.settings import TaskKind
 
-TaskKind = Literal["binary", "multiclass", "regression"]
-TASKS: tuple[TaskKind, ...] = ("binary", "multiclass", "regression")
+TASKS: tuple[TaskKind, ...] = get_args(TaskKind)
 
 MAX_INTEGER_CLASSES = 10
 """An integer target with more distinct values than this is treated as a quantity (regression)."""
