@@ -52,12 +52,29 @@ class FeatureSpec:
         )
 
 
+#: A whole number written as a float ("3.0", "-2.00"): what an integer category becomes when its
+#: column also holds a missing value (pandas reads it as float), never what the value means.
+_WHOLE_FLOAT_TEXT = r"^(-?\d+)\.0+$"
+
+
+def category_text(values: pd.Series) -> pd.Series:
+    """A categorical column as the text its categories are matched by (missing stays missing).
+
+    Categories are matched as text, so the same category must read the same whichever dtype a file
+    gave its column: an integer column with a gap is read as float, and 3 would become "3.0" and no
+    longer match the "3" the model was trained on (it would be scored as unknown). Whole floats are
+    written as integers; any other value is its ``str``.
+    """
+    text = values.astype("str").where(values.notna())
+    return text.str.replace(_WHOLE_FLOAT_TEXT, r"\1", regex=True)
+
+
 def build_feature_spec(frame: pd.DataFrame, numeric: Sequence[str], categorical: Sequence[str]) -> FeatureSpec:
     """Fix the category lists from the training rows (sorted, so the spec is deterministic)."""
     missing = [c for c in (*numeric, *categorical) if c not in frame.columns]
     if missing:
         raise ValueError(f"feature columns missing from the data: {missing}")
-    categories = tuple((name, tuple(sorted(str(v) for v in frame[name].dropna().unique()))) for name in categorical)
+    categories = tuple((name, tuple(sorted(category_text(frame[name]).dropna().unique()))) for name in categorical)
     return FeatureSpec(numeric=tuple(numeric), categories=categories)
 
 
@@ -67,7 +84,9 @@ def encode_features(frame: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
     for name in spec.numeric:
         encoded[name] = pd.to_numeric(frame[name], errors="raise").to_numpy(dtype="float64", na_value=np.nan)
     for name, cats in spec.categories:
-        codes = pd.Categorical(frame[name].astype("str").where(frame[name].notna()), categories=list(cats)).codes
+        known = pd.Series(cats, dtype="object")
+        # a spec written before category_text may list "3.0": read it the same way (same codes, same order)
+        codes = pd.Categorical(category_text(frame[name]), categories=list(category_text(known))).codes
         column = codes.astype("float64")
         column[codes < 0] = np.nan
         encoded[name] = column

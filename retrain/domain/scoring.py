@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from retrain.domain.features import FeatureSpec
+from retrain.domain.features import FeatureSpec, category_text
 from retrain.domain.task import Task
 
 
@@ -59,7 +59,7 @@ def unseen_categories(frame: pd.DataFrame, spec: FeatureSpec) -> dict[str, int]:
         if name not in frame.columns:
             continue
         column = frame[name]
-        unseen = column.notna() & ~column.astype("str").isin(categories)
+        unseen = column.notna() & ~category_text(column).isin(category_text(pd.Series(categories, dtype="object")))
         counts[name] = int(unseen.sum())
     return counts
 

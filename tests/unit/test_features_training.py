@@ -57,3 +57,21 @@ def test_single_class_training_data_is_refused(split):
     one_class = split.train.assign(**{SETTINGS.dataset.target: 0})
     with pytest.raises(TrainingDataError, match="single target class"):
         train_model(one_class, split.validation, spec, SETTINGS.dataset.target, SETTINGS.model)
+
+
+def test_an_integer_category_read_as_float_because_of_a_gap_keeps_its_code():
+    """3 in a training file and 3.0 in a batch whose column also holds a missing value are one category."""
+    spec = build_feature_spec(pd.DataFrame({"grade": [1, 2, 3]}), [], ["grade"])
+    assert spec.categories == (("grade", ("1", "2", "3")),)
+    batch = pd.DataFrame({"grade": [1.0, None, 3.0, 7.0]})  # pandas reads this column as float
+    codes = encode_features(batch, spec)["grade"].tolist()
+    assert codes[0] == 0.0 and codes[2] == 2.0 and all(pd.isna(codes[i]) for i in (1, 3))
+    written_before = FeatureSpec(numeric=(), categories=(("grade", ("1.0", "2.0", "3.0")),))  # an older spec
+    assert encode_features(pd.DataFrame({"grade": [3, 1]}), written_before)["grade"].tolist() == [2.0, 0.0]
+
+
+def test_unseen_categories_count_a_float_read_integer_as_seen():
+    from retrain.domain.scoring import unseen_categories
+
+    spec = build_feature_spec(pd.DataFrame({"grade": [1, 2, 3]}), [], ["grade"])
+    assert unseen_categories(pd.DataFrame({"grade": [1.0, None, 3.0, 7.0]}), spec) == {"grade": 1}
