@@ -18,7 +18,7 @@ from retrain.application.results import ScoringResult
 from retrain.domain import tags
 from retrain.domain.errors import RetrainError
 from retrain.domain.lifecycle import CHAMPION
-from retrain.domain.scoring import unseen_warnings
+from retrain.domain.scoring import unknown_label_note, unseen_warnings
 from tasks.data import load_settings_task
 from tasks.leases import RELEASE_LEASE, lease_and_reap_task
 from tasks.monitoring import (
@@ -69,6 +69,7 @@ def scoring(request: ScoringRequest) -> ScoringResult:
         "labelled_rows": performance.labelled_rows,
         "metrics": performance.metrics,
         "unseen_categories": unseen,
+        "unknown_labels": performance.unknown_labels,
         "shadow": None if comparison is None else comparison.to_dict(),
         "flow_run_id": str(runtime.flow_run.id or "local"),
     }
@@ -79,6 +80,8 @@ def scoring(request: ScoringRequest) -> ScoringResult:
     logger = get_run_logger()
     for warning in unseen_warnings(unseen, len(window.frame)):
         logger.warning(warning)
+    if performance.unknown_labels:
+        logger.warning(unknown_label_note(performance.unknown_labels))
     print(f"scored {summary['rows']} rows with champion v{champion.version} → {written}; {performance.note}")
     return ScoringResult.model_validate(summary)
 
@@ -94,6 +97,8 @@ def scoring_markdown(summary: dict[str, Any]) -> str:
         lines += ["", title, "", "| metric | value |", "|---|---|"]
         lines += [f"| {metric} | {value:.4f} |" for metric, value in summary["metrics"].items()]
     unseen = unseen_warnings(summary["unseen_categories"], summary["rows"])
+    if summary["unknown_labels"]:
+        unseen.append(unknown_label_note(summary["unknown_labels"]))
     if unseen:
         lines += ["", *[f"- {line}" for line in unseen]]
     shadow = summary["shadow"]

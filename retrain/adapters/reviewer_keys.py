@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -113,14 +114,47 @@ def write_public_key(project_dir: Path, policy: ApprovalSettings, reviewer: str,
     return public_path
 
 
-def generate_key_pair(project_dir: Path, policy: ApprovalSettings, reviewer: str, private_path: Path) -> Path:
-    """A new Ed25519 pair: the private key into ``private_path`` (0600, refused inside the project or
-    over an existing file), the public key into the project's key directory. Returns the public file."""
+@dataclass(frozen=True)
+class KeyPairFiles:
+    """Where keygen left a reviewer's keys, and whether the private key is new or an existing one reused."""
+
+    public_path: Path
+    private_created: bool
+
+
+def generate_key_pair(project_dir: Path, policy: ApprovalSettings, reviewer: str, private_path: Path) -> KeyPairFiles:
+    """The reviewer's public key into the project's key directory, from their private key at
+    ``private_path``: a new Ed25519 key (0600) when there is none, else the existing one, so one
+    reviewer keeps one key across every project they review (an existing file is never overwritten).
+
+    Refused: a private key inside the project, and a public file already holding another key
+    (replacing a reviewer's key is a change someone makes by hand and reviews)."""
     private_path = private_path.expanduser().absolute()
     if private_path.resolve().is_relative_to(project_dir.resolve()):
         raise ApprovalConfigError(f"{private_path} is inside the project: a private key must never be committed")
-    key = create_private_key(private_path)
-    return write_public_key(project_dir, policy, reviewer, key)
+    created = not private_path.exists()
+    key = create_private_key(private_path) if created else _existing_private_key(private_path)
+    public_path = public_key_path(project_dir, policy, reviewer)
+    if public_path.exists() and _holds_another_key(public_path, public_bytes(key)):
+        raise ApprovalConfigError(
+            f"{public_path} holds another key than {private_path}: remove it yourself to replace it "
+            "(a reviewer's new key is a reviewed change)"
+        )
+    return KeyPairFiles(write_public_key(project_dir, policy, reviewer, key), created)
+
+
+def _existing_private_key(path: Path) -> Ed25519PrivateKey:
+    try:
+        return load_private_key(path)
+    except ApprovalInputError as error:
+        raise ApprovalConfigError(f"{error} (keygen reuses an existing private key, never replaces it)") from None
+
+
+def _holds_another_key(public_path: Path, expected: bytes) -> bool:
+    try:
+        return parse_public_key(public_path.read_text(encoding="utf-8")) != expected
+    except (OSError, UnicodeDecodeError, ValueError):
+        return True
 
 
 def load_private_key(path: Path) -> Ed25519PrivateKey:

@@ -74,11 +74,18 @@ def champion_reference(registry: ModelRegistry) -> tuple[ModelVersionInfo, Refer
 
 
 def _labels(window: Window, settings: Settings) -> np.ndarray | None:
-    """The batch's labels as the task encodes them (NaN where not known yet), or None without a target column."""
+    """The batch's labels as the task encodes them, or None without a target column. NaN where not
+    known yet, and where the value is one the task cannot encode: a served batch is measured on the
+    rows it can be (``_unknown_labels`` counts the others), never refused for a label."""
     target = settings.dataset.target
     if target not in window.frame:
         return None
-    return task_for(settings.dataset).label_codes(window.frame[target], f"target column '{target}' of the batch")
+    return task_for(settings.dataset).label_codes(window.frame[target], unknown="missing")
+
+
+def _unknown_labels(window: Window, settings: Settings) -> dict[str, int]:
+    target = settings.dataset.target
+    return task_for(settings.dataset).unknown_labels(window.frame[target]) if target in window.frame else {}
 
 
 def check_drift(profile: ReferenceProfile, window: Window, predictions: np.ndarray, settings: Settings) -> DriftReport:
@@ -273,7 +280,8 @@ def shadow_comparison(
 
 def champion_performance(scores: np.ndarray, window: Window, settings: Settings) -> BatchPerformance:
     """The champion's metrics on the batch's labelled rows, with or without a shadow challenger."""
-    return batch_performance(task_for(settings.dataset), _labels(window, settings), scores)
+    task = task_for(settings.dataset)
+    return batch_performance(task, _labels(window, settings), scores, _unknown_labels(window, settings))
 
 
 def unseen_in_window(registry: ModelRegistry, version: ModelVersionInfo, window: Window) -> dict[str, int]:

@@ -242,6 +242,7 @@ class ScoringResult(ResultModel):
     labelled_rows: int = 0  # rows of the batch with a label: the champion's metrics are measured on them
     metrics: dict[str, float] | None = None  # the champion's, None without labels (or with one class only)
     unseen_categories: dict[str, int] = {}  # categorical feature -> rows with a category the model never saw
+    unknown_labels: dict[str, int] = {}  # label value outside dataset.labels -> rows left out of the metrics
     shadow: ShadowResult | None
     flow_run_id: str
     mlflow_run: str | None

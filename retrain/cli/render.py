@@ -149,15 +149,31 @@ def drift_summary(result: DriftResult) -> None:
     for reason in result.reasons:
         typer.echo(f"  - {reason}")
     if result.training:
-        typer.echo(f"retraining: {result.training.model_dump()}")
+        typer.echo(retraining_line(result.training))
+
+
+def retraining_line(training: TriggeredTraining | DeployedTraining) -> str:
+    """The retraining the drift flow started, in words: how it ran, its flow run and, when it was
+    followed to its end, the outcome and the reasons (as ``retrain train`` prints them)."""
+    from retrain.application.results import TriggeredTraining
+    from retrain.domain.gate_report import outcome_lines
+
+    if not isinstance(training, TriggeredTraining):
+        return f"retraining: flow run {training.flow_run_id} started ({training.via}); follow it in the Prefect UI"
+    lines = outcome_lines(training.note, training.champion_version, training.challenger_version, training.reasons, ())
+    head = f"retraining (flow run {training.flow_run_id}, {training.via}): {lines[0]}"
+    return "\n".join([head, *lines[1:]])
 
 
 def scoring_warnings(result: ScoringResult) -> None:
-    """Rows with categories the model never saw, one line per feature, on stderr (stdout may be JSON)."""
-    from retrain.domain.scoring import unseen_warnings
+    """Rows with categories the model never saw, one line per feature, and rows whose label the task
+    does not know, on stderr (stdout may be JSON)."""
+    from retrain.domain.scoring import unknown_label_note, unseen_warnings
 
     for line in unseen_warnings(result.unseen_categories, result.rows):
         typer.secho(line, err=True, fg="yellow")
+    if result.unknown_labels:
+        typer.secho(f"warning: {unknown_label_note(result.unknown_labels)}", err=True, fg="yellow")
 
 
 def scoring_json(result: ScoringResult) -> None:

@@ -106,8 +106,9 @@ def reviewer_keygen(
     key: KeyOption = None,
     project: ProjectOption = None,
 ) -> None:
-    """Create a reviewer's key pair: the private key (0600) outside the project, the public key into
-    the project's approval.keys_dir, to be committed (adding a reviewer is a reviewed change)."""
+    """Write a reviewer's public key into the project's approval.keys_dir, to be committed (adding a
+    reviewer is a reviewed change); the private key (0600, outside the project) is created if missing,
+    else reused."""
     import re
 
     runtime = context.runtime(project)
@@ -119,8 +120,10 @@ def reviewer_keygen(
         fail("a reviewer name is letters, digits, '.', '_' or '-' (it names the key file)", 2)
     private_path = key or default_private_key_path(name)
     with failures_exit(1):
-        public_path = generate_key_pair(runtime.project_dir, settings.approval, name, private_path)
-    typer.echo(f"private key: {private_path} (0600; keep it, never share or commit it)")
+        files = generate_key_pair(runtime.project_dir, settings.approval, name, private_path)
+    public_path = files.public_path
+    origin = "new" if files.private_created else "existing, reused: one key per reviewer across projects"
+    typer.echo(f"private key: {private_path} ({origin}; 0600; keep it, never share or commit it)")
     typer.echo(f"public key:  {public_path} (commit it: git add {public_path})")
     if normalise(name) not in {normalise(listed) for listed in settings.approval.reviewers}:
         typer.echo(f"then list '{name}' in approval.reviewers (params.yaml)")

@@ -90,8 +90,10 @@ def multiclass_metrics(y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, floa
         raise ValueError(f"need one label per row of class probabilities, got {y.shape} and {p.shape}")
     classes = list(range(p.shape[1]))
     predicted = p.argmax(axis=1)
+    # XGBoost's float32 rows sum to 1 only within ~1e-7, past sklearn's float64 tolerance: renormalise
+    clipped = np.clip(p, 1e-15, 1.0)
     return {
-        "log_loss": float(log_loss(y, np.clip(p, 1e-15, 1.0), labels=classes)),
+        "log_loss": float(log_loss(y, clipped / clipped.sum(axis=1, keepdims=True), labels=classes)),
         "macro_f1": float(f1_score(y, predicted, labels=classes, average="macro", zero_division=0)),
         "accuracy": float(np.mean(predicted == y)),
     }

@@ -11,7 +11,7 @@ the count per feature is reported instead of staying silent.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -28,14 +28,36 @@ class BatchPerformance:
     labelled_rows: int
     metrics: dict[str, float] | None
     note: str
+    unknown_labels: dict[str, int] = field(default_factory=dict)  # label value -> rows left out
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def batch_performance(task: Task, labels: np.ndarray | None, predictions: np.ndarray) -> BatchPerformance:
+def batch_performance(
+    task: Task, labels: np.ndarray | None, predictions: np.ndarray, unknown_labels: Mapping[str, int] | None = None
+) -> BatchPerformance:
     """The champion's task metrics on the rows whose label is known (``labels`` encoded by the task,
-    NaN where unknown); rows without one are left out."""
+    NaN where unknown); rows without one are left out, and so are rows whose label the task cannot
+    encode (``unknown_labels``: value -> rows), which the note names rather than failing the pass."""
+    strange = dict(unknown_labels or {})
+    performance = _performance(task, labels, predictions)
+    if not strange:
+        return performance
+    return BatchPerformance(
+        performance.labelled_rows, performance.metrics, f"{performance.note}; {unknown_label_note(strange)}", strange
+    )
+
+
+def unknown_label_note(unknown_labels: Mapping[str, int]) -> str:
+    """One line: how many rows carried which label values the task does not know."""
+    rows = sum(unknown_labels.values())
+    values = sorted(unknown_labels)
+    shown = ", ".join(values[:10]) + (" …" if len(values) > 10 else "")
+    return f"{rows} rows carry a label outside dataset.labels ({shown}): left out of the metrics"
+
+
+def _performance(task: Task, labels: np.ndarray | None, predictions: np.ndarray) -> BatchPerformance:
     if labels is None:
         return BatchPerformance(0, None, "the batch has no target column: no metrics")
     y = np.asarray(labels, dtype="float64")

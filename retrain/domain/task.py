@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -86,16 +86,24 @@ class Task:
             return {label_key(value): int(label_key(value) == positive) for value in self.classes}
         return {label_key(value): position for position, value in enumerate(self.classes)}
 
-    def label_codes(self, values: pd.Series | np.ndarray | Sequence[Any], what: str = "target") -> np.ndarray:
+    def label_codes(
+        self,
+        values: pd.Series | np.ndarray | Sequence[Any],
+        what: str = "target",
+        unknown: Literal["refuse", "missing"] = "refuse",
+    ) -> np.ndarray:
         """Encoded labels as floats, NaN where the value is missing (monitoring: labels arrive late).
 
-        Each distinct value is looked up once, so a million rows cost one factorisation.
+        A value outside ``dataset.labels`` (not a number, for regression) is refused with a typed
+        error, or with ``unknown="missing"`` read as missing: a scored batch's metrics then leave
+        the row out, and :meth:`unknown_labels` says how many were. Each distinct value is looked
+        up once, so a million rows cost one factorisation.
         """
         series = pd.Series(values) if not isinstance(values, pd.Series) else values
         if self.kind == "regression":
             numbers = pd.to_numeric(series, errors="coerce")
             bad = series[numbers.isna() & series.notna()]
-            if len(bad):
+            if len(bad) and unknown == "refuse":
                 shown = sorted({str(v) for v in bad.unique()})[:5]
                 raise UnknownLabelError(f"the {what} of a regression must be numbers, found {shown}")
             floats: np.ndarray = numbers.to_numpy(dtype="float64", na_value=np.nan, copy=True)
@@ -103,16 +111,29 @@ class Task:
         codes, uniques = pd.factorize(series, use_na_sentinel=True)
         index = self._index()
         keys = [label_key(value) for value in uniques]
-        unknown = [value for value, key in zip(uniques, keys, strict=True) if key not in index]
-        if unknown:
-            shown = sorted(str(value) for value in unknown)
+        strange = [value for value, key in zip(uniques, keys, strict=True) if key not in index]
+        if strange and unknown == "refuse":
+            shown = sorted(str(value) for value in strange)
             raise UnknownLabelError(
                 f"the {what} holds values that are not among dataset.labels.classes {list(self.classes)}: "
                 f"{shown[:10]}{' …' if len(shown) > 10 else ''}"
             )
-        lookup = np.array([float(index[key]) for key in keys] + [np.nan], dtype="float64")
+        lookup = np.array([float(index.get(key, np.nan)) for key in keys] + [np.nan], dtype="float64")
         encoded: np.ndarray = lookup[codes]  # the sentinel -1 picks the trailing NaN
         return encoded
+
+    def unknown_labels(self, values: pd.Series | np.ndarray | Sequence[Any]) -> dict[str, int]:
+        """Rows per present label value the task cannot encode (not in ``dataset.labels``; for
+        regression, not a number), by the value as text: what ``unknown="missing"`` left out."""
+        series = pd.Series(values) if not isinstance(values, pd.Series) else values
+        present = series[series.notna()]
+        if self.kind == "regression":
+            strange = present[pd.to_numeric(present, errors="coerce").isna()]
+        else:
+            index = self._index()
+            known = {value for value in present.unique() if label_key(value) in index}
+            strange = present[~present.isin(known)]
+        return {str(value): int(count) for value, count in strange.value_counts(sort=False).items()}
 
     def encode(self, values: pd.Series | np.ndarray | Sequence[Any], what: str = "target") -> np.ndarray:
         """Encoded labels without missing values: class indices (int64) or target values (float64)."""

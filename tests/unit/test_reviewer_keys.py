@@ -28,8 +28,10 @@ def _project(tmp_path: Path) -> Path:
 def test_keygen_writes_a_private_key_for_its_owner_only_and_a_public_key_into_the_project(tmp_path: Path):
     project = _project(tmp_path)
     private = tmp_path / "home" / "keys" / "ada.key"
-    public = generate_key_pair(project, POLICY, "ada", private)
+    files = generate_key_pair(project, POLICY, "ada", private)
+    public = files.public_path
 
+    assert files.private_created
     assert public == project / "reviewers" / "ada.pub" and public.read_text().startswith("ssh-ed25519 ")
     assert stat.S_IMODE(private.stat().st_mode) == 0o600
     assert stat.S_IMODE(private.parent.stat().st_mode) == 0o700
@@ -40,16 +42,44 @@ def test_keygen_writes_a_private_key_for_its_owner_only_and_a_public_key_into_th
 
 
 @pytest.mark.faults
-def test_keygen_refuses_a_private_key_inside_the_project_or_over_an_existing_one(tmp_path: Path):
+def test_keygen_refuses_a_private_key_inside_the_project_and_never_overwrites_one(tmp_path: Path):
     project = _project(tmp_path)
     with pytest.raises(ApprovalConfigError, match="inside the project"):
         generate_key_pair(project, POLICY, "ada", project / "ada.key")
     private = tmp_path / "ada.key"
     generate_key_pair(project, POLICY, "ada", private)
     before = private.read_bytes()
-    with pytest.raises(ApprovalConfigError, match="exists already"):
-        generate_key_pair(project, POLICY, "ada", private)
-    assert private.read_bytes() == before
+    again = generate_key_pair(project, POLICY, "ada", private)
+    assert not again.private_created and private.read_bytes() == before
+
+
+def test_keygen_reuses_a_reviewers_existing_key_for_a_second_project(tmp_path: Path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first, second = _project(tmp_path / "a"), _project(tmp_path / "b")
+    private = tmp_path / "home" / "ada.key"
+    generate_key_pair(first, POLICY, "ada", private)
+    files = generate_key_pair(second, POLICY, "ada", private)
+    assert not files.private_created
+    assert files.public_path.read_text() == (first / "reviewers" / "ada.pub").read_text()
+    generate_key_pair(second, POLICY, "grace", tmp_path / "home" / "grace.key")
+    assert load_reviewer_keys(second, POLICY)["ada"] == public_bytes(load_private_key(private))
+
+
+@pytest.mark.faults
+def test_keygen_refuses_a_public_file_holding_another_key_and_a_readable_private_key(tmp_path: Path):
+    project = _project(tmp_path)
+    generate_key_pair(project, POLICY, "ada", tmp_path / "ada.key")
+    public = project / "reviewers" / "ada.pub"
+    committed = public.read_text()
+    with pytest.raises(ApprovalConfigError, match="holds another key"):
+        generate_key_pair(project, POLICY, "ada", tmp_path / "other" / "ada.key")
+    assert public.read_text() == committed
+    loose = tmp_path / "loose.key"
+    loose.write_bytes((tmp_path / "ada.key").read_bytes())
+    loose.chmod(0o644)
+    with pytest.raises(ApprovalConfigError, match="readable by others"):
+        generate_key_pair(project, POLICY, "grace", loose)
 
 
 @pytest.mark.faults

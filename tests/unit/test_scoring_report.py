@@ -34,6 +34,20 @@ def test_no_metrics_says_why(labels: np.ndarray | None, rows: int, why: str):
     assert performance.metrics is None and performance.labelled_rows == rows and why in performance.note
 
 
+def test_rows_with_an_unknown_label_are_left_out_and_named_not_a_failure():
+    from retrain.domain.task import Task
+
+    grades = Task("multiclass", (3, 4, 5))
+    batch = pd.Series([3, 4, 9, 5, 9, 3])
+    probabilities = np.full((6, 3), 1 / 3)
+    performance = batch_performance(
+        grades, grades.label_codes(batch, unknown="missing"), probabilities, grades.unknown_labels(batch)
+    )
+    assert performance.labelled_rows == 4 and performance.metrics is not None
+    assert performance.unknown_labels == {"9": 2}
+    assert "2 rows carry a label outside dataset.labels (9): left out of the metrics" in performance.note
+
+
 def test_unseen_categories_are_counted_as_the_encoding_treats_them():
     train = pd.DataFrame({"x": [1.0, 2.0, 3.0], "colour": ["red", "blue", None], "size": [1, 2, 1]})
     spec = build_feature_spec(train, ["x"], ["colour", "size"])

@@ -52,6 +52,19 @@ def test_missing_labels_are_nan_codes_for_monitoring_and_refused_for_training():
     assert AMOUNT.encode(pd.Series(["1.5", "2"])).tolist() == [1.5, 2.0]
 
 
+def test_monitoring_reads_an_unknown_label_as_missing_and_counts_it():
+    batch = pd.Series([3, 9, 4, 9, None, "3.0"], dtype="object")
+    codes = GRADES.label_codes(batch, unknown="missing")
+    assert codes[0] == 0 and codes[2] == 1 and codes[5] == 0
+    assert np.isnan(codes[[1, 3, 4]]).all()
+    assert GRADES.unknown_labels(batch) == {"9": 2}  # a missing label is not an unknown one
+    assert INCOME.unknown_labels(pd.Series(["<=50K", "?", " >50K"])) == {"?": 1}
+    amounts = pd.Series(["1.5", "lots", None])
+    assert np.isnan(AMOUNT.label_codes(amounts, unknown="missing")[1:]).all()
+    assert AMOUNT.unknown_labels(amounts) == {"lots": 1}
+    assert GRADES.unknown_labels(pd.Series([3, 4])) == {}
+
+
 def test_binary_booster_params_are_exactly_what_they_always_were():
     model = SETTINGS.model
     params = booster_params(model)
@@ -72,3 +85,18 @@ def test_predicted_labels_and_the_drift_score_per_task():
     assert INCOME.predicted_labels(np.array([0.2, 0.9])).tolist() == ["<=50K", ">50K"]
     assert AMOUNT.score(np.array([1.5, -2.0])).tolist() == [1.5, -2.0]
     assert not BINARY.evaluable(np.array([1.0, 1.0, np.nan])) and BINARY.evaluable(np.array([0.0, 1.0]))
+
+
+def test_multiclass_log_loss_takes_float32_probabilities_without_a_warning():
+    import warnings
+
+    from retrain.domain.metrics import multiclass_metrics
+
+    rng = np.random.default_rng(0)
+    raw = rng.random((500, 6)).astype("float32")
+    probabilities = raw / raw.sum(axis=1, keepdims=True)  # float32 rows: sums off by ~1e-7
+    labels = rng.integers(0, 6, 500)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        metrics = multiclass_metrics(labels, probabilities)
+    assert 0 < metrics["log_loss"] < 10
