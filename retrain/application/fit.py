@@ -16,8 +16,37 @@ import pandas as pd
 from retrain.adapters import files
 from retrain.domain import fitting
 from retrain.domain.evidence import FEATURE_SPEC_DOCUMENT
-from retrain.domain.settings import Settings
+from retrain.domain.settings import Settings, TaskKind
 from retrain.domain.task import Task, task_for
+
+# What ``retrain fit`` writes under --plots for each task, as ``dvc.yaml`` declares it: file -> x and y
+# columns and the DVC plot template. ``retrain init`` writes the project's ``plots:`` from this, so a
+# regression or multiclass project's ``dvc repro`` finds exactly the files its stage declares.
+PLOT_DECLARATIONS: dict[TaskKind, dict[str, dict[str, str]]] = {
+    "binary": {
+        "roc.csv": {"x": "fpr", "y": "tpr"},
+        "precision_recall.csv": {"x": "recall", "y": "precision"},
+        "calibration.csv": {"x": "predicted", "y": "observed"},
+    },
+    "multiclass": {
+        "confusion.csv": {"template": "confusion", "x": "predicted", "y": "actual"},
+        "calibration.csv": {"x": "predicted", "y": "observed"},
+    },
+    "regression": {
+        "residuals.csv": {"template": "scatter", "x": "predicted", "y": "residual"},
+        "predicted_actual.csv": {"template": "scatter", "x": "actual", "y": "predicted"},
+    },
+}
+
+
+def dvc_plots_block(task: TaskKind, plots_dir: str = "plots") -> str:
+    """The train stage's ``plots:`` entries for ``task``, as ``dvc.yaml`` text (stage indentation)."""
+    lines = [f"    # plots: what `retrain fit` writes for a {task} task (retrain init writes a project's for its task)"]
+    lines.append("    plots:")
+    for name, fields in PLOT_DECLARATIONS[task].items():
+        lines += [f"      - {plots_dir}/{name}:", "          cache: false"]
+        lines += [f"          {key}: {value}" for key, value in fields.items()]
+    return "\n".join(lines) + "\n"
 
 
 def _curves(y: Any, p: Any) -> dict[str, pd.DataFrame]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,6 +176,16 @@ def _check_target_directory(project: Path, name: str, reviewers: tuple[str, ...]
         )
 
 
+def render_dvc_yaml(template_text: str, task: TaskKind) -> str:
+    """Retrain's ``dvc.yaml`` with the train stage's ``plots:`` (its last block) for ``task``."""
+    from retrain.application.fit import dvc_plots_block
+
+    head, marker, _ = template_text.partition("\n    # plots:")
+    if not marker:
+        raise InitError("the reference dvc.yaml has no train stage plots: block to adapt to the task")
+    return head + "\n" + dvc_plots_block(task)
+
+
 def _write_files(project: Path, sample: Path, proposal: ProjectProposal, params: dict[str, Any]) -> list[str]:
     """params.yaml, dvc.yaml (kept when there is one), the contract and its CHANGELOG, .gitignore."""
     name = proposal.name
@@ -196,7 +205,8 @@ def _write_files(project: Path, sample: Path, proposal: ProjectProposal, params:
         workspace.render_params(params, template_text, _comments(proposal)), encoding="utf-8"
     )
     if not (project / "dvc.yaml").exists():
-        shutil.copy2(template_dir / "dvc.yaml", project / "dvc.yaml")
+        template_dvc = (template_dir / "dvc.yaml").read_text(encoding="utf-8")
+        (project / "dvc.yaml").write_text(render_dvc_yaml(template_dvc, proposal.task), encoding="utf-8")
     gitignore = project / ".gitignore"
     ignored = gitignore.read_text(encoding="utf-8").splitlines() if gitignore.exists() else []
     if "/.retrain/" not in ignored:

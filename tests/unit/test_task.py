@@ -100,3 +100,33 @@ def test_multiclass_log_loss_takes_float32_probabilities_without_a_warning():
         warnings.simplefilter("error")
         metrics = multiclass_metrics(labels, probabilities)
     assert 0 < metrics["log_loss"] < 10
+
+
+@pytest.mark.parametrize("task", [INCOME, GRADES, AMOUNT], ids=lambda task: task.kind)
+def test_fit_writes_exactly_the_plot_files_dvc_yaml_declares_for_the_task(task: Task):
+    from retrain.application.fit import PLOT_DECLARATIONS, _task_curves, dvc_plots_block
+
+    rng = np.random.default_rng(1)
+    if task.kind == "regression":
+        y, p = rng.normal(size=60), rng.normal(size=60)
+    elif task.kind == "binary":
+        y, p = rng.integers(0, 2, 60), rng.random(60)
+    else:
+        y, raw = rng.integers(0, 5, 60), rng.random((60, 5))
+        p = raw / raw.sum(axis=1, keepdims=True)
+    curves = _task_curves(task, y, p)
+    declared = PLOT_DECLARATIONS[task.kind]
+    assert set(curves) == set(declared)
+    for name, fields in declared.items():
+        assert {fields["x"], fields["y"]} <= set(curves[name].columns)
+        assert f"plots/{name}:" in dvc_plots_block(task.kind)
+
+
+def test_the_repositorys_dvc_yaml_is_what_init_writes_for_a_binary_task():
+    from retrain.application.scaffold import render_dvc_yaml
+
+    template = (REPO_ROOT / "dvc.yaml").read_text()
+    assert render_dvc_yaml(template, "binary") == template
+    regression = render_dvc_yaml(template, "regression")
+    assert "plots/residuals.csv" in regression and "plots/roc.csv" not in regression
+    assert regression.startswith(template.partition("    # plots:")[0])
