@@ -9,6 +9,8 @@ XGBoost routes down the learned default branch instead of failing.
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -54,7 +56,7 @@ class FeatureSpec:
 
 #: A whole number written as a float ("3.0", "-2.00"): what an integer category becomes when its
 #: column also holds a missing value (pandas reads it as float), never what the value means.
-_WHOLE_FLOAT_TEXT = r"^(-?\d+)\.0+$"
+_WHOLE_FLOAT_TEXT = re.compile(r"^(-?\d+)\.0+$")
 
 
 def category_text(values: pd.Series) -> pd.Series:
@@ -65,8 +67,37 @@ def category_text(values: pd.Series) -> pd.Series:
     longer match the "3" the model was trained on (it would be scored as unknown). Whole floats are
     written as integers; any other value is its ``str``.
     """
-    text = values.astype("str").where(values.notna())
-    return text.str.replace(_WHOLE_FLOAT_TEXT, r"\1", regex=True)
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)  # the text of each distinct value, once
+    texts = _unique_texts(uniques)
+    return pd.Series(np.append(texts, np.nan).astype("object")[codes], index=values.index, dtype="object")
+
+
+def _unique_texts(uniques: pd.Index | np.ndarray) -> np.ndarray:
+    texts = np.empty(len(uniques), dtype="object")  # a loop over distinct values: few, and no pandas overhead
+    for position, value in enumerate(uniques):
+        text = str(value)
+        texts[position] = _WHOLE_FLOAT_TEXT.sub(r"\1", text) if text.endswith("0") else text
+    return texts
+
+
+@functools.lru_cache(maxsize=256)
+def _known_index(categories: tuple[str, ...]) -> pd.Index:
+    """A spec's categories as text, looked up by position: built once per spec, not per prediction."""
+    index: pd.Index = pd.Index(_unique_texts(np.asarray(categories, dtype="object")), dtype="object")
+    return index
+
+
+def category_codes(values: pd.Series, categories: tuple[str, ...]) -> np.ndarray:
+    """Each value's position among ``categories`` (as :func:`category_text` reads both), -1 when
+    missing or unknown. Costs one hash pass over the rows plus work per distinct value, so a
+    one-row prediction and a million-row batch both pay only for what they hold."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    positions = (
+        _known_index(categories).get_indexer(pd.Index(_unique_texts(uniques))) if len(uniques) else np.array([], "intp")
+    )
+    lookup: np.ndarray = np.append(positions, -1)
+    result: np.ndarray = lookup[codes]
+    return result
 
 
 def build_feature_spec(frame: pd.DataFrame, numeric: Sequence[str], categorical: Sequence[str]) -> FeatureSpec:
@@ -84,9 +115,8 @@ def encode_features(frame: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
     for name in spec.numeric:
         encoded[name] = pd.to_numeric(frame[name], errors="raise").to_numpy(dtype="float64", na_value=np.nan)
     for name, cats in spec.categories:
-        known = pd.Series(cats, dtype="object")
         # a spec written before category_text may list "3.0": read it the same way (same codes, same order)
-        codes = pd.Categorical(category_text(frame[name]), categories=list(category_text(known))).codes
+        codes = category_codes(frame[name], cats)
         column = codes.astype("float64")
         column[codes < 0] = np.nan
         encoded[name] = column

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from retrain.domain.features import FeatureSpec, category_text
+from retrain.domain.features import FeatureSpec, category_codes
 from retrain.domain.task import Task
 
 
@@ -81,7 +81,7 @@ def unseen_categories(frame: pd.DataFrame, spec: FeatureSpec) -> dict[str, int]:
         if name not in frame.columns:
             continue
         column = frame[name]
-        unseen = column.notna() & ~category_text(column).isin(category_text(pd.Series(categories, dtype="object")))
+        unseen = column.notna().to_numpy() & (category_codes(column, categories) < 0)
         counts[name] = int(unseen.sum())
     return counts
 

@@ -18,6 +18,7 @@ from retrain.domain.sample_inference import (
     infer_roles,
     infer_task,
     infer_time_column,
+    primary_metric,
     propose_project,
     row_thresholds,
     suspected_missing_tokens,
@@ -226,7 +227,9 @@ def test_proposal_fits_each_task():
     assert (binary.task, binary.primary_metric, binary.labels.positive) == ("binary", "roc_auc", ">50K")  # type: ignore[union-attr]
     grades = np.repeat([4, 5, 6, 7], [30, 150, 90, 30])
     multiclass = propose_project(_sample(grades), name="b", target="y", time_column="seen")
-    assert (multiclass.task, multiclass.primary_metric, multiclass.floor) == ("multiclass", "accuracy", 0.5)
+    assert (multiclass.task, multiclass.primary_metric, multiclass.floor) == ("multiclass", "accuracy", 0.51)
+    assert primary_metric("multiclass", None, pd.Series([6] * 418 + [5] * 582))[1] == 0.59
+    assert primary_metric("multiclass", None, pd.Series([6] * 418 + [5] * 282 + [7] * 300))[1] == 0.42
     regression = propose_project(_sample(RNG.normal(50, 5, N)), name="c", target="y", time_column="seen")
     assert (regression.task, regression.primary_metric, regression.labels) == ("regression", "r2", None)
     assert binary.task_inferred and "y" not in binary.roles.numeric + binary.roles.categorical

@@ -107,6 +107,8 @@ def test_fit_writes_exactly_the_plot_files_dvc_yaml_declares_for_the_task(task: 
     from retrain.application.fit import PLOT_DECLARATIONS, _task_curves, dvc_plots_block
 
     rng = np.random.default_rng(1)
+    y: np.ndarray
+    p: np.ndarray
     if task.kind == "regression":
         y, p = rng.normal(size=60), rng.normal(size=60)
     elif task.kind == "binary":
