@@ -92,7 +92,8 @@ def training(request: TrainingRequest | None = None) -> TrainingResult:
         prepare_data_repo_task(where.project_dir, where.dvc_remote_url, where.dvc_remote_endpoint)
         batches = list_batches_task(where.project_dir, settings)
         validations = [
-            validate_batch_task(path, settings, where.project_dir, reports / "validation") for path in batches
+            validate_batch_task(path, settings, where.project_dir, reports / "validation", where.validation_cache_dir)
+            for path in batches
         ]
         publish_validation_task([validation.report for validation in validations])
         store_quarantine_task(validations, settings, where.project_dir)

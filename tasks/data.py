@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
@@ -34,9 +34,14 @@ def list_batches_task(project_dir: Path, settings: Settings) -> list[Path]:
 
 
 @task(name="validate-batch", cache_policy=NO_CACHE, task_run_name="validate-{path.name}", **RETRYING)
-def validate_batch_task(path: Path, settings: Settings, project_dir: Path, reports_dir: Path) -> BatchValidation:
-    """Run the contract on one batch, publish its report and keep it as JSON beside the other reports."""
-    validation = validate_file(path, settings, project_dir)
+def validate_batch_task(
+    path: Path, settings: Settings, project_dir: Path, reports_dir: Path, cache_dir: Path | None = None
+) -> BatchValidation:
+    """Run the contract on one batch (or apply the verdict the same file had under the same contract),
+    publish its report and keep it as JSON beside the other reports."""
+    validation = validate_file(path, settings, project_dir, cache_dir)
+    if validation.reused_verdict:
+        get_run_logger().info(f"{path.name}: judged before by the same contract and settings, verdict reused")
     report = validation.report
     data.keep_report(report, reports_dir, path)
     create_markdown_artifact(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+from collections.abc import Hashable, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,7 @@ from retrain.domain.validation import (
     BatchValidation,
     ExpectationFailure,
     TimeBounds,
+    ValidationFindings,
     ValidationReport,
     check_all_null_columns,
     check_time_bounds,
@@ -252,6 +254,40 @@ def validate_batch(
         warnings=warnings,
     )
     return BatchValidation(report=report, accepted=accepted, quarantined=quarantined)
+
+
+def replay_validation(
+    frame: pd.DataFrame,
+    contract_path: Path,
+    findings: ValidationFindings,
+    *,
+    batch_name: str,
+    contract_name: str,
+    contract_version: int,
+    max_quarantine_share: float = 0.0,
+    extra_columns: str = "refuse",
+) -> BatchValidation | None:
+    """The verdict :func:`validate_batch` gave this batch before, applied to its rows again without
+    great-expectations; None when the rows do not fit the findings (then validate afresh)."""
+    frame = frame.reset_index(drop=True)
+    if extra_columns == "drop":
+        frame, _ = _drop_extra_columns(frame, load_contract_json(contract_path))
+    if len(frame) != findings.rows or any(label >= len(frame) for label in findings.row_failures):
+        return None
+    row_failures: dict[Hashable, Sequence[str]] = {label: why for label, why in findings.row_failures.items()}
+    accepted, quarantined = partition_rows(frame, row_failures)
+    report = ValidationReport(
+        batch=batch_name,
+        contract_name=contract_name,
+        contract_version=contract_version,
+        rows=len(frame),
+        expectations_evaluated=findings.expectations_evaluated,
+        failures=findings.failures,
+        quarantined=len(quarantined),
+        max_quarantine_share=max_quarantine_share,
+        warnings=findings.warnings,
+    )
+    return BatchValidation(report=report, accepted=accepted, quarantined=quarantined, reused_verdict=True)
 
 
 def contract_hash(path: Path) -> str:

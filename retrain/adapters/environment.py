@@ -48,6 +48,11 @@ class Runtime:
         return self.state_dir / "reports"
 
     @property
+    def validation_cache_dir(self) -> Path:
+        """Contract verdicts by content (:mod:`retrain.adapters.validation_cache`)."""
+        return self.state_dir / "validation-cache"
+
+    @property
     def embedded_mlflow(self) -> bool:
         return self.mlflow_tracking_uri.startswith("sqlite:///") and str(self.state_dir) in self.mlflow_tracking_uri
 

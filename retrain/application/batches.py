@@ -18,23 +18,56 @@ from retrain.domain.settings import Settings
 from retrain.domain.validation import BatchValidation
 
 
-def validate_file(path: Path, settings: Settings, project_dir: Path) -> BatchValidation:
+def validate_file(path: Path, settings: Settings, project_dir: Path, cache_dir: Path | None = None) -> BatchValidation:
     """Read one batch file and judge it with the contract and the quarantine policy of params.yaml.
 
     The contract must be the released one (``data_contracts/RELEASED.json``), so every batch is judged
-    by the rules whose hash the run records."""
+    by the rules whose hash the run records. With ``cache_dir``, a verdict this file already had under
+    the same contract and settings is applied again instead of re-running the contract
+    (:mod:`retrain.adapters.validation_cache`): a run pays the contract only for batches it has not seen.
+    """
     from retrain.adapters import contracts
 
     contracts.check_released(project_dir / "data_contracts", settings.contract.name, settings.contract.version)
-    return contracts.validate_batch(
-        files.read_batch(path, settings.dataset.time_column, settings.dataset.missing_values),
-        project_dir / settings.contract.relative_path,
-        batch_name=path.name,
-        contract_name=settings.contract.name,
-        contract_version=settings.contract.version,
-        max_quarantine_share=settings.contract.max_quarantine_share,
-        extra_columns=settings.contract.extra_columns,
-    )
+    contract_path = project_dir / settings.contract.relative_path
+    frame = files.read_batch(path, settings.dataset.time_column, settings.dataset.missing_values)
+    contract = settings.contract
+
+    def validate() -> BatchValidation:
+        return contracts.validate_batch(
+            frame,
+            contract_path,
+            batch_name=path.name,
+            contract_name=contract.name,
+            contract_version=contract.version,
+            max_quarantine_share=contract.max_quarantine_share,
+            extra_columns=contract.extra_columns,
+        )
+
+    if cache_dir is None:
+        return validate()
+    from retrain.adapters import validation_cache
+
+    key = validation_cache.cache_key(path, settings, contract_path)
+    findings = validation_cache.load(cache_dir, key)
+    if findings is not None:
+        replayed = contracts.replay_validation(
+            frame,
+            contract_path,
+            findings,
+            batch_name=path.name,
+            contract_name=contract.name,
+            contract_version=contract.version,
+            max_quarantine_share=contract.max_quarantine_share,
+            extra_columns=contract.extra_columns,
+        )
+        if replayed is not None:
+            return replayed
+    validation = validate()
+    fresh = validation_cache.findings_of(validation)
+    if fresh is not None:
+        validation_cache.store(cache_dir, key, fresh)
+    return validation
 
 
 def quarantine_path(project_dir: Path, settings: Settings, batch_name: str) -> Path:

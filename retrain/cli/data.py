@@ -40,7 +40,7 @@ def snapshot(project: ProjectOption = None) -> None:
 
     # an unreadable batch is a BatchReadError: exit 2 (RetrainGroup)
     batches = files.list_batches(runtime.project_dir / settings.dataset.batches)
-    validations = [validate_file(path, settings, runtime.project_dir) for path in batches]
+    validations = [validate_file(path, settings, runtime.project_dir, runtime.validation_cache_dir) for path in batches]
     refused = [v.report.summary() for v in validations if not v.report.passed]
     if refused:
         fail("\n".join(refused))

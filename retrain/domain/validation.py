@@ -135,12 +135,25 @@ class ValidationReport:
 
 
 @dataclass(frozen=True)
+class ValidationFindings:
+    """What a contract found on a batch, without the rows: enough to split the same file again into
+    the same accepted and quarantined rows (``row_failures``: 0-based row position -> reasons)."""
+
+    rows: int
+    expectations_evaluated: int
+    failures: tuple[ExpectationFailure, ...]
+    row_failures: dict[int, tuple[str, ...]]
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class BatchValidation:
     """A judged batch: the report and the rows split into accepted and quarantined."""
 
     report: ValidationReport
     accepted: pd.DataFrame
     quarantined: pd.DataFrame
+    reused_verdict: bool = False  # the same file, contract and settings were judged before: findings applied again
 
 
 def partition_rows(

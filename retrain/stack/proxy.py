@@ -12,12 +12,12 @@ import base64
 import contextlib
 import os
 import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 from retrain.domain import tags
 from retrain.stack.config import StackConfig, StackError
+from retrain.stack.packages import apt_install
 from retrain.stack.secrets import StackSecrets, write_private
 
 # What people may do through the Prefect proxy: "METHOD /api/path" against these regexes, first
@@ -165,10 +165,6 @@ def ensure_nginx(on_event: Callable[[str], None]) -> None:
     if shutil.which("apt-get") is None or os.geteuid() != 0:
         raise StackError("nginx is not installed (the people's Prefect proxy needs it): apt-get install nginx-light")
     on_event("installing nginx (apt-get install nginx-light)")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-qq", "nginx-light"]
-    if subprocess.run(install, env=env, capture_output=True, check=False).returncode != 0:
-        subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True, check=False)
-        done = subprocess.run(install, env=env, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise StackError(f"apt-get install nginx-light failed: {done.stderr.strip()[-500:]}")
+    done = apt_install("nginx-light")
+    if done.returncode != 0:
+        raise StackError(f"apt-get install nginx-light failed: {done.stderr.strip()[-500:]}")

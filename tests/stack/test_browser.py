@@ -6,9 +6,7 @@ shows alias ``champion`` on the new version. Screenshots are kept under
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ import pytest
 
 from retrain.cli.demo_run import write_demo_batches
 from retrain.domain.settings import load_settings
+from retrain.stack.packages import apt_install
 from tests.conftest import REPO_ROOT, reviewed_project
 from tests.stack.conftest import LiveStack
 from tests.stack.test_live_stack import SMALL, _api, _mlflow_as, _wait_state, signature_for, start_training
@@ -45,12 +44,8 @@ def _chromium() -> str:
         return found
     if shutil.which("apt-get") is None:
         pytest.skip("no chromium and no apt-get to install Debian's chromium")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-qq", "chromium"]
-    if subprocess.run(install, env=env, capture_output=True, check=False).returncode != 0:
-        subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True, check=False)
-        done = subprocess.run(install, env=env, capture_output=True, text=True, check=False)
-        assert done.returncode == 0, f"apt-get install chromium failed: {done.stderr[-2000:]}"
+    done = apt_install("chromium")
+    assert done.returncode == 0, f"apt-get install chromium failed: {done.stderr[-2000:]}"
     found = shutil.which("chromium")
     assert found, "chromium is not on PATH after apt-get install"
     return found
