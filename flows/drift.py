@@ -17,7 +17,7 @@ from retrain.adapters.environment import resolve_runtime
 from retrain.adapters.registry import ModelRegistry
 from retrain.application.monitoring import drift_result, retraining_request
 from retrain.application.results import DriftResult
-from tasks.data import load_settings_task
+from tasks.data import check_row_thresholds_task, load_settings_task
 from tasks.leases import RELEASE_LEASE, lease_and_reap_task
 from tasks.monitoring import (
     decide_task,
@@ -46,6 +46,7 @@ def drift(request: DriftRequest | None = None) -> DriftResult:
     where = resolve_runtime(project_dir=Path(request.project_dir) if request.project_dir else None)
     flow_run_id = str(runtime.flow_run.id or "local")
     settings = load_settings_task(where.params_path)
+    check_row_thresholds_task(settings, where.project_dir)
     registry = ModelRegistry.for_project(where, settings)
     lease_and_reap_task(where.ledger_url, settings, "drift", str(where.project_dir), registry)
 

@@ -19,7 +19,7 @@ from retrain.domain import tags
 from retrain.domain.errors import RetrainError
 from retrain.domain.lifecycle import CHAMPION
 from retrain.domain.scoring import unknown_label_note, unseen_warnings
-from tasks.data import load_settings_task
+from tasks.data import check_row_thresholds_task, load_settings_task
 from tasks.leases import RELEASE_LEASE, lease_and_reap_task
 from tasks.monitoring import (
     champion_performance_task,
@@ -43,6 +43,7 @@ class ScoringRequest(BaseModel):
 def scoring(request: ScoringRequest) -> ScoringResult:
     where = resolve_runtime(project_dir=Path(request.project_dir) if request.project_dir else None)
     settings = load_settings_task(where.params_path)
+    check_row_thresholds_task(settings, where.project_dir)
     registry = ModelRegistry.for_project(where, settings)
     lease_and_reap_task(where.ledger_url, settings, "scoring", str(where.project_dir), registry)
     champion = alias_task(registry, CHAMPION)

@@ -28,6 +28,7 @@ from retrain.domain.lifecycle import CHAMPION
 from tasks.approval import collect_approval, reviewer_keys_task
 from tasks.data import (
     build_training_set_task,
+    check_row_thresholds_task,
     commit_training_task,
     list_batches_task,
     load_settings_task,
@@ -81,6 +82,7 @@ def training(request: TrainingRequest | None = None) -> TrainingResult:
     flow_run_id = str(runtime.flow_run.id or "local")
     reports = where.reports_dir / flow_run_id
     settings = load_settings_task(where.params_path)
+    check_row_thresholds_task(settings, where.project_dir)
     reviewer_keys = reviewer_keys_task(where.project_dir, settings.approval)  # before any work
     registry = ModelRegistry.for_project(where, settings)
     lease_and_reap_task(where.ledger_url, settings, "training", str(where.project_dir), registry)

@@ -15,7 +15,7 @@ from prefect.cache_policies import NO_CACHE
 from retrain.adapters import files
 from retrain.adapters.git import GitCommit
 from retrain.application import data, versioning
-from retrain.application.batches import assemble_training_set, validate_file
+from retrain.application.batches import assemble_training_set, row_threshold_check, validate_file
 from retrain.domain import tags
 from retrain.domain.evidence import Snapshot
 from retrain.domain.settings import Settings, load_settings
@@ -26,6 +26,18 @@ from tasks.policy import RETRYING
 @task(name="load-settings", cache_policy=NO_CACHE)
 def load_settings_task(params_path: Path) -> Settings:
     return load_settings(params_path)
+
+
+@task(name="check-row-thresholds", cache_policy=NO_CACHE)
+def check_row_thresholds_task(settings: Settings, project_dir: Path) -> list[str]:
+    """Thresholds in rows this project's batches never reach (``drift.min_rows``, slice ``min_rows``),
+    logged as warnings at the start of the run: a run started from the Prefect UI or a schedule
+    says so in its own logs, where its user looks."""
+    messages = [warning.message for warning in row_threshold_check(settings, project_dir)]
+    logger = get_run_logger()
+    for message in messages:
+        logger.warning("%s (in params.yaml)", message)
+    return messages
 
 
 @task(name="list-batches", cache_policy=NO_CACHE)

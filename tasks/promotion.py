@@ -73,7 +73,6 @@ def guardrails_task(
         registry,
         version.version,
         holdout,
-        settings.model.threads,
         scratch,
         rival,
         task_for(settings.dataset),

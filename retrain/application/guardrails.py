@@ -27,11 +27,12 @@ WARMUP_CALLS = 5
 
 @dataclass
 class Timings:
-    """Per-round wall-clock ms of both models and the challenger's CPU ms (all threads of the process)."""
+    """Per-round wall-clock and CPU ms of both models."""
 
     challenger: list[float] = field(default_factory=list)
     champion: list[float] | None = None
     challenger_cpu: list[float] = field(default_factory=list)
+    champion_cpu: list[float] = field(default_factory=list)
 
 
 def _timed_ms(call: Callable[[], object], cpu_clock: Callable[[], float]) -> tuple[float, float]:
@@ -64,7 +65,9 @@ def interleaved_timings(
 
     def theirs() -> None:
         if champion is not None and timings.champion is not None:
-            timings.champion.append(_timed_ms(champion, cpu_clock)[0])
+            wall, cpu = _timed_ms(champion, cpu_clock)
+            timings.champion.append(wall)
+            timings.champion_cpu.append(cpu)
 
     for index in range(rounds):
         first, second = (ours, theirs) if index % 2 else (theirs, ours)
@@ -74,10 +77,12 @@ def interleaved_timings(
 
 
 def _latency(prefix: str, timings: Timings) -> dict[str, float]:
-    comparison = compare_latency(timings.challenger, timings.champion, timings.challenger_cpu)
+    comparison = compare_latency(timings.challenger, timings.champion, timings.challenger_cpu, timings.champion_cpu)
     measured = {f"{prefix}_ms": comparison.challenger_ms, f"{prefix}_rounds": float(comparison.rounds)}
     if comparison.challenger_cpu_ms is not None:
         measured[f"{prefix}_cpu_ms"] = comparison.challenger_cpu_ms
+    if comparison.champion_cpu_ms is not None:
+        measured[f"{prefix}_champion_cpu_ms"] = comparison.champion_cpu_ms
     if comparison.ratio is not None and comparison.champion_ms is not None:
         measured[f"{prefix}_ratio"] = comparison.ratio
         measured[f"{prefix}_champion_ms"] = comparison.champion_ms
@@ -88,7 +93,6 @@ def measure(
     registry: ModelRegistry,
     version: str,
     rows: pd.DataFrame,
-    threads: int,
     scratch: Path,
     champion_version: str | None = None,
     task: Task = BINARY,
@@ -111,8 +115,9 @@ def measure(
             return ours, None
         return ours, lambda: predict(rival[0], frame, rival[1], task, n_threads)
 
+    # Both kinds run on one thread, timed on this thread's CPU clock: what a call costs, which neither
+    # the machine's load nor a descheduled sibling thread (a multi-threaded call waits for its slowest
+    # thread, and its idle threads spin) can sway.
     single = interleaved_timings(*calls(one, 1), single_rounds, time.thread_time)
-    many = interleaved_timings(
-        *calls(batch, threads), batch_rounds, time.thread_time if threads == 1 else time.process_time
-    )
+    many = interleaved_timings(*calls(batch, 1), batch_rounds, time.thread_time)
     return {**_latency("latency_single", single), **_latency("latency_batch", many), "model_mb": size / 1_000_000}

@@ -144,8 +144,9 @@ def settings(where: Runtime) -> Settings:
 
 
 def warn_row_thresholds(where: Runtime, project_settings: Settings) -> None:
-    """At the start of train, drift and score: thresholds in rows that this project's batches never reach
-    (``drift.min_rows``, ``gate.slices.min_rows``) are told on stderr, with a value that would work."""
+    """Before a training run starts on the team stack: thresholds in rows that this project's batches
+    never reach (``drift.min_rows``, ``gate.slices.min_rows``) are told on stderr, with a value that
+    would work. Runs in this process say it in their own log (``check_row_thresholds_task``)."""
     from retrain.application.batches import row_threshold_check
 
     for warning in row_threshold_check(project_settings, where.project_dir):

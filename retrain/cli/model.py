@@ -35,8 +35,8 @@ def train(
     reason = context.text(reason, "--reason")
     runtime = context.runtime(project, stack)
     settings = context.settings(runtime)
-    context.warn_row_thresholds(runtime, settings)
-    if context.on_stack():
+    if context.on_stack():  # the run's own log warns too, on the worker: say it here, where the user is
+        context.warn_row_thresholds(runtime, settings)
         from retrain.adapters.reviewer_keys import load_reviewer_keys
         from retrain.deploy.client import start_deployment_run
 

@@ -31,7 +31,6 @@ def drift_command(
     for path in paths or []:
         context.input_file(path, "batch file")
     runtime = context.runtime(project)
-    context.warn_row_thresholds(runtime, context.settings(runtime))
     from flows.drift import DriftRequest, drift
 
     request = DriftRequest(
@@ -59,7 +58,6 @@ def score_command(
     if output is not None and (output.suffix != ".parquet" or output.is_dir()):
         fail(f"--output {output} must be a .parquet file path", 2)
     runtime = context.runtime(project)
-    context.warn_row_thresholds(runtime, context.settings(runtime))
     from flows.scoring import ScoringRequest, scoring
 
     request = ScoringRequest(

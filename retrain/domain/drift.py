@@ -24,6 +24,7 @@ from scipy.spatial.distance import jensenshannon
 from scipy.stats import chisquare, kstwobign
 
 from retrain.domain.bootstrap import metric_draws
+from retrain.domain.features import category_text
 from retrain.domain.metrics import HIGHER_IS_BETTER
 from retrain.domain.profile import OTHER, CategoricalProfile, NumericProfile, ReferenceProfile, as_float, cell_counts
 from retrain.domain.settings import DriftSettings, TaskKind
@@ -161,8 +162,8 @@ def distribution_pair(
         cells = [f"≤{upper:.3g}" for upper in uppers]
         ref_missing, cur_missing = float(profile.missing), float(np.isnan(numbers).sum())
     else:
-        column = pd.Series(values).astype("object")
-        observed = column.dropna().astype(str).value_counts()
+        column = category_text(pd.Series(values))
+        observed = column.dropna().value_counts()
         cells = list(profile.counts)
         ref = np.array([profile.counts[c] for c in cells], dtype="float64")
         cur = np.array([observed.get(c, 0) for c in cells], dtype="float64")
@@ -209,8 +210,8 @@ def numeric_drift(
 
 
 def categorical_drift(profile: CategoricalProfile, values: pd.Series, settings: DriftSettings) -> FeatureDrift:
-    column = values.astype("object")
-    present = column.dropna().astype(str)
+    column = category_text(values)  # "3" whether this batch's column reads as int or float
+    present = column.dropna()
     miss_ref = _missing_share(profile.missing, profile.rows)
     miss_cur = _missing_share(int(column.isna().sum()), len(column))
     change = abs(miss_cur - miss_ref)

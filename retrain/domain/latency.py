@@ -5,9 +5,11 @@ Absolute milliseconds say more about the machine's load than about the model: th
 challenger in the same run, alternating their calls round by round (whatever slows the machine in a
 round slows both), and judges the median of the per-round ratios, which a few preempted calls cannot
 move. An absolute ceiling stays, set generously, for a model unusable on any machine; with no
-champion yet it is the only check. The ceiling is judged on the *CPU time* of a call when it was
-measured: waiting for a core on a loaded machine adds wall-clock time, not CPU time, so the ceiling
-says what the model costs rather than how busy the machine was.
+champion yet it is the only check. Both are judged on the *CPU time* of the calls when it was
+measured for both models: waiting for a core on a loaded machine adds wall-clock time, not CPU time,
+so the ratio and the ceiling say what the models cost rather than how busy the machine was. (Wall-
+clock ratios of short calls were swayed by the load: 1.18x on a quiet machine, 2.04x beside a
+parallel test run, for the same two models.)
 """
 
 from __future__ import annotations
@@ -27,6 +29,11 @@ class LatencyComparison:
     ratio: float | None = None
     rounds: int = 0
     challenger_cpu_ms: float | None = None  # median CPU time of the challenger's calls, when measured
+    champion_cpu_ms: float | None = None  # the champion's, when measured: then the ratio is of CPU times
+
+    @property
+    def ratio_basis(self) -> str:
+        return "wall-clock" if self.champion_cpu_ms is None or self.challenger_cpu_ms is None else "CPU"
 
     @property
     def ceiling_ms(self) -> float:
@@ -41,8 +48,10 @@ def compare_latency(
     challenger_ms: Timings,
     champion_ms: Timings | None = None,
     challenger_cpu_ms: Timings | None = None,
+    champion_cpu_ms: Timings | None = None,
 ) -> LatencyComparison:
-    """Summarise interleaved timings: round ``i`` timed ``champion_ms[i]`` and ``challenger_ms[i]`` back to back."""
+    """Summarise interleaved timings: round ``i`` timed ``champion_ms[i]`` and ``challenger_ms[i]`` back
+    to back. With both models' CPU times the per-round ratios are of CPU times, else of wall-clock."""
     challenger = np.asarray(challenger_ms, dtype="float64")
     if challenger.size == 0 or not np.all(np.isfinite(challenger)) or np.any(challenger < 0):
         raise ValueError("need at least one finite, non-negative challenger timing")
@@ -52,14 +61,21 @@ def compare_latency(
     champion = np.asarray(champion_ms, dtype="float64")
     if champion.shape != challenger.shape:
         raise ValueError(f"interleaved timings come in pairs, got {champion.size} and {challenger.size}")
+    mine, theirs, champion_cpu = challenger, champion, None
+    if cpu is not None and champion_cpu_ms is not None and len(champion_cpu_ms) == len(challenger_cpu_ms or ()):
+        mine, theirs = np.asarray(challenger_cpu_ms, dtype="float64"), np.asarray(champion_cpu_ms, dtype="float64")
+        champion_cpu = float(np.median(theirs))
+    if theirs.shape != mine.shape:
+        raise ValueError(f"interleaved timings come in pairs, got {theirs.size} and {mine.size}")
     floor = np.finfo("float64").tiny  # a timer that read 0 must not divide by zero
-    ratios = challenger / np.maximum(champion, floor)
+    ratios = mine / np.maximum(theirs, floor)
     return LatencyComparison(
         challenger_ms=float(np.median(challenger)),
         champion_ms=float(np.median(champion)),
         ratio=float(np.median(ratios)),
         rounds=int(challenger.size),
         challenger_cpu_ms=cpu,
+        champion_cpu_ms=champion_cpu,
     )
 
 
@@ -79,8 +95,12 @@ def judge_latency(comparison: LatencyComparison, max_ratio: float, ceiling_ms: f
     if comparison.ratio is None or comparison.champion_ms is None:
         return LatencyVerdict(ceiling_ok, f"{what}: no champion to compare with; {ceiling}", None, ceiling_ok)
     ratio_ok = comparison.ratio <= max_ratio
+    if comparison.ratio_basis == "CPU":
+        medians = f"CPU {comparison.challenger_cpu_ms:.2f} vs {comparison.champion_cpu_ms:.2f} ms"
+    else:
+        medians = f"{comparison.challenger_ms:.2f} vs {comparison.champion_ms:.2f} ms"
     relative = (
-        f"{comparison.ratio:.2f}x the champion ({comparison.challenger_ms:.2f} vs {comparison.champion_ms:.2f} ms, "
+        f"{comparison.ratio:.2f}x the champion ({medians}, "
         f"median of {comparison.rounds} interleaved rounds) {'≤' if ratio_ok else '>'} {max_ratio:.2f}x"
     )
     return LatencyVerdict(ratio_ok and ceiling_ok, f"{what}: {relative}; {ceiling}", ratio_ok, ceiling_ok)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Final
 
 import numpy as np
@@ -157,18 +158,65 @@ def meets_floor(metric: str, value: float, floor: float) -> bool:
     return value >= floor if HIGHER_IS_BETTER[metric] else value <= floor
 
 
+def _confidence_and_outcome(y_true: np.ndarray, y_prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Binary: P(positive) and the label. ``n x k`` probabilities: the top-class probability and
+    whether that class was right (the confidence ECE)."""
+    y = np.asarray(y_true, dtype="float64")
+    p = np.clip(np.asarray(y_prob, dtype="float64"), 0.0, 1.0)
+    if p.ndim == 2:
+        y = (p.argmax(axis=1) == y.astype("int64")).astype("float64")
+        p = p.max(axis=1)
+    return y, p
+
+
+def _bin_of(p: np.ndarray, bins: int) -> np.ndarray:
+    which: np.ndarray = np.minimum((p * bins).astype("int64"), bins - 1)
+    return which
+
+
+@dataclass(frozen=True)
+class CalibrationNoise:
+    """What the ECE of a *perfectly calibrated* model with these predictions looks like by chance.
+
+    Each bin's gap is a sum of independent Bernoulli residuals (variance ``Σ p(1-p)``); under the
+    normal approximation its absolute value has mean ``σ·√(2/π)`` and variance ``σ²(1-2/π)``. On
+    300 rows a calibrated model shows an ECE near 0.06 by chance alone; on a million, near 0.001.
+    """
+
+    rows: int
+    mean: float
+    sd: float
+
+
+def calibration_noise(y_prob: np.ndarray, bins: int = 10) -> CalibrationNoise:
+    """Chance ECE of a calibrated model that predicts ``y_prob`` (see :class:`CalibrationNoise`)."""
+    _, p = _confidence_and_outcome(np.zeros(len(y_prob)), y_prob)
+    variance = np.bincount(_bin_of(p, bins), weights=p * (1.0 - p), minlength=bins)
+    rows = max(len(p), 1)
+    return CalibrationNoise(
+        rows=len(p),
+        mean=float(np.sqrt(2.0 / np.pi) * np.sqrt(variance).sum() / rows),
+        sd=float(np.sqrt((1.0 - 2.0 / np.pi) * variance.sum()) / rows),
+    )
+
+
+def calibration_allowance(limit: float, noise: CalibrationNoise, confidence: float) -> float:
+    """The largest ECE that does not show, at ``confidence`` (one-sided), a calibration error above
+    ``limit``: the limit and the chance ECE add in quadrature (independent gaps), plus the chance
+    ECE's own spread. Equals ``limit`` as rows grow; wider on small holdouts, where a good model
+    would otherwise be refused for noise."""
+    z = NormalDist().inv_cdf(confidence)
+    return float(np.hypot(limit, noise.mean) + z * noise.sd)
+
+
 def expected_calibration_error(y_true: np.ndarray, y_prob: np.ndarray, bins: int = 10) -> float:
     """Row-weighted mean gap between predicted and observed rates over equal-width probability bins.
 
     For ``n x k`` class probabilities this is the top-class (confidence) ECE: the predicted rate is
     the probability of the predicted class, the observed rate whether that class was right.
     """
-    y = np.asarray(y_true, dtype="float64")
-    p = np.clip(np.asarray(y_prob, dtype="float64"), 0.0, 1.0)
-    if p.ndim == 2:
-        y = (p.argmax(axis=1) == y.astype("int64")).astype("float64")
-        p = p.max(axis=1)
-    which = np.minimum((p * bins).astype("int64"), bins - 1)
+    y, p = _confidence_and_outcome(y_true, y_prob)
+    which = _bin_of(p, bins)
     counts = np.bincount(which, minlength=bins)
     predicted = np.bincount(which, weights=p, minlength=bins)
     observed = np.bincount(which, weights=y, minlength=bins)

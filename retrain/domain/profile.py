@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from retrain.domain.features import category_text
+
 OTHER = "<other>"
 PREDICTION = "<prediction>"
 
@@ -65,7 +67,13 @@ class CategoricalProfile:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CategoricalProfile:
-        return cls(str(data["name"]), {str(k): int(v) for k, v in data["counts"].items()}, int(data["missing"]))
+        """Keys as :func:`category_text` reads values now: a profile stored from a float column lists
+        "3.0", which must count as the "3" a batch holds (merged if both are there)."""
+        stored = {str(k): int(v) for k, v in data["counts"].items()}
+        counts: dict[str, int] = {}
+        for text, value in zip(category_text(pd.Series(list(stored), dtype="object")), stored.values(), strict=True):
+            counts[str(text)] = counts.get(str(text), 0) + value
+        return cls(str(data["name"]), counts, int(data["missing"]))
 
 
 @dataclass(frozen=True)
@@ -126,7 +134,7 @@ def numeric_profile(name: str, values: pd.Series | np.ndarray, quantiles: int) -
 
 
 def categorical_profile(name: str, values: pd.Series, max_categories: int = 200) -> CategoricalProfile:
-    counts = values.astype("object").value_counts(dropna=True)
+    counts = category_text(values).value_counts(dropna=True)  # "3" whether the column was int or float
     missing = int(values.isna().sum())
     top = {str(k): int(v) for k, v in counts.head(max_categories).items()}
     rest = int(counts.iloc[max_categories:].sum())

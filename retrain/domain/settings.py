@@ -257,7 +257,7 @@ class GuardrailSettings(_Frozen):
         description="Regression: |mean residual| on the holdout, in standard deviations of the holdout target.",
     )
     max_latency_ratio: float = Field(
-        gt=1, description="Challenger/champion latency: median of per-round ratios of interleaved calls."
+        gt=1, description="Challenger/champion CPU time per call: median of per-round ratios of interleaved calls."
     )
     max_latency_single_ms: float = Field(gt=0, description="Ceiling: median CPU ms of a one-row prediction.")
     max_latency_batch_ms: float = Field(gt=0, description="Ceiling: median CPU ms of a 10,000-row prediction.")

@@ -106,3 +106,26 @@ def test_the_ceiling_judges_cpu_time_when_measured_so_waiting_for_a_core_does_no
     single = decision.check("latency_single")
     assert single is not None and single.passed and single.value == 5.0 and single.threshold == 250.0
     assert single.details[1].to_dict() == {"measure": "median CPU ms", "value": 5.0, "threshold": 250.0, "passed": True}
+
+
+def test_the_ratio_is_of_cpu_times_when_both_models_were_measured_so_waiting_does_not_count():
+    # The same two models: the challenger costs 1.2x the champion's CPU, but on a loaded machine its
+    # longer calls waited for a core more often (wall-clock 2.4x): the CPU ratio says what it costs.
+    wall_champion, wall_challenger = [10.0, 11.0, 10.0, 12.0], [24.0, 26.0, 25.0, 27.0]
+    cpu_champion, cpu_challenger = [5.0, 5.0, 5.0, 5.0], [6.0, 6.0, 6.0, 6.0]
+    comparison = compare_latency(wall_challenger, wall_champion, cpu_challenger, cpu_champion)
+    assert comparison.ratio == pytest.approx(1.2) and comparison.ratio_basis == "CPU"
+    verdict = judge_latency(comparison, max_ratio=2.0, ceiling_ms=250.0, what="latency_batch")
+    assert verdict.passed and "1.20x the champion (CPU 6.00 vs 5.00 ms" in verdict.reason
+    wall_only = compare_latency(wall_challenger, wall_champion, cpu_challenger)
+    assert wall_only.ratio_basis == "wall-clock" and wall_only.ratio == pytest.approx(2.4, rel=0.05)
+
+
+def test_the_gate_reads_the_cpu_ratio_basis_from_the_measurements():
+    measured = {"latency_single_ms": 3.0, "latency_single_cpu_ms": 2.0, "latency_single_champion_ms": 1.0}
+    measured |= {"latency_single_champion_cpu_ms": 1.9, "latency_single_ratio": 1.05, "latency_single_rounds": 200}
+    measured |= {"latency_batch_ms": 40.0, "latency_batch_cpu_ms": 30.0, "model_mb": 0.3}
+    metrics = {"roc_auc": 0.8, "pr_auc": 0.5, "log_loss": 0.4, "brier": 0.1}
+    decision = decide(default_checks(BASELINE), GateInputs(metrics, None, guardrails=measured), "roc_auc")
+    single = decision.check("latency_single")
+    assert single is not None and single.passed and "(CPU 2.00 vs 1.90 ms" in single.reason
