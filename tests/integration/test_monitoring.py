@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -195,7 +196,21 @@ def test_score_reports_the_champion_on_labels_and_counts_unseen_categories(works
     assert (predictions[target].dropna().to_numpy() == frame[target].dropna().to_numpy()).all()
 
 
+@pytest.fixture
+def deployments_removed_after() -> Iterator[None]:
+    """The deployments a test registers in the session's Prefect API are deleted after it: a drift
+    check in a later test on the same worker would otherwise trigger `training/nightly` (which
+    nothing runs here) instead of retraining in process."""
+    yield
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        for deployment in client.read_deployments():
+            client.delete_deployment(deployment.id)
+
+
 @pytest.mark.template("champion")
+@pytest.mark.usefixtures("deployments_removed_after")
 def test_ten_simultaneous_drift_checks_start_exactly_one_retraining(workspace: Path, tmp_path: Path):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowRunFilter
@@ -240,6 +255,7 @@ def test_ten_simultaneous_drift_checks_start_exactly_one_retraining(workspace: P
     assert started[0].parameters["request"]["triggered_by"] == "drift-monitor"
 
 
+@pytest.mark.usefixtures("deployments_removed_after")
 def test_deploy_registers_schedules_and_forms_visible_through_the_api(workspace: Path):
     from prefect.client.orchestration import get_client
 
@@ -263,6 +279,7 @@ def test_deploy_registers_schedules_and_forms_visible_through_the_api(workspace:
     assert not roll_back.schedules and "reason" not in roll_back.parameters["request"]  # the form asks why
 
 
+@pytest.mark.usefixtures("deployments_removed_after")
 def test_serve_serves_the_deployments_from_one_process(workspace: Path):
     import prefect.settings
     from prefect.client.orchestration import get_client
