@@ -64,7 +64,9 @@ def test_a_second_demo_starts_from_a_fresh_state_and_takes_the_same_decisions(em
     runner = CliRunner()
     histories, statuses = [], []
     for _ in range(2):
-        done = _demo(REPO_ROOT, "--rows-per-day", "1500")
+        # the shorter demo (drift on its last day): first champion, a drift-triggered retraining and the
+        # refused shallow model, with two drift checks fewer than the full ten days
+        done = _demo(REPO_ROOT, "--rows-per-day", "1500", "--days", "8", "--drift-day", "8")
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
         statuses.append(json.loads(runner.invoke(app, ["status", "--project", str(REPO_ROOT), "--json"]).output))
         histories.append(json.loads(runner.invoke(app, ["history", "--project", str(REPO_ROOT), "--json"]).output))
