@@ -158,15 +158,21 @@ def meets_floor(metric: str, value: float, floor: float) -> bool:
     return value >= floor if HIGHER_IS_BETTER[metric] else value <= floor
 
 
-def _confidence_and_outcome(y_true: np.ndarray, y_prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Binary: P(positive) and the label. ``n x k`` probabilities: the top-class probability and
-    whether that class was right (the confidence ECE)."""
-    y = np.asarray(y_true, dtype="float64")
+def _confidence(y_prob: np.ndarray) -> np.ndarray:
+    """Binary: P(positive). ``n x k`` probabilities: the top-class probability (the confidence ECE)."""
     p = np.clip(np.asarray(y_prob, dtype="float64"), 0.0, 1.0)
-    if p.ndim == 2:
-        y = (p.argmax(axis=1) == y.astype("int64")).astype("float64")
-        p = p.max(axis=1)
-    return y, p
+    top: np.ndarray = p.max(axis=1) if p.ndim == 2 else p
+    return top
+
+
+def _confidence_and_outcome(y_true: np.ndarray, y_prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The confidence and what it is a probability of: the label (binary), or whether the top class
+    was right (``n x k``)."""
+    y = np.asarray(y_true, dtype="float64")
+    probabilities = np.asarray(y_prob)
+    if probabilities.ndim == 2:
+        y = (probabilities.argmax(axis=1) == y.astype("int64")).astype("float64")
+    return y, _confidence(probabilities)
 
 
 def _bin_of(p: np.ndarray, bins: int) -> np.ndarray:
@@ -190,7 +196,7 @@ class CalibrationNoise:
 
 def calibration_noise(y_prob: np.ndarray, bins: int = 10) -> CalibrationNoise:
     """Chance ECE of a calibrated model that predicts ``y_prob`` (see :class:`CalibrationNoise`)."""
-    _, p = _confidence_and_outcome(np.zeros(len(y_prob)), y_prob)
+    p = _confidence(y_prob)
     variance = np.bincount(_bin_of(p, bins), weights=p * (1.0 - p), minlength=bins)
     rows = max(len(p), 1)
     return CalibrationNoise(
