@@ -11,7 +11,7 @@ UV_TOOLS := .retrain/tools
 UV = $(shell command -v uv 2>/dev/null || { python3 -m uv --version >/dev/null 2>&1 && echo "python3 -m uv"; } || \
 	{ test -x "$(HOME)/.local/bin/uv" && echo "$(HOME)/.local/bin/uv"; } || echo "$(UV_TOOLS)/bin/uv")
 
-.PHONY: help uv uv-version install demo test test-all test-unit lint typecheck fmt check clean
+.PHONY: help uv uv-version install demo test test-all test-unit lint typecheck fmt check clean bench bench-trigger
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -63,6 +63,14 @@ typecheck: install  ## mypy
 fmt: install  ## format and auto-fix
 	$(UV) run --frozen ruff format .
 	$(UV) run --frozen ruff check --fix .
+
+bench-trigger: install  ## retraining policies replayed on drifting streams (about 5 min on 2 cores)
+	$(UV) run --frozen python benchmarks/bench_trigger.py --markdown benchmarks/results/trigger.md
+
+bench: bench-trigger  ## the benchmarks: ratios and tables under benchmarks/results/
+	$(UV) run --frozen python benchmarks/bench_drift.py 100000
+	$(UV) run --frozen python benchmarks/bench_validation.py 100000
+	$(UV) run --frozen python benchmarks/bench_bootstrap.py 100000
 
 check: lint typecheck test-all  ## what CI runs (.ci/run)
 

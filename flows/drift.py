@@ -53,13 +53,16 @@ def drift(request: DriftRequest | None = None) -> DriftResult:
     champion, profile = reference_task(registry)
     window = read_window_task(where.project_dir, settings, request.batches)
     scores = predict_task(registry, champion, window.frame, settings)
-    report = detect_drift_task(profile, window, scores, settings)
+    report = detect_drift_task(profile, window, scores, settings, where.ledger_url)
     record = decide_task(where.ledger_url, settings, report, champion, window, flow_run_id, where.project_dir)
     monitoring_run = publish_drift_task(
         registry, settings, profile, window, report, record, champion, where.reports_dir / flow_run_id
     )
     result = {**drift_result(report, record, champion, window), "mlflow_run": monitoring_run, "training": None}
-    print(f"drift share {report.drift_share:.0%}, decision: {record.decision} ({'; '.join(record.reasons)})")
+    print(
+        f"drift share {report.drift_share:.0%} of the champion's importance, decided by {report.signal}: "
+        f"{record.decision} ({'; '.join(record.reasons)})"
+    )
     if record.decision == "retrain" and request.act:
         deployed_run = trigger_deployment_task(settings, where.project_dir, record, flow_run_id)
         if deployed_run is not None:

@@ -42,11 +42,13 @@ def reference_task(registry: ModelRegistry) -> tuple[ModelVersionInfo, Reference
     return monitoring.champion_reference(registry)
 
 
-@task(name="detect-drift", cache_policy=NO_CACHE)
+@task(name="detect-drift", cache_policy=NO_CACHE, **RETRYING)
 def detect_drift_task(
-    profile: ReferenceProfile, window: Window, predictions: np.ndarray, settings: Settings
+    profile: ReferenceProfile, window: Window, predictions: np.ndarray, settings: Settings, ledger_url: str
 ) -> DriftReport:
-    return monitoring.check_drift(profile, window, predictions, settings)
+    """The drift report and the trigger's signals (the ledger says when the concept last changed)."""
+    changed = monitoring.last_change(ledger_url, settings)
+    return monitoring.check_drift(profile, window, predictions, settings, changed)
 
 
 @task(name="decide-retraining", cache_policy=NO_CACHE, **RETRYING)

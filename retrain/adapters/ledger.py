@@ -56,6 +56,19 @@ def _guarded(connection: Connection, table: str) -> bool:
     return found.first() is not None
 
 
+def _add_new_columns(connection: Connection, table: Table) -> None:
+    """Columns a newer Retrain added to a table an older one created: added, nullable (old rows
+    have no value), never changed or dropped. Nothing to do for a table that has them all."""
+    from sqlalchemy import inspect
+    from sqlalchemy.schema import CreateColumn
+
+    present = {column["name"] for column in inspect(connection).get_columns(table.name)}
+    for column in table.columns:
+        if column.name not in present and column.nullable:
+            ddl = CreateColumn(column).compile(dialect=connection.dialect)
+            connection.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {ddl}")
+
+
 def _prepare(engine: Engine, table: Table, what: str) -> None:
     """Create the table and its append-only triggers; a race with another process is retried."""
     from sqlalchemy import text
@@ -66,9 +79,11 @@ def _prepare(engine: Engine, table: Table, what: str) -> None:
             with engine.begin() as connection:
                 if engine.dialect.name == "postgresql":
                     if _guarded(connection, table.name):
+                        _add_new_columns(connection, table)
                         return  # a reader (people's role on the stack) may not create triggers, and need not
                     connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
                 table.metadata.create_all(connection)
+                _add_new_columns(connection, table)
                 for statement in _guards(engine.dialect.name, table.name, what):
                     connection.execute(text(statement))
             return
@@ -201,7 +216,22 @@ def _decisions_table() -> Table:
         Column("drift_share", Float),
         Column("batches", Text, nullable=False),
         Column("drift_run_id", String(64)),
+        Column("data_time", DateTime(timezone=True)),  # newest row of the batches checked
+        Column("signal", String(40)),  # which signal of the trigger decided (retrain.domain.drift)
+        Column("baseline", Float),  # a performance drop: the champion's holdout metric it was measured against
     )
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """When an earlier decision to retrain was made, on both clocks (``data_time`` None for
+    decisions recorded before Retrain stored it: the data clock then uses ``recorded_at``)."""
+
+    recorded_at: dt.datetime
+    data_time: dt.datetime | None
+
+    def on(self, clock: str) -> dt.datetime:
+        return self.data_time if clock == "data" and self.data_time is not None else self.recorded_at
 
 
 @dataclass(frozen=True)
@@ -215,10 +245,14 @@ class DecisionRecord:
     drift_share: float | None
     batches: tuple[str, ...]
     drift_run_id: str | None
+    data_time: dt.datetime | None = None
+    signal: str | None = None
+    baseline: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["recorded_at"] = self.recorded_at.isoformat()
+        data["data_time"] = None if self.data_time is None else self.data_time.isoformat()
         return data
 
 
@@ -259,14 +293,17 @@ class DecisionLog:
     def decide_and_record(
         self,
         model_name: str,
-        decide: Callable[[list[dt.datetime]], tuple[str, Sequence[str]]],
+        decide: Callable[[list[Trigger]], tuple[str, Sequence[str]]],
         *,
         champion: str | None,
         drift_share: float | None,
         batches: Sequence[str],
         drift_run_id: str | None,
+        data_time: dt.datetime | None = None,
+        signal: str | None = None,
+        baseline: float | None = None,
     ) -> DecisionRecord:
-        """Call ``decide(earlier retrain times)`` and append its decision, atomically."""
+        """Call ``decide(earlier retrain triggers)`` and append its decision, atomically."""
         from sqlalchemy import select, text
 
         now = dt.datetime.now(dt.UTC)
@@ -275,9 +312,11 @@ class DecisionLog:
             if connection.dialect.name == "postgresql":
                 connection.execute(text(f"LOCK TABLE {DECISIONS} IN SHARE ROW EXCLUSIVE MODE"))
             earlier = connection.execute(
-                select(table.c.recorded_at).where((table.c.model_name == model_name) & (table.c.decision == "retrain"))
+                select(table.c.recorded_at, table.c.data_time).where(
+                    (table.c.model_name == model_name) & (table.c.decision == "retrain")
+                )
             )
-            triggers = [_utc(row[0]) for row in earlier]
+            triggers = [Trigger(_utc(row[0]), None if row[1] is None else _utc(row[1])) for row in earlier]
             decision, reasons = decide(triggers)
             row = {
                 "recorded_at": now,
@@ -288,12 +327,47 @@ class DecisionLog:
                 "drift_share": drift_share,
                 "batches": json.dumps(list(batches)),
                 "drift_run_id": drift_run_id,
+                "data_time": data_time,
+                "signal": signal,
+                "baseline": baseline,
             }
             key = connection.execute(table.insert().values(**row)).inserted_primary_key
         assert key is not None
         return DecisionRecord(
-            int(key[0]), now, model_name, champion, decision, tuple(reasons), drift_share, tuple(batches), drift_run_id
+            int(key[0]),
+            now,
+            model_name,
+            champion,
+            decision,
+            tuple(reasons),
+            drift_share,
+            tuple(batches),
+            drift_run_id,
+            data_time,
+            signal,
+            baseline,
         )
+
+    def last_change(self, model_name: str, changes: Sequence[str]) -> tuple[dt.datetime, float | None] | None:
+        """The data time and baseline of the newest decision to retrain that one of the ``changes``
+        signals made (None if there was none)."""
+        from sqlalchemy import select
+
+        table = self._table
+        query = (
+            select(table.c.data_time, table.c.baseline)
+            .where(
+                (table.c.model_name == model_name)
+                & (table.c.decision == "retrain")
+                & table.c.signal.in_(changes)
+                & table.c.data_time.is_not(None)
+            )
+            .order_by(table.c.data_time.desc(), table.c.id.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as connection:
+            row = connection.execute(query).first()
+        return None if row is None else (_utc(row[0]), row[1])
 
     def records(self, model_name: str | None = None) -> list[DecisionRecord]:
         from sqlalchemy import select
@@ -314,6 +388,9 @@ class DecisionLog:
                 row["drift_share"],
                 tuple(json.loads(row["batches"])),
                 row["drift_run_id"],
+                None if row["data_time"] is None else _utc(row["data_time"]),
+                row["signal"],
+                row["baseline"],
             )
             for row in rows
         ]

@@ -20,11 +20,11 @@ import numpy as np
 import pandas as pd
 
 from retrain.adapters import files, plots
-from retrain.adapters.ledger import DecisionLog, DecisionRecord
+from retrain.adapters.ledger import DecisionLog, DecisionRecord, Trigger
 from retrain.adapters.registry import ModelRegistry
 from retrain.application.reaper import expired_leases
 from retrain.domain import rowkey, tags
-from retrain.domain.drift import DriftReport, detect_drift, distribution_pair
+from retrain.domain.drift import CHANGE_SIGNALS, ConceptChange, DriftReport, detect_drift, distribution_pair
 from retrain.domain.errors import RetrainError
 from retrain.domain.evidence import REFERENCE_PROFILE
 from retrain.domain.lifecycle import CHALLENGER, CHAMPION, ModelVersionInfo
@@ -88,8 +88,15 @@ def _unknown_labels(window: Window, settings: Settings) -> dict[str, int]:
     return task_for(settings.dataset).unknown_labels(window.frame[target]) if target in window.frame else {}
 
 
-def check_drift(profile: ReferenceProfile, window: Window, predictions: np.ndarray, settings: Settings) -> DriftReport:
-    """The window against the reference: features, scores and, where labels exist, performance."""
+def check_drift(
+    profile: ReferenceProfile,
+    window: Window,
+    predictions: np.ndarray,
+    settings: Settings,
+    last_change: ConceptChange | None = None,
+) -> DriftReport:
+    """The window against the reference: features, scores and, where labels exist, performance.
+    ``last_change``: the last sure performance drop that started a retraining (:func:`last_change`)."""
     return detect_drift(
         profile,
         window.frame,
@@ -101,7 +108,20 @@ def check_drift(profile: ReferenceProfile, window: Window, predictions: np.ndarr
         confidence=settings.gate.confidence,
         seed=settings.model.seed,
         task=settings.dataset.task,
+        last_change=last_change,
+        windowed=settings.split.max_train_days is not None,
     )
+
+
+def last_change(ledger_url: str, settings: Settings) -> ConceptChange | None:
+    """The last change that started a retraining (its data time and, for a sure drop of the realized
+    metric, the champion's holdout metric then): what the catch-up signal looks past."""
+    log = DecisionLog(ledger_url)
+    try:
+        found = log.last_change(settings.model.registered_name, CHANGE_SIGNALS)
+    finally:
+        log.dispose()
+    return None if found is None else ConceptChange(*found)
 
 
 def training_runs_in_flight(
@@ -154,12 +174,15 @@ def decide_and_record(
         training_runs, project_dir, settings.retraining.stale_after_hours, dead=list(expired_leases(ledger_url))
     )
 
-    def decide(earlier: list[dt.datetime]) -> tuple[str, tuple[str, ...]]:
+    clock = settings.retraining.clock
+    data_time = window_data_time(window, settings)
+
+    def decide(earlier: list[Trigger]) -> tuple[str, tuple[str, ...]]:
         choice = decide_retraining(
             report.flagged,
             report.reasons,
-            now=dt.datetime.now(dt.UTC),
-            earlier_triggers=earlier,
+            now=data_time if clock == "data" else dt.datetime.now(dt.UTC),
+            earlier_triggers=[trigger.on(clock) for trigger in earlier],
             in_flight=in_flight,
             settings=settings.retraining,
         )
@@ -174,9 +197,24 @@ def decide_and_record(
             drift_share=report.drift_share,
             batches=window.batches,
             drift_run_id=drift_run_id,
+            data_time=data_time,
+            signal=report.signal,
+            baseline=report.change_baseline,
         )
     finally:
         log.dispose()
+
+
+def window_data_time(window: Window, settings: Settings) -> dt.datetime:
+    """The time the window's data has reached: its newest row's time (UTC), the data clock's now."""
+    times = pd.to_datetime(window.frame[settings.dataset.time_column], errors="coerce", utc=True).dropna()
+    if times.empty:
+        raise RetrainError(
+            f"the batches {', '.join(window.batches)} have no valid {settings.dataset.time_column}: "
+            "the data clock (retraining.clock: data) cannot tell when they are"
+        )
+    newest: dt.datetime = times.max().to_pydatetime()
+    return newest
 
 
 def drift_markdown(report: DriftReport, record: DecisionRecord, champion: ModelVersionInfo, window: Window) -> str:
@@ -184,21 +222,30 @@ def drift_markdown(report: DriftReport, record: DecisionRecord, champion: ModelV
         f"# Drift check: **{record.decision}**",
         "",
         f"Batches {', '.join(window.batches)} ({report.rows} rows) vs the reference of champion "
-        f"v{champion.version}: {len(report.drifted_features)} of {len(report.features)} features drifted "
-        f"({report.drift_share:.0%}).",
+        f"v{champion.version}: {len(report.drifted_features)} of {len(report.weights)} counted features drifted, "
+        f"{report.drift_share:.0%} of the champion's feature importance. Decided by: **{report.signal}**.",
         "",
         *[f"- {reason}" for reason in record.reasons],
         "",
-        "| feature | kind | statistic | value | threshold | drifted | missing ref → now | other tests |",
-        "|---|---|---|---|---|---|---|---|",
+        "| signal | value | threshold | verdict | why |",
+        "|---|---|---|---|---|",
+        *[
+            f"| {item.name} | {item.value:.4f} | {item.threshold:.4g} | {item.verdict} | {item.text} |"
+            for item in report.signals
+        ],
+        "",
+        "| feature | weight | kind | statistic | value | threshold | drifted | missing ref → now | other tests |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     rows = list(report.features) + ([report.prediction] if report.prediction else [])
     for item in rows:
         others = ", ".join(f"{k} {v:.4g}" for k, v in item.details.items() if v is not None and k != item.statistic)
+        weight = report.weights.get(item.feature)
+        shown = "—" if item is report.prediction else "not counted" if weight is None else f"{weight:.1%}"
         lines.append(
-            f"| {item.feature} | {item.kind} | {item.statistic} | {item.value:.4f} | {item.threshold:.4g} | "
-            f"{'**yes**' if item.drifted else 'no'} | {item.missing_reference:.1%} → {item.missing_current:.1%} | "
-            f"{others} |"
+            f"| {item.feature} | {shown} | {item.kind} | "
+            f"{item.statistic} | {item.value:.4f} | {item.threshold:.4g} | {'**yes**' if item.drifted else 'no'} | "
+            f"{item.missing_reference:.1%} → {item.missing_current:.1%} | {others} |"
         )
     if report.performance is not None:
         perf = report.performance
@@ -233,6 +280,7 @@ def record_drift(
         metrics={"drift_share": report.drift_share, "drifted_features": float(len(report.drifted_features))},
         tags={
             tags.TAG_KIND: "drift",
+            tags.TAG_SIGNAL: report.signal,
             tags.TAG_CHAMPION: champion.version,
             tags.TAG_MONITORING_DECISION: record.decision,
         },

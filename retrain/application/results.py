@@ -183,6 +183,27 @@ class PerformanceDriftResult(ResultModel):
     rows: int
 
 
+class EstimatedPerformanceResult(ResultModel):
+    metric: str
+    reference: float
+    current: float
+    drop: float
+    allowance: float
+    threshold: float
+    dropped: bool
+    rows: int
+
+
+class SignalResult(ResultModel):
+    """One signal of the retraining trigger (``retrain.domain.drift.Signal``)."""
+
+    name: str
+    value: float
+    threshold: float
+    verdict: str
+    text: str
+
+
 class TriggeredTraining(TrainingOutcome):
     """A retraining the drift flow ran and followed: its outcome, its run, and how it ran."""
 
@@ -211,6 +232,13 @@ class DriftResult(ResultModel):
     features: dict[str, FeatureDriftResult]
     prediction: FeatureDriftResult | None
     performance: PerformanceDriftResult | None
+    estimated: EstimatedPerformanceResult | None = None
+    signal: str = "none"  # which signal decided: performance, estimated_performance, feature_drift, ...
+    decided_by: SignalResult | None = None
+    signals: tuple[SignalResult, ...] = ()
+    not_counted: tuple[str, ...] = ()  # near-constant features
+    weights: dict[str, float] = {}  # each counted feature's weight (its share of the champion's importance)
+    change_baseline: float | None = None  # a sure performance drop: the level a new model should regain
     decision: str
     batches: tuple[str, ...]
     champion: str

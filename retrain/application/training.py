@@ -10,12 +10,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from retrain.adapters import code_version, files, plots
 from retrain.adapters.contracts import contract_hash, load_contract_json
 from retrain.adapters.registry import HOLDOUT_PREFIX, ModelRegistry
 from retrain.domain import fitting
+from retrain.domain.bootstrap import metric_draws
+from retrain.domain.drift import prediction_day_spread
+from retrain.domain.estimation import estimable, estimate
 from retrain.domain.evidence import (
     CONTRACT_DOCUMENT,
     EVIDENCE_DOCUMENT,
@@ -33,7 +37,7 @@ from retrain.domain.profile import ReferenceProfile, build_profile
 from retrain.domain.settings import Settings
 from retrain.domain.splitting import TimeSplit
 from retrain.domain.task import task_for
-from retrain.domain.training import booster_params
+from retrain.domain.training import booster_params, feature_gains
 
 
 def evidence_for(
@@ -85,18 +89,45 @@ def run_params(settings: Settings, split: TimeSplit, snapshot: Snapshot, evidenc
 def reference_profile(fitted: FittedSnapshot, settings: Settings) -> ReferenceProfile:
     """What drift checks compare with once this model is champion: its whole snapshot (train,
     validation and holdout days: the data version it was trained from), its holdout scores (the
-    task's 1-D summary per row) and metrics."""
+    task's 1-D summary per row) and metrics, and what the trigger weighs drift by: the model's
+    feature importance, its primary metric estimated from its own holdout probabilities (classifiers)
+    and its scores' day-to-day movement between holdout days."""
     features = settings.dataset.features
     split = fitted.split
     snapshot = pd.concat([split.train, split.validation, split.holdout], ignore_index=True)
+    task = task_for(settings.dataset)
+    metric = settings.gate.primary_metric
+    scores = task.score(fitted.holdout_predictions)
+    days = pd.to_datetime(split.holdout[settings.dataset.time_column]).dt.normalize()
     return build_profile(
         snapshot,
         features.numeric,
         features.categorical,
-        holdout_predictions=task_for(settings.dataset).score(fitted.holdout_predictions),
+        holdout_predictions=scores,
         metrics=fitted.holdout_metrics,
         quantiles=settings.drift.quantiles,
+        importance=feature_gains(fitted.model.booster),
+        estimate=estimate(metric, task.kind, fitted.holdout_predictions, seed=settings.model.seed)
+        if estimable(task.kind, metric)
+        else None,
+        prediction_spread=prediction_day_spread(scores, days.to_numpy(), settings.drift.psi_bins),
+        trained_from=split.train_days[0],
+        metric_errors=holdout_metric_errors(fitted, settings),
     )
+
+
+def holdout_metric_errors(fitted: FittedSnapshot, settings: Settings, resamples: int = 200) -> dict[str, float]:
+    """The bootstrap standard error of the primary metric on the holdout: the drift check's labels are
+    compared with a holdout value that is a sample too (:func:`retrain.domain.drift.performance_drift`)."""
+    task = task_for(settings.dataset)
+    metric = settings.gate.primary_metric
+    labels = task.encode(fitted.split.holdout[settings.dataset.target], "target of the holdout rows")
+    if not task.evaluable(labels):
+        return {}
+    _value, draws = metric_draws(
+        metric, labels, fitted.holdout_predictions, resamples=resamples, seed=settings.model.seed
+    )
+    return {metric: float(np.std(draws, ddof=1))}
 
 
 def register_challenger(

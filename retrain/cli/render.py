@@ -132,7 +132,8 @@ def decision_lines(records: Sequence[DecisionRecord]) -> None:
     for record in records:
         typer.echo(
             f"#{record.position} {record.recorded_at:%Y-%m-%d %H:%M:%S} champion v{record.champion} "
-            f"{', '.join(record.batches)}: {record.decision} — {'; '.join(record.reasons)}"
+            f"{', '.join(record.batches)}: {record.decision}"
+            f"{f' (decided by {record.signal})' if record.signal else ''} — {'; '.join(record.reasons)}"
         )
 
 
@@ -143,8 +144,8 @@ def drift_json(result: DriftResult) -> None:
 
 def drift_summary(result: DriftResult) -> None:
     typer.echo(
-        f"drift share {result.drift_share:.0%} ({len(result.drifted_features)} features: "
-        f"{', '.join(result.drifted_features) or 'none'}); decision: {result.decision}"
+        f"drift share {result.drift_share:.0%} of the champion's importance ({len(result.drifted_features)} "
+        f"features: {', '.join(result.drifted_features) or 'none'}); decided by {result.signal}: {result.decision}"
     )
     for reason in result.reasons:
         typer.echo(f"  - {reason}")
@@ -206,7 +207,7 @@ def demo_step(step: DemoStep, result: TrainingResult | DriftResult) -> None:
         typer.secho(
             f"\n==> {step.title}: drift share {result.drift_share:.0%} "
             f"({len(drifted)} features{': ' + ', '.join(drifted[:6]) if drifted else ''}"
-            f"{'…' if len(drifted) > 6 else ''}) → {result.decision}",
+            f"{'…' if len(drifted) > 6 else ''}) → {result.decision} (decided by {result.signal})",
             bold=True,
         )
         if result.decision != "none":

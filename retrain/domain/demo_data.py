@@ -197,7 +197,7 @@ def generate_day(day: dt.date, rows: int, seed: int, changes: DayChanges = NO_CH
     drift = changes.concept_drift
     logit = (
         -2.3
-        - (0.012 * (1 - 0.6 * drift)) * (credit_score - 680)
+        - (0.012 * (1 - 1.5 * drift)) * (credit_score - 680)
         + (2.0 + 2.0 * drift) * (dti - 0.35)
         + 1.2 * (utilization - 0.5)
         + 0.35 * delinquencies

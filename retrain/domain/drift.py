@@ -8,29 +8,71 @@ unseen categories are one extra cell. For both, the change of the missing share.
 champion's score distribution (prediction drift) and, when the batch carries labels, the primary
 metric on the batch against the champion's holdout metric with a bootstrap interval.
 
+Whether the drift warrants retraining is one chain of signals, each of which fires (retrain),
+clears (no retraining: the cause is reported, not acted on) or has nothing to say (the next one
+decides), so the record always names the one signal that decided and by how much:
+
+1. **performance** (the batch carries labels): the realized primary metric with its bootstrap CI
+   against the champion's holdout metric. Surely worse by more than ``performance_drop``: fires. At
+   least as good as on the holdout, or surely not worse by more than the threshold: clears, whatever
+   the features do; a model that still performs does not pay for a retraining. In between (worse,
+   within the noise of a small batch): no evidence either way, the next signal decides.
+   **catch-up** comes before "clears": any signal that fires marks a change, and the retraining that
+   follows it trains on days from both sides of the change. Compared with its own holdout (days
+   after the change) such a model shows no drop, yet a model trained on the new data alone does
+   better. So while the champion's first training day precedes the last change and training uses a
+   bounded window (``split.max_train_days``, so a later retraining holds fewer old days), the
+   catch-up fires; it stops once the champion was trained on days after the change only or, for a
+   change seen as a sure drop of the realized metric, once its holdout metric is back within
+   ``performance_drop`` of the champion's before the drop (a false alarm of the labels then costs
+   one retraining, not a window's worth).
+2. **estimated performance** (a classifier without labels): the primary metric the champion's own
+   probabilities imply (:mod:`retrain.domain.estimation`) against the same estimate on its holdout;
+   fires when surely lower by more than ``performance_drop``.
+3. **feature drift**, weighted by the champion's feature importance: the drifted features' share
+   of the importance of the features that count (near-constant ones do not: ``constant_share``);
+   fires at ``drift_share``. Profiles without importance weigh the features equally.
+4. **prediction drift**, only where nothing estimates performance (a regressor): the PSI of the
+   champion's scores against its holdout scores, past ``prediction_psi_drift`` plus what chance and
+   the holdout's own day-to-day movement allow (:func:`prediction_limit`).
+
 Everything is a single pass over each column into at most ``quantiles + 1`` cells, so the cost is
 linear in rows and needs no access to the training data.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from statistics import NormalDist
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from scipy.spatial.distance import jensenshannon
-from scipy.stats import chisquare, kstwobign
+from scipy.stats import chi2, chisquare, kstwobign
 
 from retrain.domain.bootstrap import metric_draws
+from retrain.domain.estimation import Estimate, estimable, estimate
 from retrain.domain.features import category_text
 from retrain.domain.metrics import HIGHER_IS_BETTER
-from retrain.domain.profile import OTHER, CategoricalProfile, NumericProfile, ReferenceProfile, as_float, cell_counts
+from retrain.domain.profile import (
+    OTHER,
+    CategoricalProfile,
+    NumericProfile,
+    ReferenceProfile,
+    as_float,
+    cell_counts,
+    near_constant,
+)
 from retrain.domain.settings import DriftSettings, TaskKind
 from retrain.domain.task import prediction_summary
 
 UNSEEN = "<unseen>"
+SignalName = Literal["performance", "catch_up", "estimated_performance", "feature_drift", "prediction_drift", "none"]
+#: The signals whose firing marks a change of the data (the catch-up follows a change, never marks one).
+CHANGE_SIGNALS: tuple[SignalName, ...] = ("performance", "estimated_performance", "feature_drift", "prediction_drift")
 _EPS = 1e-4  # floor of bin shares in PSI, so an empty bin counts as rare, not impossible
 
 
@@ -73,16 +115,69 @@ class PerformanceDrift:
 
 
 @dataclass(frozen=True)
+class EstimatedPerformance:
+    """The primary metric estimated without labels on the batch vs the same estimate on the holdout."""
+
+    metric: str
+    reference: float
+    current: float
+    drop: float  # positive = worse
+    allowance: float  # z * combined standard error: a drop within it is noise
+    threshold: float
+    dropped: bool
+    rows: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One signal of the trigger: its value against its threshold, and what it said.
+
+    ``verdict``: "fires" (retrain), "clears" (no retraining, whatever the later signals say),
+    "quiet" (below its threshold: the next signal decides) or "inconclusive" (worse, within noise).
+    """
+
+    name: SignalName
+    value: float
+    threshold: float
+    verdict: Literal["fires", "clears", "quiet", "inconclusive"]
+    text: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class DriftReport:
     rows: int
     judged: bool
     features: tuple[FeatureDrift, ...]
     prediction: FeatureDrift | None
     performance: PerformanceDrift | None
-    drift_share: float
+    drift_share: float  # importance-weighted share of the counted features that drifted
     drifted_features: tuple[str, ...]
     flagged: bool
     reasons: tuple[str, ...]
+    estimated: EstimatedPerformance | None = None
+    signals: tuple[Signal, ...] = ()  # every signal evaluated, in the chain's order
+    decided_by: Signal | None = None  # the one that decided (None: no signal fired or cleared)
+    not_counted: tuple[str, ...] = ()  # near-constant features, reported but never counted
+    weights: Mapping[str, float] = field(default_factory=dict)  # weight of each counted feature
+    #: When a sure performance drop decides: the level a model of the new concept should regain (the
+    #: champion's holdout metric, or, if this champion is itself still catching up with an earlier
+    #: change, that change's level: a half-caught-up model's level is no baseline).
+    change_baseline: float | None = None
+
+    @property
+    def signal(self) -> SignalName:
+        return "none" if self.decided_by is None else self.decided_by.name
+
+    @property
+    def marks_change(self) -> bool:
+        """Whether this report, if it leads to a retraining, marks a change the catch-up follows."""
+        return self.flagged and self.signal in CHANGE_SIGNALS
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -90,11 +185,18 @@ class DriftReport:
             "judged": self.judged,
             "drift_share": self.drift_share,
             "drifted_features": list(self.drifted_features),
+            "not_counted": list(self.not_counted),
+            "weights": dict(self.weights),
             "flagged": self.flagged,
             "reasons": list(self.reasons),
+            "signal": self.signal,
+            "decided_by": None if self.decided_by is None else self.decided_by.to_dict(),
+            "signals": [item.to_dict() for item in self.signals],
             "features": {f.feature: f.to_dict() for f in self.features},
             "prediction": None if self.prediction is None else self.prediction.to_dict(),
             "performance": None if self.performance is None else self.performance.to_dict(),
+            "estimated": None if self.estimated is None else self.estimated.to_dict(),
+            "change_baseline": self.change_baseline,
         }
 
 
@@ -246,11 +348,21 @@ def performance_drift(
     resamples: int,
     confidence: float,
     seed: int,
+    reference_error: float = 0.0,
 ) -> PerformanceDrift:
-    """The metric on labelled batch rows vs the champion's holdout: dropped when surely worse by > threshold."""
+    """The metric on labelled batch rows vs the champion's holdout: dropped when surely worse by > threshold.
+
+    The holdout's value is a sample too: with its standard error (``reference_error``) the interval
+    is widened (the two errors add in quadrature), so a batch is not "surely worse" than a holdout
+    value that was itself lucky.
+    """
     value, draws = metric_draws(metric, labels, predictions, resamples=resamples, seed=seed)
     tail = (1 - confidence) / 2
     lower, upper = (float(x) for x in np.quantile(draws, [tail, 1 - tail]))
+    if reference_error > 0:
+        widen = NormalDist().inv_cdf(1 - tail) * reference_error
+        lower = value - float(np.hypot(value - lower, widen))
+        upper = value + float(np.hypot(upper - value, widen))
     if HIGHER_IS_BETTER[metric]:
         drop, best_case = reference - value, reference - upper
     else:
@@ -259,6 +371,267 @@ def performance_drift(
     return PerformanceDrift(
         metric, reference, value, lower, upper, drop, settings.performance_drop, dropped, labels.size
     )
+
+
+def chance_psi(reference_rows: float, current_rows: float, bins: int, quantile: float | None = None) -> float:
+    """The PSI two samples of one distribution show by chance over ``bins`` equal-mass bins.
+
+    PSI is the Jeffreys divergence of the two histograms; for samples of n and m rows it is close to
+    χ²(bins − 1) · (1/n + 1/m). ``quantile`` None gives its mean, else that quantile. On 300 rows
+    against 300 the mean is 0.06 and the 99th percentile 0.14; on a million, nothing.
+    """
+    if reference_rows <= 0 or current_rows <= 0:
+        return float("inf")
+    scale = 1.0 / reference_rows + 1.0 / current_rows
+    degrees = max(bins - 1, 1)
+    return float((degrees if quantile is None else chi2.ppf(quantile, degrees)) * scale)
+
+
+def prediction_day_spread(scores: np.ndarray, days: np.ndarray | pd.Series, bins: int) -> float | None:
+    """How far a model's scores move between holdout days beyond chance: for each day, the PSI of
+    its scores against the other days' minus the PSI chance alone gives those sizes; the largest
+    excess (0 when every day is within chance). None with fewer than two days to compare."""
+    values = np.asarray(scores, dtype="float64")
+    labels = np.asarray(pd.Series(days).astype(str))
+    distinct = np.unique(labels)
+    if distinct.size < 2:
+        return None
+    excess = 0.0
+    for day in distinct:
+        own, rest = values[labels == day], values[labels != day]
+        edges = np.unique(np.quantile(rest, np.linspace(0, 1, bins + 1)[1:-1]))
+        reference = cell_counts(rest, edges).astype("float64")
+        current = cell_counts(own, edges).astype("float64")
+        excess = max(excess, psi(reference, current) - chance_psi(rest.size, own.size, edges.size + 1))
+    return excess
+
+
+def prediction_limit(profile: ReferenceProfile, rows: int, settings: DriftSettings, confidence: float) -> float:
+    """The PSI of the champion's scores that shows a meaningful shift on a batch of ``rows``: the
+    configured ``prediction_psi_drift``, plus the larger of what chance gives at this size (the
+    ``confidence`` quantile) and the day-to-day movement its holdout showed beyond chance."""
+    reference_rows = 0 if profile.prediction is None else profile.prediction.present
+    noise = chance_psi(reference_rows, rows, settings.psi_bins, confidence)
+    return settings.prediction_psi_drift + max(noise, profile.prediction_spread or 0.0)
+
+
+def estimated_performance(
+    profile: ReferenceProfile,
+    predictions: np.ndarray,
+    metric: str,
+    task: TaskKind,
+    settings: DriftSettings,
+    confidence: float,
+    seed: int,
+) -> EstimatedPerformance | None:
+    """The estimate on the batch vs the profile's estimate on the holdout (None when not estimable)."""
+    reference = profile.estimate
+    if reference is None or reference.metric != metric or not estimable(task, metric):
+        return None
+    current: Estimate = estimate(metric, task, predictions, seed=seed)
+    higher = HIGHER_IS_BETTER[metric]
+    drop = (reference.value - current.value) if higher else (current.value - reference.value)
+    error = float(np.hypot(np.nan_to_num(reference.standard_error), np.nan_to_num(current.standard_error)))
+    allowance = NormalDist().inv_cdf(confidence) * error
+    dropped = bool(np.isfinite(drop) and drop - allowance > settings.performance_drop)
+    return EstimatedPerformance(
+        metric, reference.value, current.value, drop, allowance, settings.performance_drop, dropped, current.rows
+    )
+
+
+def feature_weights(
+    profile: ReferenceProfile, names: list[str], settings: DriftSettings
+) -> tuple[dict[str, float], tuple[str, ...]]:
+    """The weight of each feature that counts (summing to 1) and the near-constant ones that do not.
+
+    Weights are the champion's importance shares renormalised over the counted features; equal
+    weights when the profile has no importance or the counted features have none at all.
+    """
+    by_name: dict[str, NumericProfile | CategoricalProfile] = {p.name: p for p in profile.numeric}
+    by_name.update({p.name: p for p in profile.categorical})
+    constant = tuple(n for n in names if n in by_name and near_constant(by_name[n], settings.constant_share))
+    counted = [n for n in names if n not in constant]
+    raw = {n: profile.importance.get(n, 0.0) for n in counted}
+    total = sum(raw.values())
+    if not profile.importance or total <= 0:
+        raw, total = dict.fromkeys(counted, 1.0), float(len(counted))
+    return ({n: w / total for n, w in raw.items()} if total > 0 else {}), constant
+
+
+def _performance_signal(performance: PerformanceDrift) -> Signal:
+    """Fires on a sure drop beyond the threshold. Clears when the champion does at least as well as
+    on its holdout, or surely loses no more than the threshold. Inconclusive in between: a small batch
+    that looks somewhat worse is no evidence either way, and the next signal decides."""
+    worse = f"{performance.metric} {performance.current:.4f} (CI [{performance.lower:.4f}, {performance.upper:.4f}])"
+    against = f"vs {performance.reference:.4f} on the champion's holdout ({performance.rows} labelled rows)"
+    higher = HIGHER_IS_BETTER[performance.metric]
+    worst_case = performance.reference - performance.lower if higher else performance.upper - performance.reference
+    if performance.dropped:
+        return Signal(
+            "performance",
+            performance.drop,
+            performance.threshold,
+            "fires",
+            f"{worse} {against}: surely worse by more than {performance.threshold:g}",
+        )
+    if performance.drop <= 0 or worst_case <= performance.threshold:
+        how = (
+            "at least as good" if performance.drop <= 0 else f"surely not worse by more than {performance.threshold:g}"
+        )
+        return Signal(
+            "performance",
+            performance.drop,
+            performance.threshold,
+            "clears",
+            f"{worse} {against}: {how}; the champion still performs",
+        )
+    return Signal(
+        "performance",
+        performance.drop,
+        performance.threshold,
+        "inconclusive",
+        f"{worse} {against}: worse by {performance.drop:.4f}, within the noise",
+    )
+
+
+def _estimated_signal(estimated: EstimatedPerformance) -> Signal:
+    text = (
+        f"{estimated.metric} estimated without labels {estimated.current:.4f} vs {estimated.reference:.4f} "
+        f"estimated on the holdout: drop {estimated.drop:+.4f} (noise ±{estimated.allowance:.4f})"
+    )
+    verdict: Literal["fires", "quiet"] = "fires" if estimated.dropped else "quiet"
+    return Signal(
+        "estimated_performance",
+        estimated.drop - estimated.allowance,
+        estimated.threshold,
+        verdict,
+        f"{text}: {'surely' if estimated.dropped else 'not surely'} lower by more than {estimated.threshold:g}",
+    )
+
+
+def _feature_signal(share: float, drifted: tuple[str, ...], counted: int, settings: DriftSettings) -> Signal:
+    fired = share >= settings.drift_share
+    return Signal(
+        "feature_drift",
+        share,
+        settings.drift_share,
+        "fires" if fired else "quiet",
+        f"{len(drifted)} of {counted} counted features drifted, {share:.0%} of the champion's feature importance "
+        f"({'>=' if fired else '<'} {settings.drift_share:.0%})",
+    )
+
+
+def _prediction_signal(prediction: FeatureDrift, limit: float) -> Signal:
+    value = prediction.details.get("psi") or 0.0
+    fired = value >= limit
+    return Signal(
+        "prediction_drift",
+        value,
+        limit,
+        "fires" if fired else "quiet",
+        f"PSI of the champion's predictions {value:.3f} {'>=' if fired else '<'} {limit:.3f} "
+        "(threshold plus chance at this size and the holdout's day-to-day movement)",
+    )
+
+
+@dataclass(frozen=True)
+class ConceptChange:
+    """The last change that started a retraining: when (data time) and, for a sure drop of the realized
+    metric, the holdout metric the champion of that time had (the level a new model should regain)."""
+
+    seen_at: dt.datetime
+    baseline: float | None
+
+
+def catch_up_signal(
+    profile: ReferenceProfile, change: ConceptChange | None, windowed: bool, metric: str, margin: float
+) -> Signal | None:
+    """Fires while the champion was trained on days before the last change of concept and has not
+    regained the level before it (see the module's docstring); None when there was no change, the
+    champion is past it, or training is not windowed (every retraining keeps the old days, so catching
+    up would never end)."""
+    if change is None or not windowed or profile.trained_from is None:
+        return None
+    change_day = change.seen_at.date()
+    seen = "the change" if change.baseline is None else "the drop of the realized metric"
+    behind = (change_day - dt.date.fromisoformat(profile.trained_from)).days
+    if behind <= 0:
+        return None
+    level = profile.metrics.get(metric)
+    if change.baseline is not None and level is not None:
+        short = (change.baseline - level) if HIGHER_IS_BETTER[metric] else (level - change.baseline)
+        if short <= margin:
+            return None  # it performs as the champion before the change did: nothing to catch up
+        regain = f"its holdout {metric} {level:.4f} is {short:.4f} short of the {change.baseline:.4f} before it"
+        until = "they follow it or the level is regained"
+    else:
+        regain, until = "the data has changed since", "they follow it"
+    return Signal(
+        "catch_up",
+        float(behind),
+        0.0,
+        "fires",
+        f"the champion's training days start {behind} day(s) before {seen} seen on {change_day.isoformat()} "
+        f"and {regain}: retraining until {until}",
+    )
+
+
+def decide_signals(signals: list[Signal]) -> Signal | None:
+    """The first signal in the chain that fires or clears; None when all are quiet or inconclusive."""
+    return next((item for item in signals if item.verdict in ("fires", "clears")), None)
+
+
+def _labelled_performance(
+    profile: ReferenceProfile,
+    predictions: np.ndarray | None,
+    labels: np.ndarray | None,
+    settings: DriftSettings,
+    metric: str,
+    task: TaskKind,
+    resamples: int,
+    confidence: float,
+    seed: int,
+) -> PerformanceDrift | None:
+    """The realized metric on the labelled rows vs the holdout's, when the labels can carry it."""
+    reference = profile.metrics.get(metric)
+    if labels is None or reference is None or predictions is None:
+        return None
+    known = ~np.isnan(as_float(labels))
+    y = as_float(labels)[known]
+    y = y if task == "regression" else y.astype("int64")
+    # AUC needs both classes and R² a varying target; multiclass metrics need only labelled rows
+    enough = np.unique(y).size >= (1 if task == "multiclass" else 2)
+    if known.sum() < 2 or not enough:
+        return None
+    return performance_drift(
+        metric,
+        reference,
+        y,
+        np.asarray(predictions)[known],
+        settings,
+        resamples=resamples,
+        confidence=confidence,
+        seed=seed,
+        reference_error=profile.metric_errors.get(metric, 0.0),
+    )
+
+
+def signal_chain(
+    measured: Signal | None,
+    catch_up: Signal | None,
+    estimated: Signal | None,
+    features: Signal,
+    prediction: Signal | None,
+) -> list[Signal]:
+    """The signals in the order they decide: a sure drop, the catch-up, the labels' other verdicts,
+    the estimate, the features, and the predictions only where nothing estimates performance."""
+    chain = [measured] if measured is not None and measured.verdict == "fires" else []
+    chain += [catch_up] if catch_up is not None else []
+    chain += [measured] if measured is not None and measured.verdict != "fires" else []
+    chain += [estimated] if estimated is not None else []
+    chain.append(features)
+    chain += [prediction] if estimated is None and prediction is not None else []
+    return chain
 
 
 def detect_drift(
@@ -273,56 +646,60 @@ def detect_drift(
     confidence: float = 0.95,
     seed: int = 0,
     task: TaskKind = "binary",
+    last_change: ConceptChange | None = None,
+    windowed: bool = False,
 ) -> DriftReport:
-    """Compare a batch with the reference; ``flagged`` says whether the drift warrants retraining.
+    """Compare a batch with the reference; ``flagged`` says whether the drift warrants retraining
+    (the chain of signals in the module's docstring decides, and ``decided_by`` says which).
 
     ``predictions`` are the task's (multiclass: rows x classes); their drift is followed on the 1-D
     summary the reference profile was built from (:func:`~retrain.domain.task.prediction_summary`).
     ``labels`` are encoded (class indices or target values), NaN where not known yet.
+    ``last_change`` is the last sure performance drop that started a retraining, ``windowed`` whether
+    training uses a bounded window of days: together they drive the catch-up signal.
     """
     rows = len(batch)
     empty = pd.Series([None] * rows, dtype="object")
     features = [numeric_drift(p, batch.get(p.name, empty), settings) for p in profile.numeric]
     features += [categorical_drift(p, batch.get(p.name, empty), settings) for p in profile.categorical]
     features.sort(key=lambda f: (f.drifted, f.severity), reverse=True)
-    drifted = tuple(f.feature for f in features if f.drifted)
-    share = len(drifted) / len(features) if features else 0.0
+    weights, constant = feature_weights(profile, [f.feature for f in features], settings)
+    drifted = tuple(f.feature for f in features if f.drifted and f.feature in weights)
+    share = float(sum(weights[name] for name in drifted))
     prediction = None
     if predictions is not None and profile.prediction is not None:
-        summary = prediction_summary(predictions)
-        prediction = numeric_drift(profile.prediction, summary, settings, settings.prediction_psi_drift)
-    performance = None
-    reference_metric = profile.metrics.get(primary_metric)
-    if labels is not None and reference_metric is not None and predictions is not None:
-        known = ~np.isnan(as_float(labels))
-        y = as_float(labels)[known]
-        y = y if task == "regression" else y.astype("int64")
-        # AUC needs both classes and R² a varying target; multiclass metrics need only labelled rows
-        enough = np.unique(y).size >= (1 if task == "multiclass" else 2)
-        if known.sum() >= 2 and enough:
-            performance = performance_drift(
-                primary_metric,
-                reference_metric,
-                y,
-                np.asarray(predictions)[known],
-                settings,
-                resamples=resamples,
-                confidence=confidence,
-                seed=seed,
-            )
+        limit = prediction_limit(profile, rows, settings, confidence)
+        prediction = numeric_drift(profile.prediction, prediction_summary(predictions), settings, limit)
+    performance = _labelled_performance(
+        profile, predictions, labels, settings, primary_metric, task, resamples, confidence, seed
+    )
+    estimated = None
+    if predictions is not None:
+        estimated = estimated_performance(
+            profile, np.asarray(predictions), primary_metric, task, settings, confidence, seed
+        )
+    catch_up = catch_up_signal(profile, last_change, windowed, primary_metric, settings.performance_drop)
+    signals = signal_chain(
+        None if performance is None else _performance_signal(performance),
+        catch_up,
+        None if estimated is None else _estimated_signal(estimated),
+        _feature_signal(share, drifted, len(weights), settings),
+        None if prediction is None else _prediction_signal(prediction, prediction.threshold),
+    )
+    decided = decide_signals(signals)
+    fired = decided is not None and decided.verdict == "fires"
+    change_baseline = None
+    if fired and decided is not None and decided.name == "performance" and performance is not None:
+        # a champion still catching up with an earlier change is no baseline: keep that change's level
+        behind = catch_up is not None and last_change is not None and last_change.baseline is not None
+        change_baseline = last_change.baseline if behind and last_change is not None else performance.reference
     judged = rows >= settings.min_rows
-    reasons = []
-    if share >= settings.drift_share:
-        reasons.append(
-            f"{len(drifted)} of {len(features)} features drifted ({share:.0%} >= {settings.drift_share:.0%})"
-        )
-    if performance is not None and performance.dropped:
-        done = performance
-        reasons.append(
-            f"{done.metric} {done.current:.4f} (CI [{done.lower:.4f}, {done.upper:.4f}]) vs {done.reference:.4f} "
-            f"on the champion's holdout: surely worse by more than {done.threshold}"
-        )
-    if reasons and not judged:
+    reasons = [decided.text] if decided is not None else [item.text for item in signals]
+    if decided is not None and decided.verdict == "clears" and drifted:
+        reasons.append(f"drifted, reported only: {', '.join(drifted)}")
+    if constant:
+        reasons.append(f"near-constant in the reference, not counted: {', '.join(constant)}")
+    if fired and not judged:
         reasons.append(f"but only {rows} rows (< drift.min_rows {settings.min_rows}): reported, not acted on")
     return DriftReport(
         rows=rows,
@@ -332,6 +709,12 @@ def detect_drift(
         performance=performance,
         drift_share=share,
         drifted_features=drifted,
-        flagged=judged and bool(reasons),
+        flagged=judged and fired,
         reasons=tuple(reasons),
+        estimated=estimated,
+        signals=tuple(signals),
+        decided_by=decided,
+        not_counted=constant,
+        weights=weights,
+        change_baseline=change_baseline,
     )

@@ -37,7 +37,14 @@ class FittedSnapshot:
 
 def split_snapshot(frame: pd.DataFrame, dataset: DatasetSettings, split: SplitSettings) -> TimeSplit:
     """Step one of the recipe: train on the past, stop early on the recent past, judge on the newest days."""
-    return split_by_time(frame, dataset.time_column, split.holdout_days, split.validation_days, split.min_train_days)
+    return split_by_time(
+        frame,
+        dataset.time_column,
+        split.holdout_days,
+        split.validation_days,
+        split.min_train_days,
+        split.max_train_days,
+    )
 
 
 def fit_split(split: TimeSplit, dataset: DatasetSettings, model: ModelSettings) -> FittedSnapshot:

@@ -9,18 +9,24 @@ the training data, and promotion re-baselines by itself: the champion's profile 
   ``psi_bins`` equal-mass groups, the PSI bins;
 * categorical feature: counts per category (the most frequent ``max_categories``; the rest pooled);
 * both: the count of missing values, judged separately from the distribution of present values;
-* the model's scores on its holdout (a numeric profile) and its holdout metrics.
+* the model's scores on its holdout (a numeric profile) and its holdout metrics;
+* what the trigger needs to weigh a batch's drift: the champion's feature importance (share of its
+  total gain, so a drifting feature the model ignores weighs little), its primary metric *estimated*
+  from its holdout probabilities (:mod:`retrain.domain.estimation`, compared with the same estimate on
+  a batch without labels) and how far its scores move from one holdout day to the next beyond chance
+  (:func:`prediction_day_spread`, which calibrates the prediction-drift threshold).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from retrain.domain.estimation import Estimate
 from retrain.domain.features import category_text
 
 OTHER = "<other>"
@@ -78,31 +84,58 @@ class CategoricalProfile:
 
 @dataclass(frozen=True)
 class ReferenceProfile:
+    """A model's data in a few kB. Profiles stored before version 2 have no importance, estimate or
+    prediction spread: their drift checks weigh features equally and use the configured thresholds."""
+
     numeric: tuple[NumericProfile, ...]
     categorical: tuple[CategoricalProfile, ...]
     prediction: NumericProfile | None
     metrics: Mapping[str, float]
     rows: int
+    importance: Mapping[str, float] = field(default_factory=dict)  # feature -> share of total gain
+    estimate: Estimate | None = None  # primary metric estimated from the holdout's probabilities
+    prediction_spread: float | None = None  # day-to-day PSI of holdout scores beyond chance
+    trained_from: str | None = None  # ISO date of the model's first training day (the catch-up's test)
+    metric_errors: Mapping[str, float] = field(default_factory=dict)  # bootstrap SE of holdout metrics
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "version": 1,
+            "version": 2,
             "rows": self.rows,
             "numeric": [p.to_dict() for p in self.numeric],
             "categorical": [p.to_dict() for p in self.categorical],
             "prediction": None if self.prediction is None else self.prediction.to_dict(),
             "metrics": dict(self.metrics),
+            "importance": dict(self.importance),
+            "estimate": None if self.estimate is None else asdict(self.estimate),
+            "prediction_spread": self.prediction_spread,
+            "trained_from": self.trained_from,
+            "metric_errors": dict(self.metric_errors),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ReferenceProfile:
         prediction = data.get("prediction")
+        estimate = data.get("estimate")
+        spread = data.get("prediction_spread")
         return cls(
             numeric=tuple(NumericProfile.from_dict(p) for p in data["numeric"]),
             categorical=tuple(CategoricalProfile.from_dict(p) for p in data["categorical"]),
             prediction=None if prediction is None else NumericProfile.from_dict(prediction),
             metrics={str(k): float(v) for k, v in data["metrics"].items()},
             rows=int(data["rows"]),
+            importance={str(k): float(v) for k, v in (data.get("importance") or {}).items()},
+            estimate=None
+            if estimate is None
+            else Estimate(
+                str(estimate["metric"]),
+                float(estimate["value"]),
+                float(estimate["standard_error"]),
+                int(estimate["rows"]),
+            ),
+            prediction_spread=None if spread is None else float(spread),
+            trained_from=None if data.get("trained_from") is None else str(data["trained_from"]),
+            metric_errors={str(k): float(v) for k, v in (data.get("metric_errors") or {}).items()},
         )
 
 
@@ -151,6 +184,11 @@ def build_profile(
     holdout_predictions: np.ndarray | None,
     metrics: Mapping[str, float],
     quantiles: int,
+    importance: Mapping[str, float] | None = None,
+    estimate: Estimate | None = None,
+    prediction_spread: float | None = None,
+    trained_from: str | None = None,
+    metric_errors: Mapping[str, float] | None = None,
 ) -> ReferenceProfile:
     return ReferenceProfile(
         numeric=tuple(numeric_profile(name, frame[name], quantiles) for name in numeric),
@@ -158,4 +196,26 @@ def build_profile(
         prediction=None if holdout_predictions is None else numeric_profile(PREDICTION, holdout_predictions, quantiles),
         metrics=dict(metrics),
         rows=len(frame),
+        importance=importance_shares(importance or {}),
+        estimate=estimate,
+        prediction_spread=prediction_spread,
+        trained_from=trained_from,
+        metric_errors=dict(metric_errors or {}),
     )
+
+
+def importance_shares(gains: Mapping[str, float]) -> dict[str, float]:
+    """Each feature's share of the total (so the shares of all features sum to 1); {} without gain."""
+    total = float(sum(max(v, 0.0) for v in gains.values()))
+    return {name: max(float(v), 0.0) / total for name, v in gains.items()} if total > 0 else {}
+
+
+def near_constant(profile: NumericProfile | CategoricalProfile, share: float) -> bool:
+    """Whether one value (a numeric cell between deduplicated quantiles, or a category) holds at
+    least ``share`` of the reference's present values: a feature with nothing to learn from and whose
+    "drift" (any other value at all) would say more about the threshold than about the data."""
+    counts = np.asarray(
+        list(profile.counts) if isinstance(profile, NumericProfile) else list(profile.counts.values()), dtype="float64"
+    )
+    total = counts.sum()
+    return bool(total == 0 or counts.max() / total >= share)

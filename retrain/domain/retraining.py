@@ -4,6 +4,11 @@ Drift (or a performance drop) is necessary, not sufficient: a retraining must no
 flight (a training run scheduled, running or waiting for reviewers), the last triggered retraining
 must be older than the cooldown, and the week's budget must not be spent. Every outcome, including
 "drift seen but in cooldown", is a decision with reasons, recorded as such.
+
+The times are on one clock, chosen by ``retraining.clock``: the batches' own time (``data``: the
+newest row of the window checked), so a replay of last year or a backfill decides exactly as living
+through it did, or wall-clock time (``wall``). A trigger already recorded at or after ``now`` (the
+same data, or newer, checked again) is never triggered twice, even with no cooldown.
 """
 
 from __future__ import annotations
@@ -41,6 +46,11 @@ def decide_retraining(
     if in_flight:
         return RetrainDecision("in_flight", (*seen, f"a retraining is already in flight: {', '.join(in_flight)}"))
     last = max(earlier_triggers, default=None)
+    if last is not None and last >= now:
+        return RetrainDecision(
+            "cooldown",
+            (*seen, f"a retraining was already triggered at {last:%Y-%m-%d %H:%M} UTC, on this data or newer"),
+        )
     cooldown = dt.timedelta(hours=settings.cooldown_hours)
     if last is not None and now - last < cooldown:
         wait = cooldown - (now - last)
@@ -48,14 +58,18 @@ def decide_retraining(
             "cooldown",
             (
                 *seen,
-                f"last retraining triggered {last:%Y-%m-%d %H:%M} UTC; cooldown {settings.cooldown_hours:g} h "
-                f"ends in {wait.total_seconds() / 3600:.1f} h",
+                f"last retraining triggered {last:%Y-%m-%d %H:%M} UTC ({settings.clock} clock); "
+                f"cooldown {settings.cooldown_hours:g} h ends in {wait.total_seconds() / 3600:.1f} h",
             ),
         )
-    this_week = [when for when in earlier_triggers if now - when < WEEK]
+    this_week = [when for when in earlier_triggers if now - when < WEEK]  # all <= now: see above
     if len(this_week) >= settings.weekly_budget:
         return RetrainDecision(
             "budget",
-            (*seen, f"{len(this_week)} retrainings in the last 7 days: weekly budget {settings.weekly_budget} spent"),
+            (
+                *seen,
+                f"{len(this_week)} retrainings in the last 7 days ({settings.clock} clock): "
+                f"weekly budget {settings.weekly_budget} spent",
+            ),
         )
     return RetrainDecision("retrain", seen)

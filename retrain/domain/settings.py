@@ -213,6 +213,12 @@ class SplitSettings(_Frozen):
     holdout_days: int = Field(ge=1)
     validation_days: int = Field(ge=1)
     min_train_days: int = Field(default=1, ge=1)
+    max_train_days: int | None = Field(
+        default=None,
+        ge=1,
+        description="Train on at most this many days before the validation days (None: all of them): after a "
+        "change of concept, a retraining learns the new one instead of averaging it with years of the old.",
+    )
 
 
 class XGBoostSettings(_Frozen):
@@ -355,8 +361,15 @@ class DriftSettings(_Frozen):
     chi2_alpha: float = Field(gt=0, lt=1)
     js_drift: float = Field(gt=0, le=1, description="Jensen-Shannon distance (base 2) for categorical drift.")
     missing_rate_change: float = Field(gt=0, le=1, description="Absolute change of a feature's missing share.")
-    prediction_psi_drift: float = Field(gt=0)
-    drift_share: float = Field(gt=0, le=1, description="Retrain when this share of features drifted.")
+    prediction_psi_drift: float = Field(
+        gt=0, description="PSI of the champion's scores beyond chance and the holdout's day-to-day movement."
+    )
+    drift_share: float = Field(
+        gt=0, le=1, description="Retrain when the drifted features hold this share of the champion's importance."
+    )
+    constant_share: float = Field(
+        gt=0.5, le=1, description="A feature whose one value holds this share of the reference is not counted."
+    )
     performance_drop: float = Field(ge=0, description="Retrain when the window's metric is surely this far below.")
     min_rows: int = Field(ge=1, description="Smaller windows are reported but never trigger retraining.")
     window_batches: int = Field(ge=1, description="Newest batches compared when no file is named.")
@@ -371,9 +384,11 @@ class DriftSettings(_Frozen):
 class RetrainingSettings(_Frozen):
     """Debounce for drift-triggered retraining: never in a loop, twice at once, or too often."""
 
-    cooldown_hours: float = Field(
-        gt=0, description="Minimum time between two triggered retrainings (positive: simultaneous checks see it)."
+    clock: Literal["data", "wall"] = Field(
+        description="Count cooldown and budget in the batches' own time (data: a replay decides as it went) "
+        "or in wall-clock time (wall)."
     )
+    cooldown_hours: float = Field(ge=0, description="Minimum time between two triggered retrainings; 0: none.")
     weekly_budget: int = Field(ge=0, description="Most triggered retrainings in any 7 days.")
     deployment: str = Field(pattern=r"^[a-z0-9-]+/[a-z0-9-]+$", description="flow/deployment run on a trigger.")
     stale_after_hours: float = Field(

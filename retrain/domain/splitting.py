@@ -32,9 +32,15 @@ def _span(days: list[pd.Timestamp]) -> tuple[str, str]:
 
 
 def split_by_time(
-    frame: pd.DataFrame, time_column: str, holdout_days: int, validation_days: int, min_train_days: int = 1
+    frame: pd.DataFrame,
+    time_column: str,
+    holdout_days: int,
+    validation_days: int,
+    min_train_days: int = 1,
+    max_train_days: int | None = None,
 ) -> TimeSplit:
-    """Split on calendar days of ``time_column``: [train | validation | holdout], oldest to newest."""
+    """Split on calendar days of ``time_column``: [train | validation | holdout], oldest to newest;
+    with ``max_train_days``, the older days before the training days are left out."""
     days_of_rows = pd.to_datetime(frame[time_column]).dt.normalize()
     days = sorted(days_of_rows.unique())
     needed = holdout_days + validation_days + min_train_days
@@ -47,6 +53,8 @@ def split_by_time(
     holdout = days[-holdout_days:]
     validation = days[-(holdout_days + validation_days) : -holdout_days]
     train = days[: -(holdout_days + validation_days)]
+    if max_train_days is not None:
+        train = train[-max_train_days:]
     return TimeSplit(
         train=frame.loc[days_of_rows.isin(train)],
         validation=frame.loc[days_of_rows.isin(validation)],

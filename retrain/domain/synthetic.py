@@ -41,12 +41,15 @@ def synthetic_frame(
     seed: int = 0,
     start: dt.date = dt.date(2026, 1, 1),
     shift: float = 0.0,
+    concept: float = 0.0,
 ) -> pd.DataFrame:
     """``days x rows_per_day`` rows; ``shift`` moves ``x0`` and ``x1`` up by that many standard
     deviations: covariate drift in two of the five features (above the default drift share of 30%).
 
-    The target follows the same rule of the features whether they drifted or not (``P(y | x)`` is
-    fixed: the multiclass grades are cut at fixed points, the tertiles of the undrifted signal).
+    With ``concept`` 0 the target follows the same rule of the features whether they drifted or not
+    (``P(y | x)`` is fixed: the multiclass grades are cut at fixed points, the tertiles of the
+    undrifted signal), so a champion keeps performing and labels say so. ``concept`` 1 reverses the
+    effect of ``x1`` (a change of concept: the champion's predictions get worse, a retraining pays).
     """
     rng = np.random.default_rng(seed)
     n = days * rows_per_day
@@ -55,7 +58,7 @@ def synthetic_frame(
     x[:, 1] += shift
     segment = rng.choice(np.array(SEGMENTS, dtype="object"), n)
     effect = np.select([segment == "north", segment == "south"], [0.5, -0.5], 0.0)
-    signal = 1.2 * x[:, 0] - 0.8 * x[:, 1] + 0.5 * x[:, 2] * x[:, 3] + effect
+    signal = 1.2 * x[:, 0] + (1.6 * concept - 0.8) * x[:, 1] + 0.5 * x[:, 2] * x[:, 3] + effect
     noise = rng.normal(0.0, 0.7, n)
     if task == "regression":
         target: np.ndarray = 10.0 + 3.0 * signal + 2.0 * noise

@@ -41,6 +41,7 @@ TAG_KIND: Final = "retrain.kind"  # monitoring runs: "drift" or "scoring"
 TAG_CHAMPION: Final = "retrain.champion"  # monitoring runs: the champion version watched
 TAG_SHADOW: Final = "retrain.shadow"  # scoring runs: the challenger scored in the shadow
 TAG_MONITORING_DECISION: Final = "retrain.decision"  # drift runs: what the drift check decided
+TAG_SIGNAL: Final = "retrain.signal"  # drift runs: which signal of the trigger decided
 
 # --- Prefect artifact keys ----------------------------------------------------------------------
 ARTIFACT_GATE_REPORT: Final = "gate-report"  # what reviewers read before they decide

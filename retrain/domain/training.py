@@ -115,3 +115,10 @@ def predict(
 ) -> np.ndarray:
     """The task's predictions for raw rows (see :meth:`Task.predict`), encoded with the model's own spec."""
     return task.predict(booster, to_dmatrix(frame, spec, threads=threads))
+
+
+def feature_gains(booster: xgb.Booster) -> dict[str, float]:
+    """Each feature's total gain over all the model's splits (features it never splits on are absent):
+    what the drift trigger weighs a feature's drift by, as a share of the sum."""
+    scores = booster.get_score(importance_type="total_gain")
+    return {str(name): float(value) for name, value in scores.items() if not isinstance(value, list)}

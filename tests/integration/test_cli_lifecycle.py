@@ -46,7 +46,10 @@ def test_demo_then_status_shows_champion_with_metrics_md5_and_contract(embedded:
     assert len(champion["data_md5"]) == 32
     contract = load_settings(REPO_ROOT / "params.yaml").contract  # the contract params.yaml points at
     assert champion["contract"] == {"name": contract.name, "version": contract.version}
-    assert report["challenger"]["version"] == "3"  # the shallow model, refused
+    # the shallow model, refused, is the newest version (after v1, v2 and, when the last drifted day
+    # still shows a sure drop against v2, that day's retraining)
+    assert report["challenger"]["version"] in {"3", "4"}
+    assert int(report["challenger"]["version"]) > int(champion["version"])
     assert report["challenger"]["tags"]["retrain.gate.decision"] == "refused"
     assert (embedded / "mlflow" / "mlflow.db").is_file() and (embedded / "ledger.db").is_file()
     history = json.loads(runner.invoke(app, ["history", "--project", str(REPO_ROOT), "--json"]).output)

@@ -165,11 +165,13 @@ def test_ten_simultaneous_drift_decisions_start_exactly_one_retraining(decision_
     import datetime as dt
     import threading
 
-    from retrain.adapters.ledger import DecisionLog
+    from retrain.adapters.ledger import DecisionLog, Trigger
     from retrain.domain.retraining import decide_retraining
     from retrain.domain.settings import RetrainingSettings
 
-    policy = RetrainingSettings(cooldown_hours=24, weekly_budget=3, deployment="training/nightly", stale_after_hours=12)
+    policy = RetrainingSettings(
+        clock="wall", cooldown_hours=24, weekly_budget=3, deployment="training/nightly", stale_after_hours=12
+    )
     barrier = threading.Barrier(10)
     results: list[str] = []
     DecisionLog(decision_url).engine.dispose()  # the table exists before the checks race
@@ -178,12 +180,12 @@ def test_ten_simultaneous_drift_decisions_start_exactly_one_retraining(decision_
         log = DecisionLog(decision_url)  # one connection pool per check, as separate flow runs have
         barrier.wait()
 
-        def decide(earlier: list[dt.datetime]) -> tuple[str, tuple[str, ...]]:
+        def decide(earlier: list[Trigger]) -> tuple[str, tuple[str, ...]]:
             choice = decide_retraining(
                 True,
                 ["drift"],
                 now=dt.datetime.now(dt.UTC),
-                earlier_triggers=earlier,
+                earlier_triggers=[trigger.on("wall") for trigger in earlier],
                 in_flight=[],
                 settings=policy,
             )
@@ -203,4 +205,66 @@ def test_ten_simultaneous_drift_decisions_start_exactly_one_retraining(decision_
     assert sorted(results) == ["cooldown"] * 9 + ["retrain"]
     log = DecisionLog(decision_url)
     assert [r.decision for r in log.records("m")].count("retrain") == 1
+    log.dispose()
+
+
+def test_a_decision_log_from_before_the_data_clock_gains_its_columns_and_keeps_its_rows(decision_url: str):
+    """A ledger written by an older Retrain (no data_time, signal or baseline) is upgraded in place:
+    the new columns are added, the old rows read back with them empty, and the append-only guard holds."""
+    import datetime as dt
+
+    from sqlalchemy import Column, DateTime, Float, Integer, MetaData, String, Table, Text, create_engine, inspect, text
+    from sqlalchemy.exc import DBAPIError
+
+    from retrain.adapters.ledger import DecisionLog
+
+    engine = create_engine(decision_url)
+    old = Table(
+        "retraining_decisions",
+        MetaData(),
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("recorded_at", DateTime(timezone=True), nullable=False),
+        Column("model_name", String(200), nullable=False),
+        Column("champion", String(40)),
+        Column("decision", String(20), nullable=False),
+        Column("reasons", Text, nullable=False),
+        Column("drift_share", Float),
+        Column("batches", Text, nullable=False),
+        Column("drift_run_id", String(64)),
+    )
+    with engine.begin() as connection:
+        old.metadata.create_all(connection)
+        connection.execute(
+            old.insert().values(
+                recorded_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+                model_name="m",
+                decision="retrain",
+                reasons='["7 of 21 features drifted"]',
+                batches='["b0"]',
+            )
+        )
+    engine.dispose()
+
+    log = DecisionLog(decision_url)
+    seen_at = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
+    log.decide_and_record(
+        "m",
+        lambda earlier: ("retrain", (f"{len(earlier)} earlier",)),
+        champion="1",
+        drift_share=0.5,
+        batches=["b1"],
+        drift_run_id=None,
+        data_time=seen_at,
+        signal="performance",
+        baseline=0.81,
+    )
+    columns = {c["name"] for c in inspect(log.engine).get_columns("retraining_decisions")}
+    assert {"data_time", "signal", "baseline"} <= columns
+    first, second = log.records("m")
+    assert (first.decision, first.data_time, first.signal) == ("retrain", None, None)
+    assert (second.reasons, second.data_time, second.signal) == (("1 earlier",), seen_at, "performance")
+    assert log.last_change("m", ["performance"]) == (seen_at, 0.81)
+    assert log.last_change("m", ["feature_drift"]) is None
+    with pytest.raises(DBAPIError, match="append-only"), log.engine.begin() as connection:
+        connection.execute(text("DELETE FROM retraining_decisions"))
     log.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -85,17 +86,27 @@ def test_drift_is_flagged_then_cooldown_then_budget_and_each_decision_is_recorde
     first = _check(workspace, drifted)
     assert first.decision == "retrain" and first.drift_share >= 0.3 and first.training is None
     assert {"credit_score", "annual_income", "channel"} <= set(first.drifted_features)
-    second = _check(workspace, drifted)
-    assert second.decision == "cooldown" and "cooldown 24 h ends in" in second.reasons[-1]
+    assert (
+        first.decided_by is not None and first.decided_by.verdict == "fires" and first.decided_by.name == first.signal
+    )
+    second = _check(workspace, drifted)  # the same data again: never a second retraining
+    assert second.decision == "cooldown" and "on this data or newer" in second.reasons[-1]
 
-    write_params(workspace, {"retraining": {"cooldown_hours": 0.0001, "weekly_budget": 1}})
-    third = _check(workspace, drifted)
-    assert third.decision == "budget" and "weekly budget 1 spent" in third.reasons[-1]
-    assert _decisions(workspace) == ["retrain", "cooldown", "budget"]
+    # the data clock: the next day is 24 h of data later, however soon it is checked
+    write_params(workspace, {"retraining": {"cooldown_hours": 48}})
+    third = _check(workspace, _new_day(workspace, tmp_path, 6, drifted=True))
+    assert third.decision == "cooldown" and "(data clock); cooldown 48 h ends in 24.0 h" in third.reasons[-1]
+
+    write_params(workspace, {"retraining": {"cooldown_hours": 0, "weekly_budget": 1}})
+    fourth = _check(workspace, _new_day(workspace, tmp_path, 7, drifted=True))
+    assert fourth.decision == "budget" and "weekly budget 1 spent" in fourth.reasons[-1]
+    assert _decisions(workspace) == ["retrain", "cooldown", "cooldown", "budget"]
 
     shown = CliRunner().invoke(app, ["decisions", "--json", "--project", str(workspace)])
     records = json.loads(shown.output)
-    assert [r["decision"] for r in records] == ["retrain", "cooldown", "budget"] and records[0]["champion"] == "1"
+    assert [r["decision"] for r in records] == ["retrain", "cooldown", "cooldown", "budget"]
+    assert records[0]["champion"] == "1" and records[0]["signal"] == first.signal
+    assert records[0]["data_time"].startswith(str(workspace_settings(workspace).demo.start_date + dt.timedelta(days=5)))
 
 
 @pytest.mark.template("champion")

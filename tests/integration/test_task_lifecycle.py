@@ -22,6 +22,7 @@ from flows.drift import DriftRequest, drift
 from flows.scoring import ScoringRequest, scoring
 from flows.training import TrainingRequest, training
 from retrain.adapters.environment import resolve_runtime
+from retrain.adapters.workspace import write_params
 from retrain.application.results import TriggeredTraining
 from retrain.cli import app
 from retrain.domain import synthetic
@@ -34,7 +35,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_api")]
 
 ROWS_PER_DAY = 300
 FIRST_DAYS = 6  # split: 3 days train, 1 validation, 2 holdout (the params init writes)
-DRIFTED_DAYS = 4
+DRIFTED_DAYS = 6  # a retraining with split.max_train_days 3 learns from changed days only
 PLOTS: dict[TaskKind, set[str]] = {  # the holdout plots that fit the task, and feature importance
     "binary": {"plots/roc.png", "plots/precision_recall.png", "plots/calibration.png"},
     "regression": {"plots/residuals.png", "plots/predicted_vs_actual.png"},
@@ -85,9 +86,13 @@ def test_init_ingest_train_drift_retrain_and_score(tmp_path: Path, task: TaskKin
         tmp_path / "export",
     )
     drifted_start = START + dt.timedelta(days=FIRST_DAYS)
-    drifted = synthetic.synthetic_frame(
-        task, days=DRIFTED_DAYS, rows_per_day=ROWS_PER_DAY, seed=32, start=drifted_start, shift=1.5
+    drifted = synthetic.synthetic_frame(  # the features move and the concept changes: retraining pays
+        task, days=DRIFTED_DAYS, rows_per_day=ROWS_PER_DAY, seed=32, start=drifted_start, shift=1.5, concept=1.0
     )
+    moved_only = synthetic.synthetic_frame(  # the same move of the features, the same concept
+        task, days=1, rows_per_day=ROWS_PER_DAY, seed=33, start=drifted_start, shift=1.5
+    )
+    moved_only_day = _write_days(moved_only, tmp_path / "moved-only")[0]
     drifted_days = _write_days(drifted, tmp_path / "export")
     newest = drifted_days[-1]
     project = _project(tmp_path, task, days[0])
@@ -111,10 +116,25 @@ def test_init_ingest_train_drift_retrain_and_score(tmp_path: Path, task: TaskKin
     assert plots == PLOTS[task] | {"plots/feature_importance.png"}
     assert set(first.challenger.metrics) >= set(TASK_METRICS[task])
 
+    # labels decide first, whatever the features do: the same move of the features leaves the binary
+    # champion performing (nothing starts); a champion that loses on it is judged by the labels, or,
+    # where 300 rows cannot tell, by the features
+    moved = drift(DriftRequest(project_dir=str(project), batches=[str(moved_only_day)], act=False))
+    assert {"x0", "x1"} <= set(moved.drifted_features) and moved.decided_by is not None, moved.reasons
+    assert moved.signals[0].name == "performance"
+    assert moved.decision == ("none" if moved.decided_by.verdict == "clears" else "retrain")
+    if task == "binary":
+        assert moved.signal == "performance" and moved.decision == "none", moved.reasons
+        assert "drifted, reported only: " in moved.reasons[-1]
+
+    # the concept is about to change: train on the newest days only (the catch-up needs a window too)
+    write_params(project, {"split": {"max_train_days": 3}})
     for day in drifted_days:
         _invoke("ingest", str(day), "--project", str(project))
-    checked = reviewed(lambda: drift(DriftRequest(project_dir=str(project), batches=[str(newest)])))
-    assert checked.decision == "retrain", checked.reasons
+    # six small days checked together: one 300-row day alone cannot show a sure drop of this size
+    window = [str(day) for day in drifted_days]
+    checked = reviewed(lambda: drift(DriftRequest(project_dir=str(project), batches=window)))
+    assert checked.decision == "retrain" and checked.signal == "performance", checked.reasons
     assert {"x0", "x1"} <= set(checked.drifted_features)
     retrained = checked.training
     assert isinstance(retrained, TriggeredTraining) and retrained.via == "in-process"

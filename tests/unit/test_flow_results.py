@@ -88,6 +88,15 @@ def _drift(training: dict[str, Any] | None) -> dict[str, Any]:
         "features": {"credit_score": feature},
         "prediction": feature,
         "performance": None,
+        "estimated": None,
+        "signal": "feature_drift",
+        "decided_by": None,
+        "signals": [
+            {"name": "feature_drift", "value": 0.0, "threshold": 0.3, "verdict": "quiet", "text": "nothing drifted"}
+        ],
+        "not_counted": [],
+        "weights": {"credit_score": 1.0},
+        "change_baseline": None,
         "decision": "none",
         "batches": ["b.parquet"],
         "champion": "1",

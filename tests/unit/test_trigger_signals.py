@@ -1,0 +1,236 @@
+"""The retraining trigger looks at what matters: labels first, then a classifier's own estimate of its
+performance, then feature drift weighted by the champion's importance (near-constant features not
+counted), and prediction drift past a threshold calibrated for the batch's size (regressors only)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from retrain.domain.bootstrap import metric_draws
+from retrain.domain.drift import chance_psi, detect_drift, prediction_limit, psi
+from retrain.domain.estimation import estimate, expected_metric
+from retrain.domain.metrics import task_metrics
+from retrain.domain.profile import ReferenceProfile, build_profile, importance_shares
+from retrain.domain.settings import load_settings
+
+SETTINGS = load_settings(Path(__file__).resolve().parents[2] / "params.yaml")
+DRIFT = SETTINGS.drift.model_copy(update={"min_rows": 100})
+
+
+def _frame(rows: int, seed: int, shift_a: float = 0.0, shift_b: float = 0.0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "a": rng.normal(shift_a, 1, rows),
+            "b": rng.normal(shift_b, 1, rows),
+            "flat": np.zeros(rows),
+            "kind": np.where(rng.random(rows) < 0.995, "x", "y"),
+        }
+    )
+
+
+def _profile(importance: dict[str, float] | None, rows: int = 5000) -> ReferenceProfile:
+    return build_profile(
+        _frame(rows, 1),
+        ["a", "b", "flat"],
+        ["kind"],
+        holdout_predictions=None,
+        metrics={},
+        quantiles=100,
+        importance=importance,
+    )
+
+
+def test_a_drifting_feature_the_model_ignores_does_not_trigger():
+    profile = _profile({"a": 90.0, "b": 10.0})
+    ignored = detect_drift(profile, _frame(2000, 2, shift_b=1.5), DRIFT)
+    used = detect_drift(profile, _frame(2000, 2, shift_a=1.5), DRIFT)
+    assert ignored.drifted_features == ("b",) and ignored.drift_share == pytest.approx(0.1)
+    assert not ignored.flagged and ignored.signal == "none"
+    assert used.drifted_features == ("a",) and used.flagged and used.signal == "feature_drift"
+    assert used.decided_by is not None and "90% of the champion's feature importance" in used.decided_by.text
+
+
+def test_near_constant_features_are_reported_but_never_counted():
+    profile = _profile(None)
+    report = detect_drift(profile, _frame(2000, 2, shift_b=1.5), DRIFT)
+    assert set(report.not_counted) == {"flat", "kind"}
+    assert set(report.weights) == {"a", "b"} and report.drift_share == pytest.approx(0.5)
+    assert any("not counted: " in reason for reason in report.reasons)
+
+
+def test_a_profile_stored_before_importance_weighs_features_equally():
+    stored = _profile({"a": 1.0}).to_dict()
+    del stored["importance"], stored["estimate"], stored["prediction_spread"]
+    stored["version"] = 1
+    old = ReferenceProfile.from_dict(stored)
+    assert old.importance == {} and old.estimate is None
+    assert detect_drift(old, _frame(1000, 3), DRIFT).weights == {"a": 0.5, "b": 0.5}
+
+
+def test_importance_shares_sum_to_one_and_ignore_no_gain():
+    assert importance_shares({"a": 3.0, "b": 1.0}) == {"a": 0.75, "b": 0.25}
+    assert importance_shares({}) == {} and importance_shares({"a": 0.0}) == {}
+
+
+def _scores(rows: int, seed: int, sharpness: float) -> tuple[np.ndarray, np.ndarray]:
+    """Calibrated scores (labels drawn from them); lower sharpness = flatter, less separable."""
+    rng = np.random.default_rng(seed)
+    p = 1 / (1 + np.exp(-sharpness * rng.normal(0, 1, rows)))
+    return p, (rng.random(rows) < p).astype("int64")
+
+
+def _classifier_profile(rows: int = 4000) -> tuple[ReferenceProfile, np.ndarray]:
+    holdout, labels = _scores(rows, 1, 3.0)
+    return (
+        build_profile(
+            _frame(rows, 1),
+            ["a", "b"],
+            [],
+            holdout_predictions=holdout,
+            metrics=task_metrics("binary", labels, holdout),
+            quantiles=100,
+            importance={"a": 1.0, "b": 1.0},
+            estimate=estimate("roc_auc", "binary", holdout),
+            metric_errors={
+                "roc_auc": float(np.std(metric_draws("roc_auc", labels, holdout, resamples=200, seed=0)[1]))
+            },
+        ),
+        holdout,
+    )
+
+
+def test_labels_decide_first_a_champion_that_performs_is_kept_whatever_the_features_do():
+    profile, _ = _classifier_profile(rows=30_000)
+    scores, labels = _scores(30_000, 5, 3.0)
+    moved = _frame(30_000, 5, shift_a=2.0, shift_b=2.0)
+    report = detect_drift(profile, moved, DRIFT, predictions=scores, labels=labels)
+    assert report.drift_share == 1.0  # every feature drifted...
+    assert not report.flagged and report.signal == "performance"  # ...but the labels say it still works
+    assert report.decided_by is not None and report.decided_by.verdict == "clears"
+    assert any("reported only" in reason for reason in report.reasons)
+
+
+def test_labels_that_show_a_sure_drop_retrain_and_say_by_how_much():
+    profile, _ = _classifier_profile()
+    scores, _ = _scores(3000, 6, 3.0)
+    flipped = (np.random.default_rng(7).random(scores.size) < 0.5).astype("int64")  # the concept changed
+    report = detect_drift(profile, _frame(3000, 6), DRIFT, predictions=scores, labels=flipped)
+    assert report.flagged and report.signal == "performance"
+    assert report.decided_by is not None and report.decided_by.value > 0.2
+    assert "surely worse" in report.reasons[0]
+
+
+def test_without_labels_the_classifier_estimates_its_performance():
+    profile, _ = _classifier_profile()
+    same, _ = _scores(3000, 8, 3.0)
+    flatter, _ = _scores(3000, 8, 0.8)  # rows where the model is much less sure
+    quiet = detect_drift(profile, _frame(3000, 8), DRIFT, predictions=same)
+    worse = detect_drift(profile, _frame(3000, 8), DRIFT, predictions=flatter)
+    assert quiet.estimated is not None and not quiet.estimated.dropped and not quiet.flagged
+    assert worse.estimated is not None and worse.estimated.dropped
+    assert worse.flagged and worse.signal == "estimated_performance"
+    assert [s.name for s in worse.signals] == ["estimated_performance", "feature_drift"]
+
+
+@pytest.mark.parametrize(
+    ("metric", "task"),
+    [("roc_auc", "binary"), ("pr_auc", "binary"), ("log_loss", "binary"), ("brier", "binary")],
+)
+def test_a_calibrated_binary_model_s_estimate_matches_its_realized_metric(metric, task):
+    scores, labels = _scores(200_000, 11, 2.0)
+    realized = task_metrics(task, labels, scores)[metric]
+    assert expected_metric(metric, task, scores) == pytest.approx(realized, abs=0.01)
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "log_loss", "macro_f1"])
+def test_a_calibrated_multiclass_model_s_estimate_matches_its_realized_metric(metric):
+    rng = np.random.default_rng(12)
+    logits = rng.normal(0, 1.5, (100_000, 3))
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    labels = np.array([rng.choice(3, p=row) for row in probabilities])
+    realized = task_metrics("multiclass", labels, probabilities)[metric]
+    assert expected_metric(metric, "multiclass", probabilities) == pytest.approx(realized, abs=0.01)
+
+
+def test_regression_has_no_estimate_and_lets_prediction_drift_decide():
+    rng = np.random.default_rng(3)
+    holdout = rng.normal(0, 1, 4000)
+    profile = build_profile(
+        _frame(4000, 1),
+        ["a", "b"],
+        [],
+        holdout_predictions=holdout,
+        metrics={"rmse": 1.0},
+        quantiles=100,
+        importance={"a": 1.0, "b": 0.0},
+    )
+    moved = detect_drift(
+        profile,
+        _frame(2000, 4, shift_b=2.0),
+        DRIFT,
+        predictions=rng.normal(1.5, 1, 2000),
+        primary_metric="rmse",
+        task="regression",
+    )
+    assert moved.estimated is None and [s.name for s in moved.signals] == ["feature_drift", "prediction_drift"]
+    assert moved.flagged and moved.signal == "prediction_drift"
+
+
+def test_chance_psi_matches_two_samples_of_one_distribution():
+    """The PSI two samples of the same distribution show: its mean, and its 99th percentile rarely passed."""
+    rng = np.random.default_rng(0)
+    bins, n, m = 10, 2000, 300
+    edges = np.quantile(rng.normal(size=100_000), np.linspace(0, 1, bins + 1)[1:-1])
+    values = []
+    for _ in range(400):
+        ref = np.bincount(np.searchsorted(edges, rng.normal(size=n)), minlength=bins).astype("float64")
+        cur = np.bincount(np.searchsorted(edges, rng.normal(size=m)), minlength=bins).astype("float64")
+        values.append(psi(ref, cur))
+    assert np.mean(values) == pytest.approx(chance_psi(n, m, bins), rel=0.15)
+    assert np.mean(np.asarray(values) > chance_psi(n, m, bins, 0.99)) < 0.03
+
+
+def test_the_prediction_threshold_is_wide_on_small_batches_and_the_setting_on_large_ones():
+    profile, _ = _classifier_profile(rows=4000)
+    small = prediction_limit(profile, 300, DRIFT, 0.95)
+    large = prediction_limit(profile, 1_000_000, DRIFT, 0.95)
+    assert small > large > DRIFT.prediction_psi_drift
+    assert large == pytest.approx(DRIFT.prediction_psi_drift + chance_psi(4000, 1_000_000, DRIFT.psi_bins, 0.95))
+    spread = ReferenceProfile(
+        profile.numeric, (), profile.prediction, profile.metrics, profile.rows, prediction_spread=0.5
+    )
+    assert prediction_limit(spread, 1_000_000, DRIFT, 0.95) == pytest.approx(DRIFT.prediction_psi_drift + 0.5)
+
+
+def test_a_holdout_value_that_was_lucky_does_not_make_every_batch_surely_worse():
+    """The holdout's metric is a sample too: its error widens the interval, so batches of the same
+    model on the same data are never "surely worse" (without it, 1 in 7 of these were)."""
+    profile, _ = _classifier_profile()
+    verdicts = []
+    for seed in range(5, 25):
+        scores, labels = _scores(3000, seed, 3.0)
+        report = detect_drift(profile, _frame(3000, seed), DRIFT, predictions=scores, labels=labels)
+        verdicts.append(report.signals[0].verdict)
+    assert "fires" not in verdicts and verdicts.count("clears") >= 2
+
+
+def test_a_small_batch_that_looks_somewhat_worse_is_no_evidence_either_way():
+    """Labels clear only when the champion does as well as on its holdout or surely loses no more than
+    the threshold; a wide CI around a lower value is inconclusive, and the features decide."""
+    profile, _ = _classifier_profile()
+    verdicts = set()
+    for seed in range(5, 15):
+        scores, labels = _scores(300, seed, 3.0)
+        report = detect_drift(profile, _frame(300, seed, shift_a=2.0), DRIFT, predictions=scores, labels=labels)
+        performance = report.signals[0]
+        assert performance.name == "performance"
+        assert performance.verdict == ("clears" if performance.value <= 0 else "inconclusive")
+        if performance.verdict == "inconclusive":
+            assert report.signal == "feature_drift" and report.flagged
+        verdicts.add(performance.verdict)
+    assert verdicts == {"clears", "inconclusive"}
