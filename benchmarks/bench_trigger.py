@@ -265,8 +265,7 @@ class Replay:
             data = self.settings
             fitted = fit_snapshot(frame, data.dataset, data.split, data.model)
             self.fits += 1
-            train_first = first + max(0, (newest + 1 - first) - self.window)
-            self._models[newest] = Model(fitted, reference_profile(fitted, data), newest, train_first)
+            self._models[newest] = Model(fitted, reference_profile(fitted, data), newest, first)
         return self._models[newest]
 
     def predictions(self, model: Model, batch: int) -> np.ndarray:
