@@ -110,7 +110,20 @@ def check_drift(
         task=settings.dataset.task,
         last_change=last_change,
         windowed=settings.split.max_train_days is not None,
+        today=None if (newest := _newest_time(window, settings)) is None else newest.date(),
     )
+
+
+def _newest_time(window: Window, settings: Settings) -> dt.datetime | None:
+    """The window's newest row time (UTC), None without a valid one."""
+    column = settings.dataset.time_column
+    if column not in window.frame:
+        return None
+    times = pd.to_datetime(window.frame[column], errors="coerce", utc=True).dropna()
+    if times.empty:
+        return None
+    newest: dt.datetime = times.max().to_pydatetime()
+    return newest
 
 
 def last_change(ledger_url: str, settings: Settings) -> ConceptChange | None:
@@ -207,13 +220,12 @@ def decide_and_record(
 
 def window_data_time(window: Window, settings: Settings) -> dt.datetime:
     """The time the window's data has reached: its newest row's time (UTC), the data clock's now."""
-    times = pd.to_datetime(window.frame[settings.dataset.time_column], errors="coerce", utc=True).dropna()
-    if times.empty:
+    newest = _newest_time(window, settings)
+    if newest is None:
         raise RetrainError(
             f"the batches {', '.join(window.batches)} have no valid {settings.dataset.time_column}: "
             "the data clock (retraining.clock: data) cannot tell when they are"
         )
-    newest: dt.datetime = times.max().to_pydatetime()
     return newest
 
 

@@ -112,6 +112,8 @@ def reference_profile(fitted: FittedSnapshot, settings: Settings) -> ReferencePr
         else None,
         prediction_spread=prediction_day_spread(scores, days.to_numpy(), settings.drift.psi_bins),
         trained_from=split.train_days[0],
+        trained_until=split.train_days[1],
+        data_until=split.holdout_days[1],
         metric_errors=holdout_metric_errors(fitted, settings),
     )
 

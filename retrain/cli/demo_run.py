@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -170,12 +171,13 @@ def run_demo(
     settings: Settings,
     run_training: Callable[[Path, str], TrainingResult],
     run_drift: Callable[[Path, Path], DriftResult],
-    on_step: Callable[[DemoStep, StepResult], None] | None = None,
+    on_step: Callable[[DemoStep, StepResult, float], None] | None = None,
     reviewers: Sequence[Signing] = (),
 ) -> list[tuple[DemoStep, StepResult]]:
     """Run every step: ``run_training(workspace, reason)`` runs the training flow on a workspace,
     ``run_drift(workspace, batch)`` the drift flow on one new batch (retraining when it decides to).
-    ``reviewers`` (from :func:`demo_reviewers`) are the demo workspace's reviewers."""
+    ``reviewers`` (from :func:`demo_reviewers`) are the demo workspace's reviewers; ``on_step`` gets
+    each step's result and its seconds."""
     demo_home = reset_demo_state(runtime)
     workspace = create_workspace(
         runtime.project_dir, demo_home / "workspace", {"demo": settings.demo.model_dump(mode="json")}
@@ -184,6 +186,7 @@ def run_demo(
         install_demo_reviewers(workspace, settings, reviewers)
     results: list[tuple[DemoStep, StepResult]] = []
     for step in demo_steps(settings):
+        started = time.perf_counter()
         batches = workspace / settings.dataset.batches
         written = write_demo_batches(batches, settings, step.days, drift_from=settings.demo.drift_day)
         if step.overrides:
@@ -196,7 +199,7 @@ def run_demo(
             _check_promoted(step, result)
         results.append((step, result))
         if on_step is not None:
-            on_step(step, result)
+            on_step(step, result, time.perf_counter() - started)
     return results
 
 

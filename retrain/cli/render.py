@@ -198,16 +198,18 @@ def receipt(reviewer: str, message: str) -> None:
     typer.echo(f"    gate passed, run paused for review; {reviewer} answers: {message}")
 
 
-def demo_step(step: DemoStep, result: TrainingResult | DriftResult) -> None:
-    """One demo step as it ends: the drift verdict and any retraining, or the training's outcome."""
+def demo_step(step: DemoStep, result: TrainingResult | DriftResult, seconds: float | None = None) -> None:
+    """One demo step as it ends: the drift verdict and any retraining, or the training's outcome, and
+    how long the step took (a slow step shows where the time goes)."""
     from retrain.application.results import DriftResult
 
+    took = "" if seconds is None else f"  [{seconds:.0f} s]"
     if isinstance(result, DriftResult):
         drifted = result.drifted_features
         typer.secho(
             f"\n==> {step.title}: drift share {result.drift_share:.0%} "
             f"({len(drifted)} features{': ' + ', '.join(drifted[:6]) if drifted else ''}"
-            f"{'…' if len(drifted) > 6 else ''}) → {result.decision} (decided by {result.signal})",
+            f"{'…' if len(drifted) > 6 else ''}) → {result.decision} (decided by {result.signal}){took}",
             bold=True,
         )
         if result.decision != "none":
@@ -219,7 +221,7 @@ def demo_step(step: DemoStep, result: TrainingResult | DriftResult) -> None:
     from retrain.domain.gate_report import outcome_lines
 
     outcome = result.outcome
-    typer.secho(f"\n==> {step.title}: {outcome.note}", bold=True)
+    typer.secho(f"\n==> {step.title}: {outcome.note}{took}", bold=True)
     lines = outcome_lines(
         outcome.note, outcome.champion_version, outcome.challenger_version, outcome.reasons, result.decision.checks
     )

@@ -12,20 +12,30 @@ Whether the drift warrants retraining is one chain of signals, each of which fir
 clears (no retraining: the cause is reported, not acted on) or has nothing to say (the next one
 decides), so the record always names the one signal that decided and by how much:
 
+0. **catch-up**, after a change (any signal that fires marks one): the retraining that follows a
+   change trains on days from before it (the newest days are its validation and holdout), and
+   compared with its own holdout (days after the change) such a model shows no drop, yet a model
+   trained on the new data alone does better. So while the champion's first training day precedes
+   the last change, the catch-up decides before every other signal. While a retraining today would
+   still train on days before the change only, it clears (waits: a retraining that learns nothing
+   new of the concept does not pay, however far the champion is behind). Then, where training uses
+   a bounded window (``split.max_train_days``, so a later retraining holds fewer old days), it fires
+   when a retraining today would at least double the days after the change that training sees, or
+   train on days after it only (:class:`CatchUpStep`), and waits in between; without a window the
+   other signals decide from then on (the old days never leave, so catching up never ends). It ends
+   once the champion was trained on days after the change only: about log2(window) + 1 retrainings
+   per change. For a change the labels saw (a sure drop), each step also needs the drop to last:
+   the batch's realized metric still more than ``performance_drop`` below the level before the
+   drop; a drop that was chance then costs about one retraining, not a window's worth. (Not the
+   champion's holdout metric back at the old level: on a holdout of a few hundred rows that is
+   luck as often as not, and a champion stopped half-way keeps a reference that mixes both sides
+   of the change, whose drifting features then pass for a new change; on the benchmark's loans
+   stream that made three false alarms.)
 1. **performance** (the batch carries labels): the realized primary metric with its bootstrap CI
    against the champion's holdout metric. Surely worse by more than ``performance_drop``: fires. At
    least as good as on the holdout, or surely not worse by more than the threshold: clears, whatever
    the features do; a model that still performs does not pay for a retraining. In between (worse,
    within the noise of a small batch): no evidence either way, the next signal decides.
-   **catch-up** comes before "clears": any signal that fires marks a change, and the retraining that
-   follows it trains on days from both sides of the change. Compared with its own holdout (days
-   after the change) such a model shows no drop, yet a model trained on the new data alone does
-   better. So while the champion's first training day precedes the last change and training uses a
-   bounded window (``split.max_train_days``, so a later retraining holds fewer old days), the
-   catch-up fires; it stops once the champion was trained on days after the change only or, for a
-   change seen as a sure drop of the realized metric, once its holdout metric is back within
-   ``performance_drop`` of the champion's before the drop (a false alarm of the labels then costs
-   one retraining, not a window's worth).
 2. **estimated performance** (a classifier without labels): the primary metric the champion's own
    probabilities imply (:mod:`retrain.domain.estimation`) against the same estimate on its holdout;
    fires when surely lower by more than ``performance_drop``.
@@ -544,36 +554,147 @@ class ConceptChange:
 
 
 def catch_up_signal(
-    profile: ReferenceProfile, change: ConceptChange | None, windowed: bool, metric: str, margin: float
+    profile: ReferenceProfile,
+    change: ConceptChange | None,
+    windowed: bool,
+    metric: str,
+    today: dt.date | None = None,
+    realized: tuple[float, float] | None = None,
+    margin: float = 0.0,
 ) -> Signal | None:
-    """Fires while the champion was trained on days before the last change of concept and has not
-    regained the level before it (see the module's docstring); None when there was no change, the
-    champion is past it, or training is not windowed (every retraining keeps the old days, so catching
-    up would never end)."""
-    if change is None or not windowed or profile.trained_from is None:
+    """While the champion was trained on days before the last change of concept (see the module's
+    docstring): waits (clears) while a retraining would still train on the old concept only, then,
+    where training uses a bounded window, fires at each step that pays; the first step after a drop
+    the labels saw also needs the batch's ``realized`` metric interval (lower, upper), when it has
+    labels, to be surely more than ``margin`` below the level before it (:func:`_drop_unconfirmed`).
+    None when there was no change or the champion is past it; also,
+    when training is not windowed, once a retraining would see the new concept (every retraining
+    keeps the old days, so catching up would never end: the other signals decide)."""
+    behind = _days_behind(profile, change)
+    if behind is None or change is None:
         return None
     change_day = change.seen_at.date()
     seen = "the change" if change.baseline is None else "the drop of the realized metric"
-    behind = (change_day - dt.date.fromisoformat(profile.trained_from)).days
-    if behind <= 0:
-        return None
-    level = profile.metrics.get(metric)
-    if change.baseline is not None and level is not None:
-        short = (change.baseline - level) if HIGHER_IS_BETTER[metric] else (level - change.baseline)
-        if short <= margin:
-            return None  # it performs as the champion before the change did: nothing to catch up
-        regain = f"its holdout {metric} {level:.4f} is {short:.4f} short of the {change.baseline:.4f} before it"
-        until = "they follow it or the level is regained"
+    short = _shortfall(profile, change, metric)
+    if short is not None and change.baseline is not None:
+        level = change.baseline - short if HIGHER_IS_BETTER[metric] else change.baseline + short
+        regain = f"its holdout {metric} is {level:.4f}, against {change.baseline:.4f} before it"
     else:
-        regain, until = "the data has changed since", "they follow it"
-    return Signal(
-        "catch_up",
-        float(behind),
-        0.0,
-        "fires",
-        f"the champion's training days start {behind} day(s) before {seen} seen on {change_day.isoformat()} "
-        f"and {regain}: retraining until {until}",
+        regain = "the data has changed since"
+    lead = f"the champion's training days start {behind} day(s) before {seen} seen on {change_day.isoformat()}"
+    step = catch_up_step(profile, change_day, today)
+    waits = step is not None and (step.new_days <= 0 or (windowed and not step.pays))
+    if waits and step is not None:
+        return Signal("catch_up", step.new_days, step.needed_days, "clears", f"{lead} and {regain}, but {step.text}")
+    if not windowed:
+        return None
+    unconfirmed = _drop_unconfirmed(profile, change, metric, realized, margin)
+    if unconfirmed is not None:
+        return Signal("catch_up", unconfirmed, margin, "clears", f"{lead}, but {_UNCONFIRMED}")
+    text = f"{lead} and {regain}: retraining until its training days follow it" + (
+        "" if step is None else f" ({step.text})"
     )
+    return Signal("catch_up", float(behind), 0.0, "fires", text)
+
+
+_UNCONFIRMED = (
+    "this batch's labels do not show the drop again (surely more than drift.performance_drop below the "
+    "level before it): a first step of the catch-up waits for a second sure drop"
+)
+
+
+def _drop_unconfirmed(
+    profile: ReferenceProfile,
+    change: ConceptChange,
+    metric: str,
+    realized: tuple[float, float] | None,
+    margin: float,
+) -> float | None:
+    """Before the first step of a catch-up after a sure drop (the champion trained on days before it
+    only), the drop is checked again against the level before it, on a new batch: one sure drop in
+    forty is chance, and the whole catch-up (log2 of the window retrainings) would follow it; two in a
+    row are not. How far the batch's realized metric is from that level when unconfirmed, else None.
+    Later steps need no confirmation: a concept easier than the old one may well be back at the
+    old level with a champion half-way through."""
+    if change.baseline is None or realized is None or profile.trained_until is None:
+        return None
+    if dt.date.fromisoformat(profile.trained_until) >= change.seen_at.date():
+        return None
+    lower, upper = realized
+    if HIGHER_IS_BETTER[metric]:
+        surely_below = change.baseline - upper
+        return None if surely_below > margin else change.baseline - (lower + upper) / 2
+    surely_above = lower - change.baseline
+    return None if surely_above > margin else (lower + upper) / 2 - change.baseline
+
+
+def _days_behind(profile: ReferenceProfile, change: ConceptChange | None) -> int | None:
+    """Days between the champion's first training day and the change, when it was trained before it."""
+    if change is None or profile.trained_from is None:
+        return None
+    behind = (change.seen_at.date() - dt.date.fromisoformat(profile.trained_from)).days
+    return behind if behind > 0 else None
+
+
+def _shortfall(profile: ReferenceProfile, change: ConceptChange | None, metric: str) -> float | None:
+    """How far the champion's holdout metric is below the level before a sure drop (None: no level)."""
+    level = profile.metrics.get(metric)
+    if change is None or change.baseline is None or level is None:
+        return None
+    return (change.baseline - level) if HIGHER_IS_BETTER[metric] else (level - change.baseline)
+
+
+@dataclass(frozen=True)
+class CatchUpStep:
+    """What a retraining today would learn of the new concept, against what the champion knows of it.
+
+    A retraining trains on the days before its validation and holdout days, so right after a change
+    it still trains on the old concept only; each retraining pays when it at least doubles the days
+    after the change that training sees, or when its training days all follow the change (the last
+    step). In days of the data's own calendar: a retraining today trains until ``today`` minus the
+    champion's lag between its last training day and its newest day, over the champion's span.
+    """
+
+    new_days: float  # days after the change a retraining today would train on
+    champion_days: float  # days after the change the champion trained on
+    needed_days: float  # what the next step needs
+    all_after: bool  # a retraining today would train on days after the change only
+    text: str
+
+    @property
+    def pays(self) -> bool:
+        return self.new_days > 0 and (self.all_after or self.new_days >= self.needed_days)
+
+
+def catch_up_step(profile: ReferenceProfile, change_day: dt.date, today: dt.date | None) -> CatchUpStep | None:
+    """None when the profile (stored before its training days were) or the data time cannot tell."""
+    if today is None or profile.trained_from is None or profile.trained_until is None or profile.data_until is None:
+        return None
+    first, last = dt.date.fromisoformat(profile.trained_from), dt.date.fromisoformat(profile.trained_until)
+    newest = dt.date.fromisoformat(profile.data_until)
+    would_end = today - (newest - last)
+    would_start = would_end - (last - first)
+
+    def after(end: dt.date) -> float:
+        return float(max((end - change_day).days + 1, 0))
+
+    new_days, champion_days = after(would_end), after(last)
+    needed = max(2 * champion_days, 1.0)
+    all_after = would_start >= change_day
+    if new_days <= 0:
+        text = f"a retraining on {today.isoformat()} would still train on days before the change only"
+    elif all_after:
+        text = f"a retraining on {today.isoformat()} would train on days after the change only"
+    elif new_days >= needed:
+        text = (
+            f"a retraining would train on {new_days:.0f} day(s) after the change, the champion on {champion_days:.0f}"
+        )
+    else:
+        text = (
+            f"a retraining would train on {new_days:.0f} day(s) after the change, the champion on "
+            f"{champion_days:.0f}: it pays from {needed:.0f}"
+        )
+    return CatchUpStep(new_days, champion_days, needed, all_after, text)
 
 
 def decide_signals(signals: list[Signal]) -> Signal | None:
@@ -623,10 +744,12 @@ def signal_chain(
     features: Signal,
     prediction: Signal | None,
 ) -> list[Signal]:
-    """The signals in the order they decide: a sure drop, the catch-up, the labels' other verdicts,
-    the estimate, the features, and the predictions only where nothing estimates performance."""
-    chain = [measured] if measured is not None and measured.verdict == "fires" else []
-    chain += [catch_up] if catch_up is not None else []
+    """The signals in the order they decide: the catch-up while one runs (a retraining that would not
+    learn more of the new concept does not pay, however far the champion is behind), a sure drop, the
+    labels' other verdicts, the estimate, the features, and the predictions only where nothing
+    estimates performance."""
+    chain = [catch_up] if catch_up is not None else []
+    chain += [measured] if measured is not None and measured.verdict == "fires" else []
     chain += [measured] if measured is not None and measured.verdict != "fires" else []
     chain += [estimated] if estimated is not None else []
     chain.append(features)
@@ -648,6 +771,7 @@ def detect_drift(
     task: TaskKind = "binary",
     last_change: ConceptChange | None = None,
     windowed: bool = False,
+    today: dt.date | None = None,
 ) -> DriftReport:
     """Compare a batch with the reference; ``flagged`` says whether the drift warrants retraining
     (the chain of signals in the module's docstring decides, and ``decided_by`` says which).
@@ -656,7 +780,8 @@ def detect_drift(
     summary the reference profile was built from (:func:`~retrain.domain.task.prediction_summary`).
     ``labels`` are encoded (class indices or target values), NaN where not known yet.
     ``last_change`` is the last sure performance drop that started a retraining, ``windowed`` whether
-    training uses a bounded window of days: together they drive the catch-up signal.
+    training uses a bounded window of days, ``today`` the day the batch's data has reached: together
+    they drive the catch-up signal.
     """
     rows = len(batch)
     empty = pd.Series([None] * rows, dtype="object")
@@ -678,7 +803,15 @@ def detect_drift(
         estimated = estimated_performance(
             profile, np.asarray(predictions), primary_metric, task, settings, confidence, seed
         )
-    catch_up = catch_up_signal(profile, last_change, windowed, primary_metric, settings.performance_drop)
+    catch_up = catch_up_signal(
+        profile,
+        last_change,
+        windowed,
+        primary_metric,
+        today,
+        realized=None if performance is None else (performance.lower, performance.upper),
+        margin=settings.performance_drop,
+    )
     signals = signal_chain(
         None if performance is None else _performance_signal(performance),
         catch_up,
@@ -690,9 +823,7 @@ def detect_drift(
     fired = decided is not None and decided.verdict == "fires"
     change_baseline = None
     if fired and decided is not None and decided.name == "performance" and performance is not None:
-        # a champion still catching up with an earlier change is no baseline: keep that change's level
-        behind = catch_up is not None and last_change is not None and last_change.baseline is not None
-        change_baseline = last_change.baseline if behind and last_change is not None else performance.reference
+        change_baseline = performance.reference  # the level the catch-up then tries to regain
     judged = rows >= settings.min_rows
     reasons = [decided.text] if decided is not None else [item.text for item in signals]
     if decided is not None and decided.verdict == "clears" and drifted:

@@ -96,6 +96,8 @@ class ReferenceProfile:
     estimate: Estimate | None = None  # primary metric estimated from the holdout's probabilities
     prediction_spread: float | None = None  # day-to-day PSI of holdout scores beyond chance
     trained_from: str | None = None  # ISO date of the model's first training day (the catch-up's test)
+    trained_until: str | None = None  # ISO date of its last training day (validation and holdout follow)
+    data_until: str | None = None  # ISO date of the newest day of its snapshot (its holdout's last)
     metric_errors: Mapping[str, float] = field(default_factory=dict)  # bootstrap SE of holdout metrics
 
     def to_dict(self) -> dict[str, Any]:
@@ -110,6 +112,8 @@ class ReferenceProfile:
             "estimate": None if self.estimate is None else asdict(self.estimate),
             "prediction_spread": self.prediction_spread,
             "trained_from": self.trained_from,
+            "trained_until": self.trained_until,
+            "data_until": self.data_until,
             "metric_errors": dict(self.metric_errors),
         }
 
@@ -134,7 +138,9 @@ class ReferenceProfile:
                 int(estimate["rows"]),
             ),
             prediction_spread=None if spread is None else float(spread),
-            trained_from=None if data.get("trained_from") is None else str(data["trained_from"]),
+            trained_from=_optional_text(data.get("trained_from")),
+            trained_until=_optional_text(data.get("trained_until")),
+            data_until=_optional_text(data.get("data_until")),
             metric_errors={str(k): float(v) for k, v in (data.get("metric_errors") or {}).items()},
         )
 
@@ -188,6 +194,8 @@ def build_profile(
     estimate: Estimate | None = None,
     prediction_spread: float | None = None,
     trained_from: str | None = None,
+    trained_until: str | None = None,
+    data_until: str | None = None,
     metric_errors: Mapping[str, float] | None = None,
 ) -> ReferenceProfile:
     return ReferenceProfile(
@@ -200,8 +208,14 @@ def build_profile(
         estimate=estimate,
         prediction_spread=prediction_spread,
         trained_from=trained_from,
+        trained_until=trained_until,
+        data_until=data_until,
         metric_errors=dict(metric_errors or {}),
     )
+
+
+def _optional_text(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def importance_shares(gains: Mapping[str, float]) -> dict[str, float]:

@@ -81,7 +81,9 @@ def test_stable_batch_raises_nothing_and_the_report_says_why(workspace: Path, tm
 
 
 @pytest.mark.template("champion")
-def test_drift_is_flagged_then_cooldown_then_budget_and_each_decision_is_recorded(workspace: Path, tmp_path: Path):
+def test_drift_is_flagged_then_waits_for_new_data_then_cooldown_then_budget_and_each_decision_is_recorded(
+    workspace: Path, tmp_path: Path
+):
     drifted = _new_day(workspace, tmp_path, 5, drifted=True)
     first = _check(workspace, drifted)
     assert first.decision == "retrain" and first.drift_share >= 0.3 and first.training is None
@@ -90,21 +92,25 @@ def test_drift_is_flagged_then_cooldown_then_budget_and_each_decision_is_recorde
         first.decided_by is not None and first.decided_by.verdict == "fires" and first.decided_by.name == first.signal
     )
     second = _check(workspace, drifted)  # the same data again: never a second retraining
-    assert second.decision == "cooldown" and "on this data or newer" in second.reasons[-1]
+    assert second.decision == "none" and second.signal == "catch_up"
+    assert "would still train on days before the change only" in second.reasons[0]  # days 3-5: validation, holdout
 
-    # the data clock: the next day is 24 h of data later, however soon it is checked
-    write_params(workspace, {"retraining": {"cooldown_hours": 48}})
-    third = _check(workspace, _new_day(workspace, tmp_path, 6, drifted=True))
-    assert third.decision == "cooldown" and "(data clock); cooldown 48 h ends in 24.0 h" in third.reasons[-1]
+    # once a retraining would see day 5, the debounce decides, on the data clock: day 8 is 72 h of
+    # data after day 5, however soon it is checked
+    write_params(workspace, {"retraining": {"cooldown_hours": 96}})
+    third = _check(workspace, _new_day(workspace, tmp_path, 8, drifted=True))
+    assert third.decision == "cooldown" and "(data clock); cooldown 96 h ends in 24.0 h" in third.reasons[-1]
 
     write_params(workspace, {"retraining": {"cooldown_hours": 0, "weekly_budget": 1}})
-    fourth = _check(workspace, _new_day(workspace, tmp_path, 7, drifted=True))
+    fourth = _check(workspace, _new_day(workspace, tmp_path, 9, drifted=True))
     assert fourth.decision == "budget" and "weekly budget 1 spent" in fourth.reasons[-1]
-    assert _decisions(workspace) == ["retrain", "cooldown", "cooldown", "budget"]
+    fifth = _check(workspace, drifted)  # day 5 again, after day 9: never a second retraining on it
+    assert fifth.decision == "none" and fifth.signal == "catch_up"
+    assert _decisions(workspace) == ["retrain", "none", "cooldown", "budget", "none"]
 
     shown = CliRunner().invoke(app, ["decisions", "--json", "--project", str(workspace)])
     records = json.loads(shown.output)
-    assert [r["decision"] for r in records] == ["retrain", "cooldown", "cooldown", "budget"]
+    assert [r["decision"] for r in records] == ["retrain", "none", "cooldown", "budget", "none"]
     assert records[0]["champion"] == "1" and records[0]["signal"] == first.signal
     assert records[0]["data_time"].startswith(str(workspace_settings(workspace).demo.start_date + dt.timedelta(days=5)))
 
@@ -146,8 +152,9 @@ def test_drift_retrains_in_process_promotes_and_rebaselines(workspace: Path, tmp
     ledger.dispose()
     assert promotion.actor == "drift-monitor" and promotion.evidence["reason"].startswith("drift run ")
     # The new champion's own profile is now the reference; the next check compares with it.
+    # (the same day again: a retraining would still train on the days before it, so nothing to do)
     again = _check(workspace, batch)
-    assert again.champion == "2" and again.decision == "cooldown"
+    assert again.champion == "2" and again.decision == "none", again.reasons
 
 
 @pytest.mark.template("champion")
@@ -249,7 +256,9 @@ def test_ten_simultaneous_drift_checks_start_exactly_one_retraining(workspace: P
     assert not errors, errors
     decisions = sorted(result.decision for result in results)
     assert decisions.count("retrain") == 1 and len(decisions) == 10
-    assert set(decisions) - {"retrain"} <= {"cooldown", "in_flight"}
+    assert set(decisions) - {"retrain"} <= {"cooldown", "in_flight", "none"}
+    # a check decided after the retraining was recorded: its catch-up waits for data after the change
+    assert all(result.signal == "catch_up" for result in results if result.decision == "none")
     triggered = next(result for result in results if result.decision == "retrain").training
     assert isinstance(triggered, DeployedTraining)
     assert triggered.via == "training/nightly"

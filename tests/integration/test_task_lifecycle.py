@@ -134,7 +134,10 @@ def test_init_ingest_train_drift_retrain_and_score(tmp_path: Path, task: TaskKin
     # six small days checked together: one 300-row day alone cannot show a sure drop of this size
     window = [str(day) for day in drifted_days]
     checked = reviewed(lambda: drift(DriftRequest(project_dir=str(project), batches=window)))
-    assert checked.decision == "retrain" and checked.signal == "performance", checked.reasons
+    # (where the moved day already decided "retrain", that marked a change, and the champion, trained
+    # before it, is caught up with first)
+    expected = "catch_up" if moved.decision == "retrain" else "performance"
+    assert checked.decision == "retrain" and checked.signal == expected, checked.reasons
     assert {"x0", "x1"} <= set(checked.drifted_features)
     retrained = checked.training
     assert isinstance(retrained, TriggeredTraining) and retrained.via == "in-process"

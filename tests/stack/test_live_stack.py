@@ -117,6 +117,19 @@ def test_unauthenticated_requests_are_refused(live_stack: LiveStack):
     assert status.returncode == 1 and "refused: UNAUTHENTICATED" in status.stderr, status.stdout + status.stderr
 
 
+def test_mlflow_s_credential_cache_never_takes_a_wrong_password_for_a_known_user(live_stack: LiveStack):
+    """The server caches passwords that verified (retrain.stack.provisioning): a wrong one between two
+    right ones, for the same user, is still refused."""
+    url = f"{live_stack.mlflow_url}/api/2.0/mlflow/experiments/search?max_results=1"
+    name = "demo-reviewer"
+    password = str(live_stack.keys["mlflow_people"][name])
+    answers = [
+        httpx.get(url, auth=(name, attempt), timeout=10).status_code
+        for attempt in (password, password + "x", password[:-1], password)
+    ]
+    assert answers == [200, 401, 401, 200]
+
+
 def test_training_deployment_pauses_for_review_and_approval_promotes_in_the_mlflow_server(
     live_stack: LiveStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):

@@ -78,6 +78,18 @@ def test_same_roles_databases_commands_and_no_secret_in_the_file():
     assert "default_permission = READ" in ini
 
 
+def test_the_container_s_mlflow_caches_credentials_as_the_local_stack_does(tmp_path: Path):
+    from retrain.stack.provisioning import write_mlflow_auth_config
+
+    local = write_mlflow_auth_config(StackConfig(home=tmp_path)).read_text()
+    container = (INFRA / "mlflow-basic-auth.ini").read_text()
+
+    def cache_lines(text: str) -> list[str]:
+        return [line for line in text.splitlines() if line.startswith("auth_cache_")]
+
+    assert cache_lines(local) == cache_lines(container) and cache_lines(local)
+
+
 def test_people_get_the_same_proxy_in_the_container():
     """The compose file's nginx template is what `retrain stack up` writes, with the container's paths."""
     rendered = proxy_config_text(

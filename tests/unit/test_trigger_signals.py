@@ -4,6 +4,8 @@ counted), and prediction drift past a threshold calibrated for the batch's size 
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +13,15 @@ import pandas as pd
 import pytest
 
 from retrain.domain.bootstrap import metric_draws
-from retrain.domain.drift import chance_psi, detect_drift, prediction_limit, psi
+from retrain.domain.drift import (
+    ConceptChange,
+    DriftReport,
+    catch_up_signal,
+    chance_psi,
+    detect_drift,
+    prediction_limit,
+    psi,
+)
 from retrain.domain.estimation import estimate, expected_metric
 from retrain.domain.metrics import task_metrics
 from retrain.domain.profile import ReferenceProfile, build_profile, importance_shares
@@ -234,3 +244,119 @@ def test_a_small_batch_that_looks_somewhat_worse_is_no_evidence_either_way():
             assert report.signal == "feature_drift" and report.flagged
         verdicts.add(performance.verdict)
     assert verdicts == {"clears", "inconclusive"}
+
+
+def _trained(profile: ReferenceProfile, first: str, last: str, newest: str, auc: float = 0.70) -> ReferenceProfile:
+    """A champion trained on [first, last] with its validation and holdout up to ``newest``."""
+    return dataclasses.replace(
+        profile, trained_from=first, trained_until=last, data_until=newest, metrics={"roc_auc": auc}
+    )
+
+
+CHANGE = ConceptChange(dt.datetime(2024, 1, 21, 12, tzinfo=dt.UTC), 0.76)  # a sure drop seen on Jan 21
+
+
+def _verdict(champion: ReferenceProfile, today: str) -> str:
+    found = catch_up_signal(champion, CHANGE, True, "roc_auc", dt.date.fromisoformat(today))
+    return "none" if found is None else found.verdict
+
+
+def test_the_catch_up_retrains_only_when_training_would_learn_more_of_the_new_concept():
+    """Daily batches, 5 training days then 1 validation and 2 holdout days: the retraining on the day
+    of the drop trained on old days only; the next ones pay when they double the new days seen."""
+    base = _profile(None)
+    at_drop = _trained(base, "2024-01-14", "2024-01-18", "2024-01-21")
+    assert [_verdict(at_drop, day) for day in ("2024-01-22", "2024-01-23", "2024-01-24")] == [
+        "clears",  # would train until Jan 19: the old concept only
+        "clears",
+        "fires",  # would train on Jan 21, the first day after the change
+    ]
+    one_day = _trained(base, "2024-01-17", "2024-01-21", "2024-01-24")
+    assert _verdict(one_day, "2024-01-25") == "fires"  # 2 days >= 2 x 1
+    two_days = _trained(base, "2024-01-18", "2024-01-22", "2024-01-25")
+    assert [_verdict(two_days, day) for day in ("2024-01-26", "2024-01-27")] == ["clears", "fires"]  # 3 < 4 <= 4
+    four_days = _trained(base, "2024-01-20", "2024-01-24", "2024-01-27")
+    assert _verdict(four_days, "2024-01-28") == "fires"  # 5 < 8, but its training would leave Jan 20 behind
+    caught_up = _trained(base, "2024-01-21", "2024-01-25", "2024-01-28")
+    assert _verdict(caught_up, "2024-02-10") == "none"
+    # a holdout that looks back at the level before the drop (a few hundred rows: luck as often as
+    # not) does not stop it half-way, with a reference that mixes both sides of the change
+    looks_regained = _trained(base, "2024-01-18", "2024-01-22", "2024-01-25", auc=0.765)
+    assert _verdict(looks_regained, "2024-01-27") == "fires"
+
+
+def test_the_catch_up_counts_in_the_data_s_own_cadence():
+    """Weekly batches (one date a week): the same steps, in weeks."""
+    base = _profile(None)
+    week = dt.timedelta(weeks=1)
+    change = dt.date(2024, 1, 21)
+
+    def on(weeks: int) -> str:
+        return (change + weeks * week).isoformat()
+
+    at_drop = _trained(base, on(-7), on(-3), on(0))
+    assert [_verdict(at_drop, on(k)) for k in (1, 2, 3)] == ["clears", "clears", "fires"]
+    one_week = _trained(base, on(-4), on(0), on(3))
+    assert _verdict(one_week, on(4)) == "fires"
+
+
+def _labelled_check(
+    champion: ReferenceProfile, labels: np.ndarray, scores: np.ndarray, change: ConceptChange, today: dt.date
+) -> DriftReport:
+    return detect_drift(
+        champion,
+        _frame(scores.size, 6),
+        DRIFT,
+        predictions=scores,
+        labels=labels,
+        last_change=change,
+        windowed=True,
+        today=today,
+    )
+
+
+def test_a_waiting_catch_up_holds_back_a_sure_drop_the_champion_cannot_fix_yet():
+    profile, _ = _classifier_profile()
+    champion = _trained(profile, "2024-01-14", "2024-01-18", "2024-01-21", auc=profile.metrics["roc_auc"])
+    scores, _ = _scores(3000, 6, 3.0)
+    flipped = (np.random.default_rng(7).random(scores.size) < 0.5).astype("int64")
+    change = ConceptChange(CHANGE.seen_at, champion.metrics["roc_auc"] + 0.05)
+    waiting = _labelled_check(champion, flipped, scores, change, dt.date(2024, 1, 22))
+    assert not waiting.flagged and waiting.signal == "catch_up"
+    assert "before the change only" in waiting.reasons[0]
+    paying = _labelled_check(champion, flipped, scores, change, dt.date(2024, 1, 24))
+    assert paying.flagged and paying.signal == "catch_up" and not paying.marks_change
+
+
+def test_a_profile_stored_before_its_training_days_catches_up_while_behind():
+    old = dataclasses.replace(_trained(_profile(None), "2024-01-14", "2024-01-18", "2024-01-21"), data_until=None)
+    assert _verdict(old, "2024-01-22") == "fires"
+    stored = ReferenceProfile.from_dict({k: v for k, v in old.to_dict().items() if k != "trained_until"})
+    assert stored.trained_until is None and stored.trained_from == "2024-01-14"
+
+
+def test_without_a_window_the_catch_up_only_waits_for_the_new_concept_to_reach_training():
+    at_drop = _trained(_profile(None), "2024-01-01", "2024-01-18", "2024-01-21")
+
+    def unwindowed(today: str) -> str:
+        found = catch_up_signal(at_drop, CHANGE, False, "roc_auc", dt.date.fromisoformat(today))
+        return "none" if found is None else found.verdict
+
+    assert [unwindowed(day) for day in ("2024-01-22", "2024-01-23", "2024-01-24")] == ["clears", "clears", "none"]
+
+
+def test_the_first_step_after_a_sure_drop_waits_for_the_labels_to_show_it_again():
+    """One sure drop in forty is chance: the catch-up's first step needs the next batch's labels to be
+    surely below the level before it too; later steps do not (an easier new concept may be back at it)."""
+    profile, _ = _classifier_profile()
+    level = profile.metrics["roc_auc"]
+    scores, labels = _scores(3000, 6, 3.0)  # the champion performs as on its holdout
+    before = _trained(profile, "2024-01-14", "2024-01-18", "2024-01-21", auc=level)
+    chance = ConceptChange(CHANGE.seen_at, level + 0.005)  # the "drop" was within the noise after all
+    waiting = _labelled_check(before, labels, scores, chance, dt.date(2024, 1, 24))
+    assert not waiting.flagged and waiting.signal == "catch_up" and "second sure drop" in waiting.reasons[0]
+    lasting = ConceptChange(CHANGE.seen_at, level + 0.08)
+    assert _labelled_check(before, labels, scores, lasting, dt.date(2024, 1, 24)).flagged
+    half_way = _trained(profile, "2024-01-17", "2024-01-21", "2024-01-24", auc=level)
+    later = _labelled_check(half_way, labels, scores, chance, dt.date(2024, 1, 25))
+    assert later.flagged and later.signal == "catch_up"
