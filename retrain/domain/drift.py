@@ -24,13 +24,13 @@ decides), so the record always names the one signal that decided and by how much
    train on days after it only (:class:`CatchUpStep`), and waits in between; without a window the
    other signals decide from then on (the old days never leave, so catching up never ends). It ends
    once the champion was trained on days after the change only: about log2(window) + 1 retrainings
-   per change. For a change the labels saw (a sure drop), each step also needs the drop to last:
-   the batch's realized metric still more than ``performance_drop`` below the level before the
-   drop; a drop that was chance then costs about one retraining, not a window's worth. (Not the
-   champion's holdout metric back at the old level: on a holdout of a few hundred rows that is
-   luck as often as not, and a champion stopped half-way keeps a reference that mixes both sides
-   of the change, whose drifting features then pass for a new change; on the benchmark's loans
-   stream that made three false alarms.)
+   per change. For a change the labels saw (a sure drop), the first step also needs a second one:
+   the new batch's realized metric surely more than ``performance_drop`` below the level before
+   the drop, so a drop that was chance costs one retraining, not a window's worth. Later steps need
+   no confirmation, and the catch-up does not stop when the champion's holdout metric looks back at
+   the old level: on a holdout of a few hundred rows that is luck as often as not, and a champion
+   stopped half-way keeps a reference that mixes both sides of the change, whose drifting features
+   then pass for a new change (on the benchmark's loans stream: three false alarms).
 1. **performance** (the batch carries labels): the realized primary metric with its bootstrap CI
    against the champion's holdout metric. Surely worse by more than ``performance_drop``: fires. At
    least as good as on the holdout, or surely not worse by more than the threshold: clears, whatever
@@ -567,17 +567,16 @@ def catch_up_signal(
     where training uses a bounded window, fires at each step that pays; the first step after a drop
     the labels saw also needs the batch's ``realized`` metric interval (lower, upper), when it has
     labels, to be surely more than ``margin`` below the level before it (:func:`_drop_unconfirmed`).
-    None when there was no change or the champion is past it; also,
-    when training is not windowed, once a retraining would see the new concept (every retraining
-    keeps the old days, so catching up would never end: the other signals decide)."""
+    None when there was no change or the champion is past it; also, when training is not windowed,
+    once a retraining would see the new concept (every retraining keeps the old days, so catching up
+    would never end: the other signals decide)."""
     behind = _days_behind(profile, change)
     if behind is None or change is None:
         return None
     change_day = change.seen_at.date()
     seen = "the change" if change.baseline is None else "the drop of the realized metric"
-    short = _shortfall(profile, change, metric)
-    if short is not None and change.baseline is not None:
-        level = change.baseline - short if HIGHER_IS_BETTER[metric] else change.baseline + short
+    level = profile.metrics.get(metric)
+    if change.baseline is not None and level is not None:
         regain = f"its holdout {metric} is {level:.4f}, against {change.baseline:.4f} before it"
     else:
         regain = "the data has changed since"
@@ -634,14 +633,6 @@ def _days_behind(profile: ReferenceProfile, change: ConceptChange | None) -> int
         return None
     behind = (change.seen_at.date() - dt.date.fromisoformat(profile.trained_from)).days
     return behind if behind > 0 else None
-
-
-def _shortfall(profile: ReferenceProfile, change: ConceptChange | None, metric: str) -> float | None:
-    """How far the champion's holdout metric is below the level before a sure drop (None: no level)."""
-    level = profile.metrics.get(metric)
-    if change is None or change.baseline is None or level is None:
-        return None
-    return (change.baseline - level) if HIGHER_IS_BETTER[metric] else (level - change.baseline)
 
 
 @dataclass(frozen=True)
