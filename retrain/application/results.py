@@ -238,7 +238,7 @@ class DriftResult(ResultModel):
     signals: tuple[SignalResult, ...] = ()
     not_counted: tuple[str, ...] = ()  # near-constant features
     weights: dict[str, float] = {}  # each counted feature's weight (its share of the champion's importance)
-    change_baseline: float | None = None  # a sure performance drop: the level a new model should regain
+    change_baseline: float | None = None  # a sure performance drop: the champion's holdout level before it
     decision: str
     batches: tuple[str, ...]
     champion: str

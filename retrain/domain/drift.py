@@ -175,9 +175,8 @@ class DriftReport:
     decided_by: Signal | None = None  # the one that decided (None: no signal fired or cleared)
     not_counted: tuple[str, ...] = ()  # near-constant features, reported but never counted
     weights: Mapping[str, float] = field(default_factory=dict)  # weight of each counted feature
-    #: When a sure performance drop decides: the level a model of the new concept should regain (the
-    #: champion's holdout metric, or, if this champion is itself still catching up with an earlier
-    #: change, that change's level: a half-caught-up model's level is no baseline).
+    #: When a sure performance drop decides: the champion's holdout metric, the level before the drop
+    #: that the catch-up's first step checks the drop against again.
     change_baseline: float | None = None
 
     @property
@@ -547,7 +546,7 @@ def _prediction_signal(prediction: FeatureDrift, limit: float) -> Signal:
 @dataclass(frozen=True)
 class ConceptChange:
     """The last change that started a retraining: when (data time) and, for a sure drop of the realized
-    metric, the holdout metric the champion of that time had (the level a new model should regain)."""
+    metric, the holdout metric the champion of that time had (the level before the drop)."""
 
     seen_at: dt.datetime
     baseline: float | None
@@ -814,7 +813,7 @@ def detect_drift(
     fired = decided is not None and decided.verdict == "fires"
     change_baseline = None
     if fired and decided is not None and decided.name == "performance" and performance is not None:
-        change_baseline = performance.reference  # the level the catch-up then tries to regain
+        change_baseline = performance.reference  # the level before the drop
     judged = rows >= settings.min_rows
     reasons = [decided.text] if decided is not None else [item.text for item in signals]
     if decided is not None and decided.verdict == "clears" and drifted:

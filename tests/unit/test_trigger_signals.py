@@ -360,3 +360,17 @@ def test_the_first_step_after_a_sure_drop_waits_for_the_labels_to_show_it_again(
     half_way = _trained(profile, "2024-01-17", "2024-01-21", "2024-01-24", auc=level)
     later = _labelled_check(half_way, labels, scores, chance, dt.date(2024, 1, 25))
     assert later.flagged and later.signal == "catch_up"
+
+
+def test_the_second_sure_drop_is_judged_the_right_way_round_for_a_loss_metric():
+    """A regressor's rmse: the drop is a rise, so the batch's interval must be surely above the level."""
+    before = _trained(_profile(None), "2024-01-14", "2024-01-18", "2024-01-21")
+    rose = ConceptChange(CHANGE.seen_at, 2.0)  # rmse 2.0 before the drop
+
+    def verdict(lower: float, upper: float) -> str:
+        found = catch_up_signal(before, rose, True, "rmse", dt.date(2024, 1, 24), (lower, upper), 0.01)
+        return "none" if found is None else found.verdict
+
+    assert verdict(2.3, 2.6) == "fires"  # still surely worse than 2.0 + 0.01
+    assert verdict(1.9, 2.2) == "clears"  # back within the noise of the old level
+    assert verdict(1.5, 1.8) == "clears"  # better than before: no drop to follow
