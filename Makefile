@@ -64,7 +64,7 @@ fmt: install  ## format and auto-fix
 	$(UV) run --frozen ruff format .
 	$(UV) run --frozen ruff check --fix .
 
-bench-trigger: install  ## retraining policies replayed on drifting streams (about 5 min on 2 cores)
+bench-trigger: install  ## retraining policies replayed on drifting streams, 5 seeds (about 9 min on 2 cores)
 	$(UV) run --frozen python benchmarks/bench_trigger.py --markdown benchmarks/results/trigger.md
 
 bench: bench-trigger  ## the benchmarks: ratios and tables under benchmarks/results/

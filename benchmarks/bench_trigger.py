@@ -345,11 +345,12 @@ def delays(stream: Stream, outcome: Outcome) -> list[int | None]:
 POLICIES = ("never", "every-1", "every-2", "every-4", "every-8", "previous trigger", "trigger", "trigger (no labels)")
 
 
-def summarise(stream: Stream, outcome: Outcome) -> dict[str, Any]:
+def summarise(stream: Stream, outcome: Outcome, seed: int) -> dict[str, Any]:
     found = delays(stream, outcome)
     detected = [d for d in found if d is not None]
     return {
         "stream": stream.name,
+        "seed": seed,
         "policy": outcome.policy,
         "mean_metric": float(np.mean(outcome.metrics)),
         "retrainings": len(outcome.retrained_after),
@@ -366,31 +367,78 @@ def summarise(stream: Stream, outcome: Outcome) -> dict[str, Any]:
     }
 
 
+def pooled(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (stream, policy) over the seeds: the mean of the seeds' means and retrainings, every
+    seed's delays, false alarms over all stable batches. The per-seed rows stay in ``per_seed``."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["stream"], row["policy"]), []).append(row)
+    found = []
+    for (stream, policy), runs in groups.items():
+        delays_seen = [d for run in runs for d in run["delays"]]
+        detected = [d for d in delays_seen if d is not None]
+        alarms = sum(run["false_alarms"] for run in runs)
+        stable = sum(run["stable_batches"] for run in runs)
+        found.append(
+            {
+                "stream": stream,
+                "policy": policy,
+                "seeds": [run["seed"] for run in runs],
+                "mean_metric": float(np.mean([run["mean_metric"] for run in runs])),
+                "retrainings": float(np.mean([run["retrainings"] for run in runs])),
+                "delays": delays_seen,
+                "mean_delay": float(np.mean(detected)) if detected else None,
+                "missed": sum(1 for d in delays_seen if d is None),
+                "change_points": len(delays_seen),
+                "false_alarms": alarms,
+                "stable_batches": stable,
+                "false_alarms_per_20_stable": 20 * alarms / stable if stable else None,
+                "per_seed": runs,
+            }
+        )
+    return found
+
+
+def _paired_gap(trigger: dict[str, Any], best: dict[str, Any], sign: float) -> float:
+    return float(np.mean(sign * (np.asarray(trigger["batch_metrics"]) - np.asarray(best["batch_metrics"]))))
+
+
 def verdicts(rows: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
-    """Per stream: the best fixed schedule by mean metric, and whether the trigger met the target."""
+    """Per stream: the best fixed schedule by mean metric over the seeds, and whether the trigger met
+    the target. The gap is the mean over seeds of the paired per-batch difference; its noise is 2
+    standard errors across seeds (each seed draws its own stream and first champion, so the luck of one
+    first model, which every policy but every-k keeps, is in it). With one seed, 2 standard errors of
+    the paired per-batch difference (that luck left out)."""
     higher = HIGHER_IS_BETTER[metric]
+    sign = 1.0 if higher else -1.0
     found = []
     for name in dict.fromkeys(row["stream"] for row in rows):
         mine = [row for row in rows if row["stream"] == name]
         fixed = [row for row in mine if row["policy"].startswith("every-")]
         if not fixed or not any(row["policy"] == "trigger" for row in mine):
             continue
-        best = max(fixed, key=lambda r: r["mean_metric"] if higher else -r["mean_metric"])
+        best = max(fixed, key=lambda r: sign * r["mean_metric"])
         trig = next(row for row in mine if row["policy"] == "trigger")
-        sign = 1.0 if higher else -1.0
-        paired = sign * (np.asarray(trig["batch_metrics"]) - np.asarray(best["batch_metrics"]))
-        gap = float(paired.mean())
-        noise = 2 * float(paired.std(ddof=1)) / np.sqrt(paired.size) if paired.size > 1 else 0.0
+        pairs = list(zip(trig["per_seed"], best["per_seed"], strict=True))
+        gaps = np.asarray([_paired_gap(t, b, sign) for t, b in pairs])
+        if gaps.size > 1:
+            noise = 2 * float(gaps.std(ddof=1)) / np.sqrt(gaps.size)
+        else:
+            paired = sign * (np.asarray(pairs[0][0]["batch_metrics"]) - np.asarray(pairs[0][1]["batch_metrics"]))
+            noise = 2 * float(paired.std(ddof=1)) / np.sqrt(paired.size) if paired.size > 1 else 0.0
+        gap = float(gaps.mean())
         found.append(
             {
                 "stream": name,
+                "seeds": len(pairs),
                 "best_fixed": best["policy"],
                 "best_fixed_metric": best["mean_metric"],
                 "best_fixed_retrainings": best["retrainings"],
                 "trigger_metric": trig["mean_metric"],
                 "trigger_retrainings": trig["retrainings"],
                 "metric_gap": gap,
-                "gap_noise": noise,  # 2 standard errors of the paired per-batch difference
+                "seed_gaps": gaps.tolist(),
+                "gap_noise": noise,
                 "not_worse": gap >= -noise,
                 "at_most_half": trig["retrainings"] <= best["retrainings"] / 2,
                 "false_alarms_per_20_stable": trig["false_alarms_per_20_stable"],
@@ -399,30 +447,48 @@ def verdicts(rows: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
     return found
 
 
+def _count(value: float) -> str:
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
+
+
+def _delays_text(row: dict[str, Any]) -> str:
+    if not row["change_points"]:
+        return "—"
+    if len(row["seeds"]) == 1:
+        return ", ".join("missed" if d is None else str(d) for d in row["delays"])
+    missed = f", {row['missed']} missed" if row["missed"] else ""
+    mean = "—" if row["mean_delay"] is None else f"{row['mean_delay']:.1f}"
+    return f"{mean} ({row['change_points'] - row['missed']} of {row['change_points']} found{missed})"
+
+
 def markdown(rows: list[dict[str, Any]], found: list[dict[str, Any]], metric: str, streams: list[Stream]) -> str:
+    seeds = len(rows[0]["seeds"]) if rows else 1
+    per = " per seed" if seeds > 1 else ""
     lines = [
-        f"| stream | policy | mean {metric} | retrainings | delay after each change | false alarms / stable batches |",
+        f"| stream | policy | mean {metric} | retrainings{per} | delay after a change | "
+        "false alarms / stable batches |",
         "|---|---|---|---|---|---|",
     ]
     for row in rows:
-        delay = ", ".join("missed" if d is None else str(d) for d in row["delays"]) or "—"
         alarms = f"{row['false_alarms']} / {row['stable_batches']}" if row["stable_batches"] else "—"
         lines.append(
-            f"| {row['stream']} | {row['policy']} | {row['mean_metric']:.4f} | {row['retrainings']} "
-            f"| {delay} | {alarms} |"
+            f"| {row['stream']} | {row['policy']} | {row['mean_metric']:.4f} | {_count(row['retrainings'])} "
+            f"| {_delays_text(row)} | {alarms} |"
         )
+    noise = "2 SE over seeds" if seeds > 1 else "2 SE"
     lines += [
         "",
-        "| stream | best fixed schedule | its retrainings | trigger's retrainings | trigger − best (± 2 SE) "
-        "| false alarms per 20 stable |",
-        "|---|---|---|---|---|---|",
+        f"| stream | best fixed schedule | its retrainings | trigger's retrainings | trigger − best (± {noise}) "
+        "| met | false alarms per 20 stable |",
+        "|---|---|---|---|---|---|---|",
     ]
     for item in found:
         rate = item["false_alarms_per_20_stable"]
+        met = "yes" if item["not_worse"] and item["at_most_half"] else "no"
         lines.append(
             f"| {item['stream']} | {item['best_fixed']} ({item['best_fixed_metric']:.4f}) | "
-            f"{item['best_fixed_retrainings']} | {item['trigger_retrainings']} | "
-            f"{item['metric_gap']:+.4f} (± {item['gap_noise']:.4f}) | "
+            f"{_count(item['best_fixed_retrainings'])} | {_count(item['trigger_retrainings'])} | "
+            f"{item['metric_gap']:+.4f} (± {item['gap_noise']:.4f}) | {met} | "
             f"{'—' if rate is None else f'{rate:.2f}'} |"
         )
     lines += ["", *[f"- {s.name}: {s.note}" for s in streams]]
@@ -435,7 +501,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", type=int, default=60, help="batches per stream")
     parser.add_argument("--start", type=int, default=8, help="batches the first champion is trained on")
     parser.add_argument("--window", type=int, default=8, help="newest batches a retraining uses")
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--seed", type=int, default=7, help="the first seed")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=5,
+        help="seeds replayed (seed, seed+1, ...): each draws its own streams and first champion, so the "
+        "verdict does not turn on the luck of one first model",
+    )
     parser.add_argument("--streams", default="sea,agrawal,hyperplane,benign,stable,loans")
     parser.add_argument("--policies", default=",".join(POLICIES))
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "trigger.json")
@@ -444,6 +517,8 @@ def main(argv: list[str] | None = None) -> int:
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override params.yaml, e.g. drift.min_rows=100"
     )
     args = parser.parse_args(argv)
+    if args.seeds < 1:
+        parser.error("--seeds must be at least 1")
     base = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
     # drift.min_rows as `retrain init` sizes it from the batches (half a typical batch), unless --set
     base["drift"]["min_rows"] = nice_floor(args.rows * BATCH_SHARE)
@@ -455,22 +530,24 @@ def main(argv: list[str] | None = None) -> int:
             section = section[part]
         section[leaf] = yaml.safe_load(value)
     wanted = args.streams.split(",")
-    streams = river_streams(args.rows, args.batches, args.seed, wanted)
-    if "loans" in wanted:
-        streams.append(loans_stream(args.rows, args.batches, args.seed, parse_settings(base, "params.yaml")))
-    rows: list[dict[str, Any]] = []
     metric = parse_settings(base, "params.yaml").gate.primary_metric
     started = time.perf_counter()
-    for stream in streams:
-        replay = Replay(stream, stream_settings(base, stream, args.window), args.window)
-        for policy in args.policies.split(","):
-            rows.append(summarise(stream, run_policy(replay, policy, args.start)))
-            shown = {key: value for key, value in rows[-1].items() if key != "batch_metrics"}
-            print(json.dumps(shown), file=sys.stderr, flush=True)
+    per_seed: list[dict[str, Any]] = []
+    for seed in range(args.seed, args.seed + args.seeds):
+        streams = river_streams(args.rows, args.batches, seed, wanted)
+        if "loans" in wanted:
+            streams.append(loans_stream(args.rows, args.batches, seed, parse_settings(base, "params.yaml")))
+        for stream in streams:
+            replay = Replay(stream, stream_settings(base, stream, args.window), args.window)
+            for policy in args.policies.split(","):
+                per_seed.append(summarise(stream, run_policy(replay, policy, args.start), seed))
+                shown = {key: value for key, value in per_seed[-1].items() if key != "batch_metrics"}
+                print(json.dumps(shown), file=sys.stderr, flush=True)
+    rows = pooled(per_seed)
     found = verdicts(rows, metric)
     table = markdown(rows, found, metric, streams)
     print(table)
-    print(f"\n{sum(1 for _ in rows)} replays in {time.perf_counter() - started:.0f} s")
+    print(f"\n{len(per_seed)} replays ({args.seeds} seeds) in {time.perf_counter() - started:.0f} s")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(
         json.dumps(

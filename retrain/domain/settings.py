@@ -373,6 +373,12 @@ class DriftSettings(_Frozen):
     performance_drop: float = Field(ge=0, description="Retrain when the window's metric is surely this far below.")
     min_rows: int = Field(ge=1, description="Smaller windows are reported but never trigger retraining.")
     window_batches: int = Field(ge=1, description="Newest batches compared when no file is named.")
+    catch_up_growth: float = Field(
+        default=1.0,
+        ge=1,
+        description="After a change, a retraining catches up when it trains on this many times the champion's "
+        "days after the change (and at least one more): 1 every new day, 2 doubling.",
+    )
 
     @model_validator(mode="after")
     def _warn_below_drift(self) -> DriftSettings:

@@ -256,33 +256,57 @@ def _trained(profile: ReferenceProfile, first: str, last: str, newest: str, auc:
 CHANGE = ConceptChange(dt.datetime(2024, 1, 21, 12, tzinfo=dt.UTC), 0.76)  # a sure drop seen on Jan 21
 
 
-def _verdict(champion: ReferenceProfile, today: str) -> str:
-    found = catch_up_signal(champion, CHANGE, True, "roc_auc", dt.date.fromisoformat(today))
+def _verdict(champion: ReferenceProfile, today: str, growth: float = 1.0) -> str:
+    found = catch_up_signal(champion, CHANGE, True, "roc_auc", dt.date.fromisoformat(today), growth=growth)
     return "none" if found is None else found.verdict
 
 
 def test_the_catch_up_retrains_only_when_training_would_learn_more_of_the_new_concept():
     """Daily batches, 5 training days then 1 validation and 2 holdout days: the retraining on the day
-    of the drop trained on old days only; the next ones pay when they double the new days seen."""
+    of the drop trained on old days only; with ``catch_up_growth`` 2 the next ones pay when they
+    double the new days seen."""
     base = _profile(None)
     at_drop = _trained(base, "2024-01-14", "2024-01-18", "2024-01-21")
-    assert [_verdict(at_drop, day) for day in ("2024-01-22", "2024-01-23", "2024-01-24")] == [
+    assert [_verdict(at_drop, day, 2.0) for day in ("2024-01-22", "2024-01-23", "2024-01-24")] == [
         "clears",  # would train until Jan 19: the old concept only
         "clears",
         "fires",  # would train on Jan 21, the first day after the change
     ]
     one_day = _trained(base, "2024-01-17", "2024-01-21", "2024-01-24")
-    assert _verdict(one_day, "2024-01-25") == "fires"  # 2 days >= 2 x 1
+    assert _verdict(one_day, "2024-01-25", 2.0) == "fires"  # 2 days >= 2 x 1
     two_days = _trained(base, "2024-01-18", "2024-01-22", "2024-01-25")
-    assert [_verdict(two_days, day) for day in ("2024-01-26", "2024-01-27")] == ["clears", "fires"]  # 3 < 4 <= 4
+    assert [_verdict(two_days, day, 2.0) for day in ("2024-01-26", "2024-01-27")] == ["clears", "fires"]  # 3 < 4
     four_days = _trained(base, "2024-01-20", "2024-01-24", "2024-01-27")
-    assert _verdict(four_days, "2024-01-28") == "fires"  # 5 < 8, but its training would leave Jan 20 behind
+    assert _verdict(four_days, "2024-01-28", 2.0) == "fires"  # 5 < 8, but its training would leave Jan 20 behind
     caught_up = _trained(base, "2024-01-21", "2024-01-25", "2024-01-28")
     assert _verdict(caught_up, "2024-02-10") == "none"
     # a holdout that looks back at the level before the drop (a few hundred rows: luck as often as
     # not) does not stop it half-way, with a reference that mixes both sides of the change
     looks_regained = _trained(base, "2024-01-18", "2024-01-22", "2024-01-25", auc=0.765)
     assert _verdict(looks_regained, "2024-01-27") == "fires"
+
+
+def test_by_default_the_catch_up_retrains_on_each_new_day_after_the_change_and_once_only_per_day():
+    """``catch_up_growth`` 1: a step pays whenever a retraining would train on one more day after the
+    change than the champion did; the same day checked again waits (nothing new to learn)."""
+    base = _profile(None)
+    at_drop = _trained(base, "2024-01-14", "2024-01-18", "2024-01-21")
+    assert [_verdict(at_drop, day) for day in ("2024-01-22", "2024-01-23", "2024-01-24")] == [
+        "clears",
+        "clears",
+        "fires",
+    ]
+    steps = []
+    for first, last, newest, today in (
+        ("2024-01-17", "2024-01-21", "2024-01-24", "2024-01-25"),  # 1 day after the change -> 2
+        ("2024-01-18", "2024-01-22", "2024-01-25", "2024-01-26"),  # 2 -> 3 (doubling would wait)
+        ("2024-01-19", "2024-01-23", "2024-01-26", "2024-01-27"),  # 3 -> 4
+    ):
+        champion = _trained(base, first, last, newest)
+        steps.append((_verdict(champion, newest), _verdict(champion, today), _verdict(champion, today, 2.0)))
+    assert steps == [("clears", "fires", "fires"), ("clears", "fires", "clears"), ("clears", "fires", "clears")]
+    with pytest.raises(ValueError, match="catch_up_growth"):
+        SETTINGS.drift.model_validate({**SETTINGS.drift.model_dump(), "catch_up_growth": 0.5})
 
 
 def test_the_catch_up_counts_in_the_data_s_own_cadence():
@@ -354,11 +378,40 @@ def test_the_first_step_after_a_sure_drop_waits_for_the_labels_to_show_it_again(
     before = _trained(profile, "2024-01-14", "2024-01-18", "2024-01-21", auc=level)
     chance = ConceptChange(CHANGE.seen_at, level + 0.005)  # the "drop" was within the noise after all
     waiting = _labelled_check(before, labels, scores, chance, dt.date(2024, 1, 24))
-    assert not waiting.flagged and waiting.signal == "catch_up" and "second sure drop" in waiting.reasons[0]
+    assert not waiting.flagged and waiting.signal == "performance"  # the champion still performs: it decides
+    unconfirmed = next(item for item in waiting.signals if item.name == "catch_up")
+    assert unconfirmed.verdict == "inconclusive" and "second sure drop" in unconfirmed.text
     lasting = ConceptChange(CHANGE.seen_at, level + 0.08)
     assert _labelled_check(before, labels, scores, lasting, dt.date(2024, 1, 24)).flagged
     half_way = _trained(profile, "2024-01-17", "2024-01-21", "2024-01-24", auc=level)
     later = _labelled_check(half_way, labels, scores, chance, dt.date(2024, 1, 25))
+    assert later.flagged and later.signal == "catch_up"
+
+
+def test_after_a_change_the_labels_did_not_see_the_first_step_needs_it_seen_again():
+    """A feature alarm marked the change: the catch-up's first step fires only on a batch where a
+    signal fires again (a chance alarm costs one retraining), and the others decide meanwhile."""
+    features_moved = ConceptChange(CHANGE.seen_at, None)
+    profile = _profile({"a": 1.0, "b": 1.0})
+    before = _trained(profile, "2024-01-14", "2024-01-18", "2024-01-21")
+    quiet_day, moved_day = _frame(2000, 4), _frame(2000, 4, shift_a=1.5, shift_b=1.5)
+
+    def check(batch: pd.DataFrame, champion: ReferenceProfile) -> DriftReport:
+        return detect_drift(
+            champion, batch, DRIFT, last_change=features_moved, windowed=True, today=dt.date(2024, 1, 24)
+        )
+
+    quiet = check(quiet_day, before)
+    catch_up = next(item for item in quiet.signals if item.name == "catch_up")
+    assert catch_up.verdict == "inconclusive" and "seen again" in catch_up.text
+    assert not quiet.flagged and quiet.signal == "none"
+    moved = check(moved_day, before)
+    assert moved.flagged and moved.signal == "catch_up" and not moved.marks_change
+    # a later step (the champion trained on days after the change) needs no second sighting
+    half_way = _trained(profile, "2024-01-17", "2024-01-21", "2024-01-24")
+    later = detect_drift(
+        half_way, quiet_day, DRIFT, last_change=features_moved, windowed=True, today=dt.date(2024, 1, 25)
+    )
     assert later.flagged and later.signal == "catch_up"
 
 
@@ -372,5 +425,5 @@ def test_the_second_sure_drop_is_judged_the_right_way_round_for_a_loss_metric():
         return "none" if found is None else found.verdict
 
     assert verdict(2.3, 2.6) == "fires"  # still surely worse than 2.0 + 0.01
-    assert verdict(1.9, 2.2) == "clears"  # back within the noise of the old level
-    assert verdict(1.5, 1.8) == "clears"  # better than before: no drop to follow
+    assert verdict(1.9, 2.2) == "inconclusive"  # back within the noise of the old level
+    assert verdict(1.5, 1.8) == "inconclusive"  # better than before: no drop to follow
