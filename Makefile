@@ -11,7 +11,8 @@ UV_TOOLS := .retrain/tools
 UV = $(shell command -v uv 2>/dev/null || { python3 -m uv --version >/dev/null 2>&1 && echo "python3 -m uv"; } || \
 	{ test -x "$(HOME)/.local/bin/uv" && echo "$(HOME)/.local/bin/uv"; } || echo "$(UV_TOOLS)/bin/uv")
 
-.PHONY: help uv uv-version install demo test test-all test-unit lint typecheck fmt check clean bench bench-trigger
+.PHONY: help uv uv-version install demo test test-all test-unit lint typecheck fmt check clean bench bench-trigger \
+	bench-ratios bench-check
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -67,10 +68,15 @@ fmt: install  ## format and auto-fix
 bench-trigger: install  ## retraining policies replayed on drifting streams, 5 seeds (about 9 min on 2 cores)
 	$(UV) run --frozen python benchmarks/bench_trigger.py --markdown benchmarks/results/trigger.md
 
-bench: bench-trigger  ## the benchmarks: ratios and tables under benchmarks/results/
-	$(UV) run --frozen python benchmarks/bench_drift.py 100000
-	$(UV) run --frozen python benchmarks/bench_validation.py 100000
-	$(UV) run --frozen python benchmarks/bench_bootstrap.py 100000
+bench-ratios: install  ## each cost beside its bare reference in the same run: a table of ratios (about 6 min)
+	$(UV) run --frozen python benchmarks/suite.py
+
+bench: bench-ratios bench-trigger  ## the benchmarks: ratios and tables under benchmarks/results/
+
+# The committed baseline is benchmarks/results/baseline.json: copy results/bench.json over it when a
+# change makes a ratio better on purpose (and say so in the commit).
+bench-check: install  ## measure the ratios again and report any more than 20% worse than the baseline
+	$(UV) run --frozen python benchmarks/suite.py --check benchmarks/results/baseline.json
 
 check: lint typecheck test-all  ## what CI runs (.ci/run)
 

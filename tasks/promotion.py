@@ -78,6 +78,9 @@ def guardrails_task(
         task_for(settings.dataset),
         single_rounds=guard.latency_single_rounds,
         batch_rounds=guard.latency_batch_rounds,
+        max_ratio=guard.max_latency_ratio,
+        ceiling_single_ms=guard.max_latency_single_ms,
+        ceiling_batch_ms=guard.max_latency_batch_ms,
     )
 
 

@@ -88,9 +88,17 @@ def _check_expectation(entry: Any, index: int, path: Path) -> None:
 
 
 def _suite(path: Path) -> ExpectationSuite:
+    """The contract's suite, built once per process and contract text: checking and building every
+    expectation took longer than validating a small batch, and a training validates many."""
+    data = load_contract_json(path)
+    return _built_suite(str(path), json.dumps(data, sort_keys=True))
+
+
+@lru_cache(maxsize=8)
+def _built_suite(path_text: str, canonical: str) -> ExpectationSuite:
     import great_expectations as gx
 
-    data = load_contract_json(path)
+    path, data = Path(path_text), json.loads(canonical)
     for index, entry in enumerate(data["expectations"]):
         _check_expectation(entry, index, path)
     try:

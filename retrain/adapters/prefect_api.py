@@ -12,6 +12,7 @@ this process; only the signature leaves it.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import threading
 import time
@@ -289,42 +290,59 @@ def start_api_once() -> None:
 def run_with_reviewers(
     start: Callable[[], T],
     answers: Sequence[AnswerSource],
-    tag: str,
     on_receipt: OnReceipt | None = None,
     poll_seconds: float = 0.5,
 ) -> T:
-    """Run ``start`` (which runs a training flow) in a thread tagged ``tag``; whenever the run waits
-    at the approval gate, send it the next answer, as reviewers at the Prefect UI would.
+    """Run ``start`` (which runs a training flow, or a flow that trains inside it) in a thread; whenever
+    that thread's flow run waits at the approval gate, send it the next answer, as reviewers at the
+    Prefect UI would.
 
-    Used by the demo (one approving demo reviewer) and the tests (sequences of good and bad answers).
-    When the answers run out the flow keeps waiting until its own timeout.
+    The run is found through the thread's own context (the flow run Prefect is running there), not
+    by a tag: a tag in the caller's context is inherited by every task run, and Prefect then asks the
+    API for tag concurrency slots before each task, a write that an embedded SQLite server answers
+    with 503 when it is busy, after which the client waits 2 s (two or three times per training).
+
+    Used by the demo (one approving demo reviewer), the tests (sequences of good and bad answers) and
+    the benchmarks. When the answers run out the flow keeps waiting until its own timeout.
     """
-    from prefect import tags
     from prefect.client.orchestration import get_client
 
     outcome: dict[str, Any] = {}
+    context = contextvars.copy_context()
 
     def target() -> None:
         try:
-            with tags(tag):
-                outcome["result"] = start()
+            outcome["result"] = context.run(start)
         except BaseException as error:  # handed to the caller's thread below
             outcome["error"] = error
 
     start_api_once()
-    worker = threading.Thread(target=target, name=f"flow-{tag}", daemon=True)
+    worker = threading.Thread(target=target, name="flow-with-reviewers", daemon=True)
     worker.start()
     pending = list(answers)
     with get_client(sync_client=True) as client:
         while worker.is_alive():
-            waiting = _paused_runs(client, tag) if pending else []
-            if waiting:
-                answer_paused_run(str(waiting[0]), pending.pop(0), on_receipt)
+            waiting = _paused_run_in(context, client) if pending else None
+            if waiting is not None:
+                answer_paused_run(waiting, pending.pop(0), on_receipt)
             worker.join(poll_seconds)
     if "error" in outcome:
         raise outcome["error"]
     result: T = outcome["result"]
     return result
+
+
+def _paused_run_in(context: contextvars.Context, client: Any) -> str | None:
+    """The flow run that ``context`` (a thread's) is running right now, if it waits at a gate."""
+    from prefect.client.schemas.objects import StateType
+    from prefect.context import FlowRunContext
+
+    running = context.get(FlowRunContext.__var__)
+    flow_run = getattr(running, "flow_run", None)
+    if flow_run is None:
+        return None
+    state = client.read_flow_run(flow_run.id).state
+    return str(flow_run.id) if state is not None and state.type == StateType.PAUSED else None
 
 
 # --- flow runs for the drift check, the reaper and retraining --------------------------------------

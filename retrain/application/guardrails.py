@@ -17,12 +17,12 @@ from pathlib import Path
 import pandas as pd
 
 from retrain.adapters.registry import ModelRegistry
-from retrain.domain.latency import compare_latency
+from retrain.domain.latency import clearly_within, compare_latency, paired_ratios
 from retrain.domain.task import BINARY, Task
 from retrain.domain.training import predict
 
 BATCH_ROWS = 10_000
-WARMUP_CALLS = 5
+WARMUP_CALLS = 5  # one-row calls; a 10,000-row call warms its caches in one
 
 
 @dataclass
@@ -46,13 +46,16 @@ def interleaved_timings(
     champion: Callable[[], object] | None,
     rounds: int,
     cpu_clock: Callable[[], float] = time.process_time,
+    settled: Callable[[Timings], bool] | None = None,
+    warmup: int = WARMUP_CALLS,
 ) -> Timings:
-    """Warm both up, then time one call of each per round, alternating which goes first.
+    """Warm both up, then time one call of each per round, alternating which goes first, for at most
+    ``rounds`` rounds: fewer when ``settled`` says after a round that the timings so far already pass.
 
     ``cpu_clock``: ``time.thread_time`` for a single-threaded call (it runs in this thread, and other
     threads of the process, e.g. Prefect's, do not count), ``time.process_time`` for a multi-threaded one.
     """
-    for _ in range(WARMUP_CALLS):
+    for _ in range(warmup):
         challenger()
         if champion is not None:
             champion()
@@ -73,7 +76,23 @@ def interleaved_timings(
         first, second = (ours, theirs) if index % 2 else (theirs, ours)
         first()
         second()
+        if settled is not None and settled(timings):
+            break
     return timings
+
+
+def passes_clearly(max_ratio: float, ceiling_ms: float) -> Callable[[Timings], bool]:
+    """Settled once every round so far is under the ceiling and, with a champion, within the ratio
+    (CPU times, as they are judged): :func:`~retrain.domain.latency.clearly_within`."""
+
+    def settled(timings: Timings) -> bool:
+        if not clearly_within(timings.challenger_cpu, ceiling_ms):
+            return False
+        if timings.champion is None:
+            return True
+        return clearly_within(paired_ratios(timings.challenger_cpu, timings.champion_cpu), max_ratio)
+
+    return settled
 
 
 def _latency(prefix: str, timings: Timings) -> dict[str, float]:
@@ -99,10 +118,14 @@ def measure(
     *,
     single_rounds: int = 200,
     batch_rounds: int = 10,
+    max_ratio: float | None = None,
+    ceiling_single_ms: float | None = None,
+    ceiling_batch_ms: float | None = None,
 ) -> dict[str, float]:
     """Median one-row and 10k-row latency (ms) of one registered version, its ratio to the champion
     (when there is one) and its model file size (MB); timed through the task's own prediction,
-    ``*_rounds`` timed calls of each model per kind."""
+    at most ``*_rounds`` timed calls of each model per kind. Given the limits the gate judges by,
+    a kind stops early once its rounds clearly pass them (:func:`passes_clearly`)."""
     booster, spec = registry.load(version)
     rival = registry.load(champion_version) if champion_version is not None else None
     one = rows.head(1)
@@ -118,6 +141,11 @@ def measure(
     # Both kinds run on one thread, timed on this thread's CPU clock: what a call costs, which neither
     # the machine's load nor a descheduled sibling thread (a multi-threaded call waits for its slowest
     # thread, and its idle threads spin) can sway.
-    single = interleaved_timings(*calls(one, 1), single_rounds, time.thread_time)
-    many = interleaved_timings(*calls(batch, 1), batch_rounds, time.thread_time)
+    def settled(ceiling_ms: float | None) -> Callable[[Timings], bool] | None:
+        if ceiling_ms is None or (rival is not None and max_ratio is None):
+            return None
+        return passes_clearly(max_ratio if max_ratio is not None else float("inf"), ceiling_ms)
+
+    single = interleaved_timings(*calls(one, 1), single_rounds, time.thread_time, settled(ceiling_single_ms))
+    many = interleaved_timings(*calls(batch, 1), batch_rounds, time.thread_time, settled(ceiling_batch_ms), warmup=1)
     return {**_latency("latency_single", single), **_latency("latency_batch", many), "model_mb": size / 1_000_000}

@@ -123,15 +123,12 @@ def reviewed_by_demo_reviewer(
     reviewers: Sequence[Signing], quorum: int, on_receipt: Callable[[str, str], None] | None = None
 ) -> Callable[[Callable[[], T]], T]:
     """Wrap a training run so that the first ``quorum`` demo reviewers approve it when it pauses at the gate."""
-    import uuid
-
     from retrain.adapters.prefect_api import run_with_reviewers
 
     report = receipt_printer(on_receipt)
 
     def review(start: Callable[[], T]) -> T:
-        tag = f"retrain-demo-{uuid.uuid4().hex[:12]}"
-        return run_with_reviewers(start, reviewers[:quorum], tag=tag, on_receipt=report)
+        return run_with_reviewers(start, reviewers[:quorum], on_receipt=report)
 
     return review
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -67,7 +66,6 @@ def reviewed(
     return run_with_reviewers(
         start,
         [approve()] if answers is None else answers,
-        tag=f"pytest-{uuid.uuid4().hex[:12]}",
         on_receipt=lambda answer, receipt: collected.append((answer, receipt)),
         poll_seconds=0.2,
     )

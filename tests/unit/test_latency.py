@@ -1,5 +1,7 @@
 """Latency guardrail: challenger vs champion timed together, so machine load cancels out."""
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -129,3 +131,36 @@ def test_the_gate_reads_the_cpu_ratio_basis_from_the_measurements():
     decision = decide(default_checks(BASELINE), GateInputs(metrics, None, guardrails=measured), "roc_auc")
     single = decision.check("latency_single")
     assert single is not None and single.passed and "(CPU 2.00 vs 1.90 ms" in single.reason
+
+
+def test_a_measurement_stops_early_only_once_every_round_clearly_passes():
+    """Seven rounds all within the limit: the median surely is (all seven by chance < 1%); a round
+    past it keeps the measurement going to the last round, so a near or failing model gets them all."""
+    from retrain.application.guardrails import interleaved_timings, passes_clearly
+    from retrain.domain.latency import EARLY_PASS_ROUNDS, clearly_within
+
+    assert not clearly_within([1.0] * (EARLY_PASS_ROUNDS - 1), 2.0)
+    assert clearly_within([1.0] * EARLY_PASS_ROUNDS, 2.0) and not clearly_within([1.0] * 6 + [2.5], 2.0)
+    assert 0.5**EARLY_PASS_ROUNDS < 0.01
+
+    clock = itertools.count()  # every reading of this fake CPU clock is 1 ms after the last
+
+    def tick() -> float:
+        return next(clock) / 1000
+
+    def calls(costs: list[float]):  # each call advances the clock by its cost, in 1 ms steps
+        def call() -> None:
+            for _ in range(int(costs.pop(0)) - 1 if costs else 0):
+                tick()
+
+        return call
+
+    fast = interleaved_timings(lambda: None, lambda: None, 200, tick, passes_clearly(2.0, 250.0), warmup=0)
+    assert len(fast.challenger) == EARLY_PASS_ROUNDS and len(fast.champion or []) == EARLY_PASS_ROUNDS
+    alone = interleaved_timings(lambda: None, None, 200, tick, passes_clearly(2.0, 250.0), warmup=0)
+    assert len(alone.challenger) == EARLY_PASS_ROUNDS
+    slow_first = [5.0] + [1.0] * 300  # one slow call of the challenger: 5x its champion's
+    near = interleaved_timings(calls(slow_first), lambda: None, 40, tick, passes_clearly(2.0, 250.0), warmup=0)
+    assert len(near.challenger) == 40
+    unsettled = interleaved_timings(lambda: None, lambda: None, 12, tick, None, warmup=0)
+    assert len(unsettled.challenger) == 12

@@ -1,0 +1,295 @@
+"""The platform's overhead: the training flow against a bare XGBoost script on the same files.
+
+A project is made as a new user makes one (``retrain init`` from the first day's file, a reviewer's
+key committed), with ``--days`` daily parquet files of the demo's loans plus extra numeric columns up
+to ``--features`` features. Then, each in a child process of its own so that its peak memory is its
+own:
+
+* **flow**: the training flow on those files (validate, snapshot under DVC, split, train, log and
+  register in MLflow, guardrails, gate, approval, promotion), with the Prefect API started before the
+  clock starts, a reviewer answering at once, and the time spent paused for that answer left out;
+* **bare**: read the same files with pandas, the same time split (newest ``holdout_days`` days held
+  out, the ``validation_days`` before them for early stopping), the same XGBoost parameters, train,
+  predict the holdout.
+
+Prints one JSON line per size (seconds, peak RSS, their ratios, the flow's slowest tasks, and the
+best iteration and holdout ROC AUC of both, which should agree: the same work was done).
+
+Run: ``uv run python benchmarks/bench_flow.py [--rows 100000] [--features 50]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import itertools
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET = "defaulted"
+TIME_COLUMN = "application_date"
+ID_COLUMN = "loan_id"
+REVIEWER = "bench-reviewer"
+START = dt.date(2026, 1, 1)
+
+
+def day_frames(rows: int, days: int, features: int, seed: int) -> list[pd.DataFrame]:
+    """``days`` days of loans, each with numeric noise columns added up to ``features`` features."""
+    from retrain.domain.demo_data import generate_day
+
+    frames = []
+    for index in range(days):
+        frame = generate_day(START + dt.timedelta(days=index), rows // days, seed)
+        base = len(frame.columns) - 3  # id, time and target are not features
+        rng = np.random.default_rng(seed * 1000 + index)
+        extra = {f"extra_{i:02d}": rng.normal(0.0, 1.0, len(frame)) for i in range(max(features - base, 0))}
+        frames.append(pd.concat([frame, pd.DataFrame(extra, index=frame.index)], axis=1))
+    return frames
+
+
+def make_project(root: Path, frames: list[pd.DataFrame]) -> Path:
+    """``retrain init`` from the first day, the bench reviewer's key, every day in the batch directory."""
+    from retrain.adapters.reviewer_keys import create_private_key, write_public_key
+    from retrain.adapters.workspace import commit_all, write_params
+    from retrain.application.scaffold import init_project
+    from retrain.domain.settings import load_settings
+
+    export = root / "export"
+    export.mkdir(parents=True)
+    paths = []
+    for frame in frames:
+        path = export / f"bench-{frame[TIME_COLUMN].iloc[0]:%Y-%m-%d}.parquet"
+        frame.to_parquet(path, index=False)
+        paths.append(path)
+    project = root / "project"
+    init_project(project, paths[0], target=TARGET, id_column=ID_COLUMN, name="bench", reviewers=(REVIEWER,))
+    # the reviewer answers at once and the run looks for the answer often: the time a person takes
+    # to answer is theirs, not the platform's
+    write_params(project, {"approval": {"poll_seconds": 0.1}})
+    settings = load_settings(project / "params.yaml")
+    key = create_private_key(root / "keys" / f"{REVIEWER}.key")
+    write_public_key(project, settings.approval, REVIEWER, key)
+    commit_all(project, "the bench reviewer's public key")
+    batches = project / settings.dataset.batches
+    batches.mkdir(parents=True, exist_ok=True)
+    for path in paths:
+        (batches / path.name).write_bytes(path.read_bytes())
+    return project
+
+
+def _peak_rss_mb() -> float:
+    """This process's own peak resident memory. Linux's VmHWM starts afresh at exec; ``ru_maxrss``
+    of a child started from a large parent would report the parent's size at the fork."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text(encoding="utf-8").splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_flow(project: Path, keys: Path) -> dict[str, Any]:
+    """The training flow, timed from its start to its end less the time it waited for the reviewer."""
+    from prefect.client.orchestration import get_client
+
+    from flows.training import TrainingRequest, training
+    from retrain.adapters.prefect_api import Signing, run_with_reviewers, start_api_once
+    from retrain.adapters.reviewer_keys import load_private_key
+
+    start_api_once()
+    answer = Signing("approve", REVIEWER, load_private_key(keys / f"{REVIEWER}.key"), "bench")
+    started = time.perf_counter()
+    result = run_with_reviewers(
+        lambda: training(TrainingRequest(project_dir=str(project), triggered_by="bench", reason="bench")),
+        [answer],
+        poll_seconds=0.05,
+    )
+    seconds = time.perf_counter() - started
+    with get_client(sync_client=True) as client:
+        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+        states = sorted(client.read_flow_run_states(uuid.UUID(result.flow_run_id)), key=lambda s: s.timestamp)
+        paused = sum(
+            (after.timestamp - state.timestamp).total_seconds()
+            for state, after in itertools.pairwise(states)
+            if state.type.value == "PAUSED"
+        )
+        task_runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[uuid.UUID(result.flow_run_id)]))
+        )
+    by_task: dict[str, float] = {}
+    for run in task_runs:  # a task run is named after its task, then "-" and three hex digits
+        name = re.sub(r"-[0-9a-f]{3}$", "", run.name)
+        name = re.sub(r"-\d{4}-\d{2}-\d{2}.*$", "-<day>", name)  # one line for all the days' tasks
+        by_task[name] = by_task.get(name, 0.0) + run.total_run_time.total_seconds()
+    slowest = dict(sorted(by_task.items(), key=lambda item: -item[1])[:8])
+    from mlflow import MlflowClient
+
+    metrics = MlflowClient().get_run(result.challenger.run_id).data.metrics
+    return {
+        "seconds": round(seconds - paused, 3),
+        "paused_s": round(paused, 3),
+        "peak_rss_mb": round(_peak_rss_mb(), 1),
+        "promoted": result.outcome.promoted,
+        "roc_auc": round(float(result.challenger.metrics["roc_auc"]), 4),
+        "best_iteration": int(metrics.get("best_iteration", -1)),
+        "slowest_tasks_s": {name: round(value, 2) for name, value in slowest.items()},
+    }
+
+
+def run_bare(project: Path) -> dict[str, Any]:
+    """What a data scientist's own script does with the same files, split and XGBoost parameters."""
+    import xgboost as xgb
+    import yaml
+    from scipy.stats import rankdata
+
+    started = time.perf_counter()
+    params = yaml.safe_load((project / "params.yaml").read_text(encoding="utf-8"))
+    dataset, split, model = params["dataset"], params["split"], params["model"]
+    files = sorted((project / dataset["batches"]).glob("*.parquet"))
+    frame = pd.concat([pd.read_parquet(path) for path in files], ignore_index=True)
+    loaded = time.perf_counter()
+    numeric, categorical = dataset["features"]["numeric"], dataset["features"].get("categorical", [])
+    features = frame[[*numeric, *categorical]].copy()
+    for name in categorical:
+        features[name] = features[name].astype("category")
+    labels = frame[dataset["target"]].astype("int64").to_numpy()
+    days = pd.to_datetime(frame[dataset["time_column"]]).dt.normalize()
+    ordered = np.sort(days.unique())
+    holdout_from = ordered[-split["holdout_days"]]
+    validation_from = ordered[-split["holdout_days"] - split["validation_days"]]
+    train = (days < validation_from).to_numpy()
+    validation = ((days >= validation_from) & (days < holdout_from)).to_numpy()
+    holdout = (days >= holdout_from).to_numpy()
+    knobs, threads = model["xgboost"], model["threads"]
+
+    def matrix(mask: np.ndarray, with_labels: bool = True) -> xgb.DMatrix:
+        return xgb.DMatrix(
+            features[mask], label=labels[mask] if with_labels else None, enable_categorical=True, nthread=threads
+        )
+
+    booster = xgb.train(
+        {
+            "objective": "binary:logistic",
+            "eval_metric": "logloss",
+            "tree_method": "hist",
+            "seed": model["seed"],
+            "nthread": threads,
+            **{k: v for k, v in knobs.items() if k not in ("num_boost_round", "early_stopping_rounds")},
+        },
+        matrix(train),
+        num_boost_round=knobs["num_boost_round"],
+        evals=[(matrix(validation), "validation")],
+        early_stopping_rounds=knobs["early_stopping_rounds"],
+        verbose_eval=False,
+    )
+    trained = time.perf_counter()
+    best = int(booster.best_iteration)
+    scores = booster.predict(matrix(holdout, with_labels=False), iteration_range=(0, best + 1))
+    y = labels[holdout]
+    ranks = rankdata(scores)
+    positives = int(y.sum())
+    auc = (ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * (len(y) - positives))
+    return {
+        "seconds": round(time.perf_counter() - started, 3),
+        "load_s": round(loaded - started, 3),
+        "train_s": round(trained - loaded, 3),
+        "peak_rss_mb": round(_peak_rss_mb(), 1),
+        "roc_auc": round(float(auc), 4),
+        "best_iteration": best,
+    }
+
+
+def _child(mode: str, project: Path, keys: Path, env: dict[str, str]) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", mode, "--project", str(project), "--keys", str(keys)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"the {mode} child failed ({done.returncode}):\n{done.stderr[-4000:]}")
+    last: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return last
+
+
+def child_environment(root: Path) -> dict[str, str]:
+    """The embedded default under ``root``: MLflow on sqlite, a local DVC remote, a Prefect home, no
+    telemetry; the benchmark never touches the user's own state."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "RETRAIN_HOME": str(root / "state"),
+            "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
+            "RETRAIN_MLFLOW_ARTIFACTS": (root / "mlflow-artifacts").as_uri(),
+            "RETRAIN_DVC_REMOTE": str(root / "dvc-remote"),
+            "PREFECT_HOME": str(root / "prefect"),
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+            "PREFECT_LOGGING_LEVEL": "WARNING",
+            "GX_ANALYTICS_ENABLED": "False",
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            "DO_NOT_TRACK": "1",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PYTHONPATH": os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        }
+    )
+    return env
+
+
+def measure(rows: int, features: int, days: int, seed: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="retrain-bench-flow-") as tmp:
+        root = Path(tmp)
+        project = make_project(root, day_frames(rows, days, features, seed))
+        env = child_environment(root)
+        bare = _child("bare", project, root / "keys", env)
+        flow = _child("flow", project, root / "keys", env)
+    return {
+        "rows": rows,
+        "features": features,
+        "flow_s": flow["seconds"],
+        "bare_s": bare["seconds"],
+        "time_ratio": round(flow["seconds"] / bare["seconds"], 3),
+        "flow_peak_rss_mb": flow["peak_rss_mb"],
+        "bare_peak_rss_mb": bare["peak_rss_mb"],
+        "memory_ratio": round(flow["peak_rss_mb"] / bare["peak_rss_mb"], 3),
+        "same_work": flow["best_iteration"] == bare["best_iteration"],
+        "flow": flow,
+        "bare": bare,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, action="append", help="rows in all (repeat for several sizes)")
+    parser.add_argument("--features", type=int, default=50)
+    parser.add_argument("--days", type=int, default=6)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--child", choices=("flow", "bare"), help=argparse.SUPPRESS)
+    parser.add_argument("--project", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--keys", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child is not None:
+        found = run_flow(args.project, args.keys) if args.child == "flow" else run_bare(args.project)
+        print(json.dumps(found), flush=True)
+        return 0
+    for rows in args.rows or [100_000]:
+        print(json.dumps(measure(rows, args.features, args.days, args.seed)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
