@@ -147,6 +147,10 @@ def run_flow(project: Path, keys: Path) -> dict[str, Any]:
         "roc_auc": round(float(result.challenger.metrics["roc_auc"]), 4),
         "best_iteration": int(metrics.get("best_iteration", -1)),
         "slowest_tasks_s": {name: round(value, 2) for name, value in slowest.items()},
+        # what judging the batches cost: contract runs and the replay of verdicts known before
+        "validation_s": round(
+            sum(t for name, t in by_task.items() if name.startswith(("validate-", "reuse-known-verdicts"))), 3
+        ),
     }
 
 
@@ -272,12 +276,44 @@ def measure(rows: int, features: int, days: int, seed: int) -> dict[str, Any]:
     }
 
 
+def measure_nightly(history_days: int, rows_per_day: int, features: int, seed: int) -> dict[str, Any]:
+    """A nightly run's validation after ``history_days`` days were trained on once: the first run
+    validates every day, the next (one new day) should validate that day alone (the verdict cache),
+    whatever the history; compared with the first run's validation of one day."""
+    with tempfile.TemporaryDirectory(prefix="retrain-bench-nightly-") as tmp:
+        root = Path(tmp)
+        frames = day_frames(rows_per_day * (history_days + 1), history_days + 1, features, seed)
+        project = make_project(root, frames[:-1])
+        env = child_environment(root)
+        first = _child("flow", project, root / "keys", env)
+        newest = frames[-1]
+        from retrain.domain.settings import load_settings
+
+        batches = project / load_settings(project / "params.yaml").dataset.batches
+        newest.to_parquet(batches / f"bench-{newest[TIME_COLUMN].iloc[0]:%Y-%m-%d}.parquet", index=False)
+        nightly = _child("flow", project, root / "keys", env)
+    one_day = first["validation_s"] / history_days
+    return {
+        "history_days": history_days,
+        "rows_per_day": rows_per_day,
+        "first_validation_s": first["validation_s"],
+        "nightly_validation_s": nightly["validation_s"],
+        "one_day_validation_s": round(one_day, 3),
+        "nightly_over_one_day": round(nightly["validation_s"] / one_day, 3),
+        "first_flow_s": first["seconds"],
+        "nightly_flow_s": nightly["seconds"],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, action="append", help="rows in all (repeat for several sizes)")
     parser.add_argument("--features", type=int, default=50)
     parser.add_argument("--days", type=int, default=6)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--nightly", type=int, metavar="DAYS", help="instead: a nightly run's validation after DAYS days of history"
+    )
     parser.add_argument("--child", choices=("flow", "bare"), help=argparse.SUPPRESS)
     parser.add_argument("--project", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--keys", type=Path, help=argparse.SUPPRESS)
@@ -285,6 +321,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.child is not None:
         found = run_flow(args.project, args.keys) if args.child == "flow" else run_bare(args.project)
         print(json.dumps(found), flush=True)
+        return 0
+    if args.nightly is not None:
+        rows_per_day = (args.rows or [2_000])[0]
+        print(json.dumps(measure_nightly(args.nightly, rows_per_day, args.features, args.seed)), flush=True)
         return 0
     for rows in args.rows or [100_000]:
         print(json.dumps(measure(rows, args.features, args.days, args.seed)), flush=True)

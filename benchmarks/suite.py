@@ -12,6 +12,8 @@ in the same process run on the same machine, so a busy or slow machine moves bot
   two-sample KS test and a chi-square per feature on the raw reference rows;
 * ``bootstrap``: the paired bootstrap of the gate (1000 resamples) against one evaluation of the
   metric on the whole holdout (the ratio is its cost in metric evaluations);
+* ``nightly_validation``: a nightly run's validation after 60 days of history (one new day)
+  against the first run's validation of one day: the verdict cache makes it cost one day, not 61;
 * ``cli_help``: ``retrain --help`` in a new process against a bare Typer app's ``--help``.
 
 Prints a table and writes ``benchmarks/results/bench.json``; ``--check BASELINE`` compares with a
@@ -79,6 +81,25 @@ def training_flow(rows: int) -> list[Ratio]:
     return [
         Ratio(f"training_flow_{size}x50_time", found["flow_s"], found["bare_s"], "s", note),
         Ratio(f"training_flow_{size}x50_peak_memory", found["flow_peak_rss_mb"], found["bare_peak_rss_mb"], "MB"),
+    ]
+
+
+def nightly_validation(history_days: int = 60, rows_per_day: int = 2_000) -> list[Ratio]:
+    import bench_flow
+
+    found = bench_flow.measure_nightly(history_days, rows_per_day, 50, 7)
+    note = (
+        f"a nightly run after {history_days} days: validation of all {history_days + 1} batches vs one day's "
+        f"(the first run validated {history_days} days in {found['first_validation_s']:.1f} s)"
+    )
+    return [
+        Ratio(
+            f"nightly_validation_{history_days}+1_days",
+            found["nightly_validation_s"],
+            found["one_day_validation_s"],
+            "s",
+            note,
+        )
     ]
 
 
@@ -233,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         lambda: drift(1_000_000),
         lambda: validation(100_000),
         lambda: training_flow(100_000),
+        nightly_validation,
     ]
     if not args.quick:
         steps.append(lambda: training_flow(1_000_000))

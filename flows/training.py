@@ -30,6 +30,7 @@ from tasks.data import (
     build_training_set_task,
     check_row_thresholds_task,
     commit_training_task,
+    known_verdicts_task,
     list_batches_task,
     load_settings_task,
     prepare_data_repo_task,
@@ -93,9 +94,17 @@ def training(request: TrainingRequest | None = None) -> TrainingResult:
     with training_lock(where.ledger_url, registry.model_name):
         prepare_data_repo_task(where.project_dir, where.dvc_remote_url, where.dvc_remote_endpoint)
         batches = list_batches_task(where.project_dir, settings)
+        # batches judged before under this contract: their verdicts in one task; the new ones validated
+        known = known_verdicts_task(
+            batches, settings, where.project_dir, reports / "validation", where.validation_cache_dir
+        )
         validations = [
-            validate_batch_task(path, settings, where.project_dir, reports / "validation", where.validation_cache_dir)
-            for path in batches
+            validation
+            if validation is not None
+            else validate_batch_task(
+                path, settings, where.project_dir, reports / "validation", where.validation_cache_dir
+            )
+            for path, validation in zip(batches, known, strict=True)
         ]
         publish_validation_task([validation.report for validation in validations])
         store_quarantine_task(validations, settings, where.project_dir)

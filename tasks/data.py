@@ -15,7 +15,7 @@ from prefect.cache_policies import NO_CACHE
 from retrain.adapters import files
 from retrain.adapters.git import GitCommit
 from retrain.application import data, versioning
-from retrain.application.batches import assemble_training_set, row_threshold_check, validate_file
+from retrain.application.batches import assemble_training_set, known_verdicts, row_threshold_check, validate_file
 from retrain.domain import tags
 from retrain.domain.evidence import Snapshot
 from retrain.domain.settings import Settings, load_settings
@@ -43,6 +43,28 @@ def check_row_thresholds_task(settings: Settings, project_dir: Path) -> list[str
 @task(name="list-batches", cache_policy=NO_CACHE)
 def list_batches_task(project_dir: Path, settings: Settings) -> list[Path]:
     return files.list_batches(project_dir / settings.dataset.batches)
+
+
+@task(name="reuse-known-verdicts", cache_policy=NO_CACHE, **RETRYING)
+def known_verdicts_task(
+    paths: list[Path], settings: Settings, project_dir: Path, reports_dir: Path, cache_dir: Path | None
+) -> list[BatchValidation | None]:
+    """The verdicts the batches already had under this contract and settings, applied again in one
+    task (None for a batch not seen yet, which gets a validation task of its own); their reports are
+    kept beside the others and the run's summary artifact lists them."""
+    if cache_dir is None:
+        return [None] * len(paths)
+    known = known_verdicts(paths, settings, project_dir, cache_dir)
+    reused = [path for path, validation in zip(paths, known, strict=True) if validation is not None]
+    for path, validation in zip(paths, known, strict=True):
+        if validation is not None:
+            data.keep_report(validation.report, reports_dir, path)
+    if reused:
+        get_run_logger().info(
+            f"{len(reused)} of {len(paths)} batches judged before by the same contract and settings: verdicts "
+            f"reused ({', '.join(path.name for path in reused[:3])}{', ...' if len(reused) > 3 else ''})"
+        )
+    return known
 
 
 @task(name="validate-batch", cache_policy=NO_CACHE, task_run_name="validate-{path.name}", **RETRYING)

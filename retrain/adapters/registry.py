@@ -194,7 +194,17 @@ class ModelRegistry:
         location = None if self.artifact_location is None else f"{self.artifact_location.rstrip('/')}/{name}"
         if name == self.experiment:
             location = self.artifact_location
-        return str(self.client.create_experiment(name, artifact_location=location))
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return str(self.client.create_experiment(name, artifact_location=location))
+        except MlflowException as error:  # another run made it first (runs started at once): use theirs
+            if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            made = self.client.get_experiment_by_name(name)
+            if made is None:
+                raise
+            return str(made.experiment_id)
 
     @property
     def monitoring_experiment(self) -> str:

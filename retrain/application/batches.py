@@ -29,45 +29,61 @@ def validate_file(path: Path, settings: Settings, project_dir: Path, cache_dir: 
     from retrain.adapters import contracts
 
     contracts.check_released(project_dir / "data_contracts", settings.contract.name, settings.contract.version)
+    if cache_dir is not None:
+        known = _replay_known(path, settings, project_dir, cache_dir)
+        if known is not None:
+            return known
     contract_path = project_dir / settings.contract.relative_path
     frame = files.read_batch(path, settings.dataset.time_column, settings.dataset.missing_values)
     contract = settings.contract
+    validation = contracts.validate_batch(
+        frame,
+        contract_path,
+        batch_name=path.name,
+        contract_name=contract.name,
+        contract_version=contract.version,
+        max_quarantine_share=contract.max_quarantine_share,
+        extra_columns=contract.extra_columns,
+    )
+    if cache_dir is not None:
+        from retrain.adapters import validation_cache
 
-    def validate() -> BatchValidation:
-        return contracts.validate_batch(
-            frame,
-            contract_path,
-            batch_name=path.name,
-            contract_name=contract.name,
-            contract_version=contract.version,
-            max_quarantine_share=contract.max_quarantine_share,
-            extra_columns=contract.extra_columns,
-        )
-
-    if cache_dir is None:
-        return validate()
-    from retrain.adapters import validation_cache
-
-    key = validation_cache.cache_key(path, settings, contract_path)
-    findings = validation_cache.load(cache_dir, key)
-    if findings is not None:
-        replayed = contracts.replay_validation(
-            frame,
-            contract_path,
-            findings,
-            batch_name=path.name,
-            contract_name=contract.name,
-            contract_version=contract.version,
-            max_quarantine_share=contract.max_quarantine_share,
-            extra_columns=contract.extra_columns,
-        )
-        if replayed is not None:
-            return replayed
-    validation = validate()
-    fresh = validation_cache.findings_of(validation)
-    if fresh is not None:
-        validation_cache.store(cache_dir, key, fresh)
+        fresh = validation_cache.findings_of(validation)
+        if fresh is not None:
+            validation_cache.store(cache_dir, validation_cache.cache_key(path, settings, contract_path), fresh)
     return validation
+
+
+def known_verdicts(
+    paths: list[Path], settings: Settings, project_dir: Path, cache_dir: Path
+) -> list[BatchValidation | None]:
+    """Per batch, the verdict it already had under the same contract and settings, applied again to
+    its rows (no great-expectations); None for a batch it has not been seen with. One pass for the
+    whole history, so a nightly run pays the contract (and a task of its own) only for its new days."""
+    from retrain.adapters import contracts
+
+    contracts.check_released(project_dir / "data_contracts", settings.contract.name, settings.contract.version)
+    return [_replay_known(path, settings, project_dir, cache_dir) for path in paths]
+
+
+def _replay_known(path: Path, settings: Settings, project_dir: Path, cache_dir: Path) -> BatchValidation | None:
+    from retrain.adapters import contracts, validation_cache
+
+    contract_path = project_dir / settings.contract.relative_path
+    findings = validation_cache.load(cache_dir, validation_cache.cache_key(path, settings, contract_path))
+    if findings is None:
+        return None
+    contract = settings.contract
+    return contracts.replay_validation(
+        files.read_batch(path, settings.dataset.time_column, settings.dataset.missing_values),
+        contract_path,
+        findings,
+        batch_name=path.name,
+        contract_name=contract.name,
+        contract_version=contract.version,
+        max_quarantine_share=contract.max_quarantine_share,
+        extra_columns=contract.extra_columns,
+    )
 
 
 def quarantine_path(project_dir: Path, settings: Settings, batch_name: str) -> Path:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -191,3 +192,20 @@ def test_doctor_reports_a_broken_ledger_chain(tmp_path: Path):
     assert "promotion v1 -> v2) moves the champion from v1, but the previous move left v2" in report.problems[0]
     assert "promotion v1 -> v3) moves the champion from v1, but the previous move left v2" in report.problems[1]
     ledger.dispose()
+
+
+def test_runs_started_at_once_share_the_experiment_one_of_them_created(tmp_path: Path):
+    """Ten drift checks at once each looked the monitoring experiment up, found none, and created it:
+    the ones that lost the race got RESOURCE_ALREADY_EXISTS. They now use the one that was made."""
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    first = ModelRegistry(tracking, "m", "e", (tmp_path / "artifacts").as_uri())
+    late = ModelRegistry(tracking, "m", "e", (tmp_path / "artifacts").as_uri())
+    made = first.experiment_id("e-monitoring")
+    look_up = late.client.get_experiment_by_name
+    stale: list[None] = [None]  # the late run's first look-up happened before the first run created it
+
+    def stale_then_fresh(name: str) -> Any:
+        return stale.pop() if stale else look_up(name)
+
+    late.client.get_experiment_by_name = stale_then_fresh  # type: ignore[method-assign]
+    assert late.experiment_id("e-monitoring") == made

@@ -84,3 +84,24 @@ def test_an_unreadable_entry_is_a_miss_and_is_replaced(tmp_path: Path):
     assert not validate_file(path, SETTINGS, REPO_ROOT, cache).reused_verdict
     assert validation_cache.load(cache, entry.stem) is not None
     assert validate_file(path, SETTINGS, REPO_ROOT, cache).reused_verdict
+
+
+def test_a_nightly_run_finds_the_known_verdicts_in_one_pass_and_only_the_new_day_is_left(tmp_path: Path):
+    """known_verdicts: every batch seen under this contract comes back judged as before; a new day
+    (None) is the only one the training flow validates with great-expectations."""
+    from retrain.application.batches import known_verdicts
+
+    cache = tmp_path / "cache"
+    days = [DAY + dt.timedelta(days=offset) for offset in range(3)]
+    paths = []
+    for day in days:
+        path = tmp_path / f"loans-{day}.parquet"
+        generate_day(day, 400, 7).to_parquet(path, index=False)
+        paths.append(path)
+    seen = [validate_file(path, SETTINGS, REPO_ROOT, cache) for path in paths[:2]]
+    known = known_verdicts(paths, SETTINGS, REPO_ROOT, cache)
+    assert known[2] is None
+    for before, again in zip(seen, known[:2], strict=True):
+        assert again is not None and again.reused_verdict
+        _same(before, again)
+    assert known_verdicts(paths, SETTINGS, REPO_ROOT, tmp_path / "empty") == [None, None, None]
