@@ -14,7 +14,9 @@ in the same process run on the same machine, so a busy or slow machine moves bot
   metric on the whole holdout (the ratio is its cost in metric evaluations);
 * ``nightly_validation``: a nightly run's validation after 60 days of history (one new day)
   against the first run's validation of one day: the verdict cache makes it cost one day, not 61;
-* ``cli_help``: ``retrain --help`` in a new process against a bare Typer app's ``--help``.
+* ``cli_help``: ``retrain --help`` in a new process against a bare Typer app's ``--help``;
+* ``dask_training``: the recipe with ``model.engine: dask`` on a two-worker LocalCluster against the
+  same recipe in memory (:mod:`bench_dask`), and whether two Dask runs gave the same bytes.
 
 Prints a table and writes ``benchmarks/results/bench.json``; ``--check BASELINE`` compares with a
 committed baseline (``make bench-check``) and exits 1 if any ratio got more than ``--tolerance``
@@ -82,6 +84,20 @@ def training_flow(rows: int) -> list[Ratio]:
         Ratio(f"training_flow_{size}x50_time", found["flow_s"], found["bare_s"], "s", note),
         Ratio(f"training_flow_{size}x50_peak_memory", found["flow_peak_rss_mb"], found["bare_peak_rss_mb"], "MB"),
     ]
+
+
+def dask_training(rows: int, workers: int = 2) -> list[Ratio]:
+    """The recipe with ``model.engine: dask`` on a LocalCluster against ``in_memory`` (:mod:`bench_dask`)."""
+    command = [sys.executable, str(HERE / "bench_dask.py"), "--rows", str(rows), "--workers", str(workers)]
+    found = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
+    auc = found["holdout_roc_auc"]
+    note = (
+        f"LocalCluster of {workers} single-thread workers vs one process; two Dask runs "
+        f"{'byte-identical' if found['dask_runs_identical'] else 'DIFFERENT'}; holdout ROC AUC "
+        f"{auc['dask']} vs {auc['in_memory']}"
+    )
+    size = f"{rows // 1000}k" if rows < 1_000_000 else f"{rows // 1_000_000}M"
+    return [Ratio(f"dask_training_{size}x50_time", found["dask_s"], found["in_memory_s"], "s", note)]
 
 
 def nightly_validation(history_days: int = 60, rows_per_day: int = 2_000) -> list[Ratio]:
@@ -255,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         lambda: validation(100_000),
         lambda: training_flow(100_000),
         nightly_validation,
+        lambda: dask_training(100_000),
     ]
     if not args.quick:
         steps.append(lambda: training_flow(1_000_000))

@@ -36,7 +36,7 @@ from tasks.data import (
     prepare_data_repo_task,
     publish_validation_task,
     store_quarantine_task,
-    validate_batch_task,
+    validate_new_batches,
     version_training_set_task,
 )
 from tasks.leases import RELEASE_LEASE, lease_and_reap_task
@@ -53,6 +53,7 @@ from tasks.promotion import (
     publish_gate_report_task,
 )
 from tasks.training import (
+    engine_ready_task,
     find_existing_task,
     gather_evidence_task,
     register_task,
@@ -89,6 +90,7 @@ def training(request: TrainingRequest | None = None) -> TrainingResult:
     lease_and_reap_task(where.ledger_url, settings, "training", str(where.project_dir), registry)
 
     doctor_task(registry, where.ledger_url)
+    print(f"boosting: {engine_ready_task(settings, where.dask_scheduler)}")
     # One training per registered model at a time: runs started together wait here for each other, so
     # the DVC snapshot is made once and one training key never registers two versions.
     with training_lock(where.ledger_url, registry.model_name):
@@ -98,14 +100,15 @@ def training(request: TrainingRequest | None = None) -> TrainingResult:
         known = known_verdicts_task(
             batches, settings, where.project_dir, reports / "validation", where.validation_cache_dir
         )
-        validations = [
-            validation
-            if validation is not None
-            else validate_batch_task(
-                path, settings, where.project_dir, reports / "validation", where.validation_cache_dir
-            )
-            for path, validation in zip(batches, known, strict=True)
-        ]
+        validations = validate_new_batches(
+            batches,
+            known,
+            settings,
+            where.project_dir,
+            reports / "validation",
+            where.validation_cache_dir,
+            where.dask_scheduler,
+        )
         publish_validation_task([validation.report for validation in validations])
         store_quarantine_task(validations, settings, where.project_dir)
 
@@ -118,7 +121,7 @@ def training(request: TrainingRequest | None = None) -> TrainingResult:
 
         challenger = find_existing_task(registry, evidence.training_key)
         if challenger is None:
-            fitted = train_task(split, settings)
+            fitted = train_task(split, settings, where.dask_scheduler)
             challenger = register_task(registry, fitted, snapshot, evidence, settings, where.project_dir)
         # after the evidence and the version exist: the commit cannot change the training key
         committed = (

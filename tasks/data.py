@@ -84,6 +84,50 @@ def validate_batch_task(
     return validation
 
 
+def validate_new_batches(
+    paths: list[Path],
+    known: list[BatchValidation | None],
+    settings: Settings,
+    project_dir: Path,
+    reports_dir: Path,
+    cache_dir: Path | None,
+    dask_scheduler: str | None,
+) -> list[BatchValidation]:
+    """Every batch's validation, in order: a known verdict as it is, each new batch in a task of its own.
+
+    With ``model.engine: dask`` the new batches' tasks run at once on the Dask cluster through
+    prefect-dask's ``DaskTaskRunner`` (the workers must see the project directory, as the rows'
+    files are read there); otherwise one after the other in the flow's process.
+    """
+    new = [index for index, verdict in enumerate(known) if verdict is None]
+    validations = list(known)
+    if settings.model.engine == "dask" and new:
+        from prefect_dask.task_runners import DaskTaskRunner
+
+        from retrain.adapters.dask_cluster import require_scheduler
+
+        with DaskTaskRunner(address=require_scheduler(dask_scheduler)) as runner:
+            futures = {
+                index: runner.submit(
+                    validate_batch_task,
+                    {
+                        "path": paths[index],
+                        "settings": settings,
+                        "project_dir": project_dir,
+                        "reports_dir": reports_dir,
+                        "cache_dir": cache_dir,
+                    },
+                )
+                for index in new
+            }
+            for index, future in futures.items():
+                validations[index] = future.result()
+    else:
+        for index in new:
+            validations[index] = validate_batch_task(paths[index], settings, project_dir, reports_dir, cache_dir)
+    return [validation for validation in validations if validation is not None]
+
+
 @task(name="publish-validation", cache_policy=NO_CACHE)
 def publish_validation_task(reports: list[ValidationReport]) -> None:
     """One summary artifact for all batches; a refused batch stops the flow with every reason."""

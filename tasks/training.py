@@ -54,9 +54,16 @@ def find_existing_task(registry: ModelRegistry, key: str) -> ModelVersionInfo | 
     return registry.find_by_training_key(key)
 
 
+@task(name="check-training-engine", cache_policy=NO_CACHE, **RETRYING)
+def engine_ready_task(settings: Settings, dask_scheduler: str | None) -> str:
+    """Before any work: a Dask project needs its scheduler named, answering, with enough workers."""
+    return training.check_engine(settings, dask_scheduler)
+
+
 @task(name="train-challenger", cache_policy=NO_CACHE)
-def train_task(split: TimeSplit, settings: Settings) -> FittedSnapshot:
-    return training.fit_challenger(split, settings)
+def train_task(split: TimeSplit, settings: Settings, dask_scheduler: str | None = None) -> FittedSnapshot:
+    """The boosting rounds run where ``model.engine`` says: in this process, or on the Dask cluster."""
+    return training.fit_challenger(split, settings, dask_scheduler)
 
 
 @task(name="log-and-register-challenger", cache_policy=NO_CACHE, **RETRYING)

@@ -38,6 +38,7 @@ class Runtime:
     prefect_home: Path
     ledger_url: str
     mlflow_ui_url: str = "http://127.0.0.1:5000"
+    dask_scheduler: str | None = None  # RETRAIN_DASK_SCHEDULER: where model.engine dask trains
 
     @property
     def params_path(self) -> Path:
@@ -58,6 +59,8 @@ class Runtime:
 
 
 SERVED_PROJECTS = "RETRAIN_SERVED_PROJECTS"
+#: The Dask scheduler (``tcp://host:8786``) that ``model.engine: dask`` trains and validates on.
+DASK_SCHEDULER = "RETRAIN_DASK_SCHEDULER"
 
 
 def served_roots(env: Mapping[str, str]) -> list[Path]:
@@ -105,6 +108,7 @@ def resolve_runtime(env: Mapping[str, str] | None = None, project_dir: Path | No
             env.get("RETRAIN_MLFLOW_UI_URL")
             or (tracking if tracking.startswith(("http://", "https://")) else "http://127.0.0.1:5000")
         ).rstrip("/"),
+        dask_scheduler=env.get(DASK_SCHEDULER, "").strip() or None,
     )
 
 

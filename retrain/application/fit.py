@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from retrain.adapters import files
+from retrain.application.engines import training_engine
 from retrain.domain import fitting
 from retrain.domain.evidence import FEATURE_SPEC_DOCUMENT
 from retrain.domain.settings import Settings, TaskKind
@@ -85,11 +86,19 @@ def _task_curves(task: Task, y: Any, p: Any) -> dict[str, pd.DataFrame]:
     }
 
 
-def fit(project: Path, settings: Settings, models_dir: Path, plots_dir: Path, metrics_path: Path) -> dict[str, Any]:
+def fit(
+    project: Path,
+    settings: Settings,
+    models_dir: Path,
+    plots_dir: Path,
+    metrics_path: Path,
+    dask_scheduler: str | None = None,
+) -> dict[str, Any]:
     """Fit the project's training snapshot and write what the DVC ``train`` stage declares as outputs."""
     dataset = settings.dataset
     frame = files.read_snapshot(project / dataset.training_set)
-    fitted = fitting.fit_snapshot(frame, dataset, settings.split, settings.model)
+    with training_engine(settings.model, dask_scheduler) as engine:
+        fitted = fitting.fit_snapshot(frame, dataset, settings.split, settings.model, engine)
     split = fitted.split
     task = task_for(dataset)
     y = task.encode(split.holdout[dataset.target], "target of the holdout rows")

@@ -17,6 +17,7 @@ from typing import Any
 from retrain.adapters import datastore, files
 from retrain.adapters.environment import Runtime
 from retrain.adapters.registry import ModelRegistry
+from retrain.application.engines import training_engine
 from retrain.domain import fitting
 from retrain.domain.errors import RetrainError
 from retrain.domain.evidence import CONTRACT_DOCUMENT, EVIDENCE_DOCUMENT, RecordedEvidence
@@ -86,7 +87,9 @@ def reproduce(runtime: Runtime, registry: ModelRegistry, version: str) -> Reprod
         snapshot = workdir / "training.parquet"
         source = datastore.restore_by_md5(runtime.project_dir, evidence.data_md5, snapshot)
         frame = files.read_snapshot(snapshot)
-        rebuilt = fitting.fit_snapshot(frame, training.dataset, training.split, training.model).model_bytes()
+        with training_engine(training.model, runtime.dask_scheduler) as engine:
+            fitted = fitting.fit_snapshot(frame, training.dataset, training.split, training.model, engine)
+        rebuilt = fitted.model_bytes()
         registered = registry.model_file(version, workdir / "registered").read_bytes()
 
     now = library_versions()

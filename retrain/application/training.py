@@ -16,6 +16,7 @@ import pandas as pd
 from retrain.adapters import code_version, files, plots
 from retrain.adapters.contracts import contract_hash, load_contract_json
 from retrain.adapters.registry import HOLDOUT_PREFIX, ModelRegistry
+from retrain.application.engines import training_engine
 from retrain.domain import fitting
 from retrain.domain.bootstrap import metric_draws
 from retrain.domain.drift import prediction_day_spread
@@ -60,9 +61,18 @@ def split_training_set(snapshot_path: Path, settings: Settings) -> TimeSplit:
     return fitting.split_snapshot(files.read_snapshot(snapshot_path), settings.dataset, settings.split)
 
 
-def fit_challenger(split: TimeSplit, settings: Settings) -> FittedSnapshot:
-    """Step two of the recipe: the challenger, fitted and scored on the validation and holdout days."""
-    return fitting.fit_split(split, settings.dataset, settings.model)
+def check_engine(settings: Settings, dask_scheduler: str | None) -> str:
+    """What will run the boosting rounds, checked before the run does any work: for Dask, the scheduler
+    answers and has the workers ``model.dask_workers`` asks for (else a clear error, nothing validated)."""
+    with training_engine(settings.model, dask_scheduler) as engine:
+        return engine.describe()
+
+
+def fit_challenger(split: TimeSplit, settings: Settings, dask_scheduler: str | None = None) -> FittedSnapshot:
+    """Step two of the recipe: the challenger, fitted and scored on the validation and holdout days
+    (the boosting rounds where ``model.engine`` says: here, or the Dask cluster at ``dask_scheduler``)."""
+    with training_engine(settings.model, dask_scheduler) as engine:
+        return fitting.fit_split(split, settings.dataset, settings.model, engine)
 
 
 def run_params(settings: Settings, split: TimeSplit, snapshot: Snapshot, evidence: Evidence) -> dict[str, Any]:

@@ -53,6 +53,17 @@ def _dataset_record(dataset: DatasetSettings) -> dict[str, Any]:
     return record
 
 
+def _model_record(model: ModelSettings) -> dict[str, Any]:
+    """The model settings as recorded. The engine keys came later: an in-memory model records neither
+    (its params hash stays what earlier releases recorded); a Dask model records both, since the
+    worker count the rows were spread over shapes the trees."""
+    record = model.model_dump(mode="json")
+    if record.get("engine") == "in_memory":
+        record.pop("engine", None)
+        record.pop("dask_workers", None)
+    return record
+
+
 @dataclass(frozen=True)
 class TrainingSettings:
     """The settings that shape the model (not the gate, which judges it afterwards)."""
@@ -78,7 +89,7 @@ class TrainingSettings:
         return {
             "dataset": _dataset_record(self.dataset),
             "split": self.split.model_dump(mode="json"),
-            "model": self.model.model_dump(mode="json"),
+            "model": _model_record(self.model),
         }
 
     def params_hash(self) -> str:

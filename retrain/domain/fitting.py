@@ -17,7 +17,7 @@ from retrain.domain.features import build_feature_spec
 from retrain.domain.settings import DatasetSettings, ModelSettings, SplitSettings
 from retrain.domain.splitting import TimeSplit, split_by_time
 from retrain.domain.task import task_for
-from retrain.domain.training import TrainedModel, predict, train_model
+from retrain.domain.training import IN_MEMORY, BoostingEngine, TrainedModel, predict, train_model
 
 
 @dataclass(frozen=True)
@@ -47,11 +47,17 @@ def split_snapshot(frame: pd.DataFrame, dataset: DatasetSettings, split: SplitSe
     )
 
 
-def fit_split(split: TimeSplit, dataset: DatasetSettings, model: ModelSettings) -> FittedSnapshot:
-    """Step two: the feature spec from the training days only, the model, and its validation/holdout scores."""
+def fit_split(
+    split: TimeSplit, dataset: DatasetSettings, model: ModelSettings, engine: BoostingEngine = IN_MEMORY
+) -> FittedSnapshot:
+    """Step two: the feature spec from the training days only, the model, and its validation/holdout scores.
+
+    ``engine`` runs the boosting rounds (``model.engine``: this process or a Dask cluster); the spec,
+    the encoding and the scoring of the validation and holdout days are the same whichever runs them.
+    """
     task = task_for(dataset)
     spec = build_feature_spec(split.train, dataset.features.numeric, dataset.features.categorical)
-    trained = train_model(split.train, split.validation, spec, dataset.target, model, task)
+    trained = train_model(split.train, split.validation, spec, dataset.target, model, task, engine)
     validation_pred = predict(trained.booster, split.validation, spec, task, model.threads)
     holdout_pred = predict(trained.booster, split.holdout, spec, task, model.threads)
     validation_labels = task.encode(split.validation[dataset.target], "target of the validation rows")
@@ -66,7 +72,11 @@ def fit_split(split: TimeSplit, dataset: DatasetSettings, model: ModelSettings) 
 
 
 def fit_snapshot(
-    frame: pd.DataFrame, dataset: DatasetSettings, split: SplitSettings, model: ModelSettings
+    frame: pd.DataFrame,
+    dataset: DatasetSettings,
+    split: SplitSettings,
+    model: ModelSettings,
+    engine: BoostingEngine = IN_MEMORY,
 ) -> FittedSnapshot:
     """The whole recipe on one snapshot's rows (the flow runs the two steps as separate tasks)."""
-    return fit_split(split_snapshot(frame, dataset, split), dataset, model)
+    return fit_split(split_snapshot(frame, dataset, split), dataset, model, engine)

@@ -237,12 +237,29 @@ class XGBoostSettings(_Frozen):
     max_bin: int = Field(ge=2)
 
 
+#: Where the boosting rounds run: ``in_memory`` in the flow's own process (one machine), ``dask`` with
+#: ``xgboost.dask`` on the cluster whose scheduler ``RETRAIN_DASK_SCHEDULER`` names (past one machine).
+Engine = Literal["in_memory", "dask"]
+
+
 class ModelSettings(_Frozen):
     registered_name: str = Field(min_length=1)
     experiment: str = Field(min_length=1)
     seed: int
     threads: int = Field(ge=1)
     xgboost: XGBoostSettings
+    engine: Engine = Field(
+        default="in_memory",
+        description="in_memory: train in the flow's process; dask: xgboost.dask on the cluster at "
+        "RETRAIN_DASK_SCHEDULER (the per-batch validation tasks run there too).",
+    )
+    dask_workers: int = Field(
+        default=2,
+        ge=1,
+        description="dask: the rows are spread over exactly this many workers (the first by address). The "
+        "model depends on how rows are spread, so the count is part of the training settings: same data "
+        "and count give the same model.",
+    )
 
 
 class GuardrailSettings(_Frozen):

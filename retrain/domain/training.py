@@ -7,7 +7,7 @@ which is what lets a model version be rebuilt and proven identical later.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -75,6 +75,72 @@ def to_dmatrix(
     return xgb.DMatrix(encode_features(frame, spec), label=labels, feature_types=spec.feature_types, nthread=threads)
 
 
+@dataclass(frozen=True)
+class LabelledRows:
+    """Encoded features (the model matrix, spec order) and their encoded labels: what an engine boosts on."""
+
+    features: pd.DataFrame
+    labels: np.ndarray
+
+
+@dataclass(frozen=True)
+class BoostingJob:
+    """Everything the boosting rounds need, whichever engine runs them."""
+
+    params: dict[str, Any]
+    train: LabelledRows
+    validation: LabelledRows
+    feature_types: list[str]
+    num_boost_round: int
+    early_stopping_rounds: int
+    eval_metric: str
+
+
+class BoostingEngine(Protocol):
+    """Where the boosting rounds run. Returns the whole booster (best iteration set) and the validation
+    curve of the eval metric; :func:`train_model` keeps the trees up to the best round."""
+
+    name: str
+
+    def describe(self) -> str:
+        """Where the rounds will run, in words (checked: a cluster's workers are there)."""
+        ...
+
+    def boost(self, job: BoostingJob) -> tuple[xgb.Booster, tuple[float, ...]]: ...
+
+
+class InMemoryEngine:
+    """``xgb.train`` in this process: byte-identical for the same rows, params, seed and thread count."""
+
+    name = "in_memory"
+
+    def describe(self) -> str:
+        return "in memory, in this process"
+
+    def boost(self, job: BoostingJob) -> tuple[xgb.Booster, tuple[float, ...]]:
+        threads = int(job.params.get("nthread", 1))
+        dtrain = xgb.DMatrix(
+            job.train.features, label=job.train.labels, feature_types=job.feature_types, nthread=threads
+        )
+        dvalid = xgb.DMatrix(
+            job.validation.features, label=job.validation.labels, feature_types=job.feature_types, nthread=threads
+        )
+        history: dict[str, dict[str, list[float]]] = {}
+        booster = xgb.train(
+            job.params,
+            dtrain,
+            num_boost_round=job.num_boost_round,
+            evals=[(dvalid, "validation")],
+            early_stopping_rounds=job.early_stopping_rounds,
+            evals_result=history,
+            verbose_eval=False,
+        )
+        return booster, tuple(history["validation"][job.eval_metric])
+
+
+IN_MEMORY = InMemoryEngine()
+
+
 def train_model(
     train: pd.DataFrame,
     validation: pd.DataFrame,
@@ -82,27 +148,25 @@ def train_model(
     target: str,
     settings: ModelSettings,
     task: Task = BINARY,
+    engine: BoostingEngine = IN_MEMORY,
 ) -> TrainedModel:
-    """Fit on ``train``, stop early on ``validation``; keep only the trees up to the best round."""
-    dtrain = to_dmatrix(train, spec, _labels(train, target, "training", task), settings.threads)
-    dvalid = to_dmatrix(validation, spec, _labels(validation, target, "validation", task), settings.threads)
-    history: dict[str, dict[str, list[float]]] = {}
-    booster = xgb.train(
-        booster_params(settings, task),
-        dtrain,
+    """Fit on ``train``, stop early on ``validation``; keep only the trees up to the best round.
+
+    The rows are checked and encoded here, the same way for every engine; only the boosting rounds
+    run where ``engine`` says.
+    """
+    job = BoostingJob(
+        params=booster_params(settings, task),
+        train=LabelledRows(encode_features(train, spec), _labels(train, target, "training", task)),
+        validation=LabelledRows(encode_features(validation, spec), _labels(validation, target, "validation", task)),
+        feature_types=spec.feature_types,
         num_boost_round=settings.xgboost.num_boost_round,
-        evals=[(dvalid, "validation")],
         early_stopping_rounds=settings.xgboost.early_stopping_rounds,
-        evals_result=history,
-        verbose_eval=False,
+        eval_metric=task.eval_metric,
     )
+    booster, curve = engine.boost(job)
     best = int(booster.best_iteration)
-    return TrainedModel(
-        booster=booster[: best + 1],
-        spec=spec,
-        best_iteration=best,
-        validation_curve=tuple(history["validation"][task.eval_metric]),
-    )
+    return TrainedModel(booster=booster[: best + 1], spec=spec, best_iteration=best, validation_curve=curve)
 
 
 def predict_proba(booster: xgb.Booster, frame: pd.DataFrame, spec: FeatureSpec, threads: int = 1) -> np.ndarray:

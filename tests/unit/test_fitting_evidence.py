@@ -93,7 +93,7 @@ def test_training_settings_and_params_hash_are_what_evidence_has_always_recorded
     recorded = {
         "dataset": dataset,
         "split": SETTINGS.split.model_dump(mode="json"),
-        "model": SETTINGS.model.model_dump(mode="json"),
+        "model": SETTINGS.model.model_dump(mode="json", exclude={"engine", "dask_workers"}),
     }
     assert training_settings(SETTINGS) == recorded
     assert training_params_hash(SETTINGS) == canonical_hash(recorded)
@@ -103,6 +103,19 @@ def test_training_settings_and_params_hash_are_what_evidence_has_always_recorded
     multiclass = SETTINGS.model_copy(update={"dataset": SETTINGS.dataset.model_copy(update={"task": "multiclass"})})
     assert training_settings(multiclass)["dataset"]["task"] == "multiclass"
     assert training_params_hash(multiclass) != training_params_hash(SETTINGS)
+
+
+def test_a_dask_model_records_its_engine_and_worker_count_in_the_training_key():
+    def on_dask(workers: int):
+        return SETTINGS.model_copy(
+            update={"model": SETTINGS.model.model_copy(update={"engine": "dask", "dask_workers": workers})}
+        )
+
+    recorded = training_settings(on_dask(2))["model"]
+    assert (recorded["engine"], recorded["dask_workers"]) == ("dask", 2)
+    assert TrainingSettings.from_dict(training_settings(on_dask(2))).model == on_dask(2).model
+    hashes = {training_params_hash(SETTINGS), training_params_hash(on_dask(2)), training_params_hash(on_dask(3))}
+    assert len(hashes) == 3
 
 
 def test_evidence_keys_the_training_on_what_shapes_the_model_only():
