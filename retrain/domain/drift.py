@@ -72,9 +72,17 @@ import pandas as pd
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import chi2, chisquare, kstwobign
 
+from retrain.domain.batch_counts import (
+    BatchCounts,
+    CategoryCounts,
+    ColumnCounts,
+    NumericCounts,
+    category_counts,
+    count_batch,
+    numeric_counts,
+)
 from retrain.domain.bootstrap import metric_draws
 from retrain.domain.estimation import Estimate, estimable, estimate
-from retrain.domain.features import category_text
 from retrain.domain.metrics import HIGHER_IS_BETTER
 from retrain.domain.profile import (
     OTHER,
@@ -267,30 +275,31 @@ class DistributionPair:
 
 
 def distribution_pair(
-    profile: NumericProfile | CategoricalProfile, values: pd.Series | np.ndarray, settings: DriftSettings
+    profile: NumericProfile | CategoricalProfile,
+    values: pd.Series | np.ndarray | ColumnCounts,
+    settings: DriftSettings,
 ) -> DistributionPair:
     """Shares of present values per PSI group (numeric) or per category (categorical), missing last."""
     if isinstance(profile, NumericProfile):
-        numbers = as_float(values)
+        counted = _numeric_counts(profile, values)
         reference = np.asarray(profile.counts, dtype="float64")
         groups = _psi_groups(reference, settings.psi_bins)
-        current = cell_counts(numbers, np.asarray(profile.edges, dtype="float64")).astype("float64")
+        current = counted.cells.astype("float64")
         ref = np.bincount(groups, reference, settings.psi_bins)
         cur = np.bincount(groups, current, settings.psi_bins)
         edges = (-np.inf, *profile.edges, np.inf)
         uppers = [max((edges[i + 1] for i in np.flatnonzero(groups == g)), default=np.nan) for g in range(len(ref))]
         cells = [f"≤{upper:.3g}" for upper in uppers]
-        ref_missing, cur_missing = float(profile.missing), float(np.isnan(numbers).sum())
+        ref_missing, cur_missing = float(profile.missing), float(counted.missing)
     else:
-        column = category_text(pd.Series(values))
-        observed = column.dropna().value_counts()
+        categories = _category_counts(values)
         cells = list(profile.counts)
         ref = np.array([profile.counts[c] for c in cells], dtype="float64")
-        cur = np.array([observed.get(c, 0) for c in cells], dtype="float64")
-        unseen = float(observed[~observed.index.isin(cells)].sum())
+        cur = np.array([categories.counts.get(c, 0) for c in cells], dtype="float64")
+        unseen = float(sum(count for text, count in categories.counts.items() if text not in profile.counts))
         if unseen:
             cells, ref, cur = [*cells, UNSEEN], np.append(ref, 0.0), np.append(cur, unseen)
-        ref_missing, cur_missing = float(profile.missing), float(column.isna().sum())
+        ref_missing, cur_missing = float(profile.missing), float(categories.missing)
     ref, cur = np.append(ref, ref_missing), np.append(cur, cur_missing)
     keep = (ref + cur) > 0
     names = [*cells, "<missing>"]
@@ -302,20 +311,40 @@ def distribution_pair(
     )
 
 
+def _numeric_counts(profile: NumericProfile, values: pd.Series | np.ndarray | ColumnCounts) -> NumericCounts:
+    """A batch column counted into the profile's cells (or the counts it already is)."""
+    if isinstance(values, NumericCounts):
+        return values
+    if isinstance(values, CategoryCounts):
+        raise TypeError(f"{profile.name} is numeric in the reference but was counted as categorical")
+    return numeric_counts(values, np.asarray(profile.edges, dtype="float64"))
+
+
+def _category_counts(values: pd.Series | np.ndarray | ColumnCounts) -> CategoryCounts:
+    if isinstance(values, CategoryCounts):
+        return values
+    if isinstance(values, NumericCounts):
+        raise TypeError("a categorical feature was counted into numeric cells")
+    return category_counts(pd.Series(values))
+
+
 def numeric_drift(
-    profile: NumericProfile, values: np.ndarray | pd.Series, settings: DriftSettings, psi_limit: float | None = None
+    profile: NumericProfile,
+    values: np.ndarray | pd.Series | NumericCounts,
+    settings: DriftSettings,
+    psi_limit: float | None = None,
 ) -> FeatureDrift:
-    numbers = as_float(values)
-    missing_now = int(np.isnan(numbers).sum())
-    miss_ref, miss_cur = _missing_share(profile.missing, profile.rows), _missing_share(missing_now, numbers.size)
+    counted = _numeric_counts(profile, values)
+    missing_now = counted.missing
+    miss_ref, miss_cur = _missing_share(profile.missing, profile.rows), _missing_share(missing_now, counted.rows)
     change = abs(miss_cur - miss_ref)
     limit = settings.psi_drift if psi_limit is None else psi_limit
     candidates = [("missing_rate", change, settings.missing_rate_change, change >= settings.missing_rate_change)]
     details: dict[str, float | None] = {"psi": None, "ks": None, "ks_p": None}
-    present_now = numbers.size - missing_now
+    present_now = counted.rows - missing_now
     if profile.present and present_now:
         reference = np.asarray(profile.counts, dtype="float64")
-        current = cell_counts(numbers, np.asarray(profile.edges, dtype="float64")).astype("float64")
+        current = counted.cells.astype("float64")
         groups = _psi_groups(reference, settings.psi_bins)
         bins = settings.psi_bins
         value_psi = psi(np.bincount(groups, reference, bins), np.bincount(groups, current, bins))
@@ -326,21 +355,25 @@ def numeric_drift(
         candidates.append(("psi", value_psi, limit, value_psi >= limit))
         ks_hit = p_value < settings.ks_alpha and distance >= settings.ks_min_effect
         candidates.append(("ks", distance, settings.ks_min_effect, ks_hit))
-    return _verdict(profile.name, "numeric", candidates, int(numbers.size), miss_ref, miss_cur, details)
+    return _verdict(profile.name, "numeric", candidates, counted.rows, miss_ref, miss_cur, details)
 
 
-def categorical_drift(profile: CategoricalProfile, values: pd.Series, settings: DriftSettings) -> FeatureDrift:
-    column = category_text(values)  # "3" whether this batch's column reads as int or float
-    present = column.dropna()
+def categorical_drift(
+    profile: CategoricalProfile, values: pd.Series | CategoryCounts, settings: DriftSettings
+) -> FeatureDrift:
+    counted = _category_counts(values)  # "3" whether this batch's column reads as int or float
     miss_ref = _missing_share(profile.missing, profile.rows)
-    miss_cur = _missing_share(int(column.isna().sum()), len(column))
+    miss_cur = _missing_share(counted.missing, counted.rows)
     change = abs(miss_cur - miss_ref)
     candidates = [("missing_rate", change, settings.missing_rate_change, change >= settings.missing_rate_change)]
     details: dict[str, float | None] = {"js": None, "chi2_p": None, "unseen_share": None}
     known = list(profile.counts)
-    if known and len(present):
+    if known and counted.present:
         pooled = OTHER if OTHER in profile.counts else UNSEEN
-        observed = present.where(present.isin(known), pooled).value_counts()
+        observed: dict[str, int] = {}
+        for text, count in counted.counts.items():
+            cell = text if text in profile.counts else pooled
+            observed[cell] = observed.get(cell, 0) + count
         cells = known + ([UNSEEN] if pooled == UNSEEN else [])
         current = np.array([observed.get(cell, 0) for cell in cells], dtype="float64")
         reference = np.array([profile.counts.get(cell, 0) for cell in cells], dtype="float64")
@@ -353,7 +386,7 @@ def categorical_drift(profile: CategoricalProfile, values: pd.Series, settings: 
         details.update(js=distance, chi2_p=p_value, unseen_share=unseen)
         hit = p_value < settings.chi2_alpha and distance >= settings.js_drift
         candidates.append(("jensen_shannon", distance, settings.js_drift, hit))
-    return _verdict(profile.name, "categorical", candidates, len(column), miss_ref, miss_cur, details)
+    return _verdict(profile.name, "categorical", candidates, counted.rows, miss_ref, miss_cur, details)
 
 
 def performance_drift(
@@ -782,7 +815,7 @@ def signal_chain(
 
 def detect_drift(
     profile: ReferenceProfile,
-    batch: pd.DataFrame,
+    batch: pd.DataFrame | BatchCounts,
     settings: DriftSettings,
     *,
     predictions: np.ndarray | None = None,
@@ -804,12 +837,13 @@ def detect_drift(
     ``labels`` are encoded (class indices or target values), NaN where not known yet.
     ``last_change`` is the last sure performance drop that started a retraining, ``windowed`` whether
     training uses a bounded window of days, ``today`` the day the batch's data has reached: together
-    they drive the catch-up signal.
+    they drive the catch-up signal. ``batch`` is the rows, or their counts (:mod:`retrain.domain.batch_counts`:
+    a batch read in pieces and counted piece by piece is judged the same as read whole).
     """
-    rows = len(batch)
-    empty = pd.Series([None] * rows, dtype="object")
-    features = [numeric_drift(p, batch.get(p.name, empty), settings) for p in profile.numeric]
-    features += [categorical_drift(p, batch.get(p.name, empty), settings) for p in profile.categorical]
+    counted = batch if isinstance(batch, BatchCounts) else count_batch(profile, batch)
+    rows = counted.rows
+    features = [numeric_drift(p, _numeric_counts(p, counted.columns[p.name]), settings) for p in profile.numeric]
+    features += [categorical_drift(p, _category_counts(counted.columns[p.name]), settings) for p in profile.categorical]
     features.sort(key=lambda f: (f.drifted, f.severity), reverse=True)
     weights, constant = feature_weights(profile, [f.feature for f in features], settings)
     drifted = tuple(f.feature for f in features if f.drifted and f.feature in weights)

@@ -68,11 +68,11 @@ def category_text(values: pd.Series) -> pd.Series:
     written as integers; any other value is its ``str``.
     """
     codes, uniques = pd.factorize(values, use_na_sentinel=True)  # the text of each distinct value, once
-    texts = _unique_texts(uniques)
+    texts = unique_texts(uniques)
     return pd.Series(np.append(texts, np.nan).astype("object")[codes], index=values.index, dtype="object")
 
 
-def _unique_texts(uniques: pd.Index | np.ndarray) -> np.ndarray:
+def unique_texts(uniques: pd.Index | np.ndarray) -> np.ndarray:
     texts = np.empty(len(uniques), dtype="object")  # a loop over distinct values: few, and no pandas overhead
     for position, value in enumerate(uniques):
         text = str(value)
@@ -83,7 +83,7 @@ def _unique_texts(uniques: pd.Index | np.ndarray) -> np.ndarray:
 @functools.lru_cache(maxsize=256)
 def _known_index(categories: tuple[str, ...]) -> pd.Index:
     """A spec's categories as text, looked up by position: built once per spec, not per prediction."""
-    index: pd.Index = pd.Index(_unique_texts(np.asarray(categories, dtype="object")), dtype="object")
+    index: pd.Index = pd.Index(unique_texts(np.asarray(categories, dtype="object")), dtype="object")
     return index
 
 
@@ -93,7 +93,7 @@ def category_codes(values: pd.Series, categories: tuple[str, ...]) -> np.ndarray
     one-row prediction and a million-row batch both pay only for what they hold."""
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     positions = (
-        _known_index(categories).get_indexer(pd.Index(_unique_texts(uniques))) if len(uniques) else np.array([], "intp")
+        _known_index(categories).get_indexer(pd.Index(unique_texts(uniques))) if len(uniques) else np.array([], "intp")
     )
     lookup: np.ndarray = np.append(positions, -1)
     result: np.ndarray = lookup[codes]

@@ -50,6 +50,22 @@ def test_binned_resampling_agrees_with_exact_resampling_on_large_holdouts():
     assert binned.mean() == pytest.approx(float(terms.mean(dtype="float64")), abs=exact.std() / 5)
 
 
+@pytest.mark.parametrize("skewed", ["lognormal", "log_loss"])
+def test_binned_resampling_keeps_the_tails_of_skewed_terms(skewed: str):
+    """The interval's ends, not only its spread: on heavily skewed terms the binned percentiles stand
+    within a fifth of a standard error of exact resampling (the Monte Carlo noise of 3000 draws is ~0.05)."""
+    rng = np.random.default_rng(11)
+    if skewed == "lognormal":
+        terms = rng.lognormal(0.0, 1.5, 150_000)
+    else:
+        terms = -np.log(np.clip(rng.beta(0.5, 3.0, 150_000), 1e-6, 1.0))
+    terms = terms.astype("float32")
+    exact = bootstrap._exact_means(terms, 3000, np.random.default_rng(1))
+    binned = bootstrap._binned_means(terms, 3000, np.random.default_rng(2))
+    ends = [0.025, 0.975]
+    assert np.abs(np.quantile(binned, ends) - np.quantile(exact, ends)).max() < 0.2 * exact.std()
+
+
 def test_same_seed_same_interval_and_identical_models_give_zero():
     y, a, b = _scores(1000, 4)
     assert paired_bootstrap("roc_auc", y, a, b, seed=7) == paired_bootstrap("roc_auc", y, a, b, seed=7)
