@@ -90,7 +90,7 @@ def make_project(root: Path, frames: list[pd.DataFrame]) -> Path:
     return project
 
 
-def _peak_rss_mb() -> float:
+def peak_rss_mb() -> float:
     """This process's own peak resident memory. Linux's VmHWM starts afresh at exec; ``ru_maxrss``
     of a child started from a large parent would report the parent's size at the fork."""
     status = Path("/proc/self/status")
@@ -142,7 +142,7 @@ def run_flow(project: Path, keys: Path) -> dict[str, Any]:
     return {
         "seconds": round(seconds - paused, 3),
         "paused_s": round(paused, 3),
-        "peak_rss_mb": round(_peak_rss_mb(), 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
         "promoted": result.outcome.promoted,
         "roc_auc": round(float(result.challenger.metrics["roc_auc"]), 4),
         "best_iteration": int(metrics.get("best_iteration", -1)),
@@ -211,7 +211,7 @@ def run_bare(project: Path) -> dict[str, Any]:
         "seconds": round(time.perf_counter() - started, 3),
         "load_s": round(loaded - started, 3),
         "train_s": round(trained - loaded, 3),
-        "peak_rss_mb": round(_peak_rss_mb(), 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
         "roc_auc": round(float(auc), 4),
         "best_iteration": best,
     }

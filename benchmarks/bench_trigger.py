@@ -284,8 +284,9 @@ class Replay:
         frame = self.stream.batches[batch]
         if not labelled:
             frame = frame.drop(columns=[self.stream.target])
-        window = monitoring.Window(frame, (f"batch-{batch}",), (len(frame),))
-        return monitoring.check_drift(model.profile, window, predictions, self.settings, last_change)
+        piece = monitoring.Piece(f"batch-{batch}", 0, frame)
+        window = monitoring.window_of([piece], model.profile, self.settings, lambda _rows: predictions)
+        return monitoring.check_drift(model.profile, window, self.settings, last_change)
 
 
 def previous_rule(report: DriftReport, settings: Settings) -> bool:

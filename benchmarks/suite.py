@@ -15,6 +15,8 @@ in the same process run on the same machine, so a busy or slow machine moves bot
 * ``nightly_validation``: a nightly run's validation after 60 days of history (one new day)
   against the first run's validation of one day: the verdict cache makes it cost one day, not 61;
 * ``cli_help``: ``retrain --help`` in a new process against a bare Typer app's ``--help``;
+* ``scoring``: a 1M-row batch scored ``monitoring.piece_rows`` rows at a time against read, predicted
+  and written whole (:mod:`bench_scoring`), time and peak memory;
 * ``dask_training``: the recipe with ``model.engine: dask`` on a two-worker LocalCluster against the
   same recipe in memory (:mod:`bench_dask`), and whether two Dask runs gave the same bytes.
 
@@ -98,6 +100,19 @@ def dask_training(rows: int, workers: int = 2) -> list[Ratio]:
     )
     size = f"{rows // 1000}k" if rows < 1_000_000 else f"{rows // 1_000_000}M"
     return [Ratio(f"dask_training_{size}x50_time", found["dask_s"], found["in_memory_s"], "s", note)]
+
+
+def scoring(rows: int, piece_rows: int = 100_000) -> list[Ratio]:
+    """A batch scored a piece at a time against read whole (:mod:`bench_scoring`), time and peak memory."""
+    command = [sys.executable, str(HERE / "bench_scoring.py"), "--rows", str(rows), "--piece-rows", str(piece_rows)]
+    found = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
+    pieces, whole = found["pieces"], found["whole"]
+    size = f"{rows // 1000}k" if rows < 1_000_000 else f"{rows // 1_000_000}M"
+    note = f"read, predicted and written {piece_rows:,} rows at a time vs the whole batch at once"
+    return [
+        Ratio(f"scoring_{size}x50_time", pieces["seconds"], whole["seconds"], "s", note),
+        Ratio(f"scoring_{size}x50_peak_memory", pieces["peak_mb"], whole["peak_mb"], "MB", note),
+    ]
 
 
 def nightly_validation(history_days: int = 60, rows_per_day: int = 2_000) -> list[Ratio]:
@@ -272,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         lambda: training_flow(100_000),
         nightly_validation,
         lambda: dask_training(100_000),
+        lambda: scoring(1_000_000),
     ]
     if not args.quick:
         steps.append(lambda: training_flow(1_000_000))

@@ -23,11 +23,10 @@ from tasks.monitoring import (
     decide_task,
     detect_drift_task,
     publish_drift_task,
-    read_window_task,
     reference_task,
+    scan_window_task,
     trigger_deployment_task,
 )
-from tasks.promotion import predict_task
 
 
 class DriftRequest(BaseModel):
@@ -51,9 +50,8 @@ def drift(request: DriftRequest | None = None) -> DriftResult:
     lease_and_reap_task(where.ledger_url, settings, "drift", str(where.project_dir), registry)
 
     champion, profile = reference_task(registry)
-    window = read_window_task(where.project_dir, settings, request.batches)
-    scores = predict_task(registry, champion, window.frame, settings)
-    report = detect_drift_task(profile, window, scores, settings, where.ledger_url)
+    window = scan_window_task(where.project_dir, settings, request.batches, registry, champion, profile)
+    report = detect_drift_task(profile, window, settings, where.ledger_url)
     record = decide_task(where.ledger_url, settings, report, champion, window, flow_run_id, where.project_dir)
     monitoring_run = publish_drift_task(
         registry, settings, profile, window, report, record, champion, where.reports_dir / flow_run_id

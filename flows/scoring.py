@@ -23,14 +23,12 @@ from tasks.data import check_row_thresholds_task, load_settings_task
 from tasks.leases import RELEASE_LEASE, lease_and_reap_task
 from tasks.monitoring import (
     champion_performance_task,
-    read_window_task,
     record_scoring_task,
+    score_batch_task,
     shadow_model_task,
     shadow_task,
-    unseen_categories_task,
-    write_predictions_task,
 )
-from tasks.promotion import alias_task, predict_task
+from tasks.promotion import alias_task
 
 
 class ScoringRequest(BaseModel):
@@ -49,24 +47,21 @@ def scoring(request: ScoringRequest) -> ScoringResult:
     champion = alias_task(registry, CHAMPION)
     if champion is None:
         raise RetrainError(f"model {registry.model_name} has no champion to score with (retrain train)")
-    window = read_window_task(where.project_dir, settings, [request.batch])
-    scores = predict_task(registry, champion, window.frame, settings)
     challenger = shadow_model_task(registry, champion)
-    shadow = predict_task(registry, challenger, window.frame, settings) if challenger else None
     output = (
         Path(request.output)
         if request.output
         else where.state_dir / "predictions" / f"{Path(request.batch).stem}.parquet"
     )
-    written = write_predictions_task(window, settings, champion, scores, challenger, shadow, output)
-    comparison = shadow_task(scores, shadow, window, settings) if shadow is not None else None
-    performance = champion_performance_task(scores, window, settings)
-    unseen = unseen_categories_task(registry, champion, window)
+    scored = score_batch_task(registry, settings, champion, challenger, Path(request.batch), output)
+    comparison = shadow_task(scored, settings) if scored.shadow is not None else None
+    performance = champion_performance_task(scored, settings)
+    unseen = scored.unseen
     summary = {
-        "rows": len(window.frame),
+        "rows": scored.rows,
         "champion": champion.version,
         "challenger": None if challenger is None else challenger.version,
-        "predictions": str(written),
+        "predictions": str(scored.predictions_file),
         "labelled_rows": performance.labelled_rows,
         "metrics": performance.metrics,
         "unseen_categories": unseen,
@@ -79,10 +74,11 @@ def scoring(request: ScoringRequest) -> ScoringResult:
         scoring_markdown(summary), key=tags.ARTIFACT_SCORING_REPORT, description="Scores and shadow"
     )
     logger = get_run_logger()
-    for warning in unseen_warnings(unseen, len(window.frame)):
+    for warning in unseen_warnings(unseen, scored.rows):
         logger.warning(warning)
     if performance.unknown_labels:
         logger.warning(unknown_label_note(performance.unknown_labels))
+    written = scored.predictions_file
     print(f"scored {summary['rows']} rows with champion v{champion.version} → {written}; {performance.note}")
     return ScoringResult.model_validate(summary)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
@@ -19,7 +18,7 @@ from retrain.adapters import prefect_api
 from retrain.adapters.ledger import DecisionRecord
 from retrain.adapters.registry import ModelRegistry
 from retrain.application import monitoring
-from retrain.application.monitoring import Window
+from retrain.application.monitoring import ScoredBatch, Window
 from retrain.domain import tags
 from retrain.domain.drift import DriftReport
 from retrain.domain.lifecycle import ModelVersionInfo
@@ -30,10 +29,18 @@ from retrain.domain.shadow import ShadowComparison
 from tasks.policy import RETRYING
 
 
-@task(name="read-window", cache_policy=NO_CACHE)
-def read_window_task(project_dir: Path, settings: Settings, paths: list[str]) -> Window:
-    """The named files, or else the newest ``drift.window_batches`` batches of the project."""
-    return monitoring.read_window(project_dir, settings, paths)
+@task(name="read-window", cache_policy=NO_CACHE, **RETRYING)
+def scan_window_task(
+    project_dir: Path,
+    settings: Settings,
+    paths: list[str],
+    registry: ModelRegistry,
+    champion: ModelVersionInfo,
+    profile: ReferenceProfile,
+) -> Window:
+    """The named files, or else the newest ``drift.window_batches`` batches of the project, read a piece at
+    a time: the features counted against the reference, each row predicted by the registered champion."""
+    return monitoring.scan_window(project_dir, settings, paths, registry, champion, profile)
 
 
 @task(name="champion-reference", cache_policy=NO_CACHE, **RETRYING)
@@ -43,12 +50,10 @@ def reference_task(registry: ModelRegistry) -> tuple[ModelVersionInfo, Reference
 
 
 @task(name="detect-drift", cache_policy=NO_CACHE, **RETRYING)
-def detect_drift_task(
-    profile: ReferenceProfile, window: Window, predictions: np.ndarray, settings: Settings, ledger_url: str
-) -> DriftReport:
+def detect_drift_task(profile: ReferenceProfile, window: Window, settings: Settings, ledger_url: str) -> DriftReport:
     """The drift report and the trigger's signals (the ledger says when the concept last changed)."""
     changed = monitoring.last_change(ledger_url, settings)
-    return monitoring.check_drift(profile, window, predictions, settings, changed)
+    return monitoring.check_drift(profile, window, settings, changed)
 
 
 @task(name="decide-retraining", cache_policy=NO_CACHE, **RETRYING)
@@ -101,40 +106,34 @@ def trigger_deployment_task(
     )
 
 
+@task(name="score-batch", cache_policy=NO_CACHE, **RETRYING)
+def score_batch_task(
+    registry: ModelRegistry,
+    settings: Settings,
+    champion: ModelVersionInfo,
+    challenger: ModelVersionInfo | None,
+    batch: Path,
+    output: Path,
+) -> ScoredBatch:
+    """Score the batch a piece at a time with the registered champion (and the shadow challenger), writing
+    each piece's predictions as it comes; a re-run rewrites the whole file."""
+    return monitoring.score_batch(registry, settings, champion, challenger, batch, output)
+
+
 @task(name="shadow-compare", cache_policy=NO_CACHE)
-def shadow_task(champion: np.ndarray, challenger: np.ndarray, window: Window, settings: Settings) -> ShadowComparison:
-    return monitoring.shadow_comparison(champion, challenger, window, settings)
+def shadow_task(scored: ScoredBatch, settings: Settings) -> ShadowComparison:
+    return monitoring.shadow_comparison(scored, settings)
 
 
 @task(name="champion-performance", cache_policy=NO_CACHE)
-def champion_performance_task(scores: np.ndarray, window: Window, settings: Settings) -> BatchPerformance:
+def champion_performance_task(scored: ScoredBatch, settings: Settings) -> BatchPerformance:
     """The champion's metrics on the batch's labelled rows (none without labels)."""
-    return monitoring.champion_performance(scores, window, settings)
-
-
-@task(name="unseen-categories", cache_policy=NO_CACHE, **RETRYING)
-def unseen_categories_task(registry: ModelRegistry, version: ModelVersionInfo, window: Window) -> dict[str, int]:
-    """Per categorical feature, the rows with a category the model never saw (scored as missing)."""
-    return monitoring.unseen_in_window(registry, version, window)
+    return monitoring.champion_performance(scored, settings)
 
 
 @task(name="current-challenger", cache_policy=NO_CACHE, **RETRYING)
 def shadow_model_task(registry: ModelRegistry, champion: ModelVersionInfo) -> ModelVersionInfo | None:
     return monitoring.shadow_model(registry, champion)
-
-
-@task(name="write-predictions", cache_policy=NO_CACHE)
-def write_predictions_task(
-    window: Window,
-    settings: Settings,
-    champion: ModelVersionInfo,
-    scores: np.ndarray,
-    challenger: ModelVersionInfo | None,
-    shadow: np.ndarray | None,
-    output: Path,
-) -> Path:
-    """Predictions with the model version beside them (and the shadow's, never served)."""
-    return monitoring.write_predictions(window, settings, champion, scores, challenger, shadow, output)
 
 
 @task(name="record-scoring", cache_policy=NO_CACHE, **RETRYING)

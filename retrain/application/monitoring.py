@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -24,6 +24,7 @@ from retrain.adapters.ledger import DecisionLog, DecisionRecord, Trigger
 from retrain.adapters.registry import ModelRegistry
 from retrain.application.reaper import expired_leases
 from retrain.domain import rowkey, tags
+from retrain.domain.batch_counts import BatchCounts, count_batch
 from retrain.domain.drift import CHANGE_SIGNALS, ConceptChange, DriftReport, detect_drift, distribution_pair
 from retrain.domain.errors import RetrainError
 from retrain.domain.evidence import REFERENCE_PROFILE
@@ -35,6 +36,7 @@ from retrain.domain.scoring import BatchPerformance, batch_performance, unseen_c
 from retrain.domain.settings import Settings
 from retrain.domain.shadow import ShadowComparison, compare_shadow
 from retrain.domain.task import Task, task_for
+from retrain.domain.training import predict as predict_rows
 
 ACTIVE_STATES: Final = ("PENDING", "RUNNING", "PAUSED", "CANCELLING")
 #: The state types of training runs the drift check asks the orchestrator for (scheduled ones may be due).
@@ -43,26 +45,114 @@ TRAINING_FLOW: Final = "training"
 
 
 @dataclass(frozen=True)
-class Window:
-    """The batches a drift check or a scoring pass looks at, read and concatenated."""
+class Piece:
+    """Some rows of one batch file: the file's name, the position of the first row in it, the rows."""
 
+    batch: str
+    first_row: int
     frame: pd.DataFrame
-    batches: tuple[str, ...]
-    rows_per_batch: tuple[int, ...] = ()  # how many of ``frame``'s rows each batch gave, in order
 
 
-def read_window(project_dir: Path, settings: Settings, paths: Sequence[str]) -> Window:
+def chosen_batches(project_dir: Path, settings: Settings, paths: Sequence[str]) -> list[Path]:
     """The named files, or else the newest ``drift.window_batches`` batches of the project."""
     chosen = [Path(p) for p in paths] or files.list_batches(project_dir / settings.dataset.batches)[
         -settings.drift.window_batches :
     ]
     if not chosen:
         raise RetrainError(f"no batch to check: {project_dir / settings.dataset.batches} holds none")
+    return chosen
+
+
+def read_pieces(paths: Sequence[Path], settings: Settings) -> Iterator[Piece]:
+    """The batches' rows, ``monitoring.piece_rows`` at a time, in file order."""
     data = settings.dataset
-    frames = [files.read_batch(path, data.time_column, data.missing_values) for path in chosen]
+    for path in paths:
+        first = 0
+        for frame in files.read_batch_pieces(
+            path, data.time_column, data.missing_values, settings.monitoring.piece_rows
+        ):
+            yield Piece(path.name, first, frame)
+            first += len(frame)
+
+
+@dataclass(frozen=True)
+class Window:
+    """What a drift check keeps of its batches, read a piece at a time: the features' counts against the
+    reference, the champion's prediction and the label of each row, the newest row time. Never the
+    rows themselves, so a window costs memory for one piece plus a few numbers a row."""
+
+    batches: tuple[str, ...]
+    rows_per_batch: tuple[int, ...]
+    counts: BatchCounts
+    predictions: np.ndarray  # the champion's, the task's shape (multiclass: rows x classes)
+    labels: np.ndarray | None  # encoded, NaN where not known (None: no batch carries the target)
+    newest_time: dt.datetime | None
+
+    @property
+    def rows(self) -> int:
+        return self.counts.rows
+
+
+def window_of(
+    pieces: Iterable[Piece],
+    profile: ReferenceProfile,
+    settings: Settings,
+    predict: Callable[[pd.DataFrame], np.ndarray],
+) -> Window:
+    """Count, predict and label piece by piece (``predict``: the champion's predictions of some rows)."""
+    task = task_for(settings.dataset)
+    target, time_column = settings.dataset.target, settings.dataset.time_column
+    rows_per_batch: dict[str, int] = {}
+    counts: BatchCounts | None = None
+    predictions: list[np.ndarray] = []
+    labels: list[np.ndarray] = []
+    labelled = False
+    newest: dt.datetime | None = None
+    for piece in pieces:
+        frame = piece.frame
+        rows_per_batch[piece.batch] = rows_per_batch.get(piece.batch, 0) + len(frame)
+        counted = count_batch(profile, frame)
+        counts = counted if counts is None else counts + counted
+        predictions.append(predict(frame))
+        if target in frame:
+            labelled = True
+            labels.append(task.label_codes(frame[target], unknown="missing").astype("float64"))
+        else:
+            labels.append(np.full(len(frame), np.nan))
+        newest = _later(newest, _newest_time(frame, time_column))
+    if counts is None:
+        raise RetrainError("no batch to check: the window has no piece")
     return Window(
-        pd.concat(frames, ignore_index=True), tuple(path.name for path in chosen), tuple(len(f) for f in frames)
+        batches=tuple(rows_per_batch),
+        rows_per_batch=tuple(rows_per_batch.values()),
+        counts=counts,
+        predictions=np.concatenate(predictions, axis=0),
+        labels=np.concatenate(labels) if labelled else None,
+        newest_time=newest,
     )
+
+
+def scan_window(
+    project_dir: Path,
+    settings: Settings,
+    paths: Sequence[str],
+    registry: ModelRegistry,
+    champion: ModelVersionInfo,
+    profile: ReferenceProfile,
+) -> Window:
+    """The drift check's window (:func:`chosen_batches`), read piece by piece with the registered champion."""
+    booster, spec = registry.load(champion.version)
+    task = task_for(settings.dataset)
+    return window_of(
+        read_pieces(chosen_batches(project_dir, settings, paths), settings),
+        profile,
+        settings,
+        lambda frame: predict_rows(booster, frame, spec, task, settings.model.threads),
+    )
+
+
+def _later(first: dt.datetime | None, second: dt.datetime | None) -> dt.datetime | None:
+    return second if first is None else first if second is None else max(first, second)
 
 
 def champion_reference(registry: ModelRegistry) -> tuple[ModelVersionInfo, ReferenceProfile]:
@@ -73,25 +163,9 @@ def champion_reference(registry: ModelRegistry) -> tuple[ModelVersionInfo, Refer
     return champion, ReferenceProfile.from_dict(registry.load_document(champion.run_id, REFERENCE_PROFILE))
 
 
-def _labels(window: Window, settings: Settings) -> np.ndarray | None:
-    """The batch's labels as the task encodes them, or None without a target column. NaN where not
-    known yet, and where the value is one the task cannot encode: a served batch is measured on the
-    rows it can be (``_unknown_labels`` counts the others), never refused for a label."""
-    target = settings.dataset.target
-    if target not in window.frame:
-        return None
-    return task_for(settings.dataset).label_codes(window.frame[target], unknown="missing")
-
-
-def _unknown_labels(window: Window, settings: Settings) -> dict[str, int]:
-    target = settings.dataset.target
-    return task_for(settings.dataset).unknown_labels(window.frame[target]) if target in window.frame else {}
-
-
 def check_drift(
     profile: ReferenceProfile,
     window: Window,
-    predictions: np.ndarray,
     settings: Settings,
     last_change: ConceptChange | None = None,
 ) -> DriftReport:
@@ -99,10 +173,10 @@ def check_drift(
     ``last_change``: the last sure performance drop that started a retraining (:func:`last_change`)."""
     return detect_drift(
         profile,
-        window.frame,
+        window.counts,
         settings.drift,
-        predictions=predictions,
-        labels=_labels(window, settings),
+        predictions=window.predictions,
+        labels=window.labels,
         primary_metric=settings.gate.primary_metric,
         resamples=settings.gate.bootstrap_resamples,
         confidence=settings.gate.confidence,
@@ -110,16 +184,15 @@ def check_drift(
         task=settings.dataset.task,
         last_change=last_change,
         windowed=settings.split.max_train_days is not None,
-        today=None if (newest := _newest_time(window, settings)) is None else newest.date(),
+        today=None if window.newest_time is None else window.newest_time.date(),
     )
 
 
-def _newest_time(window: Window, settings: Settings) -> dt.datetime | None:
-    """The window's newest row time (UTC), None without a valid one."""
-    column = settings.dataset.time_column
-    if column not in window.frame:
+def _newest_time(frame: pd.DataFrame, column: str) -> dt.datetime | None:
+    """The rows' newest time (UTC), None without a valid one."""
+    if column not in frame:
         return None
-    times = pd.to_datetime(window.frame[column], errors="coerce", utc=True).dropna()
+    times = pd.to_datetime(frame[column], errors="coerce", utc=True).dropna()
     if times.empty:
         return None
     newest: dt.datetime = times.max().to_pydatetime()
@@ -220,7 +293,7 @@ def decide_and_record(
 
 def window_data_time(window: Window, settings: Settings) -> dt.datetime:
     """The time the window's data has reached: its newest row's time (UTC), the data clock's now."""
-    newest = _newest_time(window, settings)
+    newest = window.newest_time
     if newest is None:
         raise RetrainError(
             f"the batches {', '.join(window.batches)} have no valid {settings.dataset.time_column}: "
@@ -284,8 +357,7 @@ def record_drift(
     by_name: dict[str, NumericProfile | CategoricalProfile] = {p.name: p for p in profile.numeric}
     by_name.update({p.name: p for p in profile.categorical})
     worst = [f.feature for f in report.features[:4] if f.feature in by_name]
-    empty = pd.Series([None] * len(window.frame), dtype="object")
-    pairs = [distribution_pair(by_name[name], window.frame.get(name, empty), settings.drift) for name in worst]
+    pairs = [distribution_pair(by_name[name], window.counts.columns[name], settings.drift) for name in worst]
     payload = drift_result(report, record, champion, window)
     run_id = registry.log_monitoring_run(
         run_name=f"drift-{window.batches[-1]}",
@@ -332,21 +404,87 @@ def retraining_idempotency_key(settings: Settings, record: DecisionRecord) -> st
     return f"retrain-decision-{settings.model.registered_name}-{record.position}"
 
 
-def shadow_comparison(
-    champion: np.ndarray, challenger: np.ndarray, window: Window, settings: Settings
-) -> ShadowComparison:
-    return compare_shadow(champion, challenger, _labels(window, settings), task=settings.dataset.task)
+@dataclass(frozen=True)
+class ScoredBatch:
+    """A batch scored piece by piece: its predictions file and, kept a few numbers a row, what the
+    report needs (both models' predictions, the labels) plus the counts of unseen categories."""
+
+    rows: int
+    predictions_file: Path
+    scores: np.ndarray  # the champion's, the task's shape
+    shadow: np.ndarray | None  # the challenger's, never served
+    labels: np.ndarray | None  # encoded, NaN where not known or not encodable (None: no target column)
+    unknown_labels: dict[str, int]
+    unseen: dict[str, int]
 
 
-def champion_performance(scores: np.ndarray, window: Window, settings: Settings) -> BatchPerformance:
-    """The champion's metrics on the batch's labelled rows, with or without a shadow challenger."""
+def score_batch(
+    registry: ModelRegistry,
+    settings: Settings,
+    champion: ModelVersionInfo,
+    challenger: ModelVersionInfo | None,
+    batch: Path,
+    output: Path,
+) -> ScoredBatch:
+    """Score a batch ``monitoring.piece_rows`` rows at a time with the registered champion (and the
+    shadow challenger): each piece's predictions are written as they come (:func:`prediction_frame`),
+    so a batch larger than memory is scored in the memory of one piece."""
     task = task_for(settings.dataset)
-    return batch_performance(task, _labels(window, settings), scores, _unknown_labels(window, settings))
+    threads = settings.model.threads
+    champion_model, spec = registry.load(champion.version)
+    shadow_model = None if challenger is None else registry.load(challenger.version)
+    scores: list[np.ndarray] = []
+    shadows: list[np.ndarray] = []
+    labels: list[np.ndarray] = []
+    unknown: dict[str, int] = {}
+    unseen: dict[str, int] = {}
+    labelled = False
+    target = settings.dataset.target
+
+    def frames() -> Iterator[pd.DataFrame]:
+        nonlocal labelled
+        for piece in read_pieces([batch], settings):
+            score = predict_rows(champion_model, piece.frame, spec, task, threads)
+            shadow = None
+            if shadow_model is not None:  # the challenger encodes with its own spec
+                shadow = predict_rows(shadow_model[0], piece.frame, shadow_model[1], task, threads)
+            scores.append(score)
+            if shadow is not None:
+                shadows.append(shadow)
+            if target in piece.frame:
+                labelled = True
+                labels.append(task.label_codes(piece.frame[target], unknown="missing").astype("float64"))
+                _add_counts(unknown, task.unknown_labels(piece.frame[target]))
+            _add_counts(unseen, unseen_categories(piece.frame, spec))
+            yield prediction_frame(piece, settings, champion, score, challenger, shadow)
+
+    written = files.write_pieces(frames(), output)
+    all_scores = np.concatenate(scores, axis=0)
+    return ScoredBatch(
+        rows=int(all_scores.shape[0]),
+        predictions_file=written,
+        scores=all_scores,
+        shadow=np.concatenate(shadows, axis=0) if shadows else None,
+        labels=np.concatenate(labels) if labelled else None,
+        unknown_labels=unknown,
+        unseen=unseen,
+    )
 
 
-def unseen_in_window(registry: ModelRegistry, version: ModelVersionInfo, window: Window) -> dict[str, int]:
-    """Per categorical feature, the rows of the window with a category ``version`` never saw."""
-    return unseen_categories(window.frame, registry.feature_spec(version.version))
+def _add_counts(total: dict[str, int], more: Mapping[str, int]) -> None:
+    for key, count in more.items():
+        total[key] = total.get(key, 0) + int(count)
+
+
+def shadow_comparison(scored: ScoredBatch, settings: Settings) -> ShadowComparison:
+    if scored.shadow is None:
+        raise ValueError("the batch was scored without a shadow challenger")
+    return compare_shadow(scored.scores, scored.shadow, scored.labels, task=settings.dataset.task)
+
+
+def champion_performance(scored: ScoredBatch, settings: Settings) -> BatchPerformance:
+    """The champion's metrics on the batch's labelled rows, with or without a shadow challenger."""
+    return batch_performance(task_for(settings.dataset), scored.labels, scored.scores, scored.unknown_labels)
 
 
 def shadow_model(registry: ModelRegistry, champion: ModelVersionInfo) -> ModelVersionInfo | None:
@@ -355,17 +493,16 @@ def shadow_model(registry: ModelRegistry, champion: ModelVersionInfo) -> ModelVe
     return None if challenger is None or challenger.version == champion.version else challenger
 
 
-def write_predictions(
-    window: Window,
+def prediction_frame(
+    piece: Piece,
     settings: Settings,
     champion: ModelVersionInfo,
     scores: np.ndarray,
     challenger: ModelVersionInfo | None,
     shadow: np.ndarray | None,
-    output: Path,
-) -> Path:
-    """Predictions with the model version beside them, the label (named as the target) after the
-    predictions when the batch carries one, and the shadow's predictions (never served).
+) -> pd.DataFrame:
+    """One piece's predictions with the model version beside them, the label (named as the target)
+    after the predictions when the batch carries one, and the shadow's predictions (never served).
 
     Binary: ``score`` = P(positive class). Multiclass: ``prediction`` = the likeliest class (as in
     ``dataset.labels.classes``) and ``proba_<class>`` per class. Regression: ``prediction``.
@@ -373,25 +510,24 @@ def write_predictions(
     (:func:`retrain.domain.rowkey.source_positions`), to join the scores back to the input.
     """
     data = settings.dataset
+    rows = piece.frame
     if data.id_column is not None:
-        keys = pd.DataFrame({data.id_column: window.frame[data.id_column].to_numpy()})
+        frame = pd.DataFrame({data.id_column: rows[data.id_column].to_numpy()})
     else:
-        keys = rowkey.source_positions(window.batches, window.rows_per_batch or (len(window.frame),))
-    frame = keys.copy()
-    frame[data.time_column] = window.frame[data.time_column].to_numpy()
+        frame = rowkey.source_positions((piece.batch,), (len(rows),))
+        frame[rowkey.SOURCE_ROW] += piece.first_row
+    frame[data.time_column] = rows[data.time_column].to_numpy()
     task = task_for(data)
     for column, values in _prediction_columns(task, scores).items():
         frame[column] = values
-    if data.target in window.frame.columns:  # a labelled batch: the label beside the predictions it judges
-        frame[data.target if data.target not in frame.columns else "label"] = window.frame[data.target].to_numpy()
+    if data.target in rows.columns:  # a labelled batch: the label beside the predictions it judges
+        frame[data.target if data.target not in frame.columns else "label"] = rows[data.target].to_numpy()
     frame["model_version"] = champion.version
     if challenger is not None and shadow is not None:
         for column, values in _prediction_columns(task, shadow).items():
             frame[f"shadow_{column}"] = values
         frame["shadow_model_version"] = challenger.version
-    output.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(output, index=False)
-    return output
+    return frame
 
 
 def _metric_key(name: str) -> str:

@@ -458,6 +458,17 @@ class ScheduleSettings(_Frozen):
     work_pool: str = Field(pattern=r"^[a-z0-9-]+$", description="Process work pool the team stack's worker polls.")
 
 
+class MonitoringSettings(_Frozen):
+    """How scoring and drift checks read batches."""
+
+    piece_rows: int = Field(
+        default=250_000,
+        ge=1,
+        description="Rows of a Parquet batch read at a time when it is scored or checked for drift: memory "
+        "holds one piece of the rows (plus one prediction per row), whatever the batch's size.",
+    )
+
+
 class DemoSettings(_Frozen):
     """The embedded demo: a seeded generator of daily loan batches."""
 
@@ -492,6 +503,7 @@ class Settings(_Frozen):
     git: GitSettings = Field(default_factory=GitSettings)
     schedules: ScheduleSettings
     demo: DemoSettings
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
 
 
 def _describe(error: dict[str, object]) -> str:

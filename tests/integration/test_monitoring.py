@@ -333,3 +333,30 @@ def test_serve_serves_the_deployments_from_one_process(workspace: Path):
     assert found == {"training/nightly", "drift/drift-check", "scoring/score-batch", "rollback/on-request"}, output[
         -3000:
     ]
+
+
+@pytest.mark.template("champion")
+def test_a_batch_read_in_small_pieces_scores_and_drifts_exactly_as_read_whole(workspace: Path, tmp_path: Path):
+    """``monitoring.piece_rows`` bounds the rows in memory, not the result: the same predictions file
+    content, the same metrics and the same drift statistics as one piece."""
+    import pyarrow.parquet as pq
+
+    write_params(workspace, {"model": {"xgboost": {"max_depth": 1, "num_boost_round": 5}}})
+    reviewed(lambda: training(TrainingRequest(project_dir=str(workspace), triggered_by="pytest")))  # a shadow
+    batch = _new_day(workspace, tmp_path, 5, drifted=True)
+    results = {}
+    for piece_rows in (97, 1_000_000):
+        write_params(workspace, {"monitoring": {"piece_rows": piece_rows}})
+        output = tmp_path / f"scores-{piece_rows}.parquet"
+        scored = scoring(ScoringRequest(batch=str(batch), project_dir=str(workspace), output=str(output)))
+        checked = _check(workspace, batch)
+        results[piece_rows] = (scored, pd.read_parquet(output), pq.ParquetFile(output).num_row_groups, checked)
+    (small, small_rows, small_groups, small_drift), (whole, whole_rows, whole_groups, whole_drift) = results.values()
+    assert small_groups > 1 and whole_groups == 1  # written a piece at a time
+    pd.testing.assert_frame_equal(small_rows, whole_rows)
+    assert small.metrics == whole.metrics and small.unseen_categories == whole.unseen_categories
+    assert small.shadow is not None and whole.shadow is not None
+    assert small.shadow.agreement == whole.shadow.agreement
+    assert small_drift.features == whole_drift.features and small_drift.prediction == whole_drift.prediction
+    assert small_drift.performance == whole_drift.performance and small_drift.rows == whole_drift.rows
+    assert small_drift.drift_share == whole_drift.drift_share and small_drift.drifted_features

@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from retrain.adapters.files import write_pieces
 from retrain.application.batches import assemble_training_set, store_quarantine
-from retrain.application.monitoring import Window, write_predictions
+from retrain.application.monitoring import Piece, prediction_frame
 from retrain.domain.lifecycle import ModelVersionInfo
 from retrain.domain.rowkey import SOURCE_BATCH, SOURCE_ROW, content_key, order_by_content, source_positions
 from retrain.domain.settings import Settings, SettingsError, contract_problems, load_settings, parse_settings
@@ -154,21 +155,24 @@ def _champion() -> ModelVersionInfo:
     return ModelVersionInfo(version="3", run_id="r", metrics={}, data_md5=None, contract=None)
 
 
-def test_predictions_without_id_are_keyed_by_batch_and_position(tmp_path: Path):
-    frame = pd.concat([_frame(2, 9), _frame(3, 10)], ignore_index=True)
-    window = Window(frame, ("a.csv", "b.csv"), (2, 3))
-    path = write_predictions(window, _no_id(), _champion(), np.linspace(0, 1, 5), None, None, tmp_path / "p.parquet")
-    written = pd.read_parquet(path)
+def test_predictions_without_id_are_keyed_by_batch_and_position_across_pieces(tmp_path: Path):
+    # batch a.csv in one piece, b.csv in two (rows 0-1, then row 2): positions count from each file's start
+    pieces = [Piece("a.csv", 0, _frame(2, 9)), Piece("b.csv", 0, _frame(2, 10)), Piece("b.csv", 2, _frame(1, 12))]
+    scores = [np.array([0.0, 0.25]), np.array([0.5, 0.75]), np.array([1.0])]
+    frames = (
+        prediction_frame(piece, _no_id(), _champion(), score, None, None)
+        for piece, score in zip(pieces, scores, strict=True)
+    )
+    written = pd.read_parquet(write_pieces(frames, tmp_path / "p.parquet"))
     assert written[SOURCE_BATCH].tolist() == ["a.csv"] * 2 + ["b.csv"] * 3
     assert written[SOURCE_ROW].tolist() == [0, 1, 0, 1, 2]
     assert written["score"].tolist() == pytest.approx(np.linspace(0, 1, 5).tolist())
     assert (written["model_version"] == "3").all()
+    assert not (tmp_path / "p.parquet.tmp").exists()
 
 
 def test_predictions_with_an_id_keep_it(tmp_path: Path):
     frame = _frame(3, 11).assign(loan_id=[7, 8, 9])
-    window = Window(frame, ("a.csv",), (3,))
     settings = _settings(id_column="loan_id")
-    path = write_predictions(window, settings, _champion(), np.zeros(3), None, None, tmp_path / "p.parquet")
-    written = pd.read_parquet(path)
+    written = prediction_frame(Piece("a.csv", 0, frame), settings, _champion(), np.zeros(3), None, None)
     assert written["loan_id"].tolist() == [7, 8, 9] and SOURCE_ROW not in written.columns

@@ -191,7 +191,8 @@ def test_shadow_comparison_per_task(fitted):
 
 @pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
 def test_scoring_writes_what_each_task_predicts(tmp_path, task: TaskKind):
-    from retrain.application.monitoring import Window, write_predictions
+    from retrain.adapters.files import write_pieces
+    from retrain.application.monitoring import Piece, prediction_frame
     from retrain.domain.lifecycle import ModelVersionInfo
 
     frame = synthetic.synthetic_frame(task, days=1, rows_per_day=4, seed=1)
@@ -202,8 +203,9 @@ def test_scoring_writes_what_each_task_predicts(tmp_path, task: TaskKind):
         "regression": np.array([1.5, 2.5, -1.0, 0.0]),
     }[task]
     champion, challenger = ModelVersionInfo("3", "r", {}, None, None), ModelVersionInfo("4", "s", {}, None, None)
-    path = write_predictions(
-        Window(frame, ("b",)), settings, champion, predictions, challenger, predictions, tmp_path / "p.parquet"
+    piece = Piece("b", 0, frame)
+    path = write_pieces(
+        [prediction_frame(piece, settings, champion, predictions, challenger, predictions)], tmp_path / "p.parquet"
     )
     written = pd.read_parquet(path)
     expected = {
