@@ -104,7 +104,7 @@ def reference_profile(fitted: FittedSnapshot, settings: Settings) -> ReferencePr
     and its scores' day-to-day movement between holdout days."""
     features = settings.dataset.features
     split = fitted.split
-    snapshot = pd.concat([split.train, split.validation, split.holdout], ignore_index=True)
+    snapshot = [split.train, split.validation, split.holdout]  # profiled a column at a time, never joined whole
     task = task_for(settings.dataset)
     metric = settings.gate.primary_metric
     scores = task.score(fitted.holdout_predictions)

@@ -161,15 +161,18 @@ def cell_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 
 def numeric_profile(name: str, values: pd.Series | np.ndarray, quantiles: int) -> NumericProfile:
+    """Quantile edges and the counts between them, from one sort of the present values: the edges are
+    read off the sorted values and each cell's count is a difference of two positions in them (the
+    same edges and counts as a quantile and a binary search per value, in less time)."""
     numbers = as_float(values)
-    present = numbers[~np.isnan(numbers)]
+    present = np.sort(numbers[~np.isnan(numbers)])
     missing = int(numbers.size - present.size)
     if present.size == 0:
         return NumericProfile(name, (), (0,), missing)
     edges = np.unique(np.quantile(present, np.linspace(0, 1, quantiles + 1)))
-    return NumericProfile(
-        name, tuple(float(e) for e in edges), tuple(int(c) for c in cell_counts(present, edges)), missing
-    )
+    at_or_below = np.searchsorted(present, edges, side="right")  # right-closed cells: values <= each edge
+    counts = np.diff(np.concatenate(([0], at_or_below, [present.size])))
+    return NumericProfile(name, tuple(float(e) for e in edges), tuple(int(c) for c in counts), missing)
 
 
 def categorical_profile(name: str, values: pd.Series, max_categories: int = 200) -> CategoricalProfile:
@@ -182,8 +185,13 @@ def categorical_profile(name: str, values: pd.Series, max_categories: int = 200)
     return CategoricalProfile(name, top, missing)
 
 
+def _column(parts: Sequence[pd.DataFrame], name: str) -> pd.Series:
+    """One column of rows held in parts, joined (a column at a time: the parts are never joined whole)."""
+    return parts[0][name] if len(parts) == 1 else pd.concat([part[name] for part in parts], ignore_index=True)
+
+
 def build_profile(
-    frame: pd.DataFrame,
+    frame: pd.DataFrame | Sequence[pd.DataFrame],
     numeric: Sequence[str],
     categorical: Sequence[str],
     *,
@@ -198,12 +206,15 @@ def build_profile(
     data_until: str | None = None,
     metric_errors: Mapping[str, float] | None = None,
 ) -> ReferenceProfile:
+    """The profile of ``frame``'s rows: one frame, or the parts they are held in (the train, validation and
+    holdout days of a snapshot), read a column at a time."""
+    parts = [frame] if isinstance(frame, pd.DataFrame) else list(frame)
     return ReferenceProfile(
-        numeric=tuple(numeric_profile(name, frame[name], quantiles) for name in numeric),
-        categorical=tuple(categorical_profile(name, frame[name]) for name in categorical),
+        numeric=tuple(numeric_profile(name, _column(parts, name), quantiles) for name in numeric),
+        categorical=tuple(categorical_profile(name, _column(parts, name)) for name in categorical),
         prediction=None if holdout_predictions is None else numeric_profile(PREDICTION, holdout_predictions, quantiles),
         metrics=dict(metrics),
-        rows=len(frame),
+        rows=sum(len(part) for part in parts),
         importance=importance_shares(importance or {}),
         estimate=estimate,
         prediction_spread=prediction_spread,

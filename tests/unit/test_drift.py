@@ -116,3 +116,31 @@ def test_psi_is_zero_for_equal_shares_and_positive_otherwise(counts):
     reference = np.asarray(counts, dtype="float64") + 1
     assert psi(reference, reference * 3) == pytest.approx(0.0, abs=1e-12)
     assert psi(reference, reference[::-1]) >= 0.0
+
+
+def test_a_profile_of_parts_is_the_profile_of_the_rows_joined(profile: ReferenceProfile):
+    parts = [frame for _, frame in generate_days(START, 6, ROWS, 7)]
+    from_parts = build_profile(
+        [pd.concat(parts[:4], ignore_index=True), parts[4], parts[5]],
+        FEATURES.numeric,
+        FEATURES.categorical,
+        holdout_predictions=None,
+        metrics={},
+        quantiles=SETTINGS.drift.quantiles,
+    )
+    assert from_parts == profile
+
+
+@given(values=st.lists(st.one_of(st.floats(-1e6, 1e6), st.just(float("nan"))), min_size=1, max_size=300))
+@settings(max_examples=60, deadline=None)
+def test_numeric_profile_edges_are_quantiles_and_counts_fall_in_right_closed_cells(values: list[float]):
+    numbers = np.asarray(values, dtype="float64")
+    found = numeric_profile("x", numbers, 10)
+    present = numbers[~np.isnan(numbers)]
+    assert found.missing == int(np.isnan(numbers).sum())
+    if present.size == 0:
+        return
+    edges = np.unique(np.quantile(present, np.linspace(0, 1, 11)))
+    assert found.edges == tuple(float(edge) for edge in edges)
+    by_search = np.bincount(np.searchsorted(edges, present, side="left"), minlength=edges.size + 1)
+    assert found.counts == tuple(int(count) for count in by_search)
