@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import threading
 from collections.abc import Hashable, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -54,6 +55,9 @@ def load_contract_json(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict) or not isinstance(data.get("expectations"), list):
         raise ContractError(f"contract file {path} is not a great-expectations suite (no 'expectations' list)")
     return data
+
+
+_GX_LOCK = threading.Lock()
 
 
 @lru_cache(maxsize=1)
@@ -224,12 +228,16 @@ def validate_batch(
     warnings: tuple[str, ...] = ()
     if extra_columns == "drop":
         frame, warnings = _drop_extra_columns(frame, load_contract_json(contract_path))
-    batch = _batch_definition().get_batch(batch_parameters={"dataframe": frame})
-    # Two passes: a cheap pass/fail over every expectation, then full details (values, failing row
-    # labels) only for the ones that failed. A clean batch pays for the first pass alone.
-    evaluated = batch.validate(suite, result_format="BOOLEAN_ONLY").results
-    failed = _failed_suite(suite, evaluated)
-    detailed = [] if failed is None else batch.validate(failed, result_format=_COMPLETE).results
+    # One GX context per process, and GX 1.x gives every in-memory batch the same id: two threads that
+    # validated at once (a Dask worker with several threads) could each be handed the other's rows.
+    # The lock makes a process validate one batch at a time; processes still validate side by side.
+    with _GX_LOCK:
+        batch = _batch_definition().get_batch(batch_parameters={"dataframe": frame})
+        # Two passes: a cheap pass/fail over every expectation, then full details (values, failing row
+        # labels) only for the ones that failed. A clean batch pays for the first pass alone.
+        evaluated = batch.validate(suite, result_format="BOOLEAN_ONLY").results
+        failed = _failed_suite(suite, evaluated)
+        detailed = [] if failed is None else batch.validate(failed, result_format=_COMPLETE).results
     failures: list[ExpectationFailure] = []
     row_failures: dict[Any, list[str]] = {}
     for result in detailed:

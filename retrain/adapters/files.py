@@ -8,8 +8,10 @@ contract sees the batch, so not-null expectations judge them and a numeric colum
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -163,8 +165,8 @@ def read_batch_pieces(
     piece, whatever the file's size), read as :func:`read_batch` reads the whole. A CSV file is read
     whole, as one piece (its column types are only known once every row is read). An empty Parquet
     file gives one empty piece, so a reader always sees the columns."""
-    if path.suffix.lower() == ".csv" or not path.is_file() or path.stat().st_size == 0:
-        yield read_batch(path, time_column, missing_values)  # every way to fail is worded there
+    if path.suffix.lower() not in (".parquet", ".pq") or not path.is_file() or path.stat().st_size == 0:
+        yield read_batch(path, time_column, missing_values)  # a CSV, and every way to fail, as read_batch words it
         return
     import pyarrow.parquet as pq
 
@@ -198,29 +200,56 @@ def _unreadable_parquet(path: Path, error: Exception) -> BatchReadError:
     )
 
 
-def write_pieces(frames: Iterable[pd.DataFrame], path: Path) -> Path:
-    """Frames written as one Parquet file, a row group each, as they come (never all in memory), through
-    a temporary file: a crash never leaves half a file under ``path``. Every piece takes the first
-    piece's column types."""
+def write_pieces(frames: Iterable[pd.DataFrame], path: Path, like: Path | None = None) -> Path:
+    """Frames written as one Parquet file, a row group each, as they come (never all in memory).
+
+    The columns take the first frame's types, except those that the Parquet file ``like`` (the batch
+    the frames were made from) also has: they take its types, so a column that one piece happens to
+    hold only missing values in (typed null, or float instead of int) is written as the batch types it.
+    Written through a temporary file of its own, removed on failure: a crash never leaves half a file
+    under ``path``, and two writers never share a temporary.
+    """
+    import tempfile
+
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(path.suffix + ".tmp")
+    source = _parquet_types(like)
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    temporary = Path(name)
     writer: pq.ParquetWriter | None = None
     try:
         for frame in frames:
             table = pa.Table.from_pandas(frame, preserve_index=False)
             if writer is None:
-                writer = pq.ParquetWriter(temporary, table.schema)
+                fields = [pa.field(f.name, source.get(f.name, f.type)) for f in table.schema]
+                writer = pq.ParquetWriter(temporary, pa.schema(fields))
             writer.write_table(table.cast(writer.schema))
+        if writer is None:
+            raise ValueError("write_pieces needs at least one frame")
+        writer.close()
+        writer = None
+        temporary.replace(path)
     finally:
         if writer is not None:
             writer.close()
-    if writer is None:
-        raise ValueError("write_pieces needs at least one frame")
-    temporary.replace(path)
+        temporary.unlink(missing_ok=True)
+        close = getattr(frames, "close", None)  # a generator's open files are closed now, not at collection
+        if callable(close):
+            close()
     return path
+
+
+def _parquet_types(path: Path | None) -> dict[str, Any]:
+    """Column name -> Arrow type of a Parquet file (nothing for a CSV or no file)."""
+    if path is None or path.suffix.lower() not in (".parquet", ".pq"):
+        return {}
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(path)
+    return {field.name: field.type for field in schema if str(field.type) != "null"}
 
 
 def write_snapshot(frame: pd.DataFrame, path: Path, order_by: Sequence[str]) -> Path:

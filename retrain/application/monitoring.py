@@ -102,7 +102,8 @@ def window_of(
     """Count, predict and label piece by piece (``predict``: the champion's predictions of some rows)."""
     task = task_for(settings.dataset)
     target, time_column = settings.dataset.target, settings.dataset.time_column
-    rows_per_batch: dict[str, int] = {}
+    batches: list[str] = []
+    rows_per_batch: list[int] = []
     counts: BatchCounts | None = None
     predictions: list[np.ndarray] = []
     labels: list[np.ndarray] = []
@@ -110,7 +111,10 @@ def window_of(
     newest: dt.datetime | None = None
     for piece in pieces:
         frame = piece.frame
-        rows_per_batch[piece.batch] = rows_per_batch.get(piece.batch, 0) + len(frame)
+        if piece.first_row == 0 or not batches:  # a file's first piece (two files may share a name: each is its own)
+            batches.append(piece.batch)
+            rows_per_batch.append(0)
+        rows_per_batch[-1] += len(frame)
         counted = count_batch(profile, frame)
         counts = counted if counts is None else counts + counted
         predictions.append(predict(frame))
@@ -123,8 +127,8 @@ def window_of(
     if counts is None:
         raise RetrainError("no batch to check: the window has no piece")
     return Window(
-        batches=tuple(rows_per_batch),
-        rows_per_batch=tuple(rows_per_batch.values()),
+        batches=tuple(batches),
+        rows_per_batch=tuple(rows_per_batch),
         counts=counts,
         predictions=np.concatenate(predictions, axis=0),
         labels=np.concatenate(labels) if labelled else None,
@@ -458,7 +462,7 @@ def score_batch(
             _add_counts(unseen, unseen_categories(piece.frame, spec))
             yield prediction_frame(piece, settings, champion, score, challenger, shadow)
 
-    written = files.write_pieces(frames(), output)
+    written = files.write_pieces(frames(), output, like=batch)
     all_scores = np.concatenate(scores, axis=0)
     return ScoredBatch(
         rows=int(all_scores.shape[0]),
@@ -536,7 +540,7 @@ def _metric_key(name: str) -> str:
 
 
 def _prediction_columns(task: Task, predictions: np.ndarray) -> dict[str, Any]:
-    """The columns a task's predictions are written as (see :func:`write_predictions`)."""
+    """The columns a task's predictions are written as (see :func:`prediction_frame`)."""
     if task.kind == "binary":
         return {"score": predictions}
     if task.kind == "regression":

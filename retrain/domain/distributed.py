@@ -1,11 +1,14 @@
 """Boosting past one machine: ``xgboost.dask`` on a Dask cluster, reproducible by construction.
 
 The rows are cut into as many contiguous parts as ``model.dask_workers`` (the same cut for the same
-rows), and part *i* is placed on the *i*-th worker by address, so the same data on a cluster of the
-same size is spread the same way. XGBoost then builds every tree from histograms summed across the
-workers in rank order: the same data, params and worker count give the same model bytes (measured,
-see the README), while a different worker count gives a different, equally valid model. That is why
-the count is part of the training settings, and so of the training key.
+rows), the first workers by address are chosen, and part *i* is placed on the worker XGBoost will
+rank *i* (its tracker ranks workers by task id), so the same data on a cluster of the same size is
+spread the same way. XGBoost then builds every tree from histograms summed across the workers in
+rank order: the same data, params and worker count give the same model bytes (measured, see the
+README), while a different worker count gives a different, equally valid model. That is why the
+count is part of the training settings, and so of the training key. What is not in our hands: the
+scheduler could move a part's derived task to another worker (work stealing) on a busy cluster;
+reproduction would then report a difference rather than hide it.
 
 The client is handed in (the adapter that connects to the scheduler lives in
 :mod:`retrain.adapters.dask_cluster`); nothing here opens a connection or reads the environment.
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -42,6 +46,13 @@ def chosen_workers(addresses: list[str], count: int) -> list[str]:
     return ordered[:count]
 
 
+def in_rank_order(addresses: list[str], names: Mapping[str, str]) -> list[str]:
+    """The workers in the order XGBoost ranks them: by ``[xgboost.dask-NAME]:ADDRESS``, the task id
+    ``xgboost.dask`` gives each worker and its tracker sorts by. Part *i* then always sits on rank *i*,
+    so histograms are summed in the same order whatever the workers are called."""
+    return sorted(addresses, key=lambda address: f"[xgboost.dask-{names.get(address, address)}]:{address}")
+
+
 def row_parts(rows: int, parts: int) -> list[tuple[int, int]]:
     """``parts`` contiguous [start, stop) ranges covering ``rows`` rows as evenly as possible (never empty
     while there are at least as many rows as parts)."""
@@ -60,10 +71,13 @@ class DaskEngine:
         self._wait_seconds = wait_seconds
 
     def _placed_workers(self) -> list[str]:
+        """The chosen workers (:func:`chosen_workers`) in XGBoost's rank order (:func:`in_rank_order`)."""
         # a cluster that is still scaling up gets a while to reach the count; chosen_workers says if it did not
         with contextlib.suppress(TimeoutError):
             self._client.wait_for_workers(self._workers, timeout=self._wait_seconds)
-        return chosen_workers(list(self._client.scheduler_info(n_workers=-1)["workers"]), self._workers)
+        workers = self._client.scheduler_info(n_workers=-1)["workers"]
+        names = {address: str(info.get("name", address)) for address, info in workers.items()}
+        return in_rank_order(chosen_workers(list(workers), self._workers), names)
 
     def describe(self) -> str:
         workers = self._placed_workers()
@@ -73,7 +87,7 @@ class DaskEngine:
         """The rows as a Dask frame whose part *i* lives on worker *i* (features and label together)."""
         import dask.dataframe as dd
 
-        frame = rows.features.reset_index(drop=True)
+        frame = rows.features().reset_index(drop=True)
         frame[_LABEL] = rows.labels
         futures = [
             self._client.scatter(frame.iloc[start:stop], workers=[worker], broadcast=False, hash=False)
@@ -93,7 +107,7 @@ class DaskEngine:
         workers = self._placed_workers()
         train = self._spread(job.train, workers)
         validation = self._spread(job.validation, workers)
-        columns = list(job.train.features.columns)
+        columns = list(job.train.spec.columns)
         dtrain = dxgb.DaskQuantileDMatrix(
             self._client,
             train[columns],

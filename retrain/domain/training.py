@@ -77,10 +77,19 @@ def to_dmatrix(
 
 @dataclass(frozen=True)
 class LabelledRows:
-    """Encoded features (the model matrix, spec order) and their encoded labels: what an engine boosts on."""
+    """Rows, the spec that encodes them and their encoded labels: what an engine boosts on.
 
-    features: pd.DataFrame
+    The model matrix is encoded when the engine asks (:meth:`features`), so it lives only while the
+    engine builds its matrix from it, not for the whole training.
+    """
+
+    rows: pd.DataFrame
+    spec: FeatureSpec
     labels: np.ndarray
+
+    def features(self) -> pd.DataFrame:
+        """The model matrix: float64 columns in spec order (categoricals as codes)."""
+        return encode_features(self.rows, self.spec)
 
 
 @dataclass(frozen=True)
@@ -120,10 +129,10 @@ class InMemoryEngine:
     def boost(self, job: BoostingJob) -> tuple[xgb.Booster, tuple[float, ...]]:
         threads = int(job.params.get("nthread", 1))
         dtrain = xgb.DMatrix(
-            job.train.features, label=job.train.labels, feature_types=job.feature_types, nthread=threads
+            job.train.features(), label=job.train.labels, feature_types=job.feature_types, nthread=threads
         )
         dvalid = xgb.DMatrix(
-            job.validation.features, label=job.validation.labels, feature_types=job.feature_types, nthread=threads
+            job.validation.features(), label=job.validation.labels, feature_types=job.feature_types, nthread=threads
         )
         history: dict[str, dict[str, list[float]]] = {}
         booster = xgb.train(
@@ -152,13 +161,13 @@ def train_model(
 ) -> TrainedModel:
     """Fit on ``train``, stop early on ``validation``; keep only the trees up to the best round.
 
-    The rows are checked and encoded here, the same way for every engine; only the boosting rounds
-    run where ``engine`` says.
+    The labels are checked here and the rows encoded by one spec, the same way for every engine; only
+    the boosting rounds run where ``engine`` says.
     """
     job = BoostingJob(
         params=booster_params(settings, task),
-        train=LabelledRows(encode_features(train, spec), _labels(train, target, "training", task)),
-        validation=LabelledRows(encode_features(validation, spec), _labels(validation, target, "validation", task)),
+        train=LabelledRows(train, spec, _labels(train, target, "training", task)),
+        validation=LabelledRows(validation, spec, _labels(validation, target, "validation", task)),
         feature_types=spec.feature_types,
         num_boost_round=settings.xgboost.num_boost_round,
         early_stopping_rounds=settings.xgboost.early_stopping_rounds,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from retrain.domain.distributed import ClusterTooSmall, chosen_workers, row_parts
+from retrain.domain.distributed import ClusterTooSmall, chosen_workers, in_rank_order, row_parts
 
 
 @given(rows=st.integers(min_value=0, max_value=10_000), parts=st.integers(min_value=1, max_value=64))
@@ -35,3 +35,13 @@ def test_a_cluster_smaller_than_the_count_is_refused_with_both_numbers_and_the_w
         chosen_workers(["tcp://a:1", "tcp://b:1"], 4)
     assert "lower model.dask_workers" in str(raised.value)
     assert raised.value.exit_code == 2
+
+
+def test_parts_follow_xgboosts_rank_order_not_the_address_order():
+    # XGBoost's tracker ranks by "[xgboost.dask-NAME]:ADDRESS": here the names order the workers
+    # opposite to their addresses, and part i must go to the worker ranked i
+    addresses = ["tcp://10.0.0.1:1", "tcp://10.0.0.2:1", "tcp://10.0.0.3:1"]
+    names = {addresses[0]: "c", addresses[1]: "b", addresses[2]: "a"}
+    assert in_rank_order(addresses, names) == list(reversed(addresses))
+    task_ids = sorted(f"[xgboost.dask-{names[a]}]:{a}" for a in addresses)
+    assert [task_id.split("]:")[1] for task_id in task_ids] == in_rank_order(addresses, names)
