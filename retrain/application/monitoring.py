@@ -118,11 +118,9 @@ def window_of(
         counted = count_batch(profile, frame)
         counts = counted if counts is None else counts + counted
         predictions.append(predict(frame))
-        if target in frame:
-            labelled = True
-            labels.append(task.label_codes(frame[target], unknown="missing").astype("float64"))
-        else:
-            labels.append(np.full(len(frame), np.nan))
+        piece_labels = _piece_labels(task, frame, target)
+        labelled = labelled or piece_labels is not None
+        labels.append(np.full(len(frame), np.nan) if piece_labels is None else piece_labels)
         newest = _later(newest, _newest_time(frame, time_column))
     if counts is None:
         raise RetrainError("no batch to check: the window has no piece")
@@ -153,6 +151,14 @@ def scan_window(
         settings,
         lambda frame: predict_rows(booster, frame, spec, task, settings.model.threads),
     )
+
+
+def _piece_labels(task: Task, frame: pd.DataFrame, target: str) -> np.ndarray | None:
+    """Some rows' labels as the task encodes them, or None without a target column. NaN where not
+    known yet, and where the value is one the task cannot encode: a served batch is measured on the
+    rows it can be (:meth:`~retrain.domain.task.Task.unknown_labels` counts the others), never
+    refused for a label."""
+    return None if target not in frame else task.label_codes(frame[target], unknown="missing")
 
 
 def _later(first: dt.datetime | None, second: dt.datetime | None) -> dt.datetime | None:
@@ -439,14 +445,12 @@ def score_batch(
     shadow_model = None if challenger is None else registry.load(challenger.version)
     scores: list[np.ndarray] = []
     shadows: list[np.ndarray] = []
-    labels: list[np.ndarray] = []
+    labels: list[np.ndarray] = []  # empty when the batch has no target column (all its pieces alike)
     unknown: dict[str, int] = {}
     unseen: dict[str, int] = {}
-    labelled = False
     target = settings.dataset.target
 
     def frames() -> Iterator[pd.DataFrame]:
-        nonlocal labelled
         for piece in read_pieces([batch], settings):
             score = predict_rows(champion_model, piece.frame, spec, task, threads)
             shadow = None
@@ -455,9 +459,9 @@ def score_batch(
             scores.append(score)
             if shadow is not None:
                 shadows.append(shadow)
-            if target in piece.frame:
-                labelled = True
-                labels.append(task.label_codes(piece.frame[target], unknown="missing").astype("float64"))
+            piece_labels = _piece_labels(task, piece.frame, target)
+            if piece_labels is not None:
+                labels.append(piece_labels)
                 _add_counts(unknown, task.unknown_labels(piece.frame[target]))
             _add_counts(unseen, unseen_categories(piece.frame, spec))
             yield prediction_frame(piece, settings, champion, score, challenger, shadow)
@@ -469,7 +473,7 @@ def score_batch(
         predictions_file=written,
         scores=all_scores,
         shadow=np.concatenate(shadows, axis=0) if shadows else None,
-        labels=np.concatenate(labels) if labelled else None,
+        labels=np.concatenate(labels) if labels else None,
         unknown_labels=unknown,
         unseen=unseen,
     )
