@@ -30,8 +30,10 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,19 +50,22 @@ START = dt.date(2026, 1, 1)
 
 def day_frames(rows: int, days: int, features: int, seed: int) -> list[pd.DataFrame]:
     """``days`` days of loans, each with numeric noise columns added up to ``features`` features."""
+    return list(each_day(rows, days, features, seed))
+
+
+def each_day(rows: int, days: int, features: int, seed: int) -> Iterator[pd.DataFrame]:
+    """:func:`day_frames` one day at a time (10M rows are never all in this process at once)."""
     from retrain.domain.demo_data import generate_day
 
-    frames = []
     for index in range(days):
         frame = generate_day(START + dt.timedelta(days=index), rows // days, seed)
         base = len(frame.columns) - 3  # id, time and target are not features
         rng = np.random.default_rng(seed * 1000 + index)
         extra = {f"extra_{i:02d}": rng.normal(0.0, 1.0, len(frame)) for i in range(max(features - base, 0))}
-        frames.append(pd.concat([frame, pd.DataFrame(extra, index=frame.index)], axis=1))
-    return frames
+        yield pd.concat([frame, pd.DataFrame(extra, index=frame.index)], axis=1)
 
 
-def make_project(root: Path, frames: list[pd.DataFrame]) -> Path:
+def make_project(root: Path, frames: Iterable[pd.DataFrame], engine: str = "in_memory") -> Path:
     """``retrain init`` from the first day, the bench reviewer's key, every day in the batch directory."""
     from retrain.adapters.reviewer_keys import create_private_key, write_public_key
     from retrain.adapters.workspace import commit_all, write_params
@@ -78,7 +83,7 @@ def make_project(root: Path, frames: list[pd.DataFrame]) -> Path:
     init_project(project, paths[0], target=TARGET, id_column=ID_COLUMN, name="bench", reviewers=(REVIEWER,))
     # the reviewer answers at once and the run looks for the answer often: the time a person takes
     # to answer is theirs, not the platform's
-    write_params(project, {"approval": {"poll_seconds": 0.1}})
+    write_params(project, {"approval": {"poll_seconds": 0.1}, "model": {"engine": engine}})
     settings = load_settings(project / "params.yaml")
     key = create_private_key(root / "keys" / f"{REVIEWER}.key")
     write_public_key(project, settings.approval, REVIEWER, key)
@@ -101,6 +106,30 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+class RssSampler(threading.Thread):
+    """This process's resident memory every 50 ms, with the wall-clock time: which task the peak
+    belongs to is read afterwards from the task runs' start and end times."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.samples: list[tuple[float, float]] = []
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        status = Path("/proc/self/status")
+        while not self._done.wait(0.05) and status.exists():
+            for line in status.read_text(encoding="utf-8").splitlines():
+                if line.startswith("VmRSS:"):
+                    self.samples.append((time.time(), int(line.split()[1]) / 1024))
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+
+    def peak_between(self, start: float, end: float) -> float:
+        return max((rss for at, rss in self.samples if start <= at <= end), default=0.0)
+
+
 def run_flow(project: Path, keys: Path) -> dict[str, Any]:
     """The training flow, timed from its start to its end less the time it waited for the reviewer."""
     from prefect.client.orchestration import get_client
@@ -110,6 +139,8 @@ def run_flow(project: Path, keys: Path) -> dict[str, Any]:
     from retrain.adapters.reviewer_keys import load_private_key
 
     start_api_once()
+    memory = RssSampler()
+    memory.start()
     answer = Signing("approve", REVIEWER, load_private_key(keys / f"{REVIEWER}.key"), "bench")
     started = time.perf_counter()
     result = run_with_reviewers(
@@ -136,6 +167,15 @@ def run_flow(project: Path, keys: Path) -> dict[str, Any]:
         name = re.sub(r"-\d{4}-\d{2}-\d{2}.*$", "-<day>", name)  # one line for all the days' tasks
         by_task[name] = by_task.get(name, 0.0) + run.total_run_time.total_seconds()
     slowest = dict(sorted(by_task.items(), key=lambda item: -item[1])[:8])
+    memory.stop()
+    peaks: dict[str, float] = {}
+    for run in task_runs:  # the highest resident memory sampled while each task ran: where the peak is
+        if run.start_time is None or run.end_time is None:
+            continue
+        name = re.sub(r"-\d{4}-\d{2}-\d{2}.*$", "-<day>", re.sub(r"-[0-9a-f]{3}$", "", run.name))
+        during = memory.peak_between(run.start_time.timestamp(), run.end_time.timestamp())
+        peaks[name] = max(peaks.get(name, 0.0), during)
+    memory_by_task = dict(sorted(peaks.items(), key=lambda item: -item[1])[:6])
     from mlflow import MlflowClient
 
     metrics = MlflowClient().get_run(result.challenger.run_id).data.metrics
@@ -147,6 +187,7 @@ def run_flow(project: Path, keys: Path) -> dict[str, Any]:
         "roc_auc": round(float(result.challenger.metrics["roc_auc"]), 4),
         "best_iteration": int(metrics.get("best_iteration", -1)),
         "slowest_tasks_s": {name: round(value, 2) for name, value in slowest.items()},
+        "peak_rss_by_task_mb": {name: round(value, 1) for name, value in memory_by_task.items()},
         # what judging the batches cost: contract runs and the replay of verdicts known before
         "validation_s": round(
             sum(t for name, t in by_task.items() if name.startswith(("validate-", "reuse-known-verdicts"))), 3
@@ -254,10 +295,10 @@ def child_environment(root: Path) -> dict[str, str]:
     return env
 
 
-def measure(rows: int, features: int, days: int, seed: int) -> dict[str, Any]:
+def measure(rows: int, features: int, days: int, seed: int, engine: str = "in_memory") -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="retrain-bench-flow-") as tmp:
         root = Path(tmp)
-        project = make_project(root, day_frames(rows, days, features, seed))
+        project = make_project(root, each_day(rows, days, features, seed), engine)
         env = child_environment(root)
         # a bare run of a few seconds swings by a third from run to run: the fastest of three below 1M rows
         runs = [_child("bare", project, root / "keys", env) for _ in range(3 if rows < 1_000_000 else 1)]
@@ -266,6 +307,7 @@ def measure(rows: int, features: int, days: int, seed: int) -> dict[str, Any]:
     return {
         "rows": rows,
         "features": features,
+        "engine": engine,
         "flow_s": flow["seconds"],
         "bare_s": bare["seconds"],
         "time_ratio": round(flow["seconds"] / bare["seconds"], 3),
@@ -314,6 +356,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=6)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
+        "--engine",
+        choices=("in_memory", "external_memory"),
+        default="in_memory",
+        help="model.engine of the project (in_memory switches to external memory past model.external_memory_above_mb)",
+    )
+    parser.add_argument(
         "--nightly", type=int, metavar="DAYS", help="instead: a nightly run's validation after DAYS days of history"
     )
     parser.add_argument("--child", choices=("flow", "bare"), help=argparse.SUPPRESS)
@@ -329,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(measure_nightly(args.nightly, rows_per_day, args.features, args.seed)), flush=True)
         return 0
     for rows in args.rows or [100_000]:
-        print(json.dumps(measure(rows, args.features, args.days, args.seed)), flush=True)
+        print(json.dumps(measure(rows, args.features, args.days, args.seed, args.engine)), flush=True)
     return 0
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from prefect import flow, runtime
 from pydantic import BaseModel, Field
 
-from retrain.adapters.environment import resolve_runtime
+from retrain.adapters.environment import Runtime, resolve_runtime
 from retrain.adapters.registry import ModelRegistry
 from retrain.application.results import TrainingResult
 from retrain.application.versioning import wants_commit
@@ -25,6 +25,7 @@ from retrain.domain.gate_report import (
     training_lineage,
 )
 from retrain.domain.lifecycle import CHAMPION
+from retrain.domain.settings import Settings
 from tasks.approval import collect_approval, reviewer_keys_task
 from tasks.data import (
     build_training_set_task,
@@ -77,6 +78,19 @@ class TrainingRequest(BaseModel):
     )
 
 
+def validated_snapshot(batches: list[Path], settings: Settings, where: Runtime, reports: Path) -> Path:
+    """validate → quarantine → snapshot: the batches' accepted rows go into the snapshot file and are
+    released on return (the training reads the file, not the batches' frames)."""
+    # batches judged before under this contract: their verdicts in one task; the new ones validated
+    known = known_verdicts_task(batches, settings, where.project_dir, reports, where.validation_cache_dir)
+    validations = validate_new_batches(
+        batches, known, settings, where.project_dir, reports, where.validation_cache_dir, where.dask_scheduler
+    )
+    publish_validation_task([validation.report for validation in validations])
+    store_quarantine_task(validations, settings, where.project_dir)
+    return build_training_set_task(validations, settings, where.project_dir)
+
+
 @flow(name="training", log_prints=True, persist_result=True, result_serializer="json", **RELEASE_LEASE)
 def training(request: TrainingRequest | None = None) -> TrainingResult:
     request = request or TrainingRequest()
@@ -96,23 +110,7 @@ def training(request: TrainingRequest | None = None) -> TrainingResult:
     with training_lock(where.ledger_url, registry.model_name):
         prepare_data_repo_task(where.project_dir, where.dvc_remote_url, where.dvc_remote_endpoint)
         batches = list_batches_task(where.project_dir, settings)
-        # batches judged before under this contract: their verdicts in one task; the new ones validated
-        known = known_verdicts_task(
-            batches, settings, where.project_dir, reports / "validation", where.validation_cache_dir
-        )
-        validations = validate_new_batches(
-            batches,
-            known,
-            settings,
-            where.project_dir,
-            reports / "validation",
-            where.validation_cache_dir,
-            where.dask_scheduler,
-        )
-        publish_validation_task([validation.report for validation in validations])
-        store_quarantine_task(validations, settings, where.project_dir)
-
-        snapshot_path = build_training_set_task(validations, settings, where.project_dir)
+        snapshot_path = validated_snapshot(batches, settings, where, reports / "validation")
         snapshot = version_training_set_task(snapshot_path, len(batches), settings, where.project_dir)
         evidence = gather_evidence_task(
             snapshot, settings, where.project_dir, flow_run_id, request.triggered_by, request.reason

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from retrain.domain.errors import InputError
@@ -262,5 +263,137 @@ def write_snapshot(frame: pd.DataFrame, path: Path, order_by: Sequence[str]) -> 
     return path
 
 
+#: Rows per row group of a snapshot: pyarrow's default, which :func:`write_snapshot` gets by not
+#: choosing; :func:`write_snapshot_pieces` cuts the same groups so both write the same bytes.
+SNAPSHOT_ROW_GROUP_ROWS = 1024 * 1024
+
+
+def writable_in_pieces(rows: pd.DataFrame) -> bool:
+    """Whether rows typed like ``rows`` can be written a piece at a time as :func:`write_snapshot_pieces`
+    does: not with an ``object`` column (pyarrow infers its type from the values, and a piece's values
+    may say less than the whole's: all missing, say) nor a ``category`` one (the whole's categories)."""
+    return not any(dtype == np.dtype(object) or isinstance(dtype, pd.CategoricalDtype) for dtype in rows.dtypes)
+
+
+def write_snapshot_pieces(pieces: Iterable[pd.DataFrame], path: Path) -> Path:
+    """Write a snapshot from pieces already in snapshot order, one piece in memory at a time.
+
+    Only for columns :func:`writable_in_pieces` accepts. The pieces are cut into row groups of
+    :data:`SNAPSHOT_ROW_GROUP_ROWS` rows with the columns typed
+    as the first piece's, so the file is byte for byte what :func:`write_snapshot` makes of the same
+    rows joined (same row groups, same schema): the snapshot's md5, and so the training key, do not
+    depend on how it was written.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    writer: Any = None
+    schema: Any = None
+    pending: pd.DataFrame | None = None
+
+    def write(rows: pd.DataFrame) -> None:
+        writer.write_table(
+            pa.Table.from_pandas(rows, schema=schema, preserve_index=False), row_group_size=SNAPSHOT_ROW_GROUP_ROWS
+        )
+
+    try:
+        for piece in pieces:
+            if writer is None:
+                schema = pa.Schema.from_pandas(piece.iloc[:0], preserve_index=False)
+                writer = pq.ParquetWriter(temporary, schema, compression="zstd")
+            pending = piece if pending is None else pd.concat([pending, piece], ignore_index=True)
+            while len(pending) >= SNAPSHOT_ROW_GROUP_ROWS:
+                write(pending.iloc[:SNAPSHOT_ROW_GROUP_ROWS])
+                pending = pending.iloc[SNAPSHOT_ROW_GROUP_ROWS:]
+        if writer is None:
+            raise ValueError("a snapshot needs at least one piece")
+        if pending is not None and len(pending):
+            write(pending)
+        writer.close()
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        temporary.unlink(missing_ok=True)
+        raise
+    temporary.replace(path)  # atomic: a crash never leaves a half-written snapshot
+    return path
+
+
 def read_snapshot(path: Path) -> pd.DataFrame:
     return pd.read_parquet(path)
+
+
+class SnapshotRows:
+    """Rows ``start``..``stop`` of a snapshot file, left there and read when asked: one column at a
+    time, or every column a piece at a time (:class:`retrain.domain.rows.StoredRows`).
+
+    Only the row groups that hold the range are read, and without pre-buffering, so memory holds one
+    column or one piece, whatever the snapshot's size. Values convert as :func:`read_snapshot` converts
+    them (the same dtypes), so stored and in-memory rows encode to the same model matrix.
+    """
+
+    def __init__(self, path: Path, start: int, stop: int) -> None:
+        import pyarrow.parquet as pq
+
+        self.path, self.start, self.stop = path, start, stop
+        parquet = pq.ParquetFile(path)
+        metadata = parquet.metadata
+        self._names = tuple(parquet.schema_arrow.names)
+        offsets, groups, at = [], [], 0
+        for index in range(metadata.num_row_groups):
+            rows = metadata.row_group(index).num_rows
+            if at < stop and at + rows > start:
+                groups.append(index)
+                offsets.append(at)
+            at += rows
+        self._groups, self._first_row = groups, (offsets[0] if offsets else start)
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return self._names
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def _batches(self, columns: list[str] | None, piece_rows: int) -> Iterator[pd.DataFrame]:
+        import pyarrow.parquet as pq
+
+        if not self._groups or self.stop <= self.start:
+            return
+        parquet = pq.ParquetFile(self.path, pre_buffer=False)
+        at = self._first_row
+        for batch in parquet.iter_batches(batch_size=piece_rows, row_groups=self._groups, columns=columns):
+            begin, end = max(self.start, at), min(self.stop, at + batch.num_rows)
+            if begin < end:
+                piece = batch.slice(begin - at, end - begin).to_pandas()
+                piece.index = pd.RangeIndex(begin, end)  # positions in the snapshot, as a frame split keeps them
+                yield piece
+            at += batch.num_rows
+            if at >= self.stop:
+                return
+
+    def column(self, name: str) -> pd.Series:
+        parts = [piece[name] for piece in self._batches([name], 1 << 20)]
+        if not parts:
+            return read_snapshot_schema(self.path)[name]
+        return parts[0] if len(parts) == 1 else pd.concat(parts)
+
+    def pieces(self, piece_rows: int) -> Iterator[pd.DataFrame]:
+        return self._batches(None, piece_rows)
+
+    def read(self) -> pd.DataFrame:
+        """Every row of the range in memory (the validation and holdout days)."""
+        parts = list(self._batches(None, 1 << 20))
+        if not parts:
+            return read_snapshot_schema(self.path)
+        return parts[0] if len(parts) == 1 else pd.concat(parts)
+
+
+def read_snapshot_schema(path: Path) -> pd.DataFrame:
+    """A snapshot's columns and types, no rows."""
+    import pyarrow.parquet as pq
+
+    empty: pd.DataFrame = pq.ParquetFile(path).schema_arrow.empty_table().to_pandas()
+    return empty

@@ -68,12 +68,11 @@ def version_training_set(snapshot_path: Path, batches: int, settings: Settings, 
     md5s = datastore.commit_stage(project_dir, TRAINING_SET_STAGE)
     datastore.push(project_dir, TRAINING_SET_STAGE)
     relative = Path(settings.dataset.training_set).as_posix()
-    frame = files.read_snapshot(snapshot_path)
-    days = pd.to_datetime(frame[settings.dataset.time_column])
+    days = pd.to_datetime(files.read_column(snapshot_path, settings.dataset.time_column))  # not the whole file
     return Snapshot(
         path=relative,
         md5=md5s[relative],
-        rows=len(frame),
+        rows=len(days),
         batches=batches,
         first_day=days.min().date().isoformat(),
         last_day=days.max().date().isoformat(),

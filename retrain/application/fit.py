@@ -13,9 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from retrain.adapters import files
-from retrain.application.engines import training_engine
-from retrain.domain import fitting
+from retrain.application.engines import fit_snapshot_file
 from retrain.domain.evidence import FEATURE_SPEC_DOCUMENT
 from retrain.domain.settings import Settings, TaskKind
 from retrain.domain.task import Task, task_for
@@ -96,9 +94,7 @@ def fit(
 ) -> dict[str, Any]:
     """Fit the project's training snapshot and write what the DVC ``train`` stage declares as outputs."""
     dataset = settings.dataset
-    frame = files.read_snapshot(project / dataset.training_set)
-    with training_engine(settings.model, dask_scheduler) as engine:
-        fitted = fitting.fit_snapshot(frame, dataset, settings.split, settings.model, engine)
+    fitted = fit_snapshot_file(project / dataset.training_set, dataset, settings.split, settings.model, dask_scheduler)
     split = fitted.split
     task = task_for(dataset)
     y = task.encode(split.holdout[dataset.target], "target of the holdout rows")

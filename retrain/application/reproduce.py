@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from retrain.adapters import datastore, files
+from retrain.adapters import datastore
 from retrain.adapters.environment import Runtime
 from retrain.adapters.registry import ModelRegistry
-from retrain.application.engines import training_engine
-from retrain.domain import fitting
+from retrain.application.engines import fit_snapshot_file
 from retrain.domain.errors import RetrainError
 from retrain.domain.evidence import CONTRACT_DOCUMENT, EVIDENCE_DOCUMENT, RecordedEvidence
 from retrain.domain.lifecycle import canonical_hash
@@ -86,9 +85,7 @@ def reproduce(runtime: Runtime, registry: ModelRegistry, version: str) -> Reprod
         )
         snapshot = workdir / "training.parquet"
         source = datastore.restore_by_md5(runtime.project_dir, evidence.data_md5, snapshot)
-        frame = files.read_snapshot(snapshot)
-        with training_engine(training.model, runtime.dask_scheduler) as engine:
-            fitted = fitting.fit_snapshot(frame, training.dataset, training.split, training.model, engine)
+        fitted = fit_snapshot_file(snapshot, training.dataset, training.split, training.model, runtime.dask_scheduler)
         rebuilt = fitted.model_bytes()
         registered = registry.model_file(version, workdir / "registered").read_bytes()
 

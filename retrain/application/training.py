@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from retrain.adapters import code_version, files, plots
+from retrain.adapters import code_version, plots
 from retrain.adapters.contracts import contract_hash, load_contract_json
 from retrain.adapters.registry import HOLDOUT_PREFIX, ModelRegistry
-from retrain.application.engines import training_engine
+from retrain.application.engines import boosted_where, split_snapshot_file, training_engine
 from retrain.domain import fitting
 from retrain.domain.bootstrap import metric_draws
 from retrain.domain.drift import prediction_day_spread
@@ -58,7 +58,7 @@ def evidence_for(
 
 def split_training_set(snapshot_path: Path, settings: Settings) -> TimeSplit:
     """Step one of the recipe on the snapshot file (the flow needs the split even when it trains nothing)."""
-    return fitting.split_snapshot(files.read_snapshot(snapshot_path), settings.dataset, settings.split)
+    return split_snapshot_file(snapshot_path, settings.dataset, settings.split, settings.model)
 
 
 def check_engine(settings: Settings, dask_scheduler: str | None) -> str:
@@ -91,6 +91,7 @@ def run_params(settings: Settings, split: TimeSplit, snapshot: Snapshot, evidenc
             "validation_days": "..".join(split.validation_days),
             "holdout_days": "..".join(split.holdout_days),
             "n_features": len(settings.dataset.features.all),
+            "boosting": boosted_where(settings.model, len(split.train), len(settings.dataset.features.all)),
         }
     )
     return params

@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from retrain.domain import lifecycle, tags
 from retrain.domain.lifecycle import canonical_hash
-from retrain.domain.settings import DatasetSettings, ModelSettings, Settings, SplitSettings
+from retrain.domain.settings import LOCAL_ENGINES, DatasetSettings, ModelSettings, Settings, SplitSettings
 
 #: Documents logged with every trained version (names inside its MLflow run).
 EVIDENCE_DOCUMENT: Final = "evidence.json"
@@ -54,11 +54,13 @@ def _dataset_record(dataset: DatasetSettings) -> dict[str, Any]:
 
 
 def _model_record(model: ModelSettings) -> dict[str, Any]:
-    """The model settings as recorded. The engine keys came later: an in-memory model records neither
-    (its params hash stays what earlier releases recorded); a Dask model records both, since the
-    worker count the rows were spread over shapes the trees."""
+    """The model settings as recorded. The engine keys came later: a model boosted in the flow's
+    process (in memory or through external memory: the same bytes) records none of them, so its params
+    hash stays what earlier releases recorded; a Dask model records the engine and the worker count,
+    since how the rows were spread over workers shapes the trees."""
     record = model.model_dump(mode="json")
-    if record.get("engine") == "in_memory":
+    record.pop("external_memory_above_mb", None)  # where the matrix is held, never what it holds
+    if record.get("engine") in LOCAL_ENGINES:
         record.pop("engine", None)
         record.pop("dask_workers", None)
     return record

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from retrain.domain.rows import Rows, column_of, missing_columns
+
 
 @dataclass(frozen=True)
 class FeatureSpec:
@@ -100,12 +102,15 @@ def category_codes(values: pd.Series, categories: tuple[str, ...]) -> np.ndarray
     return result
 
 
-def build_feature_spec(frame: pd.DataFrame, numeric: Sequence[str], categorical: Sequence[str]) -> FeatureSpec:
-    """Fix the category lists from the training rows (sorted, so the spec is deterministic)."""
-    missing = [c for c in (*numeric, *categorical) if c not in frame.columns]
+def build_feature_spec(frame: Rows, numeric: Sequence[str], categorical: Sequence[str]) -> FeatureSpec:
+    """Fix the category lists from the training rows (sorted, so the spec is deterministic); stored
+    rows are read a categorical column at a time."""
+    missing = missing_columns(frame, [*numeric, *categorical])
     if missing:
         raise ValueError(f"feature columns missing from the data: {missing}")
-    categories = tuple((name, tuple(sorted(category_text(frame[name]).dropna().unique()))) for name in categorical)
+    categories = tuple(
+        (name, tuple(sorted(category_text(column_of(frame, name)).dropna().unique()))) for name in categorical
+    )
     return FeatureSpec(numeric=tuple(numeric), categories=categories)
 
 

@@ -28,6 +28,7 @@ import pandas as pd
 
 from retrain.domain.estimation import Estimate
 from retrain.domain.features import category_text
+from retrain.domain.rows import Rows, column_of
 
 OTHER = "<other>"
 PREDICTION = "<prediction>"
@@ -185,13 +186,16 @@ def categorical_profile(name: str, values: pd.Series, max_categories: int = 200)
     return CategoricalProfile(name, top, missing)
 
 
-def _column(parts: Sequence[pd.DataFrame], name: str) -> pd.Series:
-    """One column of rows held in parts, joined (a column at a time: the parts are never joined whole)."""
-    return parts[0][name] if len(parts) == 1 else pd.concat([part[name] for part in parts], ignore_index=True)
+def _column(parts: Sequence[Rows], name: str) -> pd.Series:
+    """One column of rows held in parts, joined (a column at a time: the parts are never joined whole;
+    rows left in storage are read a column at a time)."""
+    if len(parts) == 1:
+        return column_of(parts[0], name)
+    return pd.concat([column_of(part, name) for part in parts], ignore_index=True)
 
 
 def build_profile(
-    frame: pd.DataFrame | Sequence[pd.DataFrame],
+    frame: pd.DataFrame | Sequence[Rows],
     numeric: Sequence[str],
     categorical: Sequence[str],
     *,

@@ -19,8 +19,9 @@ With an id column, that column is used everywhere instead, as before.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
@@ -56,3 +57,26 @@ def source_positions(batches: Sequence[str], rows_per_batch: Sequence[int]) -> p
             ),
         }
     )
+
+
+def apart_in_time(parts: Sequence[pd.DataFrame], time_column: str) -> list[pd.DataFrame] | None:
+    """``parts`` ordered by time when each covers its own stretch of time (the newest row of one
+    strictly before the oldest of the next) and all have the same column types: then sorting each
+    and writing them in that order is sorting them all at once. None otherwise (overlapping batches,
+    a missing time, columns typed differently), and the rows must be sorted together."""
+    if not parts or any(list(part.dtypes.items()) != list(parts[0].dtypes.items()) for part in parts):
+        return None
+    spans: list[tuple[Any, Any, pd.DataFrame]] = []
+    for part in parts:
+        if len(part) == 0:
+            continue
+        times = part[time_column]
+        if times.isna().any() or times.dtype == object:  # python objects: their order is not checked here
+            return None
+        spans.append((times.min(), times.max(), part))
+    if not spans:
+        return None
+    spans.sort(key=lambda span: span[0])
+    if any(before[1] >= after[0] for before, after in itertools.pairwise(spans)):
+        return None
+    return [part for _, _, part in spans]

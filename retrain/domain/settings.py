@@ -237,9 +237,14 @@ class XGBoostSettings(_Frozen):
     max_bin: int = Field(ge=2)
 
 
-#: Where the boosting rounds run: ``in_memory`` in the flow's own process (one machine), ``dask`` with
+#: Where the boosting rounds run: ``in_memory`` in the flow's own process (one machine; through
+#: XGBoost's external memory once the training matrix passes ``external_memory_above_mb``),
+#: ``external_memory`` in the flow's process always through external memory, ``dask`` with
 #: ``xgboost.dask`` on the cluster whose scheduler ``RETRAIN_DASK_SCHEDULER`` names (past one machine).
-Engine = Literal["in_memory", "dask"]
+Engine = Literal["in_memory", "external_memory", "dask"]
+
+#: The engines that boost in the flow's own process: the same model bytes whichever of them runs.
+LOCAL_ENGINES: frozenset[str] = frozenset({"in_memory", "external_memory"})
 
 
 class ModelSettings(_Frozen):
@@ -250,8 +255,17 @@ class ModelSettings(_Frozen):
     xgboost: XGBoostSettings
     engine: Engine = Field(
         default="in_memory",
-        description="in_memory: train in the flow's process; dask: xgboost.dask on the cluster at "
-        "RETRAIN_DASK_SCHEDULER (the per-batch validation tasks run there too).",
+        description="in_memory: train in the flow's process (through external memory past "
+        "external_memory_above_mb); external_memory: in the flow's process, always through XGBoost's external "
+        "memory; dask: xgboost.dask on the cluster at RETRAIN_DASK_SCHEDULER (the per-batch validation tasks run "
+        "there too).",
+    )
+    external_memory_above_mb: float | None = Field(
+        default=1000.0,
+        ge=0,
+        description="in_memory: a training matrix larger than this (rows x features x 8 bytes) is handed to "
+        "XGBoost a piece at a time and kept as quantized pages on disk (TMPDIR) instead of in memory; the "
+        "model is the same bytes either way. null: never.",
     )
     dask_workers: int = Field(
         default=2,

@@ -6,8 +6,11 @@ which is what lets a model version be rebuilt and proven identical later.
 
 from __future__ import annotations
 
+import os
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import numpy as np
 import pandas as pd
@@ -15,6 +18,7 @@ import xgboost as xgb
 
 from retrain.domain.errors import InputError
 from retrain.domain.features import FeatureSpec, encode_features
+from retrain.domain.rows import Rows, column_of, pieces_of, whole
 from retrain.domain.settings import ModelSettings
 from retrain.domain.task import BINARY, Task
 
@@ -55,8 +59,8 @@ def booster_params(settings: ModelSettings, task: Task = BINARY) -> dict[str, An
     }
 
 
-def _labels(frame: pd.DataFrame, target: str, part: str, task: Task = BINARY) -> np.ndarray:
-    labels = frame[target]
+def _labels(frame: Rows, target: str, part: str, task: Task = BINARY) -> np.ndarray:
+    labels = column_of(frame, target)
     if labels.isna().any():
         raise TrainingDataError(f"the {part} rows have {int(labels.isna().sum())} missing target values")
     values = task.encode(labels, f"target of the {part} rows")
@@ -83,13 +87,21 @@ class LabelledRows:
     engine builds its matrix from it, not for the whole training.
     """
 
-    rows: pd.DataFrame
+    rows: Rows
     spec: FeatureSpec
     labels: np.ndarray
 
     def features(self) -> pd.DataFrame:
-        """The model matrix: float64 columns in spec order (categoricals as codes)."""
-        return encode_features(self.rows, self.spec)
+        """The model matrix, whole: float64 columns in spec order (categoricals as codes)."""
+        return encode_features(whole(self.rows), self.spec)
+
+    def pieces(self, piece_rows: int) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+        """The model matrix and labels ``piece_rows`` rows at a time, in row order: only one piece
+        is ever encoded at once."""
+        start = 0
+        for piece in pieces_of(self.rows, piece_rows):
+            yield encode_features(piece, self.spec), self.labels[start : start + len(piece)]
+            start += len(piece)
 
 
 @dataclass(frozen=True)
@@ -118,40 +130,111 @@ class BoostingEngine(Protocol):
     def boost(self, job: BoostingJob) -> tuple[xgb.Booster, tuple[float, ...]]: ...
 
 
-class InMemoryEngine:
-    """``xgb.train`` in this process: byte-identical for the same rows, params, seed and thread count."""
+#: Rows per piece handed to XGBoost's external-memory matrix: a piece of 50 features is about 100 MB
+#: encoded. The model does not depend on it (the quantile sketch is the same however rows are cut).
+EXTERNAL_PIECE_ROWS: Final = 250_000
+
+
+def matrix_mb(rows: int, features: int) -> float:
+    """The size of a model matrix (float64, one column per feature) if it were built whole."""
+    return rows * features * 8 / 1e6
+
+
+def _boost_on(job: BoostingJob, dtrain: xgb.DMatrix, threads: int) -> tuple[xgb.Booster, tuple[float, ...]]:
+    """The boosting rounds on a built training matrix, stopped early on the validation rows."""
+    dvalid = xgb.DMatrix(
+        job.validation.features(), label=job.validation.labels, feature_types=job.feature_types, nthread=threads
+    )
+    history: dict[str, dict[str, list[float]]] = {}
+    booster = xgb.train(
+        job.params,
+        dtrain,
+        num_boost_round=job.num_boost_round,
+        evals=[(dvalid, "validation")],
+        early_stopping_rounds=job.early_stopping_rounds,
+        evals_result=history,
+        verbose_eval=False,
+    )
+    return booster, tuple(history["validation"][job.eval_metric])
+
+
+class _Pieces(xgb.DataIter):
+    """Hands XGBoost the training rows a piece at a time, as often as it asks (it reads them twice:
+    once to sketch the quantiles, once to write its quantized pages)."""
+
+    def __init__(self, rows: LabelledRows, piece_rows: int, feature_types: list[str], cache_prefix: str) -> None:
+        self._rows = rows
+        self._piece_rows = piece_rows
+        self._feature_types = feature_types
+        self._pieces: Iterator[tuple[pd.DataFrame, np.ndarray]] = iter(())
+        super().__init__(cache_prefix=cache_prefix, release_data=True)
+        self.reset()
+
+    def next(self, input_data: Any) -> bool:
+        piece = next(self._pieces, None)
+        if piece is None:
+            return False
+        features, labels = piece
+        input_data(data=features, label=labels, feature_types=self._feature_types)
+        return True
+
+    def reset(self) -> None:
+        close = getattr(self._pieces, "close", None)
+        if close is not None:
+            close()  # a generator over a file: closes the file now, not when collected
+        self._pieces = self._rows.pieces(self._piece_rows)
+
+
+class LocalEngine:
+    """``xgb.train`` in this process: byte-identical for the same rows, params, seed and thread count.
+
+    A training matrix larger than ``external_above_mb`` goes through XGBoost's external memory
+    (``ExtMemQuantileDMatrix``): the rows are encoded a piece at a time and XGBoost keeps its
+    quantized pages in a temporary directory (``TMPDIR``), so neither the encoded matrix nor XGBoost's
+    copy of it is ever held whole. It is the same model: the quantile sketch, and so every split, is
+    what the in-memory matrix gives (tested byte for byte), only the memory differs.
+    """
 
     name = "in_memory"
 
+    def __init__(self, external_above_mb: float | None = None, piece_rows: int = EXTERNAL_PIECE_ROWS) -> None:
+        self.external_above_mb = external_above_mb
+        self.piece_rows = piece_rows
+
     def describe(self) -> str:
-        return "in memory, in this process"
+        if self.external_above_mb is None:
+            return "in memory, in this process"
+        if self.external_above_mb == 0:
+            return "in this process, through external memory"
+        return f"in this process; a training matrix over {self.external_above_mb:g} MB goes through external memory"
+
+    def uses_external_memory(self, rows: int, features: int) -> bool:
+        """Whether a training matrix of ``rows`` x ``features`` goes through external memory."""
+        return self.external_above_mb is not None and matrix_mb(rows, features) > self.external_above_mb
 
     def boost(self, job: BoostingJob) -> tuple[xgb.Booster, tuple[float, ...]]:
         threads = int(job.params.get("nthread", 1))
-        dtrain = xgb.DMatrix(
-            job.train.features(), label=job.train.labels, feature_types=job.feature_types, nthread=threads
-        )
-        dvalid = xgb.DMatrix(
-            job.validation.features(), label=job.validation.labels, feature_types=job.feature_types, nthread=threads
-        )
-        history: dict[str, dict[str, list[float]]] = {}
-        booster = xgb.train(
-            job.params,
-            dtrain,
-            num_boost_round=job.num_boost_round,
-            evals=[(dvalid, "validation")],
-            early_stopping_rounds=job.early_stopping_rounds,
-            evals_result=history,
-            verbose_eval=False,
-        )
-        return booster, tuple(history["validation"][job.eval_metric])
+        if not self.uses_external_memory(len(job.train.rows), len(job.feature_types)):
+            dtrain = xgb.DMatrix(
+                job.train.features(), label=job.train.labels, feature_types=job.feature_types, nthread=threads
+            )
+            return _boost_on(job, dtrain, threads)
+        with tempfile.TemporaryDirectory(prefix="retrain-external-memory-") as cache:
+            pieces = _Pieces(job.train, self.piece_rows, job.feature_types, os.path.join(cache, "train"))
+            dtrain = xgb.ExtMemQuantileDMatrix(
+                pieces, max_bin=int(job.params["max_bin"]), nthread=threads, enable_categorical=True
+            )
+            try:
+                return _boost_on(job, dtrain, threads)
+            finally:
+                del dtrain  # its pages live in ``cache``: released before the directory goes
 
 
-IN_MEMORY = InMemoryEngine()
+IN_MEMORY = LocalEngine()
 
 
 def train_model(
-    train: pd.DataFrame,
+    train: Rows,
     validation: pd.DataFrame,
     spec: FeatureSpec,
     target: str,

@@ -12,6 +12,7 @@ from retrain.domain.demo_data import generate_days
 from retrain.domain.features import build_feature_spec
 from retrain.domain.gate import GateInputs, decide, default_checks
 from retrain.domain.metrics import classification_metrics
+from retrain.domain.rows import whole
 from retrain.domain.settings import load_settings
 from retrain.domain.slices import SliceResult, slice_masks
 from retrain.domain.splitting import split_by_time
@@ -33,10 +34,9 @@ def test_trained_challenger_better_overall_but_worse_for_one_group_is_blocked():
     champion = train_model(split.train, split.validation, spec, data.target, weak)
     # The challenger is the normal, stronger model, but its training labels for one group were
     # corrupted (as a broken upstream join would): it learns the group's risk upside down.
-    in_group = split.train[GROUP_COLUMN] == GROUP
-    corrupted = split.train.assign(
-        **{data.target: split.train[data.target].where(~in_group, 1 - split.train[data.target])}
-    )
+    train = whole(split.train)  # split in memory: the frame itself
+    in_group = train[GROUP_COLUMN] == GROUP
+    corrupted = train.assign(**{data.target: train[data.target].where(~in_group, 1 - train[data.target])})
     challenger = train_model(corrupted, split.validation, spec, data.target, SETTINGS.model)
 
     holdout = split.holdout

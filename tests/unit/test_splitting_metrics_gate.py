@@ -6,6 +6,7 @@ import pytest
 
 from retrain.domain.gate import GateInputs, decide, default_checks
 from retrain.domain.metrics import classification_metrics, expected_calibration_error, gain, meets_floor
+from retrain.domain.rows import column_of
 from retrain.domain.settings import GateSettings
 from retrain.domain.splitting import SplitError, split_by_time
 from tests.unit.gate_settings import BASELINE, FAST
@@ -22,7 +23,10 @@ def test_split_puts_newest_days_in_holdout_and_never_overlaps():
     assert split.validation_days == ("2026-01-04", "2026-01-04")
     assert split.train_days == ("2026-01-01", "2026-01-03")
     assert (
-        split.train["t"].max() < split.validation["t"].min() <= split.validation["t"].max() < split.holdout["t"].min()
+        column_of(split.train, "t").max()
+        < split.validation["t"].min()
+        <= split.validation["t"].max()
+        < split.holdout["t"].min()
     )
     assert len(split.train) + len(split.validation) + len(split.holdout) == 18
 
