@@ -65,8 +65,12 @@ def each_day(rows: int, days: int, features: int, seed: int) -> Iterator[pd.Data
         yield pd.concat([frame, pd.DataFrame(extra, index=frame.index)], axis=1)
 
 
-def make_project(root: Path, frames: Iterable[pd.DataFrame], engine: str = "in_memory") -> Path:
-    """``retrain init`` from the first day, the bench reviewer's key, every day in the batch directory."""
+def make_project(
+    root: Path, frames: Iterable[pd.DataFrame], engine: str = "in_memory", ingest: dict[str, str] | None = None
+) -> Path:
+    """``retrain init`` from the first day, the bench reviewer's key, every day in the batch directory:
+    copied there, or with ``ingest`` (the environment to run it in) stored by ``retrain ingest`` as
+    each day would arrive (validated on arrival, so a training run finds the verdicts known)."""
     from retrain.adapters.reviewer_keys import create_private_key, write_public_key
     from retrain.adapters.workspace import commit_all, write_params
     from retrain.application.scaffold import init_project
@@ -91,7 +95,11 @@ def make_project(root: Path, frames: Iterable[pd.DataFrame], engine: str = "in_m
     batches = project / settings.dataset.batches
     batches.mkdir(parents=True, exist_ok=True)
     for path in paths:
-        (batches / path.name).write_bytes(path.read_bytes())
+        if ingest is None:
+            (batches / path.name).write_bytes(path.read_bytes())
+            continue
+        command = [sys.executable, "-m", "retrain.cli", "ingest", str(path), "--project", str(project)]
+        subprocess.run(command, env=ingest, check=True, capture_output=True)
     return project
 
 
@@ -295,11 +303,13 @@ def child_environment(root: Path) -> dict[str, str]:
     return env
 
 
-def measure(rows: int, features: int, days: int, seed: int, engine: str = "in_memory") -> dict[str, Any]:
+def measure(
+    rows: int, features: int, days: int, seed: int, engine: str = "in_memory", ingested: bool = False
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="retrain-bench-flow-") as tmp:
         root = Path(tmp)
-        project = make_project(root, each_day(rows, days, features, seed), engine)
         env = child_environment(root)
+        project = make_project(root, each_day(rows, days, features, seed), engine, env if ingested else None)
         # a bare run of a few seconds swings by a third from run to run: the fastest of three below 1M rows
         runs = [_child("bare", project, root / "keys", env) for _ in range(3 if rows < 1_000_000 else 1)]
         bare = min(runs, key=lambda run: float(run["seconds"]))
@@ -308,6 +318,7 @@ def measure(rows: int, features: int, days: int, seed: int, engine: str = "in_me
         "rows": rows,
         "features": features,
         "engine": engine,
+        "ingested": ingested,
         "flow_s": flow["seconds"],
         "bare_s": bare["seconds"],
         "time_ratio": round(flow["seconds"] / bare["seconds"], 3),
@@ -362,6 +373,11 @@ def main(argv: list[str] | None = None) -> int:
         help="model.engine of the project (in_memory switches to external memory past model.external_memory_above_mb)",
     )
     parser.add_argument(
+        "--ingested",
+        action="store_true",
+        help="store each day with `retrain ingest` first (validated on arrival), as a nightly run finds them",
+    )
+    parser.add_argument(
         "--nightly", type=int, metavar="DAYS", help="instead: a nightly run's validation after DAYS days of history"
     )
     parser.add_argument("--child", choices=("flow", "bare"), help=argparse.SUPPRESS)
@@ -377,7 +393,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(measure_nightly(args.nightly, rows_per_day, args.features, args.seed)), flush=True)
         return 0
     for rows in args.rows or [100_000]:
-        print(json.dumps(measure(rows, args.features, args.days, args.seed, args.engine)), flush=True)
+        found = measure(rows, args.features, args.days, args.seed, args.engine, args.ingested)
+        print(json.dumps(found), flush=True)
     return 0
 
 

@@ -291,6 +291,14 @@ def _retrying(root: Path, action: str, retries: int, hint: str, operation: Calla
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _dvc_target(root: Path, target: str) -> str:
+    """A ``dvc add``-ed path as its ``.dvc`` file: DVC then reads that one file, instead of loading
+    every stage of dvc.yaml (with its params) to learn whether a stage writes the path, which cost
+    most of an ingest's push. A stage name, or a path without a ``.dvc`` file, is left as it is."""
+    pointer = root / f"{target}.dvc"
+    return f"{target}.dvc" if pointer.is_file() else target
+
+
 def _require_on_remote(repo: Repo, target: str) -> None:
     """DVC's push silently skips data missing from the cache; a push must not report success then."""
     status = repo.status(targets=[target], cloud=True)
@@ -310,10 +318,12 @@ def push(root: Path, stage: str, *, retries: int = 3) -> int:
     """
     sent = 0
 
+    target = _dvc_target(root, stage)
+
     def attempt(repo: Repo) -> int:
         nonlocal sent
-        sent += int(repo.push(targets=[stage]))
-        _require_on_remote(repo, stage)
+        sent += int(repo.push(targets=[target]))
+        _require_on_remote(repo, target)
         return sent
 
     return _retrying(root, "push", retries, "The local DVC cache is intact.", attempt)
@@ -326,9 +336,11 @@ def pull(root: Path, stage: str, *, retries: int = 3) -> None:
     """
     from dvc.exceptions import CheckoutError
 
+    target = _dvc_target(root, stage)
+
     def attempt(repo: Repo) -> None:
         try:
-            repo.pull(targets=[stage], force=True)
+            repo.pull(targets=[target], force=True)
         except CheckoutError as error:
             missing = ", ".join(str(target) for target in error.target_infos)
             raise DataMissingError(

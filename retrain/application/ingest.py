@@ -28,6 +28,7 @@ from retrain.adapters.environment import Runtime
 from retrain.application.batches import quarantine_path, validate_file
 from retrain.domain.errors import RetrainError
 from retrain.domain.settings import Settings
+from retrain.domain.validation import BatchValidation
 
 BATCH_LOG = "batch_log.jsonl"
 JOURNAL = ".ingest-journal.json"
@@ -202,4 +203,24 @@ def ingest_batch(runtime: Runtime, settings: Settings, source: Path) -> dict[str
         journal_path.unlink(missing_ok=True)
         raise
     journal_path.unlink()
+    _remember_verdict(validation, target, settings, project, runtime.validation_cache_dir)
     return {**entry, "status": "ingested"}
+
+
+def _remember_verdict(
+    validation: BatchValidation, stored: Path, settings: Settings, project: Path, cache_dir: Path
+) -> None:
+    """Keep the verdict for the stored file, so the training run that reads it pays no contract for it.
+
+    Only when the stored rows are the rows judged: nothing quarantined and no column dropped (with
+    rows left out, a batch-level expectation, a row count say, could judge the rest differently; then
+    the training run validates the stored file itself). A verdict that depends on the clock is not kept.
+    """
+    from retrain.adapters import validation_cache
+
+    if validation.report.quarantined or settings.contract.extra_columns == "drop":
+        return
+    findings = validation_cache.findings_of(validation)
+    if findings is not None:
+        contract_path = project / settings.contract.relative_path
+        validation_cache.store(cache_dir, validation_cache.cache_key(stored, settings, contract_path), findings)

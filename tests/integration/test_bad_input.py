@@ -192,6 +192,36 @@ def test_ingest_stores_accepted_and_quarantine_under_dvc_logs_it_and_is_idempote
     assert len((project / "data" / "batch_log.jsonl").read_text().splitlines()) == 1
 
 
+def test_an_ingested_batch_with_nothing_quarantined_is_not_judged_again_by_training(project: Path, tmp_path: Path):
+    """Ingest judged the rows it stored: the training run reuses that verdict (no contract run), and
+    it is the verdict a fresh validation of the stored file gives. With rows quarantined, the stored
+    file is judged afresh (a batch-level expectation could judge the accepted rows differently)."""
+    from retrain.adapters.environment import resolve_runtime
+    from retrain.application.batches import validate_file
+    from retrain.domain.settings import load_settings
+
+    settings = load_settings(project / "params.yaml")
+    cache = resolve_runtime(project_dir=project).validation_cache_dir
+    clean, dirty = tmp_path / "loans-2026-01-03.csv", tmp_path / "loans-2026-01-04.csv"
+    _clean(500).to_csv(clean, index=False)
+    frame = _clean(500)
+    frame["application_date"] = "2026-01-04"
+    frame.loc[frame.index[:4], "credit_score"] = 9_999
+    frame.to_csv(dirty, index=False)
+    for path in (clean, dirty):
+        result = CliRunner().invoke(app, ["ingest", str(path), "--project", str(project)])
+        assert result.exit_code == 0, result.output
+
+    stored = project / "data" / "batches" / "loans-2026-01-03.parquet"
+    reused = validate_file(stored, settings, project, cache)
+    assert reused.reused_verdict and reused.report.passed and reused.report.accepted == 500
+    fresh = validate_file(stored, settings, project)
+    assert fresh.report == reused.report
+    pd.testing.assert_frame_equal(fresh.accepted, reused.accepted)
+    judged = validate_file(project / "data" / "batches" / "loans-2026-01-04.parquet", settings, project, cache)
+    assert not judged.reused_verdict and judged.report.accepted == 496
+
+
 def _one_error_line(output: str) -> str:
     """What a user must see for a mistake of theirs: one line, 'error: ...', no traceback."""
     assert "Traceback" not in output, output
