@@ -15,12 +15,14 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from retrain.adapters import prefect_api
+from retrain.adapters.environment import Runtime
 from retrain.adapters.ledger import DecisionRecord
 from retrain.adapters.registry import ModelRegistry
 from retrain.application import monitoring
 from retrain.application.monitoring import ScoredBatch, Window
 from retrain.domain import tags
 from retrain.domain.drift import DriftReport
+from retrain.domain.feedback import FeedbackReport
 from retrain.domain.lifecycle import ModelVersionInfo
 from retrain.domain.profile import ReferenceProfile
 from retrain.domain.scoring import BatchPerformance
@@ -140,3 +142,17 @@ def shadow_model_task(registry: ModelRegistry, champion: ModelVersionInfo) -> Mo
 def record_scoring_task(registry: ModelRegistry, summary: dict[str, Any]) -> str:
     """The scoring pass as a monitoring run: rows, shadow agreement and, with labels, metric gains."""
     return monitoring.record_scoring(registry, summary)
+
+
+@task(name="join-feedback", cache_policy=NO_CACHE, **RETRYING)
+def join_feedback_task(where: Runtime, settings: Settings, labels: Path, scores: Path | None) -> FeedbackReport:
+    """Idempotent: a retry (or the same file sent again) finds its labels already known."""
+    from retrain.application.feedback import apply_feedback
+
+    return apply_feedback(where, settings, labels, scores)
+
+
+@task(name="publish-feedback", cache_policy=NO_CACHE)
+def publish_feedback_task(report: FeedbackReport) -> None:
+    lines = [f"# Late labels: {report.labels_file}", "", report.summary().replace("\n", "\n\n")]
+    create_markdown_artifact("\n".join(lines), key=tags.ARTIFACT_FEEDBACK_REPORT, description="Late labels joined")

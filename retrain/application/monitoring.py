@@ -529,7 +529,7 @@ def prediction_frame(
     for column, values in _prediction_columns(task, scores).items():
         frame[column] = values
     if data.target in rows.columns:  # a labelled batch: the label beside the predictions it judges
-        frame[data.target if data.target not in frame.columns else "label"] = rows[data.target].to_numpy()
+        frame[label_column(settings)] = rows[data.target].to_numpy()
     frame["model_version"] = champion.version
     if challenger is not None and shadow is not None:
         for column, values in _prediction_columns(task, shadow).items():
@@ -541,6 +541,17 @@ def prediction_frame(
 def _metric_key(name: str) -> str:
     """A column name as part of an MLflow metric key (which allows letters, digits, ``_-. /`` only)."""
     return re.sub(r"[^\w\-. /]", "_", name)
+
+
+def label_column(settings: Settings) -> str:
+    """The column of a predictions file that holds the label: named as the target, or ``label`` when
+    the target's name is taken by the id, the time or a prediction column."""
+    data = settings.dataset
+    task = task_for(data)
+    taken = {data.time_column, "score", "prediction"}
+    taken |= {data.id_column} if data.id_column is not None else {rowkey.SOURCE_BATCH, rowkey.SOURCE_ROW}
+    taken |= {f"proba_{value}" for value in task.classes} if task.kind == "multiclass" else set()
+    return "label" if data.target in taken else data.target
 
 
 def _prediction_columns(task: Task, predictions: np.ndarray) -> dict[str, Any]:

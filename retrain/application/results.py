@@ -282,3 +282,23 @@ class RollbackResult(ResultModel):
     demoted: str
     restored: str
     ledger_entry: int
+
+
+class FeedbackResult(ResultModel):
+    """The feedback flow's answer: what one labels file did with every row (see
+    :class:`retrain.domain.feedback.FeedbackReport`)."""
+
+    labels_file: str
+    rows: int
+    joined: int
+    already_known: int
+    files_changed: list[str]
+    unknown_ids: list[str]
+    disagreeing_ids: list[str]
+    conflicting_ids: list[str]
+    repeated_rows: int
+    without_label: int
+    unknown_labels: dict[str, int]
+    headline: str
+    problems: list[str]
+    flow_run_id: str

@@ -70,3 +70,35 @@ def score_command(
         render.scoring_json(result)
         return
     render.scoring_summary(result)
+
+
+def feedback_command(
+    path: Annotated[Path, typer.Argument(help="Labels file (.parquet or .csv): the id column and the label.")],
+    project: ProjectOption = None,
+    scores: Annotated[
+        Path | None, typer.Option(help="Directory of stored predictions (default: where `retrain score` writes).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Run the feedback flow: join labels that arrived late to the stored scores by id, once.
+
+    A row with no label gets it; the same label again is already known (sending a file twice changes
+    nothing); ids with no stored score, a different label for a labelled row, ids given twice with
+    different labels and labels the task does not know are reported, never dropped silently."""
+    context.input_file(path, "labels file")
+    if scores is not None and not scores.is_dir():
+        fail(f"--scores {scores} is not a directory of predictions files", 2)
+    runtime = context.runtime(project)
+    from flows.feedback import FeedbackRequest, feedback
+
+    request = FeedbackRequest(
+        labels=str(path.resolve()),
+        project_dir=str(runtime.project_dir),
+        scores=str(scores.resolve()) if scores else None,
+    )
+    with failures_exit(1):
+        result = feedback(request)
+    if as_json:
+        render.feedback_json(result)
+        return
+    render.feedback_summary(result)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from retrain.application.results import (
         DeployedTraining,
         DriftResult,
+        FeedbackResult,
         ScoringResult,
         TrainingResult,
         TriggeredTraining,
@@ -318,3 +319,13 @@ def stack_services(statuses: Sequence[Any], config: Any) -> None:
         typer.echo(f"  {item.name:<15} {state:<22} pid {item.pid or '—':<8} log {item.log}")
     people_ui = config.people_url.removesuffix("/api")
     typer.echo(f"  Prefect UI  {people_ui} (people: NAME:PASSWORD)   MLflow UI  {config.mlflow_url}")
+
+
+def feedback_json(result: FeedbackResult) -> None:
+    typer.echo(json.dumps(result.model_dump(), indent=2))
+
+
+def feedback_summary(result: FeedbackResult) -> None:
+    typer.echo(result.headline)
+    for line in result.problems:
+        typer.echo(f"warning: {line}")

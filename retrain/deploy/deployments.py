@@ -19,17 +19,20 @@ if TYPE_CHECKING:
 
 DRIFT_DEPLOYMENT = "drift-check"
 SCORING_DEPLOYMENT = "score-batch"
+FEEDBACK_DEPLOYMENT = "join-labels"
 ROLLBACK_DEPLOYMENT = "on-request"
 
 
 def build_deployments(settings: Settings, project_dir: Path, *, by_module: bool) -> list[RunnerDeployment]:
-    """Nightly retraining (concurrency limit 1: never two at once), hourly drift check, on-demand scoring
-    and rollback (on the team stack only the worker may move aliases, so rollback runs there too)."""
+    """Nightly retraining (concurrency limit 1: never two at once), hourly drift check, on-demand
+    scoring, late labels joined to the stored scores, and rollback (on the team stack only the worker
+    may move aliases, so rollback runs there too)."""
     from prefect.deployments.runner import RunnerDeployment as RunnerDeploymentType
     from prefect.schedules import Cron
     from prefect.types.entrypoint import EntrypointType
 
     from flows.drift import DriftRequest, drift
+    from flows.feedback import feedback
     from flows.rollback import rollback
     from flows.scoring import scoring
     from flows.training import TrainingRequest, training
@@ -61,6 +64,14 @@ def build_deployments(settings: Settings, project_dir: Path, *, by_module: bool)
             name=SCORING_DEPLOYMENT,
             parameters={"request": {"project_dir": project, "batch": ""}},
             description="Score a batch with the champion and, in shadow, the challenger.",
+            tags=["retrain"],
+            entrypoint_type=entrypoint,
+        ),
+        feedback.to_deployment(
+            name=FEEDBACK_DEPLOYMENT,
+            parameters={"request": {"project_dir": project, "labels": ""}},
+            concurrency_limit=1,
+            description="Join labels that arrived late (id and label) to the stored scores, once.",
             tags=["retrain"],
             entrypoint_type=entrypoint,
         ),

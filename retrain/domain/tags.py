@@ -52,6 +52,7 @@ ARTIFACT_BATCH_VALIDATION: Final = "batch-validation"
 ARTIFACT_DATA_VALIDATION: Final = "data-validation"
 ARTIFACT_DRIFT_REPORT: Final = "drift-report"
 ARTIFACT_SCORING_REPORT: Final = "scoring-report"
+ARTIFACT_FEEDBACK_REPORT: Final = "feedback-report"  # what one late-labels file did with every row
 
 # --- Prefect run inputs and pause keys of the approval gate --------------------------------------
 INPUT_APPROVAL_SUBJECT: Final = "retrain-approval-subject"  # what reviewers sign (nothing secret)

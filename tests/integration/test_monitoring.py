@@ -286,6 +286,7 @@ def test_deploy_registers_schedules_and_forms_visible_through_the_api(workspace:
         check = client.read_deployment_by_name("drift/drift-check")
         score = client.read_deployment_by_name("scoring/score-batch")
         roll_back = client.read_deployment_by_name("rollback/on-request")
+        labels = client.read_deployment_by_name("feedback/join-labels")
         pool = client.read_work_pool("retrain-process")
     assert pool.type == "process"
     assert [s.schedule.cron for s in nightly.schedules] == ["0 2 * * *"]  # type: ignore[union-attr]
@@ -297,6 +298,7 @@ def test_deploy_registers_schedules_and_forms_visible_through_the_api(workspace:
     assert "request" in schema["properties"] and "TrainingRequest" in json.dumps(schema)  # the UI's form
     assert nightly.parameters["request"]["project_dir"] == str(workspace)
     assert not roll_back.schedules and "reason" not in roll_back.parameters["request"]  # the form asks why
+    assert not labels.schedules and labels.entrypoint == "flows.feedback.feedback"
 
 
 @pytest.mark.usefixtures("deployments_removed_after")
@@ -316,7 +318,7 @@ def test_serve_serves_the_deployments_from_one_process(workspace: Path):
     try:
         deadline = time.monotonic() + 120
         found: set[str] = set()
-        while time.monotonic() < deadline and len(found) < 4:
+        while time.monotonic() < deadline and len(found) < 5:
             assert process.poll() is None, process.stdout.read() if process.stdout else ""
             with get_client(sync_client=True) as client:
                 deployments = client.read_deployments()
@@ -330,9 +332,8 @@ def test_serve_serves_the_deployments_from_one_process(workspace: Path):
     finally:
         process.terminate()
         output = process.communicate(timeout=30)[0]
-    assert found == {"training/nightly", "drift/drift-check", "scoring/score-batch", "rollback/on-request"}, output[
-        -3000:
-    ]
+    expected = {"training/nightly", "drift/drift-check", "scoring/score-batch", "feedback/join-labels"}
+    assert found == expected | {"rollback/on-request"}, output[-3000:]
 
 
 @pytest.mark.template("champion")
