@@ -17,6 +17,7 @@ from retrain.adapters.environment import resolve_runtime
 from retrain.adapters.registry import ModelRegistry
 from retrain.application.monitoring import drift_result, retraining_request
 from retrain.application.results import DriftResult
+from retrain.domain.notices import drift_decision
 from tasks.data import check_row_thresholds_task, load_settings_task
 from tasks.leases import RELEASE_LEASE, lease_and_reap_task
 from tasks.monitoring import (
@@ -27,6 +28,11 @@ from tasks.monitoring import (
     scan_window_task,
     trigger_deployment_task,
 )
+from tasks.notify import FAILURE_HOOKS, tell
+from tasks.policy import merged_hooks
+
+#: Drift decisions the team is told of: a retraining started, or one the weekly budget held back.
+TOLD_DECISIONS = frozenset({"retrain", "budget"})
 
 
 class DriftRequest(BaseModel):
@@ -39,7 +45,13 @@ class DriftRequest(BaseModel):
     act: bool = Field(default=True, description="Start the retraining when the decision is 'retrain'.")
 
 
-@flow(name="drift", log_prints=True, persist_result=True, result_serializer="json", **RELEASE_LEASE)
+@flow(
+    name="drift",
+    log_prints=True,
+    persist_result=True,
+    result_serializer="json",
+    **merged_hooks(RELEASE_LEASE, FAILURE_HOOKS),
+)
 def drift(request: DriftRequest | None = None) -> DriftResult:
     request = request or DriftRequest()
     where = resolve_runtime(project_dir=Path(request.project_dir) if request.project_dir else None)
@@ -72,4 +84,7 @@ def drift(request: DriftRequest | None = None) -> DriftResult:
                 "flow_run_id": trained.flow_run_id,
                 "via": "in-process",
             }
+    if record.decision in TOLD_DECISIONS:
+        started = (result["training"] or {}).get("flow_run_id")
+        tell(drift_decision(settings.model.registered_name, record.decision, record.reasons, started))
     return DriftResult.model_validate(result)

@@ -15,6 +15,7 @@ from retrain.adapters.environment import resolve_runtime
 from retrain.application.results import FeedbackResult
 from tasks.data import load_settings_task
 from tasks.monitoring import join_feedback_task, publish_feedback_task
+from tasks.notify import FAILURE_HOOKS
 
 
 class FeedbackRequest(BaseModel):
@@ -25,7 +26,7 @@ class FeedbackRequest(BaseModel):
     )
 
 
-@flow(name="feedback", log_prints=True, persist_result=True, result_serializer="json")
+@flow(name="feedback", log_prints=True, persist_result=True, result_serializer="json", **FAILURE_HOOKS)
 def feedback(request: FeedbackRequest) -> FeedbackResult:
     where = resolve_runtime(project_dir=Path(request.project_dir) if request.project_dir else None)
     settings = load_settings_task(where.params_path)

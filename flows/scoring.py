@@ -28,6 +28,8 @@ from tasks.monitoring import (
     shadow_model_task,
     shadow_task,
 )
+from tasks.notify import FAILURE_HOOKS
+from tasks.policy import merged_hooks
 from tasks.promotion import alias_task
 
 
@@ -37,7 +39,7 @@ class ScoringRequest(BaseModel):
     output: str | None = Field(default=None, description="Predictions file; default under the state dir.")
 
 
-@flow(name="scoring", log_prints=True, **RELEASE_LEASE)
+@flow(name="scoring", log_prints=True, **merged_hooks(RELEASE_LEASE, FAILURE_HOOKS))
 def scoring(request: ScoringRequest) -> ScoringResult:
     where = resolve_runtime(project_dir=Path(request.project_dir) if request.project_dir else None)
     settings = load_settings_task(where.params_path)

@@ -25,6 +25,7 @@ from retrain.domain.gate_report import (
     training_lineage,
 )
 from retrain.domain.lifecycle import CHAMPION
+from retrain.domain.notices import awaiting_review, outcome_word, training_outcome
 from retrain.domain.settings import Settings
 from tasks.approval import collect_approval, reviewer_keys_task
 from tasks.data import (
@@ -41,6 +42,8 @@ from tasks.data import (
     version_training_set_task,
 )
 from tasks.leases import RELEASE_LEASE, lease_and_reap_task
+from tasks.notify import FAILURE_HOOKS, tell
+from tasks.policy import merged_hooks
 from tasks.promotion import (
     alias_task,
     doctor_task,
@@ -91,7 +94,13 @@ def validated_snapshot(batches: list[Path], settings: Settings, where: Runtime, 
     return build_training_set_task(validations, settings, where.project_dir)
 
 
-@flow(name="training", log_prints=True, persist_result=True, result_serializer="json", **RELEASE_LEASE)
+@flow(
+    name="training",
+    log_prints=True,
+    persist_result=True,
+    result_serializer="json",
+    **merged_hooks(RELEASE_LEASE, FAILURE_HOOKS),
+)
 def training(request: TrainingRequest | None = None) -> TrainingResult:
     request = request or TrainingRequest()
     where = resolve_runtime(project_dir=Path(request.project_dir) if request.project_dir else None)
@@ -159,6 +168,17 @@ def training(request: TrainingRequest | None = None) -> TrainingResult:
         subject = ApprovalSubject(
             flow_run_id, settings.model.registered_name, str(challenger.version), evidence.training_key
         )
+        tell(
+            awaiting_review(
+                settings.model.registered_name,
+                str(challenger.version),
+                flow_run_id,
+                settings.approval.reviewers,
+                settings.approval.quorum,
+                settings.approval.timeout_minutes,
+                tuple(context.links.items()),
+            )
+        )
         approval = collect_approval(settings.approval, reviewer_keys, subject, request.triggered_by, report)
         decision = decision.with_check(approval.as_check())
     outcome = promote_task(
@@ -175,6 +195,16 @@ def training(request: TrainingRequest | None = None) -> TrainingResult:
     verdict, summary = final_verdict(outcome.promoted, outcome.note, outcome.reasons)
     final_report = gate_report(settings.model.registered_name, settings.gate.mode, decision, verdict, summary, context)
     publish_decision_task(final_report, decision, outcome, reports)
+    tell(
+        training_outcome(
+            settings.model.registered_name,
+            str(challenger.version),
+            outcome_word(outcome.promoted, approval.state if approval else None),
+            summary,
+            outcome.reasons,
+            tuple(context.links.items()),
+        )
+    )
     # the last log line: the outcome and, for a refusal, each failed check with its value and threshold
     lines = outcome_lines(outcome.note, outcome.champion_version, challenger.version, outcome.reasons, decision.checks)
     print("\n".join(lines))

@@ -11,7 +11,7 @@ from typing import Any
 
 from retrain.domain.errors import is_transient
 
-__all__ = ["RETRYING", "is_transient", "retry_on_transient"]
+__all__ = ["RETRYING", "is_transient", "merged_hooks", "retry_on_transient"]
 
 
 def retry_on_transient(task: Any, task_run: Any, state: Any) -> bool:
@@ -26,3 +26,12 @@ def retry_on_transient(task: Any, task_run: Any, state: Any) -> bool:
 
 
 RETRYING: dict[str, Any] = {"retries": 2, "retry_delay_seconds": [2, 10], "retry_condition_fn": retry_on_transient}
+
+
+def merged_hooks(*groups: dict[str, Any]) -> dict[str, Any]:
+    """Flow hooks from several groups (release the lease, tell the team), each kind's hooks in order."""
+    merged: dict[str, list[Any]] = {}
+    for group in groups:
+        for kind, hooks in group.items():
+            merged.setdefault(kind, []).extend(hooks)
+    return merged

@@ -1,0 +1,49 @@
+"""Telling people: a notice sent on the channels the environment configures, never failing the run.
+
+:func:`tell` sends through a task (so the run's page shows it) only when a channel is configured;
+:func:`tell_failure` is a flow hook (``on_failure``/``on_crashed``), which cannot run tasks.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from retrain.adapters import notify
+from retrain.domain import notices
+from retrain.domain.notices import Notice
+
+
+@task(name="notify", cache_policy=NO_CACHE)
+def notify_task(notice: Notice) -> list[str]:
+    """Deliver ``notice``; a channel that is down is a warning in this task's log, not a failure."""
+    logger = get_run_logger()
+    delivered = notify.send(notice, notify.channels_from_env(), logger.warning)
+    if delivered:
+        logger.info(f"told the {notice.audience}: {notice.subject} ({', '.join(delivered)})")
+    return delivered
+
+
+def tell(notice: Notice) -> None:
+    """Send ``notice`` when a channel is configured (else no task, nothing sent)."""
+    if notify.channels_from_env().configured:
+        notify_task(notice)
+
+
+def tell_failure(flow: Any, flow_run: Any, state: Any) -> None:
+    """Flow hook: the team is told that a run failed or crashed, with its message (credentials masked)."""
+    channels = notify.channels_from_env()
+    if not channels.configured:
+        return
+    from prefect.settings import PREFECT_UI_URL
+
+    ui = PREFECT_UI_URL.value()
+    link = f"{ui}/runs/flow-run/{flow_run.id}" if ui else None
+    notice = notices.run_failed(flow.name, flow_run.name, state.name or state.type.value, state.message, link)
+    notify.send(notice, channels, logging.getLogger("retrain.notify").warning)
+
+
+FAILURE_HOOKS: dict[str, Any] = {"on_failure": [tell_failure], "on_crashed": [tell_failure]}
