@@ -291,7 +291,8 @@ def write_snapshot_pieces(pieces: Iterable[pd.DataFrame], path: Path) -> Path:
     temporary = path.with_suffix(path.suffix + ".tmp")
     writer: Any = None
     schema: Any = None
-    pending: pd.DataFrame | None = None
+    pending: list[pd.DataFrame] = []  # pieces not written yet, joined only when they fill a row group
+    held = 0
 
     def write(rows: pd.DataFrame) -> None:
         writer.write_table(
@@ -303,14 +304,19 @@ def write_snapshot_pieces(pieces: Iterable[pd.DataFrame], path: Path) -> Path:
             if writer is None:
                 schema = pa.Schema.from_pandas(piece.iloc[:0], preserve_index=False)
                 writer = pq.ParquetWriter(temporary, schema, compression="zstd")
-            pending = piece if pending is None else pd.concat([pending, piece], ignore_index=True)
-            while len(pending) >= SNAPSHOT_ROW_GROUP_ROWS:
-                write(pending.iloc[:SNAPSHOT_ROW_GROUP_ROWS])
-                pending = pending.iloc[SNAPSHOT_ROW_GROUP_ROWS:]
+            pending.append(piece)
+            held += len(piece)
+            if held >= SNAPSHOT_ROW_GROUP_ROWS:
+                joined = pd.concat(pending, ignore_index=True) if len(pending) > 1 else pending[0]
+                full = (held // SNAPSHOT_ROW_GROUP_ROWS) * SNAPSHOT_ROW_GROUP_ROWS
+                for start in range(0, full, SNAPSHOT_ROW_GROUP_ROWS):
+                    write(joined.iloc[start : start + SNAPSHOT_ROW_GROUP_ROWS])
+                pending = [joined.iloc[full:]] if full < held else []
+                held -= full
         if writer is None:
             raise ValueError("a snapshot needs at least one piece")
-        if pending is not None and len(pending):
-            write(pending)
+        if held:
+            write(pd.concat(pending, ignore_index=True) if len(pending) > 1 else pending[0])
         writer.close()
     except BaseException:
         if writer is not None:
