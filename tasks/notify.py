@@ -28,9 +28,12 @@ def notify_task(notice: Notice) -> list[str]:
 
 
 def tell(notice: Notice) -> None:
-    """Send ``notice`` when a channel is configured (else no task, nothing sent)."""
-    if notify.channels_from_env().configured:
-        notify_task(notice)
+    """Send ``notice`` when a channel is configured (else no task, nothing sent); never raises."""
+    try:
+        if notify.channels_from_env().configured:
+            notify_task(notice)
+    except Exception as error:  # telling people must never fail the run that tells them
+        logging.getLogger("retrain.notify").warning(f"notification '{notice.kind}' not sent: {type(error).__name__}")
 
 
 def tell_failure(flow: Any, flow_run: Any, state: Any) -> None:

@@ -48,15 +48,29 @@ class Channels:
         return list(self.team)
 
 
+def _smtp_address(value: str) -> tuple[str | None, int]:
+    """``host:port`` (``[v6]:port``; the port defaults to 25); an unreadable value is no server."""
+    value = value.strip()
+    if not value:
+        return None, 25
+    host, separator, port = value.rpartition(":")
+    if not separator or "]" in port:  # no port given (a bare v6 address in brackets included)
+        host, port = value, "25"
+    host = host.strip().removeprefix("[").removesuffix("]")
+    if not host or not port.strip().isdigit():
+        return None, 25
+    return host, int(port)
+
+
 def channels_from_env(env: Mapping[str, str] | None = None) -> Channels:
+    """The channels the environment sets; a value that cannot be read configures nothing (never raises)."""
     env = os.environ if env is None else env
-    smtp = env.get("RETRAIN_NOTIFY_SMTP", "").strip()
-    host, _, port = smtp.rpartition(":") if ":" in smtp else (smtp, "", "25")
+    host, port = _smtp_address(env.get("RETRAIN_NOTIFY_SMTP", ""))
     pairs = [item.split("=", 1) for item in env.get("RETRAIN_NOTIFY_REVIEWERS", "").split(",") if "=" in item]
     return Channels(
         webhook=env.get("RETRAIN_NOTIFY_WEBHOOK") or None,
-        smtp_host=host or None,
-        smtp_port=int(port or 25),
+        smtp_host=host,
+        smtp_port=port,
         smtp_user=env.get("RETRAIN_NOTIFY_SMTP_USER") or None,
         smtp_password=env.get("RETRAIN_NOTIFY_SMTP_PASSWORD") or None,
         sender=env.get("RETRAIN_NOTIFY_FROM") or "retrain@localhost",

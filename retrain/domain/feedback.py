@@ -110,18 +110,23 @@ def join_feedback(
     updated = scores.copy()
     if label_column not in updated.columns:
         updated[label_column] = pd.Series([None] * len(updated), index=updated.index, dtype="object")
-    elif updated[label_column].dtype != object and not _holds(updated[label_column], new_labels):
-        updated[label_column] = updated[label_column].astype("object")
-    updated.loc[updated.index[rows], label_column] = new_labels
+    else:
+        updated[label_column], new_labels = _one_type(updated[label_column], new_labels)
+    position = updated.columns.get_loc(label_column)
+    assert isinstance(position, int)  # one column of that name
+    updated.iloc[rows, position] = new_labels  # by position: whatever the index holds
     return JoinedScores(updated, len(rows), int(same.sum()), disagreeing, matched)
 
 
-def _holds(column: pd.Series, values: np.ndarray) -> bool:
-    """Whether ``column``'s dtype takes ``values`` as they are (no silent change of a label)."""
-    try:
-        return bool((pd.Series(values).astype(column.dtype).astype("object") == pd.Series(values)).all())
-    except (TypeError, ValueError):
-        return False
+def _one_type(column: pd.Series, values: np.ndarray) -> tuple[pd.Series, np.ndarray]:
+    """The stored label column and the new labels in one type a Parquet column can hold: numbers when
+    the column is numeric and every new label reads as one, else the whole column and the labels as
+    text (as :func:`category_text` writes them; labels are compared by their codes, which text keeps)."""
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        numbers = pd.to_numeric(pd.Series(values), errors="coerce")
+        if numbers.notna().all():
+            return column.astype("float64"), numbers.to_numpy(dtype="float64")
+    return category_text(column), category_text(pd.Series(values)).to_numpy()
 
 
 @dataclass(frozen=True)

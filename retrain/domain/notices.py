@@ -14,14 +14,18 @@ from typing import Any, Literal
 
 Audience = Literal["reviewers", "team"]
 
-_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s:@]+(:[^/\s@]*)?@")
-_SECRET_WORDS = re.compile(r"(?i)\b(password|passwd|secret|token|api[_-]?key)\b\s*[=:]\s*\S+")
+_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^\s/]*@")  # user:password@, up to the last @
+_SECRET_WORDS = re.compile(
+    r"""(?i)(?P<key>[\w-]*(?:password|passwd|secret|token|api[_-]?key)[\w-]*)"?\s*[=:]\s*"?(?P<value>[^\s",'}]{3,})"""
+)
+_BEARER = re.compile(r"(?i)\bBearer\s+\S+")
 
 
 def without_credentials(text: str) -> str:
     """``text`` with the user and password of any URL and ``password=…``-style values masked."""
     masked = _CREDENTIALS.sub(lambda match: f"{match.group('scheme')}***@", text)
-    return _SECRET_WORDS.sub(lambda match: f"{match.group(1)}=***", masked)
+    masked = _BEARER.sub("Bearer ***", masked)
+    return _SECRET_WORDS.sub(lambda match: f"{match.group('key')}=***", masked)
 
 
 @dataclass(frozen=True)

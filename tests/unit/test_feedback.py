@@ -83,3 +83,30 @@ def test_a_labels_file_without_the_id_or_the_label_is_refused_with_both_names():
         check_feedback(pd.DataFrame({"customer": [1], "result": ["yes"]}), "id", "outcome", BINARY)
     with pytest.raises(FeedbackError, match="have no 'id'"):
         check_feedback(pd.DataFrame({"id": [1, None], "outcome": ["yes", "no"]}), "id", "outcome", BINARY)
+
+
+def test_rows_are_labelled_by_position_whatever_the_frame_index_holds():
+    feedback = check_feedback(pd.DataFrame({"id": [2], "outcome": ["yes"]}), "id", "outcome", BINARY)
+    scores = _scores([1, 2, 3]).set_axis([7, 7, 8])  # a repeated index label
+    joined = join_feedback(scores, feedback, "id", "outcome", BINARY)
+    assert joined.scores is not None
+    assert joined.scores["outcome"].tolist()[0] is None and joined.scores["outcome"].tolist()[1] == "yes"
+    assert joined.scores["outcome"].isna().tolist() == [True, False, True]
+
+
+def test_labels_read_as_text_join_a_numeric_label_column_and_the_file_stays_writable(tmp_path):
+    """A labels CSV with one unknown cell ("?") reads every label as text: they still join a float
+    column as numbers, and the other way round a numeric label joins a text column as text."""
+    labels = pd.DataFrame({"id": [1, 2, 3], "outcome": ["1", "0", "?"]})
+    numeric = Task("binary", (0, 1), 1)
+    feedback = check_feedback(labels, "id", "outcome", numeric)
+    assert feedback.unknown_labels == {"?": 1}
+    stored = _scores([1, 2, 3], None).assign(outcome=[1.0, np.nan, np.nan])
+    joined = join_feedback(stored, feedback, "id", "outcome", numeric)
+    assert joined.scores is not None and joined.scores["outcome"].tolist()[:2] == [1.0, 0.0]
+    joined.scores.to_parquet(tmp_path / "numeric.parquet")
+    text_column = _scores([1, 2], ["yes", None])
+    flags = check_feedback(pd.DataFrame({"id": [2], "outcome": ["no"]}), "id", "outcome", BINARY)
+    written = join_feedback(text_column.astype({"outcome": "str"}), flags, "id", "outcome", BINARY)
+    assert written.scores is not None and written.scores["outcome"].tolist() == ["yes", "no"]
+    written.scores.to_parquet(tmp_path / "text.parquet")

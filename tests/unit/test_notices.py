@@ -68,3 +68,22 @@ def test_a_channel_that_is_down_is_a_warning_without_its_address_never_an_error(
     delivered = send(notices.rolled_back("m", "2", "1", "bad", "ops"), down, said.append)
     assert delivered == [] and len(said) == 2
     assert all("SECRET" not in line and "127.0.0.1" not in line for line in said)
+
+
+def test_more_credential_shapes_are_masked_and_plain_words_are_left_alone():
+    cases = {
+        "redis://:pw-123@cache:6379": "redis://***@cache:6379",
+        "access_token=abc123 client_secret: xyz789": "access_token=*** client_secret=***",
+        "AWS_SECRET_ACCESS_KEY=wJalrXUt": "AWS_SECRET_ACCESS_KEY=***",
+        "Authorization: Bearer eyJabc.def": "Authorization: Bearer ***",
+        "unexpected token: '}' at line 3": "unexpected token: '}' at line 3",
+    }
+    for text, masked in cases.items():
+        assert notices.without_credentials(text) == masked
+
+
+def test_an_smtp_setting_that_cannot_be_read_configures_no_server_instead_of_failing():
+    assert channels_from_env({"RETRAIN_NOTIFY_SMTP": "mail:abc"}).smtp_host is None
+    assert (channels_from_env({"RETRAIN_NOTIFY_SMTP": " mail.example "}).smtp_host, 25) == ("mail.example", 25)
+    v6 = channels_from_env({"RETRAIN_NOTIFY_SMTP": "[::1]:2525"})
+    assert (v6.smtp_host, v6.smtp_port) == ("::1", 2525)
