@@ -39,14 +39,14 @@ def split_snapshot_file(path: Path, dataset: DatasetSettings, split: SplitSettin
     holdout days are read: the snapshot is never held whole. Otherwise the file is read and split in
     memory. Both give the same rows in the same order (the snapshot is sorted by time), so the same model.
     """
-    if model.engine != "dask":
+    features = len(dataset.features.all)
+    # the whole snapshot's row count (file metadata) bounds the training days': most snapshots stop here
+    if model.engine != "dask" and local_engine(model).uses_external_memory(files.count_rows(path), features):
         times = files.read_column(path, dataset.time_column)
         ranges = split_ranges(
             times, split.holdout_days, split.validation_days, split.min_train_days, split.max_train_days
         )
-        if ranges is not None and local_engine(model).uses_external_memory(
-            len(ranges.train), len(dataset.features.all)
-        ):
+        if ranges is not None and local_engine(model).uses_external_memory(len(ranges.train), features):
             return TimeSplit(
                 train=files.SnapshotRows(path, ranges.train.start, ranges.train.stop),
                 validation=files.SnapshotRows(path, ranges.validation.start, ranges.validation.stop).read(),
