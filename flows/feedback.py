@@ -12,10 +12,12 @@ from prefect import flow, runtime
 from pydantic import BaseModel, Field
 
 from retrain.adapters.environment import resolve_runtime
+from retrain.adapters.registry import ModelRegistry
 from retrain.application.results import FeedbackResult
 from tasks.data import load_settings_task
 from tasks.monitoring import join_feedback_task, publish_feedback_task
-from tasks.notify import FAILURE_HOOKS
+from tasks.notify import FAILURE_HOOKS, tell_rollout
+from tasks.rollout import evaluate_rollout_task
 
 
 class FeedbackRequest(BaseModel):
@@ -33,6 +35,15 @@ def feedback(request: FeedbackRequest) -> FeedbackResult:
     report = join_feedback_task(where, settings, Path(request.labels), Path(request.scores) if request.scores else None)
     publish_feedback_task(report)
     print(report.summary())
+    flow_run_id = str(runtime.flow_run.id or "local")
+    rolled = None
+    if report.joined:  # new labels: a running rollout may now have enough to decide
+        registry = ModelRegistry.for_project(where, settings)
+        scores = Path(request.scores) if request.scores else where.state_dir / "predictions"
+        rolled = evaluate_rollout_task(registry, where.ledger_url, settings, None, "feedback", flow_run_id, scores)
+        tell_rollout(registry.model_name, rolled)
+        if rolled is not None:
+            print(rolled.headline())
     return FeedbackResult(
         labels_file=report.labels_file,
         rows=report.rows,
@@ -47,5 +58,6 @@ def feedback(request: FeedbackRequest) -> FeedbackResult:
         unknown_labels=dict(report.unknown_labels),
         headline=report.headline,
         problems=report.problems,
-        flow_run_id=str(runtime.flow_run.id or "local"),
+        flow_run_id=flow_run_id,
+        rollout=None if rolled is None else rolled.to_dict(),
     )

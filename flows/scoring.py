@@ -28,9 +28,10 @@ from tasks.monitoring import (
     shadow_model_task,
     shadow_task,
 )
-from tasks.notify import FAILURE_HOOKS
+from tasks.notify import FAILURE_HOOKS, tell_rollout
 from tasks.policy import merged_hooks
 from tasks.promotion import alias_task
+from tasks.rollout import evaluate_rollout_task, routing_task
 
 
 class ScoringRequest(BaseModel):
@@ -55,21 +56,40 @@ def scoring(request: ScoringRequest) -> ScoringResult:
         if request.output
         else where.state_dir / "predictions" / f"{Path(request.batch).stem}.parquet"
     )
-    scored = score_batch_task(registry, settings, champion, challenger, Path(request.batch), output)
+    routing = routing_task(registry, where.ledger_url)
+    scored = score_batch_task(registry, settings, champion, challenger, Path(request.batch), output, routing)
     comparison = shadow_task(scored, settings) if scored.shadow is not None else None
     performance = champion_performance_task(scored, settings)
+    flow_run_id = str(runtime.flow_run.id or "local")
+    rolled = (
+        evaluate_rollout_task(
+            registry,
+            where.ledger_url,
+            settings,
+            scored.predictions_file,
+            "scoring",
+            flow_run_id,
+            where.state_dir / "predictions",
+        )
+        if routing is not None
+        else None
+    )
+    tell_rollout(registry.model_name, rolled)
     unseen = scored.unseen
     summary = {
         "rows": scored.rows,
         "champion": champion.version,
         "challenger": None if challenger is None else challenger.version,
+        "candidate": None if routing is None else routing.candidate.version,
+        "served": scored.served_by_arm(),
+        "rollout": None if rolled is None else rolled.to_dict(),
         "predictions": str(scored.predictions_file),
         "labelled_rows": performance.labelled_rows,
         "metrics": performance.metrics,
         "unseen_categories": unseen,
         "unknown_labels": performance.unknown_labels,
         "shadow": None if comparison is None else comparison.to_dict(),
-        "flow_run_id": str(runtime.flow_run.id or "local"),
+        "flow_run_id": flow_run_id,
     }
     summary["mlflow_run"] = record_scoring_task(registry, summary)
     create_markdown_artifact(
@@ -81,7 +101,14 @@ def scoring(request: ScoringRequest) -> ScoringResult:
     if performance.unknown_labels:
         logger.warning(unknown_label_note(performance.unknown_labels))
     written = scored.predictions_file
-    print(f"scored {summary['rows']} rows with champion v{champion.version} → {written}; {performance.note}")
+    served = (
+        ""
+        if routing is None
+        else f" and candidate v{routing.candidate.version} ({scored.served_by_arm()['candidate']} rows)"
+    )
+    print(f"scored {summary['rows']} rows with champion v{champion.version}{served} → {written}; {performance.note}")
+    if rolled is not None:
+        print(rolled.headline())
     return ScoringResult.model_validate(summary)
 
 
@@ -100,6 +127,17 @@ def scoring_markdown(summary: dict[str, Any]) -> str:
         unseen.append(unknown_label_note(summary["unknown_labels"]))
     if unseen:
         lines += ["", *[f"- {line}" for line in unseen]]
+    rolled = summary.get("rollout")
+    if rolled is not None:
+        served = summary["served"]
+        lines += [
+            "",
+            f"## Rollout: candidate v{summary['candidate']} served {served.get('candidate', 0)} of the rows",
+            "",
+            f"**{rolled['headline']}**",
+            "",
+            *[f"- {reason}" for reason in rolled["verdict"]["reasons"]],
+        ]
     shadow = summary["shadow"]
     if shadow is None:
         return "\n".join([*lines, "", "No challenger: nothing scored in shadow."])

@@ -24,7 +24,7 @@ from retrain.domain.gate_report import (
     review_instructions,
     training_lineage,
 )
-from retrain.domain.lifecycle import CHAMPION
+from retrain.domain.lifecycle import CANDIDATE, CHAMPION
 from retrain.domain.notices import awaiting_review, outcome_word, training_outcome
 from retrain.domain.settings import Settings
 from tasks.approval import collect_approval, reviewer_keys_task
@@ -154,7 +154,11 @@ def training(request: TrainingRequest | None = None) -> TrainingResult:
         links=links_task(registry, where.mlflow_ui_url, challenger),
     )
     approval = None
-    if decision.promote and (champion is None or champion.version != challenger.version):
+    candidate = alias_task(registry, CANDIDATE)  # rolling out already: real traffic decides, no second review
+    judged_before = (champion is not None and champion.version == challenger.version) or (
+        candidate is not None and candidate.version == challenger.version
+    )
+    if decision.promote and not judged_before:
         report = gate_report(
             settings.model.registered_name,
             settings.gate.mode,
@@ -191,15 +195,16 @@ def training(request: TrainingRequest | None = None) -> TrainingResult:
         flow_run_id,
         evidence.to_dict(),
         approval,
+        settings,
     )
-    verdict, summary = final_verdict(outcome.promoted, outcome.note, outcome.reasons)
+    verdict, summary = final_verdict(outcome.promoted, outcome.note, outcome.reasons, outcome.rollout)
     final_report = gate_report(settings.model.registered_name, settings.gate.mode, decision, verdict, summary, context)
     publish_decision_task(final_report, decision, outcome, reports)
     tell(
         training_outcome(
             settings.model.registered_name,
             str(challenger.version),
-            outcome_word(outcome.promoted, approval.state if approval else None),
+            outcome_word(outcome.promoted, approval.state if approval else None, outcome.rollout),
             summary,
             outcome.reasons,
             tuple(context.links.items()),

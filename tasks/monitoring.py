@@ -20,6 +20,7 @@ from retrain.adapters.ledger import DecisionRecord
 from retrain.adapters.registry import ModelRegistry
 from retrain.application import monitoring
 from retrain.application.monitoring import ScoredBatch, Window
+from retrain.application.rollout import Routing
 from retrain.domain import tags
 from retrain.domain.drift import DriftReport
 from retrain.domain.feedback import FeedbackReport
@@ -116,10 +117,12 @@ def score_batch_task(
     challenger: ModelVersionInfo | None,
     batch: Path,
     output: Path,
+    routing: Routing | None = None,
 ) -> ScoredBatch:
-    """Score the batch a piece at a time with the registered champion (and the shadow challenger), writing
-    each piece's predictions as it comes; a re-run rewrites the whole file."""
-    return monitoring.score_batch(registry, settings, champion, challenger, batch, output)
+    """Score the batch a piece at a time with the registered champion (and the shadow challenger; under a
+    rollout, the candidate serves its rows), writing each piece's predictions as it comes; a re-run
+    rewrites the whole file."""
+    return monitoring.score_batch(registry, settings, champion, challenger, batch, output, routing)
 
 
 @task(name="shadow-compare", cache_policy=NO_CACHE)

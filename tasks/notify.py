@@ -13,6 +13,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from retrain.adapters import notify
+from retrain.application.rollout import RolloutReport
 from retrain.domain import notices
 from retrain.domain.notices import Notice
 
@@ -34,6 +35,13 @@ def tell(notice: Notice) -> None:
             notify_task(notice)
     except Exception as error:  # telling people must never fail the run that tells them
         logging.getLogger("retrain.notify").warning(f"notification '{notice.kind}' not sent: {type(error).__name__}")
+
+
+def tell_rollout(model: str, report: RolloutReport | None) -> None:
+    """The team, when an evaluation ended a rollout (completed or rolled back); nothing otherwise."""
+    if report is not None and report.ended is not None:
+        rollout = report.rollout
+        tell(notices.rollout_ended(model, rollout.candidate, rollout.champion, report.ended, report.verdict.reasons))
 
 
 def tell_failure(flow: Any, flow_run: Any, state: Any) -> None:

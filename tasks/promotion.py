@@ -107,8 +107,10 @@ def promote_task(
     flow_run_id: str,
     evidence: dict[str, Any],
     approval: ApprovalResult | None = None,
+    settings: Settings | None = None,
 ) -> PromotionOutcome:
-    """Tag, move aliases (``champion`` is the commit point), then append the decision to the ledger."""
+    """Tag, move aliases (``champion`` is the commit point), then append the decision to the ledger;
+    with ``rollout.strategy`` canary or linear, start a rollout (``candidate``) instead."""
     with ledger_at(ledger_url) as ledger:
         return promote(
             registry,
@@ -120,6 +122,7 @@ def promote_task(
             flow_run_id=flow_run_id,
             evidence=evidence,
             approval=approval,
+            settings=settings,
         )
 
 

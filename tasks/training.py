@@ -44,7 +44,8 @@ def training_lock(ledger_url: str, model_name: str) -> Iterator[None]:
     key never registers two versions. A lock on the ledger's database (released if this process dies),
     not a task: it spans the tasks in between."""
     logger = get_run_logger()
-    with model_lock(ledger_url, model_name, on_wait=logger.info):
+    # its own key: promotions, rollbacks and rollout evaluations (the model's lock) never wait for a fit
+    with model_lock(ledger_url, f"{model_name}:training", on_wait=logger.info):
         yield
 
 

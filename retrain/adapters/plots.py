@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
+    from retrain.domain.dashboard import Dashboard
     from retrain.domain.drift import DistributionPair
     from retrain.domain.task import Task
 
@@ -180,3 +181,107 @@ def evaluation_figures(task: Task, y_true: np.ndarray, predictions: np.ndarray, 
         "plots/precision_recall.png": precision_recall_figure(y_true, predictions, label),
         "plots/calibration.png": calibration_figure(y_true, predictions, label),
     }
+
+
+def png(figure: Figure) -> bytes:
+    """A figure as PNG bytes (for a page that carries its images inline)."""
+    import io
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def dashboard_figures(board: Dashboard) -> dict[str, bytes | None]:
+    """The dashboard's figures as PNG (None where there is nothing to plot yet)."""
+    return {
+        "metrics": _metrics_figure(board),
+        "drift": _drift_figure(board),
+        "durations": _durations_figure(board),
+        "resources": _resources_figure(board),
+    }
+
+
+def _metrics_figure(board: Dashboard) -> bytes | None:
+    """Left: the primary metric per version (holdout at training, realized on labelled traffic);
+    right: the realized metric over time, one line per model version."""
+    holdout = [(int(v.version), v.holdout) for v in board.versions if v.holdout is not None]
+    if not holdout and not board.realized:
+        return None
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    metric = board.primary_metric
+    figure = Figure(figsize=(11, 4), dpi=100)
+    per_version, over_time = figure.add_subplot(1, 2, 1), figure.add_subplot(1, 2, 2)
+    if holdout:
+        per_version.plot([v for v, _ in holdout], [m for _, m in holdout], "o-", label="holdout (at training)")
+    by_version: dict[str, list[tuple[float, float]]] = {}
+    first = min((point.at for point in board.realized), default=None)
+    for point in board.realized:
+        hours = 0.0 if first is None else (point.at - first).total_seconds() / 3600
+        by_version.setdefault(point.version, []).append((hours, point.value))
+    for version, points in sorted(by_version.items()):
+        per_version.scatter(
+            [int(version)] * len(points), [v for _, v in points], marker="x", label=f"realized, v{version}"
+        )
+        over_time.plot([h for h, _ in points], [v for _, v in points], "x-", label=f"v{version}")
+    per_version.set_title(f"{metric} per version")
+    per_version.set_xlabel("model version")
+    per_version.xaxis.set_major_locator(MaxNLocator(integer=True))
+    over_time.set_title(f"{metric} realized on labelled traffic")
+    over_time.set_xlabel(
+        "hours since the first labelled batch" if first is None else f"hours since {first:%Y-%m-%d %H:%M} UTC"
+    )
+    for axes in (per_version, over_time):
+        axes.set_ylabel(metric)
+        if axes.get_legend_handles_labels()[0]:
+            axes.legend(fontsize=7)
+    figure.tight_layout()
+    return png(figure)
+
+
+def _drift_figure(board: Dashboard) -> bytes | None:
+    if not board.drift:
+        return None
+    figure, axes = _figure("Share of the champion's importance in drifted features, per check")
+    positions = np.arange(len(board.drift))
+    colours = ["tab:red" if point.decision == "retrain" else "tab:blue" for point in board.drift]
+    axes.bar(positions, [point.drift_share for point in board.drift], color=colours)
+    axes.set_xticks(positions, [point.batches[-18:] for point in board.drift], rotation=45, ha="right", fontsize=6)
+    axes.set_ylabel("drift share (red: retrained)")
+    return png(figure)
+
+
+def _durations_figure(board: Dashboard) -> bytes | None:
+    if not board.durations:
+        return None
+    figure, axes = _figure("Run durations")
+    first = min(run.at for run in board.durations)
+    for kind in sorted({run.kind for run in board.durations}):
+        runs = [run for run in board.durations if run.kind == kind]
+        axes.plot([(run.at - first).total_seconds() for run in runs], [run.seconds for run in runs], "o-", label=kind)
+    axes.set_xlabel(f"seconds since the first run ({first:%Y-%m-%d %H:%M} UTC)")
+    axes.set_ylabel("run seconds")
+    axes.legend(fontsize=7)
+    return png(figure)
+
+
+def _resources_figure(board: Dashboard) -> bytes | None:
+    traces = [trace for trace in board.resources if trace.seconds]
+    if not traces:
+        return None
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(10, 4), dpi=100)
+    cpu, memory = figure.add_subplot(1, 2, 1), figure.add_subplot(1, 2, 2)
+    for trace in traces:
+        cpu.plot(trace.seconds, trace.cpu_percent, "o-", markersize=3, label=f"v{trace.version}")
+        memory.plot(trace.seconds, trace.process_rss_mb, "o-", markersize=3, label=f"v{trace.version}")
+    cpu.set_title("CPU while training (system %)")
+    memory.set_title("Resident memory of the training process (MB)")
+    for axes in (cpu, memory):
+        axes.set_xlabel("seconds since the fit began")
+        axes.legend(fontsize=7)
+    figure.tight_layout()
+    return png(figure)

@@ -18,10 +18,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from uuid import UUID
 
 from retrain.domain.approval import ApprovalSubject, BallotVerdict, sign_answer
+from retrain.domain.dashboard import RunDuration
 from retrain.domain.errors import ApprovalInputError
 from retrain.domain.runs import FlowRunView
 from retrain.domain.tags import INPUT_APPROVAL_SUBJECT, RECEIPT_SENDER, SUBJECT_SENDER, receipt_key
@@ -381,6 +383,38 @@ def flow_runs_in_states(flow_name: str, states: Sequence[str], limit: int = 200)
     with get_client(sync_client=True) as client:
         found = client.read_flow_runs(flow_filter=flows, flow_run_filter=runs, limit=limit)
     return [_run_view(run) for run in found]
+
+
+def finished_run_durations(flow_names: Sequence[str], project_dir: str, limit: int = 200) -> list[RunDuration]:
+    """How long each of the newest ``limit`` (the API's most) finished runs of these flows took, for one
+    project (its request's project_dir)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterStateType
+    from prefect.client.schemas.filters import FlowRunFilterState as StateFilter
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    finished = [StateType.COMPLETED, StateType.FAILED, StateType.CRASHED]
+    with get_client(sync_client=True) as client:
+        flows = {
+            str(flow.id): flow.name
+            for flow in client.read_flows(flow_filter=FlowFilter(name=FlowFilterName(any_=list(flow_names))))
+        }
+        runs = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=list(flow_names))),
+            flow_run_filter=FlowRunFilter(state=StateFilter(type=FlowRunFilterStateType(any_=finished))),
+            sort=FlowRunSort.START_TIME_DESC,
+            limit=limit,
+        )
+    durations = []
+    for run in runs:
+        request = (run.parameters or {}).get("request") or {}
+        started_in = str(request.get("project_dir") or "")
+        if not started_in or Path(started_in).resolve() != Path(project_dir).resolve() or run.start_time is None:
+            continue
+        seconds = run.total_run_time.total_seconds() if run.total_run_time else 0.0
+        durations.append(RunDuration(run.start_time, flows.get(str(run.flow_id), "?"), str(run.name), seconds))
+    return durations
 
 
 class PrefectFlowRuns:

@@ -12,16 +12,18 @@ PERMISSION_DENIED or RESOURCE_DOES_NOT_EXIST), with the original as its cause.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import logging
 import os
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 from retrain.domain.errors import RetrainError, ServiceError
 from retrain.domain.features import FeatureSpec
+from retrain.domain.fitting import ResourceSample
 from retrain.domain.lifecycle import ALIASES, ModelVersionInfo
 from retrain.domain.tags import (
     TAG_CONTRACT_NAME,
@@ -219,6 +221,7 @@ class ModelRegistry:
         tags: Mapping[str, str],
         figures: Mapping[str, Figure],
         documents: Mapping[str, Any],
+        texts: Mapping[str, str] | None = None,
     ) -> str:
         """A drift check or a scoring pass as a run of the monitoring experiment; returns the run id.
 
@@ -235,6 +238,8 @@ class ModelRegistry:
                 client.log_figure(run_id, figure, path)
             for path, document in documents.items():
                 client.log_dict(run_id, document, path)
+            for path, text in (texts or {}).items():
+                client.log_text(run_id, text, path)
         except BaseException:
             client.set_terminated(run_id, "FAILED")
             raise
@@ -256,8 +261,10 @@ class ModelRegistry:
         input_example: pd.DataFrame,
         figures: Mapping[str, Figure],
         documents: Mapping[str, Any],
+        resources: Sequence[ResourceSample] = (),
     ) -> LoggedModel:
-        """One MLflow run: params, metrics, plots, JSON documents and the native-format model."""
+        """One MLflow run: params, metrics, plots, JSON documents, the native-format model, and the CPU
+        and memory sampled while it was fitted (MLflow's ``system/`` metrics, one step a sample)."""
         import mlflow
         import mlflow.xgboost
         import xgboost as xgb
@@ -269,6 +276,8 @@ class ModelRegistry:
         with mlflow.start_run(experiment_id=self.experiment_id(), run_name=run_name, tags=dict(tags)) as run:
             mlflow.log_params({key: str(value) for key, value in params.items()})
             mlflow.log_metrics(dict(metrics))
+            if resources:
+                self._log_resources(run.info.run_id, resources)
             for path, figure in figures.items():
                 mlflow.log_figure(figure, path)
             for path, document in documents.items():
@@ -283,6 +292,23 @@ class ModelRegistry:
                 metadata={"feature_spec": spec.to_dict()},
             )
         return LoggedModel(run_id=run.info.run_id, model_uri=info.model_uri, model_id=info.model_id)
+
+    def _log_resources(self, run_id: str, resources: Sequence[ResourceSample]) -> None:
+        import time
+
+        from mlflow.entities import Metric
+
+        from retrain.adapters.system_metrics import SERIES
+
+        now = int(time.time() * 1000)
+        last = resources[-1].seconds
+        batch = [
+            Metric(key, float(getattr(sample, field)), now - int((last - sample.seconds) * 1000), step)
+            for step, sample in enumerate(resources)
+            for key, field in SERIES.items()
+        ]
+        for start in range(0, len(batch), 900):  # MLflow takes at most 1000 metrics a call
+            self.client.log_batch(run_id, metrics=batch[start : start + 900])
 
     @_translated
     def fail_runs_of_flow(self, flow_run_id: str, reason: str) -> list[str]:
@@ -348,6 +374,50 @@ class ModelRegistry:
 
     def _versions(self) -> Iterable[ModelVersion]:
         return self.client.search_model_versions(f"name='{self.model_name}'")
+
+    @_translated
+    def versions(self) -> list[ModelVersionInfo]:
+        """Every registered version of the model, oldest first, with its aliases (a search of versions
+        does not return them: each alias is read on its own)."""
+        held: dict[str, list[str]] = {}
+        for alias in ALIASES:
+            info = self.by_alias(alias)
+            if info is not None:
+                held.setdefault(info.version, []).append(alias)
+        found = [self._describe(v) for v in self._versions()]
+        found = [replace(info, aliases=tuple(held.get(info.version, ()))) for info in found]
+        return sorted(found, key=lambda info: int(info.version))
+
+    @_translated
+    def runs(self, experiment: str, limit: int = 1000) -> list[TrackedRun]:
+        """The newest ``limit`` runs of an experiment (none when it does not exist yet), oldest first."""
+        found = self.client.get_experiment_by_name(experiment)
+        if found is None:
+            return []
+        newest = self.client.search_runs(
+            [found.experiment_id], max_results=limit, order_by=["attributes.start_time DESC"]
+        )
+        return [
+            TrackedRun(
+                run_id=str(run.info.run_id),
+                name=str(run.info.run_name or ""),
+                started=_moment(run.info.start_time),
+                ended=None if run.info.end_time is None else _moment(run.info.end_time),
+                status=str(run.info.status),
+                metrics=dict(run.data.metrics),
+                tags=dict(run.data.tags),
+            )
+            for run in reversed(newest)
+        ]
+
+    @_translated
+    def metric_history(self, run_id: str, key: str) -> list[tuple[float, float]]:
+        """A metric's values over a run: (seconds since its first value, value)."""
+        history = sorted(self.client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp))
+        if not history:
+            return []
+        first = history[0].timestamp
+        return [((m.timestamp - first) / 1000.0, float(m.value)) for m in history]
 
     @_translated
     def by_alias(self, alias: str) -> ModelVersionInfo | None:
@@ -465,6 +535,27 @@ class ModelRegistry:
             aliases=aliases,
             tags=tags,
         )
+
+
+@dataclass(frozen=True)
+class TrackedRun:
+    """What the dashboard reads of one MLflow run."""
+
+    run_id: str
+    name: str
+    started: dt.datetime
+    ended: dt.datetime | None
+    status: str
+    metrics: dict[str, float]
+    tags: dict[str, str]
+
+    @property
+    def seconds(self) -> float | None:
+        return None if self.ended is None else (self.ended - self.started).total_seconds()
+
+
+def _moment(milliseconds: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(milliseconds / 1000.0, tz=dt.UTC)
 
 
 def _raise_unless_absent(error: Exception) -> None:

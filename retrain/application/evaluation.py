@@ -14,7 +14,7 @@ import pandas as pd
 
 from retrain.adapters.registry import ModelRegistry
 from retrain.domain.gate import GateDecision, GateInputs, decide, default_checks
-from retrain.domain.lifecycle import CHALLENGER, ModelVersionInfo
+from retrain.domain.lifecycle import CANDIDATE, CHALLENGER, ModelVersionInfo
 from retrain.domain.settings import Settings
 from retrain.domain.slices import slice_masks
 from retrain.domain.task import task_for
@@ -36,7 +36,11 @@ def current(registry: ModelRegistry, alias: str) -> ModelVersionInfo | None:
 
 
 def mark_challenger(registry: ModelRegistry, version: ModelVersionInfo) -> None:
-    """Point ``challenger`` at the version about to be judged (what a shadow scorer follows)."""
+    """Point ``challenger`` at the version about to be judged (what a shadow scorer follows), unless it
+    is already rolling out as ``candidate`` (it serves rows then, no need to shadow it)."""
+    candidate = registry.by_alias(CANDIDATE)
+    if candidate is not None and candidate.version == version.version:
+        return
     registry.set_alias(CHALLENGER, version.version)
 
 

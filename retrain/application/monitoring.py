@@ -23,7 +23,8 @@ from retrain.adapters import files, plots
 from retrain.adapters.ledger import DecisionLog, DecisionRecord, Trigger
 from retrain.adapters.registry import ModelRegistry
 from retrain.application.reaper import expired_leases
-from retrain.domain import rowkey, tags
+from retrain.application.rollout import Routing
+from retrain.domain import rollout, rowkey, tags
 from retrain.domain.batch_counts import BatchCounts, count_batch
 from retrain.domain.drift import CHANGE_SIGNALS, ConceptChange, DriftReport, detect_drift, distribution_pair
 from retrain.domain.errors import RetrainError
@@ -377,6 +378,9 @@ def record_drift(
             tags.TAG_SIGNAL: report.signal,
             tags.TAG_CHAMPION: champion.version,
             tags.TAG_MONITORING_DECISION: record.decision,
+            tags.TAG_DRIFT_WORST: ", ".join(
+                f"{f.feature} ({f.statistic} {f.value:.3g})" for f in report.features[:3] if f.drifted
+            )[:500],
         },
         figures={"plots/drift_worst_features.png": plots.drift_figure(pairs, f"Drift vs champion v{champion.version}")},
         documents={"drift.json": payload},
@@ -426,6 +430,41 @@ class ScoredBatch:
     labels: np.ndarray | None  # encoded, NaN where not known or not encodable (None: no target column)
     unknown_labels: dict[str, int]
     unseen: dict[str, int]
+    candidate_rows: np.ndarray | None = None  # under a rollout: True where the candidate served the row
+
+    def served_by_arm(self) -> dict[str, int]:
+        """Rows each arm served (all the champion's without a rollout)."""
+        served = 0 if self.candidate_rows is None else int(self.candidate_rows.sum())
+        return {rollout.ARM_CHAMPION: self.rows - served, rollout.ARM_CANDIDATE: served}
+
+
+def row_keys(piece: Piece, settings: Settings) -> pd.DataFrame:
+    """What identifies each row of a piece: its id, or without an id column its batch file and
+    position (:func:`retrain.domain.rowkey.source_positions`)."""
+    id_column = settings.dataset.id_column
+    if id_column is not None:
+        return pd.DataFrame({id_column: piece.frame[id_column].to_numpy()})
+    keys = rowkey.source_positions((piece.batch,), (len(piece.frame),))
+    keys[rowkey.SOURCE_ROW] += piece.first_row
+    return keys
+
+
+def _served(
+    frame: pd.DataFrame,
+    chosen: np.ndarray,
+    predict_champion: Callable[[pd.DataFrame], np.ndarray],
+    predict_candidate: Callable[[pd.DataFrame], np.ndarray],
+) -> np.ndarray:
+    """Each row's prediction by the model of its arm (each model encodes with its own spec)."""
+    parts: list[tuple[np.ndarray, np.ndarray]] = []
+    for rows, predict in ((~chosen, predict_champion), (chosen, predict_candidate)):
+        if rows.any():
+            parts.append((np.flatnonzero(rows), predict(frame.loc[rows])))
+    shape = (len(frame), *parts[0][1].shape[1:]) if parts else (0,)
+    served = np.empty(shape, dtype="float64")
+    for where, values in parts:
+        served[where] = values
+    return served
 
 
 def score_batch(
@@ -435,14 +474,27 @@ def score_batch(
     challenger: ModelVersionInfo | None,
     batch: Path,
     output: Path,
+    routing: Routing | None = None,
 ) -> ScoredBatch:
     """Score a batch ``monitoring.piece_rows`` rows at a time with the registered champion (and the
     shadow challenger): each piece's predictions are written as they come (:func:`prediction_frame`),
-    so a batch larger than memory is scored in the memory of one piece."""
+    so a batch larger than memory is scored in the memory of one piece. Under a rollout
+    (``routing``), the candidate serves its share of the rows (:func:`retrain.domain.rollout.candidate_rows`)."""
     task = task_for(settings.dataset)
     threads = settings.model.threads
     champion_model, spec = registry.load(champion.version)
     shadow_model = None if challenger is None else registry.load(challenger.version)
+    candidate_model = None if routing is None else registry.load(routing.candidate.version)
+
+    def by_candidate(rows: pd.DataFrame) -> np.ndarray:
+        if candidate_model is None:
+            raise ValueError("no candidate to predict with")
+        return predict_rows(candidate_model[0], rows, candidate_model[1], task, threads)
+
+    def by_champion(rows: pd.DataFrame) -> np.ndarray:
+        return predict_rows(champion_model, rows, spec, task, threads)
+
+    chosen_rows: list[np.ndarray] = []
     scores: list[np.ndarray] = []
     shadows: list[np.ndarray] = []
     labels: list[np.ndarray] = []  # empty when the batch has no target column (all its pieces alike)
@@ -452,7 +504,14 @@ def score_batch(
 
     def frames() -> Iterator[pd.DataFrame]:
         for piece in read_pieces([batch], settings):
-            score = predict_rows(champion_model, piece.frame, spec, task, threads)
+            chosen = None
+            if routing is None or candidate_model is None:
+                score = predict_rows(champion_model, piece.frame, spec, task, threads)
+            else:
+                share, salt = routing.rollout.share, routing.rollout.salt
+                chosen = rollout.candidate_rows(row_keys(piece, settings), share, salt)
+                score = _served(piece.frame, chosen, by_champion, by_candidate)
+                chosen_rows.append(chosen)
             shadow = None
             if shadow_model is not None:  # the challenger encodes with its own spec
                 shadow = predict_rows(shadow_model[0], piece.frame, shadow_model[1], task, threads)
@@ -464,7 +523,12 @@ def score_batch(
                 labels.append(piece_labels)
                 _add_counts(unknown, task.unknown_labels(piece.frame[target]))
             _add_counts(unseen, unseen_categories(piece.frame, spec))
-            yield prediction_frame(piece, settings, champion, score, challenger, shadow)
+            frame = prediction_frame(piece, settings, champion, score, challenger, shadow)
+            if routing is not None and chosen is not None:
+                frame["model_version"] = np.where(chosen, routing.candidate.version, champion.version)
+                frame[rollout.ARM_COLUMN] = np.where(chosen, rollout.ARM_CANDIDATE, rollout.ARM_CHAMPION)
+                frame[rollout.ROLLOUT_COLUMN] = routing.rollout.id
+            yield frame
 
     written = files.write_pieces(frames(), output, like=batch)
     all_scores = np.concatenate(scores, axis=0)
@@ -476,6 +540,7 @@ def score_batch(
         labels=np.concatenate(labels) if labels else None,
         unknown_labels=unknown,
         unseen=unseen,
+        candidate_rows=np.concatenate(chosen_rows) if chosen_rows else None,
     )
 
 
@@ -491,8 +556,13 @@ def shadow_comparison(scored: ScoredBatch, settings: Settings) -> ShadowComparis
 
 
 def champion_performance(scored: ScoredBatch, settings: Settings) -> BatchPerformance:
-    """The champion's metrics on the batch's labelled rows, with or without a shadow challenger."""
-    return batch_performance(task_for(settings.dataset), scored.labels, scored.scores, scored.unknown_labels)
+    """The champion's metrics on the batch's labelled rows, with or without a shadow challenger; under
+    a rollout, on the rows the champion served (the candidate's are the rollout's to judge)."""
+    scores, labels = scored.scores, scored.labels
+    if scored.candidate_rows is not None and labels is not None:
+        served = ~scored.candidate_rows
+        scores, labels = scores[served], labels[served]
+    return batch_performance(task_for(settings.dataset), labels, scores, scored.unknown_labels)
 
 
 def shadow_model(registry: ModelRegistry, champion: ModelVersionInfo) -> ModelVersionInfo | None:
@@ -519,11 +589,7 @@ def prediction_frame(
     """
     data = settings.dataset
     rows = piece.frame
-    if data.id_column is not None:
-        frame = pd.DataFrame({data.id_column: rows[data.id_column].to_numpy()})
-    else:
-        frame = rowkey.source_positions((piece.batch,), (len(rows),))
-        frame[rowkey.SOURCE_ROW] += piece.first_row
+    frame = row_keys(piece, settings)
     frame[data.time_column] = rows[data.time_column].to_numpy()
     task = task_for(data)
     for column, values in _prediction_columns(task, scores).items():
@@ -577,6 +643,7 @@ def record_scoring(registry: ModelRegistry, summary: dict[str, Any]) -> str:
     metrics.update({f"shadow_gain_{m}": float(v) for m, v in (shadow.get("gains") or {}).items()})
     metrics.update({f"champion_{m}": float(v) for m, v in (summary.get("metrics") or {}).items()})
     metrics["labelled_rows"] = float(summary.get("labelled_rows", 0))
+    metrics.update({f"served_{arm}": float(rows) for arm, rows in (summary.get("served") or {}).items()})
     unseen = summary.get("unseen_categories") or {}
     metrics.update({f"unseen_{_metric_key(feature)}": float(count) for feature, count in unseen.items()})
     return registry.log_monitoring_run(

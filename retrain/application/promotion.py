@@ -30,6 +30,7 @@ from retrain.domain.approval import ApprovalResult
 from retrain.domain.errors import NothingToRollBack
 from retrain.domain.gate import GateDecision
 from retrain.domain.lifecycle import (
+    CANDIDATE,
     CHALLENGER,
     CHAMPION,
     MOVES,
@@ -38,6 +39,7 @@ from retrain.domain.lifecycle import (
     ModelVersionInfo,
     chain_breaks,
 )
+from retrain.domain.settings import Settings
 
 STEPS = ("tag-decision", "previous-champion", "champion", "clear-challenger", "ledger")
 
@@ -50,6 +52,7 @@ class PromotionOutcome:
     challenger_version: str
     reasons: tuple[str, ...]
     note: str
+    rollout: bool = False  # approved, and rolling out as ``candidate`` (rollout.strategy canary or linear)
 
 
 @contextmanager
@@ -88,8 +91,13 @@ def promote(
     evidence: dict[str, Any],
     approval: ApprovalResult | None = None,
     on_step: Callable[[str], None] = _noop,
+    settings: Settings | None = None,
 ) -> PromotionOutcome:
     """Apply a gate decision; ``on_step(name)`` is called after each step (logging, crash tests).
+
+    With ``settings`` whose ``rollout.strategy`` is canary or linear, an approved challenger that has
+    a champion to be compared with becomes ``candidate`` and starts a rollout
+    (:func:`retrain.application.rollout.start_locked`) instead of moving ``champion``.
 
     ``champion`` is the version the challenger was judged against. Under the model's lock the
     current champion is read again: if it moved meanwhile, nothing moves and the ledger records a
@@ -99,7 +107,7 @@ def promote(
     """
     with model_lock(ledger.url, registry.model_name):
         return _promote_locked(
-            registry, ledger, decision, challenger, champion, actor, flow_run_id, evidence, approval, on_step
+            registry, ledger, decision, challenger, champion, actor, flow_run_id, evidence, approval, on_step, settings
         )
 
 
@@ -121,6 +129,7 @@ def _promote_locked(
     evidence: dict[str, Any],
     approval: ApprovalResult | None,
     on_step: Callable[[str], None],
+    settings: Settings | None = None,
 ) -> PromotionOutcome:
     judged = champion.version if champion else None
     serving = registry.by_alias(CHAMPION)
@@ -131,6 +140,16 @@ def _promote_locked(
     promote_now = decision.promote and not moved
     reasons = ((_moved_reason(judged, current),) if moved else ()) + tuple(decision.reasons)
     comment = "" if approval is None else approval.comment
+    rolling = promote_now and judged is not None and settings is not None and settings.rollout.strategy != "direct"
+    candidate = registry.by_alias(CANDIDATE)
+    if candidate is not None and candidate.version == challenger.version and not moved:
+        # the same version trained again (same training key): its rollout goes on, arms and labels kept
+        note = f"already rolling out: v{challenger.version} is candidate; real traffic decides"
+        return PromotionOutcome(False, current, None, challenger.version, (), note, rollout=True)
+    if rolling and settings is not None and judged is not None:
+        return _start_rollout(
+            registry, ledger, decision, challenger, judged, actor, flow_run_id, evidence, approval, on_step, settings
+        )
     registry.tag_version(
         challenger.version,
         {
@@ -153,6 +172,7 @@ def _promote_locked(
         marked = registry.by_alias(CHALLENGER)
         if marked is None or marked.version == challenger.version:  # another run's challenger stays marked
             registry.delete_alias(CHALLENGER)
+        _supersede_candidate(registry, f"superseded: v{challenger.version} promoted directly")
         on_step("clear-challenger")
         outcome = PromotionOutcome(
             True, challenger.version, judged, challenger.version, (), "promoted" if judged else "first champion"
@@ -180,6 +200,66 @@ def _promote_locked(
     return outcome
 
 
+def _supersede_candidate(registry: ModelRegistry, reason: str) -> None:
+    """The champion moved: a rollout judged against the old one ends with it (the move ends it in the
+    ledger; here its alias goes and its version says why)."""
+    candidate = registry.by_alias(CANDIDATE)
+    if candidate is not None:
+        registry.tag_version(candidate.version, {tags.TAG_DECISION: "superseded", tags.TAG_REASONS: reason})
+        registry.delete_alias(CANDIDATE)
+
+
+def _start_rollout(
+    registry: ModelRegistry,
+    ledger: Ledger,
+    decision: GateDecision,
+    challenger: ModelVersionInfo,
+    judged: str,
+    actor: str,
+    flow_run_id: str | None,
+    evidence: dict[str, Any],
+    approval: ApprovalResult | None,
+    on_step: Callable[[str], None],
+    settings: Settings,
+) -> PromotionOutcome:
+    """Tag the decision (with the plan, so the doctor can rebuild the start), then start the rollout."""
+    from retrain.application import rollout
+
+    comment = "" if approval is None else approval.comment
+    registry.tag_version(
+        challenger.version,
+        {
+            tags.TAG_DECISION: CANDIDATE,
+            tags.TAG_REASONS: "all checks passed; rolling out",
+            tags.TAG_CHECKS: json.dumps(decision.to_dict(details=False)["checks"]),
+            tags.TAG_CHAMPION_BEFORE: judged,
+            tags.TAG_REVIEWERS: json.dumps([] if approval is None else list(approval.reviewers)),
+            tags.TAG_REVIEW_COMMENT: comment,
+            tags.TAG_PROMOTION_FLOW_RUN: flow_run_id or "",
+            tags.TAG_ROLLOUT_STRATEGY: settings.rollout.strategy,
+            tags.TAG_ROLLOUT_SHARE: str(settings.rollout.share),
+        },
+    )
+    on_step("tag-decision")
+    rollout.start_locked(
+        registry,
+        ledger,
+        settings,
+        challenger,
+        judged,
+        actor=actor,
+        flow_run_id=flow_run_id,
+        checks=decision.to_dict()["checks"],
+        reviewers=() if approval is None else approval.reviewers,
+        comment=comment,
+        evidence=evidence,
+    )
+    on_step("ledger")
+    share = settings.rollout.share
+    note = f"rolling out: v{challenger.version} is candidate ({settings.rollout.strategy}, {share:.0%} of rows)"
+    return PromotionOutcome(False, judged, None, challenger.version, (), note, rollout=True)
+
+
 @dataclass(frozen=True)
 class RollbackOutcome:
     demoted: str
@@ -201,6 +281,7 @@ def roll_back(registry: ModelRegistry, ledger: Ledger, *, actor: str, reason: st
             raise NothingToRollBack(f"nothing to roll back to: model {registry.model_name} has {missing}")
         registry.set_alias(CHAMPION, previous.version)  # the commit point
         registry.delete_alias(PREVIOUS_CHAMPION)
+        _supersede_candidate(registry, f"superseded: rolled back from v{champion.version}")
         registry.tag_version(champion.version, {tags.TAG_ROLLED_BACK: reason})
         position = ledger.append(
             LedgerEntry(
@@ -260,6 +341,9 @@ def doctor(registry: ModelRegistry, ledger: Ledger) -> DoctorReport:
     with model_lock(ledger.url, registry.model_name):
         report = DoctorReport()
         _reconcile(registry, ledger, report)
+        from retrain.application.rollout import reconcile_locked
+
+        report.repaired.extend(reconcile_locked(registry, ledger))
         breaks = chain_breaks(ledger.entries(registry.model_name))
         report.problems.extend(f"the ledger is not a chain: {text}" for text in breaks)
         return report

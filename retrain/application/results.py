@@ -44,6 +44,7 @@ class TrainingOutcome(ResultModel):
     challenger_version: str
     reasons: tuple[str, ...]
     note: str
+    rollout: bool = False  # approved, rolling out as candidate
 
 
 class GateCheckResult(ResultModel):
@@ -274,6 +275,9 @@ class ScoringResult(ResultModel):
     shadow: ShadowResult | None
     flow_run_id: str
     mlflow_run: str | None
+    candidate: str | None = None  # under a rollout: the candidate serving its share of the rows
+    served: dict[str, int] = {}  # rows each arm served ("champion", "candidate")
+    rollout: dict[str, Any] | None = None  # the rollout's evaluation after this batch (RolloutReport.to_dict())
 
 
 class RollbackResult(ResultModel):
@@ -302,3 +306,4 @@ class FeedbackResult(ResultModel):
     headline: str
     problems: list[str]
     flow_run_id: str
+    rollout: dict[str, Any] | None = None  # the running rollout judged again with these labels

@@ -7,6 +7,7 @@ too, so a registered model can be rebuilt byte for byte.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pandas as pd
 from retrain.adapters import code_version, plots
 from retrain.adapters.contracts import contract_hash, load_contract_json
 from retrain.adapters.registry import HOLDOUT_PREFIX, ModelRegistry
+from retrain.adapters.system_metrics import sampled_resources
 from retrain.application.engines import boosted_where, split_snapshot_file, training_engine
 from retrain.domain import fitting
 from retrain.domain.bootstrap import metric_draws
@@ -71,8 +73,9 @@ def check_engine(settings: Settings, dask_scheduler: str | None) -> str:
 def fit_challenger(split: TimeSplit, settings: Settings, dask_scheduler: str | None = None) -> FittedSnapshot:
     """Step two of the recipe: the challenger, fitted and scored on the validation and holdout days
     (the boosting rounds where ``model.engine`` says: here, or the Dask cluster at ``dask_scheduler``)."""
-    with training_engine(settings.model, dask_scheduler) as engine:
-        return fitting.fit_split(split, settings.dataset, settings.model, engine)
+    with training_engine(settings.model, dask_scheduler) as engine, sampled_resources() as samples:
+        fitted = fitting.fit_split(split, settings.dataset, settings.model, engine)
+    return replace(fitted, resources=tuple(samples))
 
 
 def run_params(settings: Settings, split: TimeSplit, snapshot: Snapshot, evidence: Evidence) -> dict[str, Any]:
@@ -190,5 +193,6 @@ def register_challenger(
             FEATURE_SPEC_DOCUMENT: fitted.model.spec.to_dict(),
             REFERENCE_PROFILE: reference_profile(fitted, settings).to_dict(),
         },
+        resources=fitted.resources,
     )
     return registry.register(logged, evidence.tags())

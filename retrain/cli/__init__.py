@@ -1,7 +1,8 @@
 """The ``retrain`` command line, one module per command group.
 
 ``project`` (init, contract release), ``data`` (generate, snapshot, fit, validate, ingest), ``model``
-(train, status, reproduce, history, decisions, doctor, rollback), ``monitoring`` (drift, score),
+(train, status, reproduce, history, decisions, doctor, rollback), ``monitoring`` (drift, score,
+feedback, report),
 ``review`` (approve, reject, sign, reviewer keygen), ``deploy`` (deploy, serve), ``stack`` and
 ``demo``; what they share (options, runtime, settings, the one error handler) is in ``context``, how
 they print in ``render``.
@@ -42,6 +43,7 @@ app.command(name="rollback")(model.rollback_command)
 app.command(name="drift")(monitoring.drift_command)
 app.command(name="score")(monitoring.score_command)
 app.command(name="feedback")(monitoring.feedback_command)
+app.command(name="report")(monitoring.report_command)
 app.command()(model.decisions)
 app.command()(deploy.deploy)
 app.command()(deploy.serve)

@@ -65,14 +65,14 @@ def status(
     project: ProjectOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Show the champion, challenger and previous champion with metrics, data md5 and contract."""
+    """Show the champion, candidate (rolling out), challenger and previous champion with metrics, data md5, contract."""
     runtime = context.runtime(project)
     settings = context.settings(runtime)
     from retrain.application.status import lifecycle_status
 
     # e.g. 401 on the team stack: the registry words the refusal; never show "no champion"
     with context.failures_exit(1):
-        report = lifecycle_status(context.registry(runtime, settings))
+        report = lifecycle_status(context.registry(runtime, settings), runtime.ledger_url)
     if as_json:
         render.print_json(report)
         return

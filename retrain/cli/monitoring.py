@@ -102,3 +102,29 @@ def feedback_command(
         render.feedback_json(result)
         return
     render.feedback_summary(result)
+
+
+def report_command(
+    project: ProjectOption = None,
+    output: Annotated[Path | None, typer.Option(help="HTML file to write (default: reports/dashboard.html).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Run the report flow: one self-contained HTML dashboard (metrics per version and on real traffic,
+    drift per batch, decisions, rollouts, run durations, training CPU and memory), also logged to MLflow."""
+    if output is not None and (output.suffix != ".html" or output.is_dir()):
+        fail(f"--output {output} must be an .html file path", 2)
+    runtime = context.runtime(project)
+    from flows.report import ReportRequest, report
+
+    request = ReportRequest(project_dir=str(runtime.project_dir), output=str(output.resolve()) if output else None)
+    with failures_exit(1):
+        written = report(request)
+    if as_json:
+        from dataclasses import asdict
+
+        render.print_json(asdict(written))
+        return
+    typer.echo(
+        f"dashboard: {written.path} ({written.versions} version(s), {written.drift_checks} drift check(s), "
+        f"{written.decisions} decision(s); MLflow run {written.mlflow_run})"
+    )

@@ -62,8 +62,8 @@ def status_table(report: dict[str, Any], metrics: tuple[str, ...] = ("roc_auc", 
     table = Table(title=f"Model {report['model']}")
     for column in ("alias", "version", *metrics, "data md5", "contract", "run"):
         table.add_column(column)
-    for alias in ("champion", "challenger", "previous_champion"):
-        info = report[alias]
+    for alias in ("champion", "candidate", "challenger", "previous_champion"):
+        info = report.get(alias)
         if info is None:
             table.add_row(alias, "—", *("" for _ in metrics), "", "", "")
             continue
@@ -78,6 +78,13 @@ def status_table(report: dict[str, Any], metrics: tuple[str, ...] = ("roc_auc", 
             info["run_id"][:12],
         )
     console().print(table)
+    running = report.get("rollout")
+    if running:
+        typer.echo(
+            f"rollout: v{running['candidate']} serves {running['share']:.0%} of rows beside champion "
+            f"v{running['champion']} ({running['strategy']}, since {running['started_at'][:16]}, "
+            f"{len(running['files'])} batch(es) scored); labels decide (retrain feedback)"
+        )
 
 
 def reproduction(version: str, result: Reproduction) -> None:

@@ -21,6 +21,17 @@ from retrain.domain.training import IN_MEMORY, BoostingEngine, TrainedModel, pre
 
 
 @dataclass(frozen=True)
+class ResourceSample:
+    """The machine and the process at one moment of a fit: seconds since it started, system CPU %,
+    system memory in use and the process's resident memory (MB)."""
+
+    seconds: float
+    cpu_percent: float
+    memory_mb: float
+    process_rss_mb: float
+
+
+@dataclass(frozen=True)
 class FittedSnapshot:
     """A model fitted on one snapshot, with the split it saw and its scores on the unseen days."""
 
@@ -29,6 +40,7 @@ class FittedSnapshot:
     validation_metrics: dict[str, float]
     holdout_metrics: dict[str, float]
     holdout_predictions: np.ndarray  # the task's predictions (multiclass: rows x classes)
+    resources: tuple[ResourceSample, ...] = ()  # CPU and memory while it was fitted (the flow samples them)
 
     def model_bytes(self) -> bytes:
         """The native model file (UBJSON): what is registered, written by ``dvc repro`` and rebuilt."""

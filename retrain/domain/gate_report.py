@@ -50,10 +50,12 @@ def training_lineage(
     }
 
 
-def final_verdict(promoted: bool, note: str, reasons: tuple[str, ...]) -> tuple[str, str]:
+def final_verdict(promoted: bool, note: str, reasons: tuple[str, ...], rollout: bool = False) -> tuple[str, str]:
     """The report's headline once the promotion step has answered: verdict and a one-line summary."""
     if promoted:
         return "PROMOTED", f"{note}."
+    if rollout:
+        return "ROLLING OUT", f"{note}: real traffic decides (retrain status shows the rollout)."
     return "REFUSED", f"{note}: {'; '.join(reasons)}."
 
 

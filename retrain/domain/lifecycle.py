@@ -13,7 +13,8 @@ from retrain.domain import tags
 CHAMPION: Final = "champion"
 CHALLENGER: Final = "challenger"
 PREVIOUS_CHAMPION: Final = "previous-champion"
-ALIASES: Final = (CHAMPION, CHALLENGER, PREVIOUS_CHAMPION)
+CANDIDATE: Final = "candidate"  # an approved challenger serving a share of the rows (retrain.domain.rollout)
+ALIASES: Final = (CHAMPION, CHALLENGER, PREVIOUS_CHAMPION, CANDIDATE)
 
 # The tag keys are defined in retrain.domain.tags; these names stay for callers that read them from here.
 TAG_DATA_MD5: Final = tags.TAG_DATA_MD5
@@ -51,7 +52,9 @@ def training_key(data_md5: str, contract_hash: str, params_hash: str, code_versi
     )[:32]
 
 
-LedgerKind = Literal["promotion", "refusal", "rollback", "timeout"]
+#: ``rollout``: a rollout's start, step, evaluation or end that left ``champion`` where it was (its
+#: completion is a ``promotion``); see retrain.domain.rollout.
+LedgerKind = Literal["promotion", "refusal", "rollback", "timeout", "rollout"]
 
 
 @dataclass(frozen=True)
@@ -88,8 +91,8 @@ def chain_breaks(entries: list[LedgerEntry]) -> list[str]:
 
     The chain rule: every entry that moves ``champion`` (a promotion or a rollback) starts from the
     champion the previous move left (``champion_before`` == the previous move's ``champion_after``;
-    none before the first move), and every entry that leaves it in place (a refusal or a timeout)
-    records that same champion as ``champion_after``. A refusal's ``champion_before`` is the champion
+    none before the first move), and every entry that leaves it in place (a refusal, a timeout or a
+    rollout's step) records that same champion as ``champion_after``. A refusal's ``champion_before`` is the champion
     its challenger was judged against, which may be older when the champion moved meanwhile.
     """
     breaks: list[str] = []

@@ -74,10 +74,12 @@ def awaiting_review(
     )
 
 
-def outcome_word(promoted: bool, approval_state: str | None) -> str:
-    """How a training run ended, in the words people use: promoted, or refused by whom or by what."""
+def outcome_word(promoted: bool, approval_state: str | None, rollout: bool = False) -> str:
+    """How a training run ended, in the words people use: promoted, rolling out, or refused by whom or by what."""
     if promoted:
         return "promoted"
+    if rollout:
+        return "rolling out as candidate"
     return {
         "rejected": "rejected by a reviewer",
         "timed_out": "timed out waiting for review",
@@ -105,6 +107,17 @@ def drift_decision(model: str, decision: str, reasons: Sequence[str], training_r
         lines += (f"Retraining run: {training_run}",)
     return Notice(
         kind=f"drift_{decision}", audience="team", subject=f"{model}: drift check decided '{decision}'", lines=lines
+    )
+
+
+def rollout_ended(model: str, candidate: str, champion: str, outcome: str, reasons: Sequence[str]) -> Notice:
+    """The team: a rollout on real traffic ended: completed (the candidate is champion) or rolled back."""
+    after = f"v{candidate} is champion" if outcome == "completed" else f"v{champion} stays champion"
+    return Notice(
+        kind=f"rollout_{outcome}",
+        audience="team",
+        subject=f"{model}: rollout of v{candidate} {outcome.replace('_', ' ')}; {after}",
+        lines=tuple(f"- {reason}" for reason in reasons),
     )
 
 

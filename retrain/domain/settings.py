@@ -433,6 +433,37 @@ class RetrainingSettings(_Frozen):
     )
 
 
+class RolloutSettings(_Frozen):
+    """How an approved challenger reaches traffic: at once, or as a ``candidate`` serving a share of the
+    rows until its realized metric on them decides (retrain.domain.rollout)."""
+
+    strategy: Literal["direct", "canary", "linear"] = Field(
+        default="direct",
+        description="direct: the approved challenger becomes champion at once; canary: it serves `share` of the "
+        "rows until labels decide; linear: its share grows by `step` every `step_hours` up to `max_share`.",
+    )
+    share: float = Field(default=0.1, gt=0, lt=1, description="The candidate's (first) share of rows.")
+    step: float = Field(default=0.1, gt=0, lt=1, description="linear: share added at each step.")
+    step_hours: float = Field(default=24, gt=0, description="linear: time between steps (retraining.clock's time).")
+    max_share: float = Field(default=0.5, gt=0, lt=1, description="linear: the share never passes this.")
+    min_labelled_rows: int = Field(default=1000, ge=10, description="Labelled rows each arm needs to decide.")
+    guard_after_rows: int = Field(
+        default=200, ge=10, description="Labelled rows each arm needs before guardrails can roll back at once."
+    )
+    max_days: float = Field(default=14, gt=0, description="A rollout with no decision by then ends by on_timeout.")
+    on_timeout: Literal["roll_back", "complete"] = Field(
+        default="roll_back", description="What a rollout that never got enough labels does at max_days."
+    )
+
+    @model_validator(mode="after")
+    def _shares_in_order(self) -> RolloutSettings:
+        if self.strategy == "linear" and self.share > self.max_share:
+            raise ValueError("share must not exceed max_share (the first step of a linear rollout)")
+        if self.guard_after_rows > self.min_labelled_rows:
+            raise ValueError("guard_after_rows must not exceed min_labelled_rows")
+        return self
+
+
 class LeaseSettings(_Frozen):
     """How a live flow run proves it is alive: a lease row refreshed by a background thread.
 
@@ -513,6 +544,7 @@ class Settings(_Frozen):
     approval: ApprovalSettings
     drift: DriftSettings
     retraining: RetrainingSettings
+    rollout: RolloutSettings = Field(default_factory=RolloutSettings)
     lease: LeaseSettings = Field(default_factory=LeaseSettings)
     git: GitSettings = Field(default_factory=GitSettings)
     schedules: ScheduleSettings

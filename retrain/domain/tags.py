@@ -34,6 +34,9 @@ TAG_REVIEWERS: Final = "retrain.review.reviewers"
 TAG_REVIEW_COMMENT: Final = "retrain.review.comment"
 TAG_PROMOTION_FLOW_RUN: Final = "retrain.promotion.flow_run_id"
 TAG_ROLLED_BACK: Final = "retrain.rolled_back"  # on a champion demoted by a rollback: why
+# On a challenger that became ``candidate``: how its rollout was planned (the doctor rebuilds its start).
+TAG_ROLLOUT_STRATEGY: Final = "retrain.rollout.strategy"
+TAG_ROLLOUT_SHARE: Final = "retrain.rollout.share"
 
 # --- Tags on MLflow runs ------------------------------------------------------------------------
 TAG_CRASHED: Final = "retrain.crashed"  # on runs a crashed flow run left open: why they were failed
@@ -42,6 +45,7 @@ TAG_CHAMPION: Final = "retrain.champion"  # monitoring runs: the champion versio
 TAG_SHADOW: Final = "retrain.shadow"  # scoring runs: the challenger scored in the shadow
 TAG_MONITORING_DECISION: Final = "retrain.decision"  # drift runs: what the drift check decided
 TAG_SIGNAL: Final = "retrain.signal"  # drift runs: which signal of the trigger decided
+TAG_DRIFT_WORST: Final = "retrain.drift.worst"  # drift runs: the most drifted features, with their statistic
 
 # --- Prefect artifact keys ----------------------------------------------------------------------
 ARTIFACT_GATE_REPORT: Final = "gate-report"  # what reviewers read before they decide
@@ -53,6 +57,9 @@ ARTIFACT_DATA_VALIDATION: Final = "data-validation"
 ARTIFACT_DRIFT_REPORT: Final = "drift-report"
 ARTIFACT_SCORING_REPORT: Final = "scoring-report"
 ARTIFACT_FEEDBACK_REPORT: Final = "feedback-report"  # what one late-labels file did with every row
+ARTIFACT_ROLLOUT_REPORT: Final = "rollout-report"  # a rollout's evaluation: both arms, the verdict
+ARTIFACT_DASHBOARD: Final = "dashboard"  # where `retrain report` wrote the page, and what it shows
+ARTIFACT_DASHBOARD_LINK: Final = "dashboard-link"  # the page as an MLflow artifact
 
 # --- Prefect run inputs and pause keys of the approval gate --------------------------------------
 INPUT_APPROVAL_SUBJECT: Final = "retrain-approval-subject"  # what reviewers sign (nothing secret)

@@ -9,6 +9,8 @@ its starting point with ``@pytest.mark.template(NAME)``; see ``TEMPLATES``.
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
@@ -21,6 +23,7 @@ from retrain.adapters.environment import resolve_runtime
 from retrain.adapters.prefect_api import AnswerSource, Receipt, Signing, run_with_reviewers
 from retrain.adapters.registry import ModelRegistry
 from retrain.domain.errors import ApprovalInputError
+from retrain.domain.lifecycle import LedgerEntry
 from retrain.domain.settings import Settings, load_settings
 from tests.conftest import REVIEWER_KEYS, reviewed_project
 
@@ -61,14 +64,22 @@ def reviewed(
     answers: Sequence[AnswerSource] | None = None,
     receipts: list[tuple[AnswerSource, Receipt | ApprovalInputError]] | None = None,
 ) -> T:
-    """Run a training flow (``start``) while reviewers answer its gate, as they would in the UI."""
+    """Run a training flow (``start``) while reviewers answer its gate, as they would in the UI.
+
+    Without ``answers``, ada approves, and her answer must count: a refused signature (keys that do
+    not match the workspace's committed ones) fails the test instead of ending in an approval timeout.
+    """
     collected = receipts if receipts is not None else []
-    return run_with_reviewers(
+    result = run_with_reviewers(
         start,
         [approve()] if answers is None else answers,
         on_receipt=lambda answer, receipt: collected.append((answer, receipt)),
         poll_seconds=0.2,
     )
+    if answers is None:
+        refused = [receipt for _, receipt in collected if isinstance(receipt, ApprovalInputError)]
+        assert not refused, f"the default approval did not count: {refused}"
+    return result
 
 
 @pytest.fixture(scope="session")
@@ -117,10 +128,40 @@ def _rewrite_sqlite(database: Path, old: str, new: str) -> None:
         connection.close()
 
 
+_NAMING_FILE = "naming-the-root.json"
+
+
 def freeze_template(root: Path) -> Path:
-    """Note which of the finished template's files name its root, so ``copy_state`` can rewrite them."""
-    _NAMING_THE_ROOT[root] = [path.relative_to(root) for path in _files_naming(root)]
+    """Note which of the finished template's files name its root, so ``copy_state`` can rewrite them
+    (kept beside the template, where another test worker reads it)."""
+    naming = [path.relative_to(root) for path in _files_naming(root)]
+    (root.parent / f"{root.name}.{_NAMING_FILE}").write_text(json.dumps([str(p) for p in naming]), encoding="utf-8")
+    _NAMING_THE_ROOT[root] = naming
     return root
+
+
+def shared_template(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:
+    """A template built once per test run, whatever the number of pytest-xdist workers: the first
+    worker to need it builds it (``build(root)``) under a file lock in the directory the workers share,
+    the others wait for it and copy from it. Built once instead of once per worker, it saves a trained
+    and reviewed model per worker (tens of seconds of CPU each on a two-core machine)."""
+    from filelock import FileLock
+
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        root = tmp_path_factory.mktemp(f"template-{name}")
+        build(root)
+        return freeze_template(root)
+    shared = tmp_path_factory.getbasetemp().parent  # the run's directory, parent of every worker's own
+    root = shared / f"template-{name}"
+    naming = shared / f"{root.name}.{_NAMING_FILE}"
+    with FileLock(str(shared / f"template-{name}.lock")):
+        if naming.exists():
+            _NAMING_THE_ROOT[root] = [Path(p) for p in json.loads(naming.read_text(encoding="utf-8"))]
+            return root
+        shutil.rmtree(root, ignore_errors=True)  # a worker that failed mid-build left it half done
+        root.mkdir()
+        build(root)
+        return freeze_template(root)
 
 
 def copy_state(template: Path, target: Path) -> None:
@@ -143,11 +184,13 @@ def copy_state(template: Path, target: Path) -> None:
 @pytest.fixture(scope="session")
 def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An MLflow sqlite database with its schema migrated (seconds of alembic migrations), and nothing else."""
-    from mlflow import MlflowClient
 
-    root = tmp_path_factory.mktemp("template-mlflow")
-    MlflowClient(f"sqlite:///{root / 'mlflow.db'}").search_experiments()
-    return freeze_template(root)
+    def build(root: Path) -> None:
+        from mlflow import MlflowClient
+
+        MlflowClient(f"sqlite:///{root / 'mlflow.db'}").search_experiments()
+
+    return shared_template(tmp_path_factory, "mlflow", build)
 
 
 @pytest.fixture
@@ -182,12 +225,13 @@ def _train_and_keep(root: Path, refuse: bool) -> None:
 
 
 def _model_template(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path, name: str) -> Path:
-    root = tmp_path_factory.mktemp(f"template-{name}")
-    copy_state(mlflow_template, root)
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        point_services_at(root, monkeypatch)
-        _train_and_keep(root, refuse=name == "challenger")
-    return freeze_template(root)
+    def build(root: Path) -> None:
+        copy_state(mlflow_template, root)
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            point_services_at(root, monkeypatch)
+            _train_and_keep(root, refuse=name == "challenger")
+
+    return shared_template(tmp_path_factory, name, build)
 
 
 @pytest.fixture(scope="session")
@@ -229,3 +273,14 @@ def registry_for(workspace: Path) -> ModelRegistry:
     runtime = resolve_runtime(project_dir=workspace)
     settings = workspace_settings(workspace)
     return ModelRegistry.for_project(runtime, settings)
+
+
+def ledger_entries(workspace: Path) -> list[LedgerEntry]:
+    """The workspace model's promotion ledger, oldest first."""
+    from retrain.adapters.ledger import Ledger
+
+    ledger = Ledger(resolve_runtime(project_dir=workspace).ledger_url)
+    try:
+        return ledger.entries(workspace_settings(workspace).model.registered_name)
+    finally:
+        ledger.dispose()

@@ -19,8 +19,6 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.training import TrainingRequest, training
-from retrain.adapters.environment import resolve_runtime
-from retrain.adapters.ledger import Ledger
 from retrain.adapters.prefect_api import (
     Answer,
     AnswerSource,
@@ -37,7 +35,7 @@ from retrain.cli.demo_run import write_demo_batches
 from retrain.domain.approval import ApprovalSubject
 from retrain.domain.errors import ApprovalConfigError, ApprovalInputError
 from tests.conftest import REVIEWER_KEYS, private_key_file
-from tests.integration.conftest import approve, registry_for, reviewed, signing, workspace_settings
+from tests.integration.conftest import approve, ledger_entries, registry_for, reviewed, signing, workspace_settings
 
 # Each run finds v1 registered from the same five days (the challenger template): only the gate runs.
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_api"), pytest.mark.template("challenger")]
@@ -51,14 +49,6 @@ def _start(workspace: Path, triggered_by: str = "pytest") -> Callable[[], Traini
 def _batches(workspace: Path, days: int = 5) -> None:
     settings = workspace_settings(workspace)
     write_demo_batches(workspace / settings.dataset.batches, settings, days)
-
-
-def _ledger(workspace: Path) -> list[Any]:
-    ledger = Ledger(resolve_runtime(project_dir=workspace).ledger_url)
-    try:
-        return ledger.entries(workspace_settings(workspace).model.registered_name)
-    finally:
-        ledger.dispose()
 
 
 def _client() -> Any:
@@ -203,7 +193,7 @@ def test_cli_approve_signs_for_the_run_promotes_and_leaves_no_key_or_signature_i
     assert result.approval is not None
     assert result.outcome.note == "first champion" and result.approval.state == "approved"
     assert result.training_key == subject.training_key
-    (entry,) = _ledger(workspace)
+    (entry,) = ledger_entries(workspace)
     assert entry.kind == "promotion" and entry.reviewers == ("grace",) and "slices fine" in entry.comment
     assert any(check["name"] == "reviewer_approval" and check["passed"] for check in entry.checks)
     assert "**PROMOTED**" in _artifact(paused.run_id, "gate-decision")
@@ -231,7 +221,7 @@ def test_cli_reject_refuses_with_the_reason_and_leaves_no_champion(
     assert not result.outcome.promoted
     assert "rejected by linus: holdout too small" in result.outcome.reasons
     assert registry_for(workspace).by_alias("champion") is None
-    (entry,) = _ledger(workspace)
+    (entry,) = ledger_entries(workspace)
     assert entry.kind == "refusal" and entry.reviewers == ("linus",) and "holdout too small" in entry.comment
 
 
@@ -275,7 +265,7 @@ def test_timeout_ends_the_gate_as_a_recorded_refusal(workspace: Path):
     assert result.approval is not None
     assert not result.outcome.promoted and result.approval.state == "timed_out"
     assert any(reason.startswith("approval timed out") for reason in result.outcome.reasons)
-    (entry,) = _ledger(workspace)
+    (entry,) = ledger_entries(workspace)
     assert entry.kind == "timeout" and "approval timed out" in entry.comment
     assert registry_for(workspace).by_alias("champion") is None
     assert _final_state(result.flow_run_id) == "COMPLETED"  # a clear end, not a hanging pause
@@ -363,7 +353,7 @@ def test_a_quorum_of_two_needs_two_distinct_reviewers(workspace: Path):
     assert isinstance(twice, ApprovalInputError) and "already decided" in str(twice)
     assert isinstance(second, Receipt) and second.state == "approved"
     assert result.outcome.promoted
-    (entry,) = _ledger(workspace)
+    (entry,) = ledger_entries(workspace)
     assert entry.reviewers == ("ada", "linus")
 
 
@@ -379,7 +369,7 @@ def test_a_listed_reviewer_without_a_public_key_stops_the_run_before_any_work(wo
         _start(workspace)()
     message = str(raised.value)
     assert "\n" not in message and "linus" in message and "linus.pub" in message
-    assert registry_for(workspace).by_alias("challenger") is None and _ledger(workspace) == []
+    assert registry_for(workspace).by_alias("challenger") is None and ledger_entries(workspace) == []
     assert not (workspace / workspace_settings(workspace).dataset.training_set).exists()  # nothing validated
 
 

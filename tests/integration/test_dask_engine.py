@@ -28,7 +28,9 @@ from tests.integration.conftest import registry_for, reviewed, workspace_setting
 
 T = TypeVar("T")
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_api")]
+# slow: a Dask LocalCluster and a whole lifecycle on it take a minute of a two-core machine; past one
+# machine is CI's (make test-all), while make test keeps the in-process engines.
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.usefixtures("prefect_api")]
 
 
 @pytest.fixture(scope="module")

@@ -37,6 +37,7 @@ def test_dvc_repro_matches_the_flow_and_shows_metrics_and_plots(workspace: Path,
     settings = workspace_settings(workspace)
     write_demo_batches(workspace / settings.dataset.batches, settings, 5)
     result = reviewed(lambda: training(TrainingRequest(project_dir=str(workspace), triggered_by="pytest")))
+    assert result.outcome.promoted, result.outcome  # the reviewer's answer counted (no approval timeout)
     snapshot_md5 = result.snapshot.md5
 
     _dvc(workspace, "repro")

@@ -227,6 +227,7 @@ def deployments_removed_after() -> Iterator[None]:
             client.delete_deployment(deployment.id)
 
 
+@pytest.mark.slow  # ten flows at once: over half a minute of a two-core machine (make test-all)
 @pytest.mark.template("champion")
 @pytest.mark.usefixtures("deployments_removed_after")
 def test_ten_simultaneous_drift_checks_start_exactly_one_retraining(workspace: Path, tmp_path: Path):

@@ -78,7 +78,12 @@ def _project(root: Path, task: TaskKind, first_day: Path) -> Path:
     return project
 
 
-@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+# The binary lifecycle runs in make test; multiclass and regression (half a minute each on two cores)
+# in make test-all, beside the unit tests that take every task type through each step.
+@pytest.mark.parametrize(
+    "task",
+    ["binary", pytest.param("multiclass", marks=pytest.mark.slow), pytest.param("regression", marks=pytest.mark.slow)],
+)
 @pytest.mark.usefixtures("services")
 def test_init_ingest_train_drift_retrain_and_score(tmp_path: Path, task: TaskKind) -> None:
     days = _write_days(

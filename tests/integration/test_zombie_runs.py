@@ -142,6 +142,7 @@ def test_a_killed_running_training_run_is_crashed_failed_in_mlflow_and_not_in_fl
     _assert_reaped(workspace, tmp_path, run_id, "Running")
 
 
+@pytest.mark.slow  # the killed running run above is make test's; this one waits out a pause (make test-all)
 @pytest.mark.usefixtures("prefect_api")
 @pytest.mark.template("champion")
 def test_a_killed_paused_training_run_is_crashed_failed_in_mlflow_and_not_in_flight(workspace: Path, tmp_path: Path):
@@ -179,6 +180,7 @@ def _server_processes(prefect_home: Path) -> list[int]:
     return found
 
 
+@pytest.mark.slow  # a CLI process with its own embedded server, killed: make test-all
 def test_killing_the_cli_mid_run_leaves_no_embedded_prefect_server(workspace: Path, tmp_path: Path):
     settings = workspace_settings(workspace)
     write_demo_batches(workspace / settings.dataset.batches, settings, 5)

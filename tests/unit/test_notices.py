@@ -26,6 +26,12 @@ def test_outcomes_are_named_as_people_say_them():
     refused = notices.training_outcome("m", "4", "refused by the gate", "kept v3", ("absolute_floor failed",))
     assert refused.kind == "refused" and refused.subject == "m v4: refused by the gate"
     assert "- absolute_floor failed" in refused.text()
+    assert notices.outcome_word(False, "approved", rollout=True) == "rolling out as candidate"
+    ended = notices.rollout_ended("m", "5", "4", "rolled_back", ("surely worse on real traffic",))
+    assert ended.kind == "rollout_rolled_back" and ended.audience == "team"
+    assert ended.subject == "m: rollout of v5 rolled back; v4 stays champion"
+    done = notices.rollout_ended("m", "5", "4", "completed", ())
+    assert done.subject == "m: rollout of v5 completed; v5 is champion"
 
 
 def test_credentials_in_a_failed_runs_message_are_masked():
