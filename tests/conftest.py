@@ -11,7 +11,8 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,21 @@ def _reviewer_keys() -> dict[str, Any]:
 REVIEWER_KEYS = _reviewer_keys()
 
 
+# Project templates: one directory for every pytest-xdist worker of a run (built once, under a file
+# lock), else this process's own.
+_RUN = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+_PROJECTS = Path(tempfile.gettempdir()) / f"retrain-test-projects-{_RUN}" if _RUN else _SESSION_HOME / "projects"
+
+
+@contextmanager
+def _shared_build(lock: Path) -> Iterator[None]:
+    from filelock import FileLock
+
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(lock)):
+        yield
+
+
 def _build_reviewed_project(target: Path, overrides: Mapping[str, Any] | None) -> Path:
     from retrain.adapters.reviewer_keys import write_public_key
     from retrain.adapters.workspace import commit_all, create_workspace
@@ -71,9 +87,14 @@ def reviewed_project(target: Path, overrides: Mapping[str, Any] | None = None) -
     then copied: a git + DVC repository holds no absolute path until a flow configures its remote.
     """
     key = hashlib.sha256(json.dumps(overrides or {}, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    template = _SESSION_HOME / "projects" / key / "project"
+    template = _PROJECTS / key / "project"
     if not template.exists():
-        _build_reviewed_project(template, overrides)
+        with _shared_build(_PROJECTS / f"{key}.lock"):
+            if not template.exists():  # another pytest worker may have built it meanwhile
+                partial = _PROJECTS / key / ".building"
+                shutil.rmtree(partial, ignore_errors=True)
+                _build_reviewed_project(partial, overrides)
+                partial.rename(template)
     if target.exists():
         shutil.rmtree(target)
     shutil.copytree(template, target, symlinks=True)

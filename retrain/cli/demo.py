@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -42,11 +44,57 @@ def demo(
 
     started = time.perf_counter()
     on_stack = context.on_stack()
-    with failures_exit(1):
+    with failures_exit(1), _team_chat(on_stack):
         reviewers = demo_reviewers(runtime, settings)
         run_training, run_drift = _demo_runners(settings, on_stack, reviewers)
-        results = run_demo(runtime, settings, run_training, run_drift, on_step=render.demo_step, reviewers=reviewers)
+        results = run_demo(
+            runtime,
+            settings,
+            run_training,
+            run_drift,
+            on_step=render.demo_step,
+            reviewers=reviewers,
+            run_serving=None if on_stack else _serve,
+        )
+        dashboard = None if on_stack else _dashboard(runtime.state_dir / "demo" / "workspace")
     render.demo_summary(runtime, settings, results, time.perf_counter() - started, on_stack)
+    if dashboard is not None:
+        typer.echo(f"Dashboard (open it in a browser): {dashboard}")
+
+
+@contextmanager
+def _team_chat(on_stack: bool) -> Iterator[None]:
+    """A webhook receiver on 127.0.0.1 for the demo's flows to tell people through (unless a channel
+    is configured already, or the flows run on the stack's worker): each message is printed."""
+    import os
+
+    if on_stack or os.environ.get("RETRAIN_NOTIFY_WEBHOOK"):
+        yield
+        return
+    from retrain.adapters.webhook_inbox import webhook_inbox
+
+    with webhook_inbox(render.told) as url:
+        os.environ["RETRAIN_NOTIFY_WEBHOOK"] = url
+        try:
+            yield
+        finally:
+            os.environ.pop("RETRAIN_NOTIFY_WEBHOOK", None)
+
+
+def _serve(workspace: Path, applicants: Path, labels: Path) -> tuple[Any, Any]:
+    """A day's applicants scored in this process, then their outcomes joined as late labels."""
+    from flows.feedback import FeedbackRequest, feedback
+    from flows.scoring import ScoringRequest, scoring
+
+    scored = scoring(ScoringRequest(batch=str(applicants), project_dir=str(workspace)))
+    joined = feedback(FeedbackRequest(labels=str(labels), project_dir=str(workspace)))
+    return scored, joined
+
+
+def _dashboard(workspace: Path) -> str:
+    from flows.report import ReportRequest, report
+
+    return report(ReportRequest(project_dir=str(workspace))).path
 
 
 def _with_demo_options(

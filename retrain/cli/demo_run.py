@@ -8,7 +8,16 @@ Steps, each a real flow run in a throw-away workspace (git + DVC repo):
    drift), the check flags it and retrains (in-process); the new model passes the gate, the demo
    reviewer approves, it is promoted and its profile becomes the reference; drifted days right
    after are held back by the cooldown;
-3. a data scientist tries a much shallower model → the gate refuses it, the champion stays.
+3. the retrained model rolls out as a canary (``rollout.strategy: canary`` in the demo workspace): the
+   next days' applicants are scored half by each model (sticky by loan id), their outcomes arrive
+   later (``feedback``) and the two arms decide: the rollout completes or rolls back;
+4. a data scientist retrains on the two newest days only, to chase the new applicants: it passes the
+   gate on those days and rolls out; the next days bring the usual applicants back, and real traffic
+   judges it;
+5. a data scientist tries a much shallower model → the gate refuses it, the champion stays.
+
+A webhook receiver on 127.0.0.1 stands for the team's chat: the demo prints what people were told.
+The rollout steps run in this process only (``--stack`` runs steps 1, 2 and 5 on the worker).
 """
 
 from __future__ import annotations
@@ -25,14 +34,26 @@ from typing import Any, Literal, TypeVar
 from retrain.adapters.environment import Runtime
 from retrain.adapters.prefect_api import AnswerSource, Receipt, Signing
 from retrain.adapters.workspace import create_workspace, write_params
-from retrain.application.results import DriftResult, TrainingResult
+from retrain.application.results import DriftResult, FeedbackResult, ScoringResult, TrainingResult
 from retrain.domain.demo_data import NO_CHANGES, DayChanges, generate_day
 from retrain.domain.errors import ApprovalInputError, DemoStepFailed
 from retrain.domain.settings import Settings
 
 T = TypeVar("T")
-StepResult = TrainingResult | DriftResult
 DEMO_KEYS = "demo-reviewer-keys"  # under RETRAIN_HOME, outside every workspace
+
+
+@dataclass(frozen=True)
+class Served:
+    """A day of traffic: its applicants scored as they came (the rollout's arms), then their outcomes
+    joined as late labels (the rollout judged again)."""
+
+    day: str
+    scoring: ScoringResult
+    labels: FeedbackResult
+
+
+StepResult = TrainingResult | DriftResult | Served
 
 
 # What the applicants do from demo.drift_day on: a different population, and defaults that depend
@@ -45,8 +66,10 @@ class DemoStep:
     title: str
     days: int
     overrides: Mapping[str, Any]
-    kind: Literal["train", "drift"] = "train"
+    kind: Literal["train", "drift", "serve"] = "train"
     must_promote: bool = False  # later steps need this step's model as champion
+    usual: bool = False  # serve: the usual applicants (the drift is over), whatever demo.drift_day says
+    rollout: bool = False  # part of the rollout story: in this process only
 
 
 def demo_steps(settings: Settings) -> list[DemoStep]:
@@ -55,14 +78,45 @@ def demo_steps(settings: Settings) -> list[DemoStep]:
     for index in range(demo.first_training_days, demo.days):
         drifted = demo.drift_day is not None and index >= demo.drift_day
         steps.append(DemoStep(f"day {index + 1}{' (drifted)' if drifted else ''}: drift check", index + 1, {}, "drift"))
+    if demo.drift_day is not None:  # the retrained model rolls out, then a narrow one, on real traffic
+        first = demo.days + 1
+        steps += [
+            DemoStep(f"day {first} (drifted): served, late labels", first, {}, "serve", rollout=True),
+            DemoStep(f"day {first + 1} (drifted): served, late labels", first + 1, {}, "serve", rollout=True),
+            DemoStep(
+                "newest 2 days only (split.max_train_days 2)",
+                first + 1,
+                {"split": {"max_train_days": 2}},
+                rollout=True,
+            ),
+            DemoStep(
+                f"day {first + 2}: usual applicants again, served", first + 2, {}, "serve", usual=True, rollout=True
+            ),
+            DemoStep(f"day {first + 3}: usual applicants, served", first + 3, {}, "serve", usual=True, rollout=True),
+        ]
     steps.append(
         DemoStep(
-            f"all {demo.days} days, shallow model (max_depth 1, 15 rounds)",
+            "all days, shallow model (max_depth 1, 15 rounds)",
             demo.days,
-            {"model": {"xgboost": {"max_depth": 1, "num_boost_round": 15}}},
+            {
+                "split": {"max_train_days": settings.split.max_train_days},
+                "model": {"xgboost": {"max_depth": 1, "num_boost_round": 15}},
+            },
         )
     )
     return steps
+
+
+def demo_rollout(settings: Settings) -> dict[str, Any]:
+    """The demo workspace's rollout: a canary on half the rows (two arms of equal power), decided once
+    each arm has about one and a half days of labels (one day's arm is half a day of rows)."""
+    labelled = max(100, int(settings.demo.rows_per_day * 0.75))
+    return {
+        "strategy": "canary",
+        "share": 0.5,
+        "min_labelled_rows": labelled,
+        "guard_after_rows": min(200, labelled),
+    }
 
 
 def write_demo_batches(
@@ -170,34 +224,68 @@ def run_demo(
     run_drift: Callable[[Path, Path], DriftResult],
     on_step: Callable[[DemoStep, StepResult, float], None] | None = None,
     reviewers: Sequence[Signing] = (),
+    run_serving: Callable[[Path, Path, Path], tuple[ScoringResult, FeedbackResult]] | None = None,
 ) -> list[tuple[DemoStep, StepResult]]:
     """Run every step: ``run_training(workspace, reason)`` runs the training flow on a workspace,
-    ``run_drift(workspace, batch)`` the drift flow on one new batch (retraining when it decides to).
-    ``reviewers`` (from :func:`demo_reviewers`) are the demo workspace's reviewers; ``on_step`` gets
-    each step's result and its seconds."""
+    ``run_drift(workspace, batch)`` the drift flow on one new batch (retraining when it decides to),
+    ``run_serving(workspace, batch, labels)`` scores a day's applicants and joins their outcomes later
+    (without it, the rollout steps are left out). ``reviewers`` (from :func:`demo_reviewers`) are the
+    demo workspace's reviewers; ``on_step`` gets each step's result and its seconds."""
     demo_home = reset_demo_state(runtime)
     workspace = create_workspace(
-        runtime.project_dir, demo_home / "workspace", {"demo": settings.demo.model_dump(mode="json")}
+        runtime.project_dir,
+        demo_home / "workspace",
+        {"demo": settings.demo.model_dump(mode="json"), "rollout": demo_rollout(settings)},
     )
     if reviewers:
         install_demo_reviewers(workspace, settings, reviewers)
     results: list[tuple[DemoStep, StepResult]] = []
     for step in demo_steps(settings):
+        if step.rollout and run_serving is None:
+            continue
         started = time.perf_counter()
         batches = workspace / settings.dataset.batches
-        written = write_demo_batches(batches, settings, step.days, drift_from=settings.demo.drift_day)
         if step.overrides:
             write_params(workspace, step.overrides)
         result: StepResult
-        if step.kind == "drift":
+        if step.kind == "serve" and run_serving is not None:
+            result = _run_step(step, partial(_serve_day, workspace, settings, step, run_serving))
+        elif step.kind == "drift":
+            written = write_demo_batches(batches, settings, step.days, drift_from=settings.demo.drift_day)
             result = _run_step(step, partial(run_drift, workspace, written[-1]))
         else:
+            write_demo_batches(batches, settings, step.days, drift_from=settings.demo.drift_day)
             result = _run_step(step, partial(run_training, workspace, f"demo: {step.title}"))
             _check_promoted(step, result)
         results.append((step, result))
         if on_step is not None:
             on_step(step, result, time.perf_counter() - started)
     return results
+
+
+def _serve_day(
+    workspace: Path,
+    settings: Settings,
+    step: DemoStep,
+    run_serving: Callable[[Path, Path, Path], tuple[ScoringResult, FeedbackResult]],
+) -> Served:
+    """One day of traffic: its applicants (no outcome yet) scored, then their outcomes as a labels file;
+    the labelled day then joins the batches, as a day whose outcomes are known does."""
+    data = settings.dataset
+    index = step.days - 1
+    day = settings.demo.start_date + dt.timedelta(days=index)
+    drifted = not step.usual and settings.demo.drift_day is not None and index >= settings.demo.drift_day
+    rows = generate_day(day, settings.demo.rows_per_day, settings.demo.seed, DRIFTED_DAY if drifted else NO_CHANGES)
+    incoming = workspace.parent / "incoming"
+    incoming.mkdir(parents=True, exist_ok=True)
+    applicants = incoming / f"{data.name}-{day.isoformat()}.parquet"
+    rows.drop(columns=[data.target]).to_parquet(applicants, index=False)
+    labels = incoming / f"{data.name}-{day.isoformat()}-labels.csv"
+    columns = [data.id_column, data.target] if data.id_column is not None else [data.target]
+    rows[columns].to_csv(labels, index=False)
+    scoring, joined = run_serving(workspace, applicants, labels)
+    rows.to_parquet(workspace / data.batches / f"{data.name}-{day.isoformat()}.parquet", index=False)
+    return Served(day.isoformat(), scoring, joined)
 
 
 def _run_step(step: DemoStep, run: Callable[[], T]) -> T:
@@ -212,7 +300,9 @@ def _run_step(step: DemoStep, run: Callable[[], T]) -> T:
     return result
 
 
-def _check_promoted(step: DemoStep, result: TrainingResult) -> None:
+def _check_promoted(step: DemoStep, result: StepResult) -> None:
+    if not isinstance(result, TrainingResult):
+        return
     outcome = result.outcome
     if step.must_promote and not outcome.promoted:
         reasons = "; ".join(outcome.reasons) or outcome.note

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
         TrainingResult,
         TriggeredTraining,
     )
-    from retrain.cli.demo_run import DemoStep
+    from retrain.cli.demo_run import DemoStep, Served
     from retrain.domain.lifecycle import LedgerEntry
     from retrain.domain.settings import Settings
 
@@ -206,12 +206,40 @@ def receipt(reviewer: str, message: str) -> None:
     typer.echo(f"    gate passed, run paused for review; {reviewer} answers: {message}")
 
 
-def demo_step(step: DemoStep, result: TrainingResult | DriftResult, seconds: float | None = None) -> None:
-    """One demo step as it ends: the drift verdict and any retraining, or the training's outcome, and
-    how long the step took (a slow step shows where the time goes)."""
+def told(message: dict[str, Any]) -> None:
+    """What the demo's webhook receiver got: who was told what (the first line of the message)."""
+    meta = message.get("retrain") or {}
+    text = str(message.get("text") or "").strip().splitlines()
+    typer.secho(f"    [told the {meta.get('audience', 'team')}] {text[0] if text else '(empty)'}", fg="cyan")
+
+
+def _served_line(step: DemoStep, served: Served, took: str) -> None:
+    scoring, labels = served.scoring, served.labels
+    arms = scoring.served or {}
+    split = (
+        f"champion v{scoring.champion} {arms.get('champion', scoring.rows)} rows, "
+        f"candidate v{scoring.candidate} {arms.get('candidate', 0)} rows"
+        if scoring.candidate
+        else f"all {scoring.rows} rows by champion v{scoring.champion}"
+    )
+    typer.secho(f"\n==> {step.title}: {split}; {labels.joined} labels arrived later{took}", bold=True)
+    rollout = labels.rollout or scoring.rollout
+    if rollout is not None:
+        typer.echo(f"    {rollout['headline']}")
+        for reason in rollout["verdict"]["reasons"][-1:]:
+            typer.echo(f"    - {reason}")
+
+
+def demo_step(step: DemoStep, result: TrainingResult | DriftResult | Served, seconds: float | None = None) -> None:
+    """One demo step as it ends: the drift verdict and any retraining, a served day and what its labels
+    decided, or the training's outcome, and how long the step took (a slow step shows where the time goes)."""
     from retrain.application.results import DriftResult
+    from retrain.cli.demo_run import Served
 
     took = "" if seconds is None else f"  [{seconds:.0f} s]"
+    if isinstance(result, Served):
+        _served_line(step, result, took)
+        return
     if isinstance(result, DriftResult):
         drifted = result.drifted_features
         typer.secho(
@@ -240,7 +268,7 @@ def demo_step(step: DemoStep, result: TrainingResult | DriftResult, seconds: flo
 def demo_summary(
     runtime: Runtime,
     settings: Settings,
-    results: Sequence[tuple[DemoStep, TrainingResult | DriftResult]],
+    results: Sequence[tuple[DemoStep, TrainingResult | DriftResult | Served]],
     seconds: float,
     on_stack: bool = False,
 ) -> None:
@@ -248,12 +276,27 @@ def demo_summary(
     from rich.table import Table
 
     from retrain.application.results import DriftResult, TriggeredTraining
+    from retrain.cli.demo_run import Served
 
     metric = settings.gate.primary_metric
     table = Table(title=f"Retrain demo: {settings.model.registered_name} ({seconds:.0f} s)")
     for column in ("step", "data", "challenger", f"{metric}", f"champion {metric}", "decision", "why"):
         table.add_column(column)
     for step, result in results:
+        if isinstance(result, Served):
+            rollout = result.labels.rollout or result.scoring.rollout
+            comparison = None if rollout is None else rollout["verdict"].get("comparison")
+            table.add_row(
+                step.title,
+                f"{result.scoring.rows} rows served",
+                f"v{result.scoring.candidate}" if result.scoring.candidate else "—",
+                "—" if comparison is None else f"{comparison['candidate']:.4f} (real)",
+                f"v{result.scoring.champion}"
+                + ("" if comparison is None else f": {comparison['champion']:.4f} (real)"),
+                "—" if rollout is None else rollout["headline"].split(":")[0],
+                f"{result.labels.joined} late labels",
+            )
+            continue
         if isinstance(result, DriftResult):
             training = result.training
             table.add_row(
