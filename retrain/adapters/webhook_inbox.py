@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -25,15 +25,18 @@ def webhook_inbox(on_message: Callable[[dict[str, Any]], None]) -> Iterator[str]
                 message = json.loads(self.rfile.read(length) or b"{}")
             except ValueError:
                 message = {}
+            if isinstance(message, dict):  # shown before the answer: the sender goes on once it is printed
+                with suppress(Exception):  # a message that cannot be shown is not the sender's failure
+                    on_message(message)
             self.send_response(200)
             self.end_headers()
-            if isinstance(message, dict):
-                on_message(message)
 
         def log_message(self, format: str, *args: Any) -> None:
             return
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = False  # closing waits for a message being shown
+    server.block_on_close = True
     thread = threading.Thread(target=server.serve_forever, name="retrain-webhook-inbox", daemon=True)
     thread.start()
     try:

@@ -56,10 +56,14 @@ def demo(
             reviewers=reviewers,
             run_serving=None if on_stack else _serve,
         )
-        dashboard = None if on_stack else _dashboard(runtime.state_dir / "demo" / "workspace")
     render.demo_summary(runtime, settings, results, time.perf_counter() - started, on_stack)
-    if dashboard is not None:
-        typer.echo(f"Dashboard (open it in a browser): {dashboard}")
+    if not on_stack:
+        try:
+            dashboard = _dashboard(runtime.state_dir / "demo" / "workspace")
+        except Exception as error:  # every step passed: the page is extra, a failure is a warning
+            typer.echo(f"warning: the dashboard was not written ({type(error).__name__}: {error})", err=True)
+        else:
+            typer.echo(f"Dashboard (open it in a browser): {dashboard}")
 
 
 @contextmanager
@@ -86,8 +90,11 @@ def _serve(workspace: Path, applicants: Path, labels: Path) -> tuple[Any, Any]:
     from flows.feedback import FeedbackRequest, feedback
     from flows.scoring import ScoringRequest, scoring
 
-    scored = scoring(ScoringRequest(batch=str(applicants), project_dir=str(workspace)))
-    joined = feedback(FeedbackRequest(labels=str(labels), project_dir=str(workspace)))
+    scores = workspace.parent / "predictions"  # the demo's own: reset with it, never a project's
+    scores.mkdir(parents=True, exist_ok=True)
+    output = scores / f"{applicants.stem}.parquet"
+    scored = scoring(ScoringRequest(batch=str(applicants), project_dir=str(workspace), output=str(output)))
+    joined = feedback(FeedbackRequest(labels=str(labels), project_dir=str(workspace), scores=str(scores)))
     return scored, joined
 
 

@@ -78,13 +78,13 @@ def demo_steps(settings: Settings) -> list[DemoStep]:
     for index in range(demo.first_training_days, demo.days):
         drifted = demo.drift_day is not None and index >= demo.drift_day
         steps.append(DemoStep(f"day {index + 1}{' (drifted)' if drifted else ''}: drift check", index + 1, {}, "drift"))
-    if demo.drift_day is not None:  # the retrained model rolls out, then a narrow one, on real traffic
+    if rollout_story(settings):  # the retrained model rolls out, then one on a short window, on real traffic
         first = demo.days + 1
         steps += [
             DemoStep(f"day {first} (drifted): served, late labels", first, {}, "serve", rollout=True),
             DemoStep(f"day {first + 1} (drifted): served, late labels", first + 1, {}, "serve", rollout=True),
             DemoStep(
-                "newest 2 days only (split.max_train_days 2)",
+                "a 2-day training window (split.max_train_days 2)",
                 first + 1,
                 {"split": {"max_train_days": 2}},
                 rollout=True,
@@ -105,6 +105,13 @@ def demo_steps(settings: Settings) -> list[DemoStep]:
         )
     )
     return steps
+
+
+def rollout_story(settings: Settings) -> bool:
+    """Whether the demo can show rollouts: the batches drift (the served days are drifted days) and rows
+    have ids (late labels join scores by id)."""
+    demo = settings.demo
+    return demo.drift_day is not None and demo.drift_day < demo.days and settings.dataset.id_column is not None
 
 
 def demo_rollout(settings: Settings) -> dict[str, Any]:
@@ -232,11 +239,10 @@ def run_demo(
     (without it, the rollout steps are left out). ``reviewers`` (from :func:`demo_reviewers`) are the
     demo workspace's reviewers; ``on_step`` gets each step's result and its seconds."""
     demo_home = reset_demo_state(runtime)
-    workspace = create_workspace(
-        runtime.project_dir,
-        demo_home / "workspace",
-        {"demo": settings.demo.model_dump(mode="json"), "rollout": demo_rollout(settings)},
-    )
+    overrides: dict[str, Any] = {"demo": settings.demo.model_dump(mode="json")}
+    if run_serving is not None and rollout_story(settings):  # where nothing serves traffic, promote at once
+        overrides["rollout"] = demo_rollout(settings)
+    workspace = create_workspace(runtime.project_dir, demo_home / "workspace", overrides)
     if reviewers:
         install_demo_reviewers(workspace, settings, reviewers)
     results: list[tuple[DemoStep, StepResult]] = []

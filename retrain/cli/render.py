@@ -191,9 +191,15 @@ def scoring_json(result: ScoringResult) -> None:
 
 def scoring_summary(result: ScoringResult) -> None:
     typer.echo(f"scored {result.rows} rows with champion v{result.champion} → {result.predictions}")
+    if result.candidate:
+        served = result.served.get("candidate", 0)
+        typer.echo(f"rollout: candidate v{result.candidate} served {served} of the rows (column `arm`)")
+        if result.rollout:
+            typer.echo(f"{result.rollout['headline']}: {'; '.join(result.rollout['verdict']['reasons'])}")
     if result.metrics:
         shown = ", ".join(f"{metric} {value:.4f}" for metric, value in result.metrics.items())
-        typer.echo(f"champion v{result.champion} on the {result.labelled_rows} labelled rows: {shown}")
+        served_by = " it served" if result.candidate else ""
+        typer.echo(f"champion v{result.champion} on the {result.labelled_rows} labelled rows{served_by}: {shown}")
     if result.shadow:
         typer.echo(
             f"shadow challenger v{result.challenger}: agreement {result.shadow.agreement:.1%}, "
@@ -379,3 +385,5 @@ def feedback_summary(result: FeedbackResult) -> None:
     typer.echo(result.headline)
     for line in result.problems:
         typer.echo(f"warning: {line}")
+    if result.rollout:
+        typer.echo(f"{result.rollout['headline']}: {'; '.join(result.rollout['verdict']['reasons'])}")
