@@ -549,10 +549,6 @@ class TrackedRun:
     metrics: dict[str, float]
     tags: dict[str, str]
 
-    @property
-    def seconds(self) -> float | None:
-        return None if self.ended is None else (self.ended - self.started).total_seconds()
-
 
 def _moment(milliseconds: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(milliseconds / 1000.0, tz=dt.UTC)

@@ -28,7 +28,7 @@ from retrain.domain.dashboard import (
     VersionRow,
     render_html,
 )
-from retrain.domain.lifecycle import LedgerEntry
+from retrain.domain.lifecycle import LedgerEntry, ModelVersionInfo
 from retrain.domain.rollout import ARM_CANDIDATE, ARM_CHAMPION, event_of
 from retrain.domain.settings import Settings
 
@@ -48,15 +48,14 @@ class DashboardReport:
     figures: list[str]
 
 
-def _versions(registry: ModelRegistry, runs: dict[str, TrackedRun], metric: str) -> list[VersionRow]:
+def _versions(versions: Sequence[ModelVersionInfo], runs: dict[str, TrackedRun], metric: str) -> list[VersionRow]:
     rows = []
-    for info in registry.versions():
+    for info in versions:
         run = runs.get(info.run_id)
         rows.append(
             VersionRow(
                 version=info.version,
                 trained_at=None if run is None else run.started,
-                seconds=None if run is None else run.seconds,
                 holdout=info.metrics.get(metric),
                 decision=info.tags.get(tags.TAG_DECISION, "—"),
                 aliases=info.aliases,
@@ -128,19 +127,20 @@ def _timeline(entries: Sequence[LedgerEntry], ledger_url: str, model: str) -> li
 
 
 def _resources(
-    registry: ModelRegistry, versions: Sequence[VersionRow], runs: dict[str, TrackedRun]
+    registry: ModelRegistry, versions: Sequence[ModelVersionInfo], runs: dict[str, TrackedRun]
 ) -> list[ResourceTrace]:
-    by_version = {info.version: info.run_id for info in registry.versions()}
     traces = []
-    for row in versions:
-        run_id = by_version.get(row.version)
-        if run_id is None or run_id not in runs:
+    for info in versions:
+        run_id = info.run_id
+        if run_id not in runs:
             continue
         cpu = registry.metric_history(run_id, CPU)
         rss = registry.metric_history(run_id, PROCESS_RSS)
         if cpu and len(cpu) == len(rss):
             traces.append(
-                ResourceTrace(row.version, tuple(s for s, _ in cpu), tuple(v for _, v in cpu), tuple(v for _, v in rss))
+                ResourceTrace(
+                    info.version, tuple(s for s, _ in cpu), tuple(v for _, v in cpu), tuple(v for _, v in rss)
+                )
             )
     return traces
 
@@ -161,7 +161,8 @@ def build_dashboard(
         entries = ledger.entries(registry.model_name)
     finally:
         ledger.dispose()
-    versions = _versions(registry, training, metric)
+    registered = registry.versions()
+    versions = _versions(registered, training, metric)
     return Dashboard(
         model=registry.model_name,
         primary_metric=metric,
@@ -171,7 +172,7 @@ def build_dashboard(
         drift=tuple(_drift(monitoring)),
         timeline=tuple(_timeline(entries, ledger_url, registry.model_name)),
         durations=tuple(sorted(durations, key=lambda run: run.at)),
-        resources=tuple(_resources(registry, versions, training)),
+        resources=tuple(_resources(registry, registered, training)),
         links=tuple(links),
     )
 

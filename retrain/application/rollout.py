@@ -146,20 +146,37 @@ def _end_locked(
     marked = registry.by_alias(CANDIDATE)
     if marked is not None and marked.version == rollout.candidate:
         registry.delete_alias(CANDIDATE)
-    serving = registry.by_alias(CHAMPION)
-    now = None if serving is None else serving.version
-    return ledger.append(
-        LedgerEntry(
-            model_name=registry.model_name,
-            kind="rollout",
-            champion_before=rollout.champion,
-            challenger=rollout.candidate,
-            champion_after=now,
-            actor=actor,
-            comment=f"rollout {outcome.replace('_', ' ')}: v{rollout.candidate}: {reason}",
-            flow_run_id=flow_run_id,
-            evidence={domain.EVENT_KEY: _event("end", rollout, outcome=outcome, verdict=verdict)},
-        )
+    event = _event("end", rollout, outcome=outcome, verdict=verdict)
+    text = f"rollout {outcome.replace('_', ' ')}: v{rollout.candidate}: {reason}"
+    return ledger.append(_entry(registry, rollout, _serving(registry), text, event, actor, flow_run_id))
+
+
+def _serving(registry: ModelRegistry) -> str | None:
+    champion = registry.by_alias(CHAMPION)
+    return None if champion is None else champion.version
+
+
+def _entry(
+    registry: ModelRegistry,
+    rollout: domain.Rollout,
+    champion_after: str | None,
+    comment: str,
+    event: dict[str, Any],
+    actor: str,
+    flow_run_id: str | None = None,
+) -> LedgerEntry:
+    """A ledger entry of a running rollout: ``kind`` rollout, or a promotion when it made the candidate
+    champion (the completion: the one of its entries that moves ``champion``)."""
+    return LedgerEntry(
+        model_name=registry.model_name,
+        kind="promotion" if champion_after == rollout.candidate else "rollout",
+        champion_before=rollout.champion,
+        challenger=rollout.candidate,
+        champion_after=champion_after,
+        actor=actor,
+        comment=comment,
+        flow_run_id=flow_run_id,
+        evidence={domain.EVENT_KEY: event},
     )
 
 
@@ -193,18 +210,9 @@ def _complete_locked(
     registry.set_alias(PREVIOUS_CHAMPION, rollout.champion)
     registry.set_alias(CHAMPION, rollout.candidate)  # the commit point of a completion
     registry.delete_alias(CANDIDATE)
+    event = _event("end", rollout, outcome="completed", verdict=verdict)
     return ledger.append(
-        LedgerEntry(
-            model_name=registry.model_name,
-            kind="promotion",
-            champion_before=rollout.champion,
-            challenger=rollout.candidate,
-            champion_after=rollout.candidate,
-            actor=actor,
-            comment=f"rollout completed: {reason}",
-            flow_run_id=flow_run_id,
-            evidence={domain.EVENT_KEY: _event("end", rollout, outcome="completed", verdict=verdict)},
-        )
+        _entry(registry, rollout, rollout.candidate, f"rollout completed: {reason}", event, actor, flow_run_id)
     )
 
 
@@ -408,16 +416,7 @@ def _apply_locked(
 def _unchanged(
     registry: ModelRegistry, running: domain.Rollout, what: str, text: str, event: dict[str, Any], actor: str
 ) -> LedgerEntry:
-    return LedgerEntry(
-        model_name=registry.model_name,
-        kind="rollout",
-        champion_before=running.champion,
-        challenger=running.candidate,
-        champion_after=running.champion,
-        actor=actor,
-        comment=f"rollout {what}: v{running.candidate}: {text}",
-        evidence={domain.EVENT_KEY: event},
-    )
+    return _entry(registry, running, running.champion, f"rollout {what}: v{running.candidate}: {text}", event, actor)
 
 
 def reconcile_locked(registry: ModelRegistry, ledger: Ledger) -> list[str]:
@@ -479,19 +478,9 @@ def _end_reconciled(registry: ModelRegistry, ledger: Ledger, running: domain.Rol
     written = registry.by_version(running.candidate).tags if registry.has_version(running.candidate) else {}
     reason = written.get(tags.TAG_REASONS, "the candidate alias had gone")
     outcome: domain.EndOutcome = "superseded" if written.get(tags.TAG_DECISION) == "superseded" else "rolled_back"
-    serving = registry.by_alias(CHAMPION)
-    ledger.append(
-        LedgerEntry(
-            model_name=registry.model_name,
-            kind="rollout",
-            champion_before=running.champion,
-            challenger=running.candidate,
-            champion_after=None if serving is None else serving.version,
-            actor="retrain doctor",
-            comment=f"reconciled: rollout of v{running.candidate} ended ({outcome.replace('_', ' ')}): {reason}",
-            evidence={domain.EVENT_KEY: _event("end", running, outcome=outcome)},
-        )
-    )
+    text = f"reconciled: rollout of v{running.candidate} ended ({outcome.replace('_', ' ')}): {reason}"
+    event = _event("end", running, outcome=outcome)
+    ledger.append(_entry(registry, running, _serving(registry), text, event, "retrain doctor"))
 
 
 def rollout_markdown(report: RolloutReport, settings: Settings) -> str:

@@ -29,7 +29,6 @@ class VersionRow:
 
     version: str
     trained_at: dt.datetime | None
-    seconds: float | None
     holdout: float | None
     decision: str
     aliases: tuple[str, ...] = ()

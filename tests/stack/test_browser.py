@@ -151,9 +151,9 @@ def _board() -> Any:
         primary_metric="roc_auc",
         generated_at=at(300),
         versions=(
-            d.VersionRow("1", at(0), 5.0, 0.73, "promoted", ("previous-champion",)),
-            d.VersionRow("2", at(200), 6.0, 0.77, "promoted", ("champion",)),
-            d.VersionRow("3", at(260), 6.0, 0.76, "candidate", ("candidate",)),
+            d.VersionRow("1", at(0), 0.73, "promoted", ("previous-champion",)),
+            d.VersionRow("2", at(200), 0.77, "promoted", ("champion",)),
+            d.VersionRow("3", at(260), 0.76, "candidate", ("candidate",)),
         ),
         realized=(d.RealizedPoint(at(100), "1", 0.71, 20000, "scoring-day-7"),),
         drift=tuple(
