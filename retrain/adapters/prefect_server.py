@@ -11,6 +11,12 @@ is re-parented), the server shuts itself down. A watchdog rather than ``PR_SET_P
 kernel fires that signal when the *thread* that forked exits, and Prefect may start the server from
 any short-lived worker thread. The patch is installed lazily, when Prefect imports its server module
 (so commands that never start a server pay nothing), and only the start command changes.
+
+The guarded server also stops printing tracebacks of a busy SQLite database: on a loaded machine its
+own services and the flow's calls contend for the file, the API answers 503 and the client retries,
+so the run goes on. Prefect already hides these from uvicorn's log (``server.log_retryable_errors``),
+but not the orchestration rules' ``logger.exception``, which put a 60-line traceback in the middle of
+a demo that then passed. The same setting turns them back on.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import logging
 import os
 import sys
 import threading
@@ -106,6 +113,31 @@ def _watch_parent(parent: int) -> None:
     os._exit(1)  # uvicorn did not stop in time (e.g. still starting up)
 
 
+class RetriedByClientFilter(logging.Filter):
+    """Drops records whose exception the API answers with 503 for the client to retry (a busy database)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if not isinstance(error, Exception):
+            return True
+        from prefect.server.api.server import is_client_retryable_exception
+        from prefect.settings import get_current_settings
+
+        return get_current_settings().server.log_retryable_errors or not is_client_retryable_exception(error)
+
+
+def quiet_retried_errors() -> None:
+    """Put :class:`RetriedByClientFilter` on every handler configured so far (root, ``prefect``, uvicorn)."""
+    retried = RetriedByClientFilter()
+    loggers = [
+        logging.getLogger(),
+        *(item for item in logging.Logger.manager.loggerDict.values() if isinstance(item, logging.Logger)),
+    ]
+    for handler in {handler for logger in loggers for handler in logger.handlers}:
+        if not any(isinstance(existing, RetriedByClientFilter) for existing in handler.filters):
+            handler.addFilter(retried)
+
+
 def create_app() -> Any:
     """uvicorn factory of the guarded ephemeral server: Prefect's app plus the parent watchdog."""
     parent = int(os.environ.get(PARENT_ENV) or os.getppid())
@@ -113,4 +145,6 @@ def create_app() -> Any:
     threading.Thread(target=_watch_parent, args=(parent,), name="retrain-parent-watchdog", daemon=True).start()
     from prefect.server.api.server import create_app as prefect_app
 
-    return prefect_app()
+    app = prefect_app()
+    quiet_retried_errors()
+    return app
