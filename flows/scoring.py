@@ -40,7 +40,13 @@ class ScoringRequest(BaseModel):
     output: str | None = Field(default=None, description="Predictions file; default under the state dir.")
 
 
-@flow(name="scoring", log_prints=True, **merged_hooks(RELEASE_LEASE, FAILURE_HOOKS))
+@flow(
+    name="scoring",
+    log_prints=True,
+    persist_result=True,  # JSON, read back by a person who started the run on the stack's worker
+    result_serializer="json",
+    **merged_hooks(RELEASE_LEASE, FAILURE_HOOKS),
+)
 def scoring(request: ScoringRequest) -> ScoringResult:
     where = resolve_runtime(project_dir=Path(request.project_dir) if request.project_dir else None)
     settings = load_settings_task(where.params_path)

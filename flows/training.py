@@ -7,8 +7,10 @@ UI shows them as a form when a data scientist triggers a custom run.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 from prefect import flow, runtime
+from prefect.states import Completed
 from pydantic import BaseModel, Field
 
 from retrain.adapters.environment import Runtime, resolve_runtime
@@ -26,6 +28,7 @@ from retrain.domain.gate_report import (
 )
 from retrain.domain.lifecycle import CANDIDATE, CHAMPION
 from retrain.domain.notices import awaiting_review, outcome_word, training_outcome
+from retrain.domain.runs import decision_tag, training_run_name, training_state_name
 from retrain.domain.settings import Settings
 from tasks.approval import collect_approval, reviewer_keys_task
 from tasks.data import (
@@ -41,6 +44,7 @@ from tasks.data import (
     validate_new_batches,
     version_training_set_task,
 )
+from tasks.labels import label_run_task
 from tasks.leases import RELEASE_LEASE, lease_and_reap_task
 from tasks.notify import FAILURE_HOOKS, tell
 from tasks.policy import merged_hooks
@@ -213,6 +217,22 @@ def training(request: TrainingRequest | None = None) -> TrainingResult:
     # the last log line: the outcome and, for a refusal, each failed check with its value and threshold
     lines = outcome_lines(outcome.note, outcome.champion_version, challenger.version, outcome.reasons, decision.checks)
     print("\n".join(lines))
-    return TrainingResult.of(
-        outcome, decision, judgement, challenger, champion, approval, snapshot, evidence, committed
+    return _ended_as(
+        TrainingResult.of(outcome, decision, judgement, challenger, champion, approval, snapshot, evidence, committed),
+        settings.model.registered_name,
+        flow_run_id,
+        request.triggered_by,
+        lines[0],
     )
+
+
+def _ended_as(result: TrainingResult, model: str, flow_run_id: str, triggered_by: str, headline: str) -> TrainingResult:
+    """The run ends in a named state (type COMPLETED: Promoted, Refused, Rejected, Timed out) with a
+    name and tags that say what it was, so the runs list shows the decision; whoever called the flow
+    still gets the result (Prefect returns the state's data)."""
+    outcome, approval, snapshot = result.outcome, result.approval, result.snapshot
+    ended = training_state_name(outcome.promoted, outcome.note, outcome.rollout, approval.state if approval else None)
+    version = result.challenger.version
+    name = training_run_name(model, version, snapshot.first_day, snapshot.last_day, triggered_by)
+    label_run_task(flow_run_id, name, [f"model:{model}", decision_tag(ended)])
+    return cast(TrainingResult, Completed(data=result, name=ended, message=headline))

@@ -6,13 +6,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from retrain.adapters import notify
+from retrain.adapters import notify, prefect_automations
 from retrain.application.rollout import RolloutReport
 from retrain.domain import notices
 from retrain.domain.notices import Notice
@@ -47,6 +48,8 @@ def tell_rollout(model: str, report: RolloutReport | None) -> None:
 def tell_failure(flow: Any, flow_run: Any, state: Any) -> None:
     """Flow hook: the team is told that a run failed or crashed, with its message (credentials masked)."""
     channels = notify.channels_from_env()
+    if prefect_automations.server_tells(channels.webhook, getattr(flow_run, "tags", None)):
+        channels = dataclasses.replace(channels, webhook=None)  # the server's automation posts it (even after a kill)
     if not channels.configured:
         return
     from prefect.settings import PREFECT_UI_URL

@@ -22,6 +22,9 @@ QUIET_ENVIRONMENT: Mapping[str, str] = {
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
     "GIT_PYTHON_REFRESH": "quiet",
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    # MLflow writes "🏃 View run … at: URL" to stdout when a run on a tracking server ends, into the
+    # middle of `--json` output; Retrain prints its own links where they help.
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
 }
 
 

@@ -190,6 +190,16 @@ def mark_running(flow_run_id: str, message: str) -> None:
         client.set_flow_run_state(UUID(flow_run_id), Running(message=message), force=True)
 
 
+def label_flow_run(flow_run_id: str, name: str, tags: Sequence[str]) -> None:
+    """Rename a run and add tags to it (its own tags kept): what it turned out to be, in the runs list."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(UUID(flow_run_id))
+        merged = list(dict.fromkeys([*(run.tags or []), *tags]))
+        client.update_flow_run(UUID(flow_run_id), name=name, tags=merged).raise_for_status()
+
+
 def _wait_for_receipt(client: Any, flow_run_id: UUID, pause_key: str, wait_seconds: float) -> Receipt:
     import httpx
 

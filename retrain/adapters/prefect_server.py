@@ -114,16 +114,27 @@ def _watch_parent(parent: int) -> None:
 
 
 class RetriedByClientFilter(logging.Filter):
-    """Drops records whose exception the API answers with 503 for the client to retry (a busy database)."""
+    """Drops records of a busy SQLite database (SQLITE_BUSY, "database is locked"), which the API
+    answers with 503 for the client to retry; any other error, database errors included, is kept.
+    The same condition as Prefect's own filter on uvicorn's log."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
-        if not isinstance(error, Exception):
+        if error is None or not _sqlite_busy(error):
             return True
-        from prefect.server.api.server import is_client_retryable_exception
         from prefect.settings import get_current_settings
 
-        return get_current_settings().server.log_retryable_errors or not is_client_retryable_exception(error)
+        return bool(get_current_settings().server.log_retryable_errors)
+
+
+def _sqlite_busy(error: BaseException) -> bool:
+    import sqlite3
+
+    original = getattr(error, "orig", None)
+    if not isinstance(original, sqlite3.OperationalError):
+        return False
+    busy = getattr(original, "sqlite_errorname", None) in {"SQLITE_BUSY", "SQLITE_BUSY_SNAPSHOT"}
+    return busy or "database is locked" in original.args
 
 
 def quiet_retried_errors() -> None:

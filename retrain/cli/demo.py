@@ -54,7 +54,7 @@ def demo(
             run_drift,
             on_step=render.demo_step,
             reviewers=reviewers,
-            run_serving=None if on_stack else _serve,
+            run_serving=_stack_serving() if on_stack else _serve,
         )
     render.demo_summary(runtime, settings, results, time.perf_counter() - started, on_stack)
     if not on_stack:
@@ -83,6 +83,12 @@ def _team_chat(on_stack: bool) -> Iterator[None]:
             yield
         finally:
             os.environ.pop("RETRAIN_NOTIFY_WEBHOOK", None)
+
+
+def _stack_serving() -> Any:
+    from retrain.deploy.client import stack_serving_runner
+
+    return stack_serving_runner()
 
 
 def _serve(workspace: Path, applicants: Path, labels: Path) -> tuple[Any, Any]:

@@ -17,7 +17,8 @@ Steps, each a real flow run in a throw-away workspace (git + DVC repo):
 5. a data scientist tries a much shallower model → the gate refuses it, the champion stays.
 
 A webhook receiver on 127.0.0.1 stands for the team's chat: the demo prints what people were told.
-The rollout steps run in this process only (``--stack`` runs steps 1, 2 and 5 on the worker).
+With ``--stack`` every step is a run of a deployment on the worker: training, drift checks, scoring
+(the rollout's arms) and the late labels; the person who runs the demo holds READ only.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ class DemoStep:
     kind: Literal["train", "drift", "serve"] = "train"
     must_promote: bool = False  # later steps need this step's model as champion
     usual: bool = False  # serve: the usual applicants (the drift is over), whatever demo.drift_day says
-    rollout: bool = False  # part of the rollout story: in this process only
+    rollout: bool = False  # part of the rollout story: left out where nothing serves traffic
 
 
 def demo_steps(settings: Settings) -> list[DemoStep]:

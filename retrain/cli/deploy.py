@@ -15,7 +15,7 @@ def deploy(project: ProjectOption = None) -> None:
     from retrain.deploy.deployments import deploy_all
 
     with failures_exit(1):
-        names = deploy_all(settings, runtime.project_dir)
+        names = deploy_all(settings, runtime.project_dir, typer.echo)
     typer.echo(
         f"registered {', '.join(names)} on work pool '{settings.schedules.work_pool}'; start a worker with "
         f"`prefect worker start --pool {settings.schedules.work_pool}` in this project's environment"

@@ -19,7 +19,7 @@ from uuid import UUID
 from pydantic import BaseModel, ValidationError
 
 from retrain.adapters.prefect_api import AnswerSource, OnReceipt, answer_paused_run
-from retrain.application.results import DriftResult, TrainingResult, TriggeredTraining
+from retrain.application.results import DriftResult, FeedbackResult, ScoringResult, TrainingResult, TriggeredTraining
 from retrain.domain.errors import RetrainError
 
 if TYPE_CHECKING:
@@ -119,3 +119,25 @@ def stack_demo_runners(
         return result
 
     return run_training, run_drift
+
+
+def stack_serving_runner() -> Callable[[Path, Path, Path], tuple[ScoringResult, FeedbackResult]]:
+    """The demo's day of traffic on the stack: the worker scores the applicants (routing the rollout's
+    arms) and joins their outcomes later, each a run of its deployment; the rollout is judged there."""
+    from retrain.deploy.deployments import FEEDBACK_DEPLOYMENT, SCORING_DEPLOYMENT
+
+    def run_serving(workspace: Path, applicants: Path, labels: Path) -> tuple[ScoringResult, FeedbackResult]:
+        scores = workspace.parent / "predictions"  # the demo's own (reset with it), written by the worker
+        scores.mkdir(parents=True, exist_ok=True)
+        output = scores / f"{applicants.stem}.parquet"
+        request = {"project_dir": str(workspace), "batch": str(applicants), "output": str(output)}
+        scored = follow_run(
+            start_deployment_run(f"scoring/{SCORING_DEPLOYMENT}", request, tags=["retrain-demo"]), ScoringResult
+        )
+        request = {"project_dir": str(workspace), "labels": str(labels), "scores": str(scores)}
+        joined = follow_run(
+            start_deployment_run(f"feedback/{FEEDBACK_DEPLOYMENT}", request, tags=["retrain-demo"]), FeedbackResult
+        )
+        return scored, joined
+
+    return run_serving

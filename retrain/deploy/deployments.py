@@ -8,6 +8,8 @@ request models, which the Prefect UI shows as forms ("Run ▸ Custom run").
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,7 +25,9 @@ FEEDBACK_DEPLOYMENT = "join-labels"
 ROLLBACK_DEPLOYMENT = "on-request"
 
 
-def build_deployments(settings: Settings, project_dir: Path, *, by_module: bool) -> list[RunnerDeployment]:
+def build_deployments(
+    settings: Settings, project_dir: Path, *, by_module: bool, tags: Sequence[str] = ()
+) -> list[RunnerDeployment]:
     """Nightly retraining (concurrency limit 1: never two at once), hourly drift check, on-demand
     scoring, late labels joined to the stored scores, and rollback (on the team stack only the worker
     may move aliases, so rollback runs there too)."""
@@ -41,6 +45,7 @@ def build_deployments(settings: Settings, project_dir: Path, *, by_module: bool)
     schedules = settings.schedules
     nightly = settings.retraining.deployment.split("/", 1)[1]
     project = str(project_dir)
+    labels = ["retrain", *tags]  # on every run of the deployment too
     built = [
         training.to_deployment(
             name=nightly,
@@ -48,7 +53,7 @@ def build_deployments(settings: Settings, project_dir: Path, *, by_module: bool)
             parameters={"request": TrainingRequest(project_dir=project, triggered_by="schedule", reason="nightly")},
             concurrency_limit=1,
             description="Retrain on every validated batch, compare with the champion, gate, ask the reviewers.",
-            tags=["retrain"],
+            tags=labels,
             entrypoint_type=entrypoint,
         ),
         drift.to_deployment(
@@ -57,14 +62,14 @@ def build_deployments(settings: Settings, project_dir: Path, *, by_module: bool)
             parameters={"request": DriftRequest(project_dir=project)},
             concurrency_limit=1,
             description="Compare the newest batches with the champion's reference; retrain when it drifted.",
-            tags=["retrain"],
+            tags=labels,
             entrypoint_type=entrypoint,
         ),
         scoring.to_deployment(
             name=SCORING_DEPLOYMENT,
             parameters={"request": {"project_dir": project, "batch": ""}},
             description="Score a batch with the champion and, in shadow, the challenger.",
-            tags=["retrain"],
+            tags=labels,
             entrypoint_type=entrypoint,
         ),
         feedback.to_deployment(
@@ -72,7 +77,7 @@ def build_deployments(settings: Settings, project_dir: Path, *, by_module: bool)
             parameters={"request": {"project_dir": project, "labels": ""}},
             concurrency_limit=1,
             description="Join labels that arrived late (id and label) to the stored scores, once.",
-            tags=["retrain"],
+            tags=labels,
             entrypoint_type=entrypoint,
         ),
         rollback.to_deployment(
@@ -80,7 +85,7 @@ def build_deployments(settings: Settings, project_dir: Path, *, by_module: bool)
             parameters={"request": {"project_dir": project}},  # the form asks the reason
             concurrency_limit=1,
             description="Move champion back to previous-champion; say why (kept in the ledger).",
-            tags=["retrain"],
+            tags=labels,
             entrypoint_type=entrypoint,
         ),
     ]
@@ -102,12 +107,17 @@ def ensure_process_pool(name: str) -> bool:
             return True
 
 
-def deploy_all(settings: Settings, project_dir: Path) -> list[str]:
-    """Register every deployment on the work pool from params; returns 'flow/deployment' names."""
+def deploy_all(settings: Settings, project_dir: Path, on_event: Callable[[str], None] | None = None) -> list[str]:
+    """Register every deployment on the work pool from params; returns 'flow/deployment' names.
+
+    On a Prefect server that outlives this process, with a team webhook configured, the server's
+    automation is installed first and the deployments carry its tag (failed and crashed runs are then
+    told by the server, see :mod:`retrain.adapters.prefect_automations`)."""
     from prefect.deployments.runner import deploy
 
     ensure_process_pool(settings.schedules.work_pool)
-    deployments = build_deployments(settings, project_dir, by_module=True)
+    tags = _failure_automation_tags(on_event or (lambda _: None))
+    deployments = build_deployments(settings, project_dir, by_module=True, tags=tags)
     deploy(
         *deployments,
         work_pool_name=settings.schedules.work_pool,
@@ -121,6 +131,28 @@ def deploy_all(settings: Settings, project_dir: Path) -> list[str]:
     if missing:  # prefect's deploy() prints a failure table but raises nothing
         raise RetrainError(f"the Prefect API refused the deployments {', '.join(missing)} (see the table above)")
     return names
+
+
+def _failure_automation_tags(on_event: Callable[[str], None]) -> list[str]:
+    """The automation's tag once it is installed; none without a webhook or a lasting server, or when
+    the server refused it (the flows' hooks then tell, as in the embedded default)."""
+    if not os.environ.get("PREFECT_API_URL"):
+        return []
+    from prefect.settings import PREFECT_UI_URL
+
+    from retrain.adapters.notify import channels_from_env
+    from retrain.adapters.prefect_automations import ensure_failure_automation
+
+    webhook = channels_from_env().webhook
+    if not webhook:
+        return []
+    try:
+        installed = ensure_failure_automation(webhook, PREFECT_UI_URL.value())
+    except Exception as error:  # the deployments still deploy; their hooks tell of failures
+        on_event(f"warning: the failure automation was not installed ({type(error).__name__}): the flows' hooks tell")
+        return []
+    on_event(f"failed and crashed runs are told by the Prefect server (automation '{installed.name}')")
+    return [installed.tag]
 
 
 def _missing_deployments(names: list[str]) -> list[str]:

@@ -36,7 +36,7 @@ no heavy library: each step imports its client when it runs.
 
 from __future__ import annotations
 
-from retrain.stack.commands import ServiceStatus, down, purge_state, status, up
+from retrain.stack.commands import ServiceStatus, down, purge_state, settle_ports, status, up
 from retrain.stack.config import (
     BUCKET,
     DATABASES,
@@ -59,6 +59,7 @@ from retrain.stack.provisioning import (
     ensure_mlflow_accounts,
     ensure_postgres_cluster,
     ensure_roles_and_databases,
+    foreign_cluster_before_secrets,
     write_mlflow_auth_config,
 )
 from retrain.stack.proxy import PEOPLE_ALLOWLIST, ensure_nginx, proxy_config_text, write_proxy_config
@@ -100,6 +101,7 @@ __all__ = [
     "ensure_nginx",
     "ensure_postgres_cluster",
     "ensure_roles_and_databases",
+    "foreign_cluster_before_secrets",
     "load_profile",
     "load_secrets",
     "nginx_bin",
@@ -113,6 +115,7 @@ __all__ = [
     "s3_accounts",
     "s3_env",
     "services",
+    "settle_ports",
     "stack_config_at",
     "start_order",
     "status",

@@ -3,19 +3,24 @@ put together in the order the services' dependencies give."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from retrain.stack.config import StackConfig, StackError
+from retrain.stack.config import PORT_VARIABLES, StackConfig, StackError, free_port, port_is_free, recorded_ports
+from retrain.stack.log_redaction import write_server_logging_config
 from retrain.stack.provisioning import (
+    check_cluster_secrets,
     ensure_bucket,
     ensure_ledger_tables,
     ensure_postgres_cluster,
     ensure_roles_and_databases,
+    mark_cluster_secrets,
     write_mlflow_auth_config,
 )
 from retrain.stack.proxy import ensure_nginx, write_proxy_config
@@ -58,14 +63,17 @@ def up(
     pool that takes job variables; the worker then gets at least half of ``timeout`` of its own."""
     plan = {service.name: service for service in services(config, keys)}
     order = dependency_order(plan.values())  # a cycle or an unknown dependency: refused before anything starts
+    check_cluster_secrets(config, keys)  # a cluster other secrets made: stop before anything changes
     ensure_nginx(on_event)
     if ensure_postgres_cluster(config, keys):
         on_event(f"created the stack's PostgreSQL cluster in {config.postgres_data}")
     write_mlflow_auth_config(config)
     write_proxy_config(config, keys)
+    write_server_logging_config(config.prefect_server_logging)  # no webhook URL in the server's log
 
     def provision_postgres() -> None:
-        created = ensure_roles_and_databases(config, keys)
+        created = ensure_roles_and_databases(config, keys)  # the superuser logged in with these secrets
+        mark_cluster_secrets(config, keys)
         if created:
             on_event(f"created databases {', '.join(created)}")
         ensure_ledger_tables(config, keys)
@@ -99,6 +107,63 @@ def down(config: StackConfig, keys: StackSecrets) -> list[str]:
     names that were running."""
     plan = {service.name: service for service in services(config, keys)}
     return [name for name in stop_order(plan.values()) if stop_service(config, name, plan[name].stop_signal)]
+
+
+#: Every service that listens on a port, by name.
+SERVICE_NAMES = ("prefect-server", "prefect-proxy", "mlflow", "s3", "postgres")
+#: Which service listens on which port field of :class:`StackConfig`, and how people call it.
+PORT_SERVICES: dict[str, tuple[str, str]] = {
+    "prefect_port": ("prefect-server", "the Prefect server"),
+    "people_port": ("prefect-proxy", "people's Prefect proxy"),
+    "mlflow_port": ("mlflow", "the MLflow server"),
+    "s3_port": ("s3", "the S3 server"),
+    "postgres_port": ("postgres", "PostgreSQL"),
+}
+
+
+def settle_ports(config: StackConfig, env: Mapping[str, str], on_event: Callable[[str], None]) -> StackConfig:
+    """The ports this stack listens on, decided before anything starts, and kept in ``ports.json``.
+
+    A second stack on the machine (another checkout) must neither collide with the first nor find
+    its servers: on a stopped stack, a port that no variable sets and no earlier ``up`` recorded is
+    the default when it is free, another free port otherwise. A port that was set or recorded and is
+    held by another program stops ``up`` with what to do, instead of a health check that waits on
+    someone else's server. While any service of the stack runs, no port moves (the running ones were
+    started with the others' addresses): a taken one stops ``up`` too."""
+    recorded = recorded_ports(config.home)
+    chosen = config.ports()
+    running = any(running_pid(config, service) is not None for service in (*SERVICE_NAMES, "prefect-worker"))
+    if running and recorded:  # the addresses the running services were started with
+        for field, port in recorded.items():
+            if chosen[field] != port:
+                on_event(f"{PORT_VARIABLES[field]}={chosen[field]} waits for a restart: the stack runs on {port}")
+        chosen.update(recorded)
+    taken: set[int] = set()
+    for field, (service, label) in PORT_SERVICES.items():
+        port = chosen[field]
+        if running_pid(config, service) is None and (port in taken or not port_is_free(config.host, port)):
+            variable = PORT_VARIABLES[field]
+            if env.get(variable) or field in recorded or running:
+                source = (
+                    f"set by {variable}"
+                    if env.get(variable)
+                    else f"recorded in {config.ports_file}"
+                    if field in recorded
+                    else "the other services of this stack, running, use it"
+                )
+                hint = "`retrain stack down` first, then " if running else ""
+                raise StackError(
+                    f"port {port} of {label} ({source}) is in use by another program (another Retrain stack?). "
+                    f"Stop that program, or give this stack another port: {hint}{variable}=PORT retrain stack up"
+                )
+            port = free_port(config.host, taken | set(chosen.values()))
+            on_event(f"port {chosen[field]} is taken on this machine: {label} of this stack listens on {port}")
+            chosen[field] = port
+        taken.add(port)
+    if chosen != recorded and not (running and recorded):
+        config.home.mkdir(parents=True, exist_ok=True)
+        config.ports_file.write_text(json.dumps(chosen, indent=2) + "\n", encoding="utf-8")
+    return dataclasses.replace(config, **chosen)  # type: ignore[arg-type]
 
 
 def purge_state(config: StackConfig) -> Path:

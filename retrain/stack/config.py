@@ -6,8 +6,10 @@ reads its locations from here, so a port or a path is decided in one place.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import socket
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -58,22 +60,28 @@ class StackConfig:
         cls, state_dir: Path, work_pool: str, env: Mapping[str, str] | None = None, project_dir: Path | None = None
     ) -> StackConfig:
         """``project_dir`` (the operator's project) and the state dir are always served, plus the
-        path-separated roots in ``RETRAIN_STACK_PROJECTS``."""
+        path-separated roots in ``RETRAIN_STACK_PROJECTS``. A port comes from its variable, else from
+        the stack's ``ports.json`` (what its first ``up`` chose), else the default."""
         env = os.environ if env is None else env
         extra = [item for item in env.get("RETRAIN_STACK_PROJECTS", "").split(os.pathsep) if item.strip()]
         served = [str(path.resolve()) for path in (project_dir, state_dir) if path is not None]
         served += [str(Path(item).resolve()) for item in extra]
+        home = state_dir / "stack"
+        recorded = recorded_ports(home)
+        ports = {
+            field: int(env.get(variable) or recorded.get(field) or DEFAULT_PORTS[field])
+            for field, variable in PORT_VARIABLES.items()
+        }
         return cls(
-            home=state_dir / "stack",
+            home=home,
             host=env.get("RETRAIN_STACK_HOST", "127.0.0.1"),
-            prefect_port=int(env.get("RETRAIN_STACK_PREFECT_PORT", 4200)),
-            people_port=int(env.get("RETRAIN_STACK_PEOPLE_PORT", 4201)),
-            mlflow_port=int(env.get("RETRAIN_STACK_MLFLOW_PORT", 5000)),
-            s3_port=int(env.get("RETRAIN_STACK_S3_PORT", 9000)),
-            postgres_port=int(env.get("RETRAIN_STACK_POSTGRES_PORT", 5433)),
             work_pool=work_pool,
             served_projects=tuple(dict.fromkeys(served)),
+            **ports,
         )
+
+    def ports(self) -> dict[str, int]:
+        return {field: int(getattr(self, field)) for field in PORT_VARIABLES}
 
     def database(self, purpose: str, driver: str, role: Role, password: str) -> str:
         """A SQLAlchemy URL of one of the stack's databases, logging in as one of ROLES."""
@@ -125,10 +133,68 @@ class StackConfig:
     def log_file(self, service: str) -> Path:
         return self.home / "logs" / f"{service}.log"
 
+    @property
+    def prefect_server_logging(self) -> Path:
+        """The Prefect server's logging config (Prefect's own, with URL paths redacted)."""
+        return self.home / "prefect-server" / "logging.yml"
+
+    @property
+    def ports_file(self) -> Path:
+        return self.home / "ports.json"
+
+
+#: Each port's field and the variable that sets it; the defaults are what a first stack gets.
+PORT_VARIABLES: dict[str, str] = {
+    "prefect_port": "RETRAIN_STACK_PREFECT_PORT",
+    "people_port": "RETRAIN_STACK_PEOPLE_PORT",
+    "mlflow_port": "RETRAIN_STACK_MLFLOW_PORT",
+    "s3_port": "RETRAIN_STACK_S3_PORT",
+    "postgres_port": "RETRAIN_STACK_POSTGRES_PORT",
+}
+DEFAULT_PORTS: dict[str, int] = {
+    "prefect_port": 4200,
+    "people_port": 4201,
+    "mlflow_port": 5000,
+    "s3_port": 9000,
+    "postgres_port": 5433,
+}
+
+
+def recorded_ports(home: Path) -> dict[str, int]:
+    """The ports a stack's first ``up`` chose (``ports.json``); empty when none was recorded."""
+    try:
+        stored = json.loads((home / "ports.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {key: int(value) for key, value in stored.items() if key in PORT_VARIABLES and str(value).isdigit()}
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """Whether nothing listens on ``host:port``: a bind succeeds with ``SO_REUSEADDR``, as every
+    server of the stack binds (a port left in TIME_WAIT by a stack just stopped is free to them)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str, taken: set[int]) -> int:
+    """A port the system gives out as free now, none of ``taken``."""
+    while True:
+        with socket.socket() as probe:
+            probe.bind((host, 0))
+            port = int(probe.getsockname()[1])
+        if port not in taken:
+            return port
+
 
 def stack_config_at(state_dir: Path) -> StackConfig:
     """The stack whose files live under ``state_dir`` (enough to find its profile and secrets)."""
-    return StackConfig(home=state_dir / "stack")
+    home = state_dir / "stack"
+    return StackConfig(home=home, **recorded_ports(home))  # type: ignore[arg-type]
 
 
 # --- binaries, and who runs them -------------------------------------------------------------

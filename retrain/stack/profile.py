@@ -22,6 +22,7 @@ def client_env(config: StackConfig, keys: StackSecrets) -> dict[str, str]:
     database role that may write."""
     return {
         "PREFECT_API_URL": config.people_url,
+        "PREFECT_UI_URL": config.people_url.removesuffix("/api"),  # links people can open (through the proxy)
         "MLFLOW_TRACKING_URI": config.mlflow_url,
         "RETRAIN_MLFLOW_UI_URL": config.mlflow_url,
         "RETRAIN_LEDGER_URL": config.database("ledger", "psycopg", "people", keys.postgres.of("people")),

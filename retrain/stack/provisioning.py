@@ -9,6 +9,7 @@ MLflow, Prefect) are imported inside the step that needs them.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import subprocess
@@ -32,6 +33,52 @@ from retrain.stack.secrets import MlflowAccounts, StackSecrets, write_private
 def _chown_to(path: Path, owner: tuple[int, int] | None) -> None:
     if owner is not None:
         os.chown(path, *owner)
+
+
+def _owner_mark(config: StackConfig) -> Path:
+    """A digest of the superuser password the cluster was made with: which secrets open it."""
+    return config.home / "cluster-secrets.sha256"
+
+
+def _digest(keys: StackSecrets) -> str:
+    return hashlib.sha256(keys.postgres.of("admin").encode()).hexdigest()
+
+
+def _foreign_paragraph(config: StackConfig, found: str, command: str) -> str:
+    names = ", ".join(f"retrain_{purpose}" for purpose in DATABASES)
+    return (
+        f"`retrain stack {command}` stopped before changing anything. It found {found}: a stack's PostgreSQL "
+        f"cluster at {config.postgres_data} (databases {names}) whose accounts these secrets cannot open, "
+        "so its servers would refuse every login (a new clone, or a state directory rebuilt, makes new secrets). "
+        f"Two ways on: put back the secrets file that stack was made with, as {config.secrets_file} (mode 0600), "
+        "and run the command again; or drop that stack's databases, bucket and state with "
+        "`retrain stack reset --yes` (its runs, models and ledger are deleted; it says what it dropped), "
+        "then `retrain stack up` makes a fresh one."
+    )
+
+
+def foreign_cluster_before_secrets(config: StackConfig, command: str = "up") -> str | None:
+    """Before any secret is made: a cluster here with no secrets file beside it (they were removed)."""
+    if (config.postgres_data / "PG_VERSION").exists() and not config.secrets_file.exists():
+        return _foreign_paragraph(config, f"no secrets file at {config.secrets_file}", command)
+    return None
+
+
+def check_cluster_secrets(config: StackConfig, keys: StackSecrets, command: str = "up") -> None:
+    """Refuse a cluster made with other secrets (its :func:`_owner_mark` differs from ``keys``)."""
+    mark = _owner_mark(config)
+    if not (config.postgres_data / "PG_VERSION").exists() or not mark.exists():
+        return
+    if mark.read_text(encoding="utf-8").strip() != _digest(keys):
+        found = f"a secrets file at {config.secrets_file} that is not this cluster's"
+        raise StackError(_foreign_paragraph(config, found, command))
+
+
+def mark_cluster_secrets(config: StackConfig, keys: StackSecrets) -> None:
+    """Record which secrets open the cluster, once its superuser logged in with them (a cluster made
+    before marks were kept gets its mark only after that proof, never from fresh secrets)."""
+    if not _owner_mark(config).exists():
+        write_private(_owner_mark(config), _digest(keys))
 
 
 def ensure_postgres_cluster(config: StackConfig, keys: StackSecrets) -> bool:
@@ -87,6 +134,7 @@ def ensure_postgres_cluster(config: StackConfig, keys: StackSecrets) -> bool:
     if done.returncode != 0:
         shutil.rmtree(data, ignore_errors=True)
         raise StackError(f"initdb failed for the stack's PostgreSQL at {data}: {done.stderr.strip()[-500:]}")
+    write_private(_owner_mark(config), _digest(keys))
     hba = data / "pg_hba.conf"
     hba.write_text(
         "# The team stack's own cluster: password (scram-sha-256) logins over TCP from this machine only.\n"

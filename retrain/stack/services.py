@@ -233,6 +233,7 @@ def services(config: StackConfig, keys: StackSecrets) -> list[Service]:
             {
                 **base,
                 "PREFECT_HOME": str(config.home / "prefect-server"),
+                "PREFECT_LOGGING_SETTINGS_PATH": str(config.prefect_server_logging),
                 "PREFECT_API_DATABASE_CONNECTION_URL": config.database(
                     "prefect", "asyncpg", "prefect", passwords.of("prefect")
                 ),

@@ -122,3 +122,74 @@ def test_a_failed_run_is_told_and_a_channel_that_is_down_hides_nothing(
     with pytest.raises(Exception, match="no champion"):
         scoring(ScoringRequest(batch=str(batch), project_dir=str(workspace)))
     assert len(posts) == 1
+
+
+def test_the_prefect_server_tells_of_a_deployments_failed_run_once_and_keeps_the_url_secret(
+    webhook: Any, monkeypatch: pytest.MonkeyPatch
+):
+    """The automation `retrain deploy` installs: a run that fails (or a worker lost mid-run, where no
+    hook runs) is told by the Prefect server through its notification block; the flow's hook leaves
+    the webhook to the server for runs with the automation's tag, and no message or block read shows
+    the URL's secret."""
+    import time
+    from types import SimpleNamespace
+    from uuid import uuid4
+
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
+    from prefect.client.orchestration import get_client
+    from prefect.states import Failed
+
+    from retrain.adapters.prefect_automations import automation_name, ensure_failure_automation
+    from tasks.notify import tell_failure
+
+    posts, url = webhook
+    url = f"{url}/{uuid4().hex[:8]}"  # a webhook of this test's own: its automation and tag are new
+    monkeypatch.setenv("RETRAIN_NOTIFY_WEBHOOK", url)
+    with get_client(sync_client=True) as client:
+        installed = ensure_failure_automation(url, "http://prefect.example")
+        again = ensure_failure_automation(url, "http://prefect.example")  # every deploy: updated in place
+        assert again.automation_id == installed.automation_id
+        assert len(client.read_automations_by_name(automation_name(url))) == 1
+        flow_id = client.create_flow_from_name(f"automation-test-{uuid4().hex[:8]}")
+        watched = client.create_deployment(flow_id, "nightly", tags=["retrain", installed.tag])
+        unwatched = client.create_deployment(flow_id, "elsewhere", tags=["retrain"])
+        try:
+            quiet = client.create_flow_run_from_deployment(unwatched)
+            told = client.create_flow_run_from_deployment(watched)
+            assert installed.tag in told.tags  # a deployment's tags are its runs' tags
+            client.set_flow_run_state(quiet.id, Failed(message="not ours"))
+            client.set_flow_run_state(told.id, Failed(message=f"could not reach {url} with password=hunter2"))
+            deadline = time.monotonic() + 90
+            while not any(str(told.id) in post["json"]["text"] for post in posts) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            time.sleep(2)  # room for a second (wrong) message to arrive
+            mentions = [post["json"] for post in posts if str(told.id) in post["json"]["text"]]
+            assert len(mentions) == 1, posts
+            assert mentions[0]["retrain"] == {"kind": "run_failed", "audience": "team", "sender": "prefect-automation"}
+            assert f"run {told.name} failed" in mentions[0]["text"]
+            assert f"http://prefect.example/runs/flow-run/{told.id}" in mentions[0]["text"]
+            assert not any(str(quiet.id) in post["json"]["text"] for post in posts)
+            everything = json.dumps([post["json"] for post in posts])
+            assert WEBHOOK_SECRET not in everything and url not in everything
+            assert "hunter2" not in everything  # the state message stays on the run's page
+
+            stored = client.read_block_document_by_name(
+                installed.block_name, CustomWebhookNotificationBlock.get_block_type_slug(), include_secrets=False
+            )
+            assert stored.data["url"] == "{{webhook_url}}" and WEBHOOK_SECRET not in json.dumps(
+                stored.data, default=str
+            )
+
+            # the flow's own hook leaves the webhook to the server for the tagged run only
+            before = len(posts)
+            tell_failure(SimpleNamespace(name="training"), told, Failed(message="boom"))
+            assert len(posts) == before
+            tell_failure(SimpleNamespace(name="training"), quiet, Failed())
+            assert len(posts) == before + 1 and posts[-1]["json"]["retrain"]["kind"] == "run_failed"
+            monkeypatch.setenv("RETRAIN_NOTIFY_WEBHOOK", f"{url}-another")  # a worker told to use another webhook
+            tell_failure(SimpleNamespace(name="training"), told, Failed())
+            assert len(posts) == before + 2  # its hook tells: the server tells only the one it was deployed for
+        finally:
+            client.delete_deployment(watched)
+            client.delete_deployment(unwatched)
+            client.delete_automation(installed.automation_id)

@@ -34,6 +34,16 @@ def _run(workspace: Path) -> TrainingResult:
     return reviewed(lambda: training(TrainingRequest(project_dir=str(workspace), triggered_by="pytest", reason="test")))
 
 
+def _as_listed(flow_run_id: str) -> tuple[str, str, str, list[str]]:
+    """What the Prefect UI's runs list shows of a run: state type and name, run name, tags."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(UUID(flow_run_id))
+    assert run.state is not None
+    return run.state.type.value, str(run.state.name), run.name, list(run.tags)
+
+
 def _batches(workspace: Path, days: int) -> None:
     settings = workspace_settings(workspace)
     write_demo_batches(workspace / settings.dataset.batches, settings, days)
@@ -123,6 +133,11 @@ def test_better_challenger_is_promoted_and_previous_champion_kept(workspace: Pat
     assert second.champion_before is not None and second.champion_before.metrics is not None
     assert second.champion_before.version == "1"
     assert second.challenger.metrics["roc_auc"] > second.champion_before.metrics["roc_auc"]
+    state_type, state_name, name, tags = _as_listed(second.flow_run_id)
+    model = workspace_settings(workspace).model.registered_name
+    assert (state_type, state_name) == ("COMPLETED", "Promoted")
+    assert name == f"train {model} v2 on {second.snapshot.first_day}..{second.snapshot.last_day} (pytest)"
+    assert {f"model:{model}", "decision:promoted"} <= set(tags)
 
 
 @pytest.mark.template("champion")
@@ -138,6 +153,9 @@ def test_worse_challenger_is_refused_and_champion_unchanged(workspace: Path):
     assert status["previous_champion"] is None
     tags = status["challenger"]["tags"]
     assert tags[TAG_DECISION] == "refused" and "CI [" in tags[TAG_REASONS]
+    state_type, state_name, name, run_tags = _as_listed(refused.flow_run_id)
+    assert (state_type, state_name) == ("COMPLETED", "Refused") and " v2 on " in name
+    assert "decision:refused" in run_tags
 
 
 def test_contract_breaking_batch_fails_the_flow_and_registers_nothing(workspace: Path):

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,8 @@ class LiveStack:
     mlflow_url: str
     s3_url: str
     startup_seconds: float
+    #: What the team's webhook received: the stack runs with ``RETRAIN_NOTIFY_WEBHOOK`` set to a receiver here
+    told: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def prefect_auth(self) -> tuple[str, str]:
@@ -101,6 +103,16 @@ def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
         if os.environ.get("CI") == "true":  # in CI a skip would hide the stack tests
             pytest.fail(message)
         pytest.skip(message)
+    from retrain.adapters.webhook_inbox import webhook_inbox
+
+    told: list[dict[str, Any]] = []
+    with webhook_inbox(told.append) as webhook:
+        yield from _live_stack(tmp_path_factory, webhook, told)
+
+
+def _live_stack(
+    tmp_path_factory: pytest.TempPathFactory, webhook: str, told: list[dict[str, Any]]
+) -> Iterator[LiveStack]:
     home = Path(tempfile.mkdtemp(prefix="retrain-stack-test-"))
     ports = {name: _free_port() for name in ("PREFECT", "PEOPLE", "MLFLOW", "S3", "POSTGRES")}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "MLFLOW_TRACKING"))}
@@ -112,6 +124,7 @@ def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
         RETRAIN_STACK_S3_PORT=str(ports["S3"]),
         RETRAIN_STACK_POSTGRES_PORT=str(ports["POSTGRES"]),
         RETRAIN_STACK_PROJECTS=str(tmp_path_factory.getbasetemp()),  # the tests' projects; nothing else
+        RETRAIN_NOTIFY_WEBHOOK=webhook,  # the worker tells it; `stack up` installs the server's automation
     )
     started = time.perf_counter()
     up = subprocess.run(
@@ -135,6 +148,7 @@ def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
         f"http://127.0.0.1:{ports['MLFLOW']}",
         f"http://127.0.0.1:{ports['S3']}",
         seconds,
+        told,
     )
     try:
         assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]

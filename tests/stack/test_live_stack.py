@@ -176,3 +176,50 @@ def test_training_deployment_pauses_for_review_and_approval_promotes_in_the_mlfl
     model_id = champion.source.removeprefix("models:/")
     assert any(key.endswith(f"{model_id}/artifacts/model.ubj") for key in stored)
     assert any(key.startswith("dvc/files/md5/") for key in stored)  # the DVC remote is the same bucket
+
+
+def _flow_run_process(run_id: str) -> int:
+    """The pid of the process the worker started for ``run_id`` (its environment names the run)."""
+    needle = f"PREFECT__FLOW_RUN_ID={run_id}".encode()
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and needle in (proc / "environ").read_bytes().split(b"\0"):
+                return int(proc.name)
+        except OSError:
+            continue
+    raise AssertionError(f"no process runs flow run {run_id}")
+
+
+def test_a_training_run_killed_mid_run_is_told_to_the_team_by_the_prefect_server(live_stack: LiveStack, tmp_path: Path):
+    """The flow's process SIGKILLed: the worker marks the run Crashed, and the automation `stack up`
+    installed tells the team's webhook once, with a link people can open (the worker's on_crashed
+    hook sees the automation's tag on the run and leaves the webhook to the server, which would tell
+    even if the worker itself had died)."""
+    import signal
+
+    project = _project(live_stack, tmp_path, "retrain-loans-killed")
+    run_id = start_training(live_stack, project, triggered_by="ada")
+    with _api(live_stack) as api:
+        _wait_state(api, run_id, {"PAUSED"})
+        os.kill(_flow_run_process(run_id), signal.SIGKILL)
+        deadline = time.monotonic() + 120
+        while api.get(f"/flow_runs/{run_id}").raise_for_status().json()["state_type"] != "CRASHED":
+            assert time.monotonic() < deadline, "the killed run was never marked crashed"
+            time.sleep(1)
+
+    def failures() -> list[dict[str, Any]]:
+        return [m for m in live_stack.told if m.get("retrain", {}).get("kind") == "run_failed" and run_id in m["text"]]
+
+    deadline = time.monotonic() + 90
+    while not failures() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(2)  # room for a second message, which must not come
+    told = failures()
+    assert [message["retrain"].get("sender") for message in told] == ["prefect-automation"], live_stack.told
+    assert "crashed" in told[0]["text"].lower()
+    assert f"{live_stack.people_url.removesuffix('/api')}/runs/flow-run/{run_id}" in told[0]["text"]
+    everything = json.dumps(live_stack.told)
+    assert (
+        live_stack.keys["prefect_auth"] not in everything
+        and live_stack.keys["mlflow_service_password"] not in everything
+    )

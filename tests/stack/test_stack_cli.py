@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pandas as pd
 import pytest
 
 from retrain.stack import load_profile, stack_config_at
@@ -36,27 +37,44 @@ def test_demo_train_and_rollback_from_a_person_shell_run_on_the_worker(
     assert "first 6 days: first champion" in out, out
     assert "day 7: drift check" in out and "→ none" in out, out
     assert "day 8 (drifted): drift check" in out and "→ retrain" in out, out
-    assert "retraining (training/nightly): promoted" in out, out  # run by the worker, reviewed by the demo
+    # the rollout, run by the worker: the retrained v2 serves half the applicants (sticky by loan id),
+    # the late labels join its scores, and the two arms decide. At 3000 rows a day each arm's interval
+    # (about ±0.03) cannot show non-inferiority within the 0.01 margin: it rolls back, as in-process
+    assert "retraining (training/nightly): rolling out: v2 is candidate (canary, 50% of rows)" in out, out
+    assert "day 9 (drifted): served, late labels: champion v1" in out and "candidate v2" in out, out
+    assert "rollout rolled back: candidate v2 vs champion v1; v1 stays champion" in out, out
+    assert "a 2-day training window" in out and "day 12: usual applicants, served" in out, out
     assert "shallow model" in out and "refused" in out, out
     assert out.count("demo-reviewer answers: approve by 'demo-reviewer' recorded") == 2, out
 
     person = _mlflow_as(live_stack, "demo-reviewer", live_stack.keys["mlflow_people"]["demo-reviewer"], monkeypatch)
     champion = person.get_model_version_by_alias(MODEL, "champion")
-    previous = person.get_model_version_by_alias(MODEL, "previous-champion")
-    assert champion.tags["retrain.triggered_by"] == "drift-monitor"
+    assert champion.version == "1" and champion.tags["retrain.gate.decision"] == "promoted"
+    from mlflow.exceptions import MlflowException
 
+    with pytest.raises(MlflowException):
+        person.get_model_version_by_alias(MODEL, "candidate")  # cleared by the rollback, on the worker
+    scores = live_stack.home.parent / "demo" / "predictions"  # the worker's scores, every row with its arm
+    files = sorted(scores.glob("*.parquet"))
+    assert len(files) == 4, files  # four served days
+    served = pd.read_parquet(files[0])
+    assert {"model_version", "arm", "rollout"} <= set(served.columns)
+    assert set(served["model_version"].astype(str)) == {"1", "2"}  # the canary's two arms
+
+    # nothing to roll back to (v2 never became champion): refused by the worker's run, in one line
     rolled = live_stack.retrain(
         "rollback", "--stack", "--reason", "demo: back to the stable model", project=project, env=AS_REVIEWER
     )
-    assert rolled.returncode == 0, rolled.stdout + rolled.stderr
-    assert f"champion rolled back from v{champion.version} to v{previous.version}" in rolled.stdout
-    assert person.get_model_version_by_alias(MODEL, "champion").version == previous.version
+    assert rolled.returncode == 1, rolled.stdout + rolled.stderr
+    assert "nothing to roll back to" in rolled.stdout + rolled.stderr and "Traceback" not in rolled.stderr
 
     profile = load_profile(stack_config_at(live_stack.home.parent))  # what `source stack.env` gives a shell
     history = live_stack.retrain("history", "--json", project=project, env=profile)
     assert history.returncode == 0, history.stderr
-    kinds = [entry["kind"] for entry in json.loads(history.stdout)]
-    assert kinds[-1] == "rollback" and kinds.count("promotion") == 2, kinds
+    entries = json.loads(history.stdout)
+    kinds = [entry["kind"] for entry in entries]
+    assert kinds.count("promotion") == 1 and "rollout" in kinds, kinds
+    assert any(entry["kind"] == "rollout" and "rolled" in json.dumps(entry) for entry in entries), entries
 
     workspace = live_stack.home.parent / "demo" / "workspace"  # the demo's project, with its batches
     started = live_stack.retrain(
