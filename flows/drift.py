@@ -8,8 +8,10 @@ training flow in-process, as a subflow of this run, so the UI links the two.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 from prefect import flow, runtime
+from prefect.states import Completed
 from pydantic import BaseModel, Field
 
 from flows.training import TrainingRequest, training
@@ -18,7 +20,9 @@ from retrain.adapters.registry import ModelRegistry
 from retrain.application.monitoring import drift_result, retraining_request
 from retrain.application.results import DriftResult
 from retrain.domain.notices import drift_decision
+from retrain.domain.runs import decision_tag, drift_run_name, drift_state_name
 from tasks.data import check_row_thresholds_task, load_settings_task
+from tasks.labels import label_run_task
 from tasks.leases import RELEASE_LEASE, lease_and_reap_task
 from tasks.monitoring import (
     decide_task,
@@ -87,4 +91,10 @@ def drift(request: DriftRequest | None = None) -> DriftResult:
     if record.decision in TOLD_DECISIONS:
         started = (result["training"] or {}).get("flow_run_id")
         tell(drift_decision(settings.model.registered_name, record.decision, record.reasons, started))
-    return DriftResult.model_validate(result)
+    # the runs list says what the check decided: a named final state, a name, model/decision tags
+    model = settings.model.registered_name
+    ended = drift_state_name(record.decision, request.act)
+    name = drift_run_name(model, champion.version if champion else None, window.batches)
+    label_run_task(flow_run_id, name, [f"model:{model}", decision_tag(ended)])
+    headline = f"drift share {report.drift_share:.0%}: {record.decision}"
+    return cast(DriftResult, Completed(data=DriftResult.model_validate(result), name=ended, message=headline))

@@ -6,10 +6,11 @@ counted per feature and warned about."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from prefect import flow, get_run_logger, runtime
 from prefect.artifacts import create_markdown_artifact
+from prefect.states import Completed
 from pydantic import BaseModel, Field
 
 from retrain.adapters.environment import resolve_runtime
@@ -18,8 +19,10 @@ from retrain.application.results import ScoringResult
 from retrain.domain import tags
 from retrain.domain.errors import RetrainError
 from retrain.domain.lifecycle import CHAMPION
+from retrain.domain.runs import decision_tag, scoring_run_name, scoring_state_name
 from retrain.domain.scoring import unknown_label_note, unseen_warnings
 from tasks.data import check_row_thresholds_task, load_settings_task
+from tasks.labels import label_run_task
 from tasks.leases import RELEASE_LEASE, lease_and_reap_task
 from tasks.monitoring import (
     champion_performance_task,
@@ -115,7 +118,12 @@ def scoring(request: ScoringRequest) -> ScoringResult:
     print(f"scored {summary['rows']} rows with champion v{champion.version}{served} → {written}; {performance.note}")
     if rolled is not None:
         print(rolled.headline())
-    return ScoringResult.model_validate(summary)
+    ended = scoring_state_name(rolled.ended if rolled is not None else None)
+    candidate = None if routing is None else routing.candidate.version
+    name = scoring_run_name(registry.model_name, champion.version, candidate, request.batch)
+    label_run_task(flow_run_id, name, [f"model:{registry.model_name}", decision_tag(ended)])
+    result = ScoringResult.model_validate(summary)
+    return cast(ScoringResult, Completed(data=result, name=ended, message=f"{summary['rows']} rows scored"))
 
 
 def scoring_markdown(summary: dict[str, Any]) -> str:

@@ -6,6 +6,7 @@ UI shows them as a form when a data scientist triggers a custom run.
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import cast
 
@@ -18,6 +19,7 @@ from retrain.adapters.registry import ModelRegistry
 from retrain.application.results import TrainingResult
 from retrain.application.versioning import wants_commit
 from retrain.domain.approval import ApprovalSubject
+from retrain.domain.gate import GateDecision
 from retrain.domain.gate_report import (
     ReportContext,
     final_verdict,
@@ -26,11 +28,12 @@ from retrain.domain.gate_report import (
     review_instructions,
     training_lineage,
 )
-from retrain.domain.lifecycle import CANDIDATE, CHAMPION
+from retrain.domain.lifecycle import CANDIDATE, CHAMPION, ModelVersionInfo
 from retrain.domain.notices import awaiting_review, outcome_word, training_outcome
+from retrain.domain.pending import pending_review
 from retrain.domain.runs import decision_tag, training_run_name, training_state_name
 from retrain.domain.settings import Settings
-from tasks.approval import collect_approval, reviewer_keys_task
+from tasks.approval import collect_approval, publish_pending_task, reviewer_keys_task
 from tasks.data import (
     build_training_set_task,
     check_row_thresholds_task,
@@ -176,17 +179,7 @@ def training(request: TrainingRequest | None = None) -> TrainingResult:
         subject = ApprovalSubject(
             flow_run_id, settings.model.registered_name, str(challenger.version), evidence.training_key
         )
-        tell(
-            awaiting_review(
-                settings.model.registered_name,
-                str(challenger.version),
-                flow_run_id,
-                settings.approval.reviewers,
-                settings.approval.quorum,
-                settings.approval.timeout_minutes,
-                tuple(context.links.items()),
-            )
-        )
+        _announce_review(settings, subject, champion, decision, tuple(context.links.items()))
         approval = collect_approval(settings.approval, reviewer_keys, subject, request.triggered_by, report)
         decision = decision.with_check(approval.as_check())
     outcome = promote_task(
@@ -236,3 +229,33 @@ def _ended_as(result: TrainingResult, model: str, flow_run_id: str, triggered_by
     name = training_run_name(model, version, snapshot.first_day, snapshot.last_day, triggered_by)
     label_run_task(flow_run_id, name, [f"model:{model}", decision_tag(ended)])
     return cast(TrainingResult, Completed(data=result, name=ended, message=headline))
+
+
+def _announce_review(
+    settings: Settings,
+    subject: ApprovalSubject,
+    champion: ModelVersionInfo | None,
+    decision: GateDecision,
+    links: tuple[tuple[str, str], ...],
+) -> None:
+    """Before the run waits: the listed reviewers are told, and the run joins their inbox."""
+    policy = settings.approval
+    model, version = settings.model.registered_name, subject.challenger_version
+    tell(
+        awaiting_review(
+            model, version, subject.flow_run_id, policy.reviewers, policy.quorum, policy.timeout_minutes, links
+        )
+    )
+    deadline = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=policy.timeout_minutes)
+    publish_pending_task(
+        pending_review(
+            subject.flow_run_id,
+            model,
+            version,
+            None if champion is None else champion.version,
+            decision,
+            deadline,
+            tuple(policy.reviewers),
+            policy.quorum,
+        )
+    )

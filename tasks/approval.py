@@ -30,6 +30,7 @@ from pydantic import Field, ValidationError, create_model
 from retrain.adapters import prefect_api
 from retrain.application import approval
 from retrain.domain.approval import SIGNATURE_LENGTH, ApprovalResult, ApprovalSubject, BallotVerdict
+from retrain.domain.pending import PendingReview
 from retrain.domain.settings import ApprovalSettings
 from retrain.domain.tags import ARTIFACT_APPROVAL_BALLOTS
 
@@ -118,6 +119,15 @@ class PausedRun:
 
     def publish_ballots(self, markdown: str) -> None:
         create_markdown_artifact(markdown, key=ARTIFACT_APPROVAL_BALLOTS, description="Every reviewer answer")
+
+
+@task(name="publish-pending-review", cache_policy=NO_CACHE)
+def publish_pending_task(pending: PendingReview) -> None:
+    """The reviewers' inbox line (``retrain pending``): what waits, by how much, until when."""
+    try:
+        prefect_api.publish_pending(pending)
+    except Exception as error:  # the gate still waits, and the run page shows it: the inbox is extra
+        get_run_logger().warning(f"the run was not added to `retrain pending` ({type(error).__name__})")
 
 
 def collect_approval(

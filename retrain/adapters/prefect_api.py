@@ -25,8 +25,15 @@ from uuid import UUID
 from retrain.domain.approval import ApprovalSubject, BallotVerdict, sign_answer
 from retrain.domain.dashboard import RunDuration
 from retrain.domain.errors import ApprovalInputError
+from retrain.domain.pending import PendingReview
 from retrain.domain.runs import FlowRunView
-from retrain.domain.tags import INPUT_APPROVAL_SUBJECT, RECEIPT_SENDER, SUBJECT_SENDER, receipt_key
+from retrain.domain.tags import (
+    INPUT_APPROVAL_SUBJECT,
+    INPUT_PENDING_REVIEW,
+    RECEIPT_SENDER,
+    SUBJECT_SENDER,
+    receipt_key,
+)
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -157,6 +164,34 @@ def publish_subject(subject: ApprovalSubject) -> None:
         if client.filter_flow_run_input(run_id, key_prefix=INPUT_APPROVAL_SUBJECT, limit=1, exclude_keys=set()):
             client.delete_flow_run_input(run_id, INPUT_APPROVAL_SUBJECT)
         client.create_flow_run_input(run_id, INPUT_APPROVAL_SUBJECT, subject.to_json(), sender=SUBJECT_SENDER)
+
+
+def publish_pending(pending: PendingReview) -> None:
+    """The inbox's line for a run about to wait at the gate (``retrain pending`` reads it)."""
+    from prefect.client.orchestration import get_client
+
+    run_id = UUID(pending.flow_run_id)
+    with get_client(sync_client=True) as client:
+        if client.filter_flow_run_input(run_id, key_prefix=INPUT_PENDING_REVIEW, limit=1, exclude_keys=set()):
+            client.delete_flow_run_input(run_id, INPUT_PENDING_REVIEW)
+        client.create_flow_run_input(run_id, INPUT_PENDING_REVIEW, pending.to_json(), sender=SUBJECT_SENDER)
+
+
+def pending_reviews(limit: int = 200) -> list[PendingReview]:
+    """Training runs waiting at a gate right now, oldest deadline first (those whose line is unreadable
+    are left out: a run from before the inbox existed)."""
+    from prefect.client.orchestration import get_client
+
+    paused = flow_runs_in_states("training", ["PAUSED"], limit)
+    found = []
+    with get_client(sync_client=True) as client:
+        for run in paused:
+            try:
+                value = client.read_flow_run_input(UUID(run.id), INPUT_PENDING_REVIEW)
+                found.append(PendingReview.from_json(value if isinstance(value, str) else json.dumps(value)))
+            except Exception:  # no line published, or not readable: not in the inbox
+                continue
+    return sorted(found, key=lambda pending: pending.deadline)
 
 
 def write_receipt(flow_run_id: str, pause_key: str, verdict: BallotVerdict, state: str) -> None:

@@ -31,6 +31,7 @@ from retrain.domain.tags import (
     TAG_CRASHED,
     TAG_DATA_MD5,
     TAG_FLOW_RUN,
+    TAG_MONITORING_DECISION,
     TAG_TRAINING_KEY,
 )
 
@@ -45,6 +46,9 @@ if TYPE_CHECKING:
     from retrain.domain.settings import Settings
 
 HOLDOUT_PREFIX = "holdout_"
+#: MLflow 3 opens an experiment without this tag on its GenAI overview; ours are model development.
+EXPERIMENT_KIND = "mlflow.experimentKind"
+MODEL_DEVELOPMENT = "custom_model_development"
 
 
 class RegistryError(ServiceError):
@@ -192,6 +196,8 @@ class ModelRegistry:
         if existing is not None:
             if existing.lifecycle_stage == "deleted":
                 self.client.restore_experiment(existing.experiment_id)
+            if EXPERIMENT_KIND not in (existing.tags or {}):
+                self.client.set_experiment_tag(existing.experiment_id, EXPERIMENT_KIND, MODEL_DEVELOPMENT)
             return str(existing.experiment_id)
         location = None if self.artifact_location is None else f"{self.artifact_location.rstrip('/')}/{name}"
         if name == self.experiment:
@@ -199,7 +205,10 @@ class ModelRegistry:
         from mlflow.exceptions import MlflowException
 
         try:
-            return str(self.client.create_experiment(name, artifact_location=location))
+            created = self.client.create_experiment(
+                name, artifact_location=location, tags={EXPERIMENT_KIND: MODEL_DEVELOPMENT}
+            )
+            return str(created)
         except MlflowException as error:  # another run made it first (runs started at once): use theirs
             if error.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
@@ -350,7 +359,15 @@ class ModelRegistry:
         version = self.client.create_model_version(
             self.model_name, source=logged.model_uri, run_id=logged.run_id, tags=dict(tags), model_id=logged.model_id
         )
+        self.client.update_run(logged.run_id, name=f"{self.model_name} v{version.version}")  # the runs list's name
         return self._describe(version)
+
+    @_translated
+    def record_verdict(self, version: str, run_id: str, decision: str, why: str) -> None:
+        """Where people look in MLflow: the version's one-line description (the decision and why) and
+        its training run's ``retrain.decision`` tag (a column of the runs list)."""
+        self.client.update_model_version(self.model_name, version, description=f"{decision}: {why}"[:500])
+        self.client.set_tag(run_id, TAG_MONITORING_DECISION, decision)
 
     @_translated
     def ui_links(self, ui_url: str, run_id: str, version: str) -> dict[str, str]:

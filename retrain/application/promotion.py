@@ -162,6 +162,8 @@ def _promote_locked(
             tags.TAG_PROMOTION_FLOW_RUN: flow_run_id or "",
         },
     )
+    verdict = "promoted" if promote_now else "refused"
+    registry.record_verdict(challenger.version, challenger.run_id, verdict, "; ".join(reasons) or "all checks passed")
     on_step("tag-decision")
     if promote_now:
         if judged is not None:
@@ -240,6 +242,8 @@ def _start_rollout(
             tags.TAG_ROLLOUT_SHARE: str(settings.rollout.share),
         },
     )
+    why = f"all checks passed; rolling out ({settings.rollout.strategy}, {settings.rollout.share:.0%} of rows first)"
+    registry.record_verdict(challenger.version, challenger.run_id, "rolling out", why)
     on_step("tag-decision")
     rollout.start_locked(
         registry,

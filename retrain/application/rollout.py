@@ -143,6 +143,7 @@ def _end_locked(
 ) -> int:
     """Roll back (or supersede): tag the candidate, clear its alias (the commit point), record the end."""
     registry.tag_version(rollout.candidate, {tags.TAG_DECISION: outcome.replace("_", " "), tags.TAG_REASONS: reason})
+    _describe(registry, rollout.candidate, outcome.replace("_", " "), reason)
     marked = registry.by_alias(CANDIDATE)
     if marked is not None and marked.version == rollout.candidate:
         registry.delete_alias(CANDIDATE)
@@ -207,6 +208,7 @@ def _complete_locked(
             tags.TAG_PROMOTION_FLOW_RUN: flow_run_id or "",
         },
     )
+    _describe(registry, rollout.candidate, "promoted", f"rollout completed: {reason}")
     registry.set_alias(PREVIOUS_CHAMPION, rollout.champion)
     registry.set_alias(CHAMPION, rollout.candidate)  # the commit point of a completion
     registry.delete_alias(CANDIDATE)
@@ -508,3 +510,8 @@ def rollout_markdown(report: RolloutReport, settings: Settings) -> str:
         ]
     lines += ["", *[f"- {reason}" for reason in verdict.reasons]]
     return "\n".join(lines)
+
+
+def _describe(registry: ModelRegistry, version: str, decision: str, why: str) -> None:
+    """The version's description and its run's decision tag, as the rollout ended it."""
+    registry.record_verdict(version, registry.by_version(version).run_id, decision, why)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     )
     from retrain.cli.demo_run import DemoStep, Served
     from retrain.domain.lifecycle import LedgerEntry
+    from retrain.domain.pending import PendingReview
     from retrain.domain.settings import Settings
 
 
@@ -101,6 +102,38 @@ def reproduction(version: str, result: Reproduction) -> None:
             f"first differing byte at {result.first_difference}; library changes since training: "
             f"{result.library_changes or 'none'}"
         )
+
+
+def pending_reviews(found: Sequence[PendingReview], as_json: bool) -> None:
+    """The reviewers' inbox: one row per run waiting, with the command that answers it."""
+    import datetime as dt
+    from dataclasses import asdict
+
+    now = dt.datetime.now(dt.UTC)
+    if as_json:
+        print_json([{**asdict(item), "minutes_left": round(item.minutes_left(now), 1)} for item in found])
+        return
+    if not found:
+        typer.echo("no run waits for review")
+        return
+    from rich.table import Table
+
+    table = Table(title="Waiting for review")
+    for column in ("run", "model", "challenger", "champion", "gain [CI]", "time left", "reviewers", "answer with"):
+        table.add_column(column)
+    for item in found:
+        left = item.minutes_left(now)
+        table.add_row(
+            item.flow_run_id,
+            item.model,
+            f"v{item.version}",
+            f"v{item.champion}" if item.champion else "— (first champion)",
+            f"{item.metric} {item.gain_text()}",
+            f"{left:.0f} min" if left > 0 else "timing out",
+            f"{item.quorum} of {', '.join(item.reviewers)}",
+            f"retrain approve {item.flow_run_id} --reviewer NAME",
+        )
+    console().print(table)
 
 
 def ledger_table(model: str, entries: Sequence[LedgerEntry]) -> None:

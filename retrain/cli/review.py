@@ -8,7 +8,15 @@ from typing import Annotated, Any
 import typer
 
 from retrain.cli import context
-from retrain.cli.context import KeyOption, ProjectOption, ReviewerOption, RunIdArgument, fail, failures_exit
+from retrain.cli.context import (
+    KeyOption,
+    ProjectOption,
+    ReviewerOption,
+    RunIdArgument,
+    StackOption,
+    fail,
+    failures_exit,
+)
 
 
 def signing(decision: str, reviewer: str, comment: str, key: Path | None, project: Path | None) -> Any:
@@ -96,6 +104,23 @@ def sign(
 
 
 reviewer_app = typer.Typer(help="Reviewers' keys: each reviewer signs their own answers.")
+
+
+def pending(
+    project: ProjectOption = None,
+    stack: StackOption = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+) -> None:
+    """Runs of this project's model waiting for review: challenger vs champion, the gain and its CI,
+    the time left before the run times out, and the command that answers."""
+    runtime = context.runtime(project, stack)
+    settings = context.settings(runtime)
+    from retrain.adapters.prefect_api import pending_reviews
+    from retrain.cli import render
+
+    with failures_exit(1):
+        found = [item for item in pending_reviews() if item.model == settings.model.registered_name]
+    render.pending_reviews(found, as_json)
 
 
 @reviewer_app.command("keygen")

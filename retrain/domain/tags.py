@@ -63,6 +63,7 @@ ARTIFACT_DASHBOARD_LINK: Final = "dashboard-link"  # the page as an MLflow artif
 
 # --- Prefect run inputs and pause keys of the approval gate --------------------------------------
 INPUT_APPROVAL_SUBJECT: Final = "retrain-approval-subject"  # what reviewers sign (nothing secret)
+INPUT_PENDING_REVIEW: Final = "retrain-pending-review"  # the inbox's line: gain, CI, deadline (nothing secret)
 INPUT_RECEIPT_PREFIX: Final = "retrain-receipt-"  # + pause key: the run's answer to one ballot
 PAUSE_PREFIX: Final = "approval-"  # + round number: one pause per ballot
 RECEIPT_SENDER: Final = "retrain-approval-gate"

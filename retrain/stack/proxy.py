@@ -34,6 +34,7 @@ PEOPLE_ALLOWLIST: tuple[tuple[str, bool], ...] = (
     (f"^GET /api/flow_runs/{UUID}/input/{tags.INPUT_RECEIPT_PREFIX}[^/]+$", True),
     # what a reviewer signs (run, model, challenger version, training key): nothing secret
     (f"^GET /api/flow_runs/{UUID}/input/{tags.INPUT_APPROVAL_SUBJECT}$", True),
+    (f"^GET /api/flow_runs/{UUID}/input/{tags.INPUT_PENDING_REVIEW}$", True),  # `retrain pending`
     ("^[A-Z]+ /api/(admin|variables|block_documents)(/|$)", False),
     ("^[A-Z]+ /api/.*block_documents", False),
     ("^[A-Z]+ /api/flow_runs/[^/]+/input(/|$)", False),

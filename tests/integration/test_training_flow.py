@@ -138,6 +138,15 @@ def test_better_challenger_is_promoted_and_previous_champion_kept(workspace: Pat
     assert (state_type, state_name) == ("COMPLETED", "Promoted")
     assert name == f"train {model} v2 on {second.snapshot.first_day}..{second.snapshot.last_day} (pytest)"
     assert {f"model:{model}", "decision:promoted"} <= set(tags)
+    # and in MLflow: the run named by model and version with its decision, the version's one-line why
+    registry = registry_for(workspace)
+    version = registry.client.get_model_version(model, "2")
+    assert version.description == "promoted: all checks passed"
+    run = registry.client.get_run(str(version.run_id))
+    assert run.info.run_name == f"{model} v2" and run.data.tags["retrain.decision"] == "promoted"
+    assert "holdout_roc_auc" in run.data.metrics
+    experiment = registry.client.get_experiment(run.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # not the GenAI page
 
 
 @pytest.mark.template("champion")
@@ -156,6 +165,9 @@ def test_worse_challenger_is_refused_and_champion_unchanged(workspace: Path):
     state_type, state_name, name, run_tags = _as_listed(refused.flow_run_id)
     assert (state_type, state_name) == ("COMPLETED", "Refused") and " v2 on " in name
     assert "decision:refused" in run_tags
+    version = registry_for(workspace).client.get_model_version(workspace_settings(workspace).model.registered_name, "2")
+    description = str(version.description)
+    assert description.startswith("refused: ") and "non-inferiority" in description
 
 
 def test_contract_breaking_batch_fails_the_flow_and_registers_nothing(workspace: Path):
