@@ -24,7 +24,7 @@ from uuid import UUID
 
 from retrain.domain.approval import ApprovalSubject, BallotVerdict, sign_answer
 from retrain.domain.dashboard import RunDuration
-from retrain.domain.errors import ApprovalInputError
+from retrain.domain.errors import ApprovalInputError, ServiceError
 from retrain.domain.pending import PendingReview
 from retrain.domain.runs import FlowRunView
 from retrain.domain.tags import (
@@ -178,19 +178,28 @@ def publish_pending(pending: PendingReview) -> None:
 
 
 def pending_reviews(limit: int = 200) -> list[PendingReview]:
-    """Training runs waiting at a gate right now, oldest deadline first (those whose line is unreadable
-    are left out: a run from before the inbox existed)."""
+    """Training runs waiting at a gate right now, nearest deadline first. A run without an inbox line
+    (paused before the inbox existed) is left out; an API that refuses or fails is an error, never an
+    empty inbox."""
+    import httpx
     from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
 
-    paused = flow_runs_in_states("training", ["PAUSED"], limit)
     found = []
-    with get_client(sync_client=True) as client:
-        for run in paused:
-            try:
-                value = client.read_flow_run_input(UUID(run.id), INPUT_PENDING_REVIEW)
-                found.append(PendingReview.from_json(value if isinstance(value, str) else json.dumps(value)))
-            except Exception:  # no line published, or not readable: not in the inbox
-                continue
+    try:
+        paused = flow_runs_in_states("training", ["PAUSED"], limit)
+        with get_client(sync_client=True) as client:
+            for run in paused:
+                try:
+                    stored = client.read_flow_run_input(UUID(run.id), INPUT_PENDING_REVIEW)
+                    found.append(PendingReview.from_json(json.dumps(_decode_input(stored))))
+                except (ObjectNotFound, ValueError, KeyError, TypeError):  # no line, or not one we can read
+                    continue
+                except httpx.HTTPStatusError as error:
+                    if error.response.status_code != 404:
+                        raise
+    except (httpx.HTTPError, OSError) as error:
+        raise ServiceError(f"the Prefect API did not list the runs waiting for review: {error}") from None
     return sorted(found, key=lambda pending: pending.deadline)
 
 

@@ -359,15 +359,31 @@ class ModelRegistry:
         version = self.client.create_model_version(
             self.model_name, source=logged.model_uri, run_id=logged.run_id, tags=dict(tags), model_id=logged.model_id
         )
-        self.client.update_run(logged.run_id, name=f"{self.model_name} v{version.version}")  # the runs list's name
+        self._name_run(logged.run_id, f"{self.model_name} v{version.version}")
         return self._describe(version)
 
-    @_translated
-    def record_verdict(self, version: str, run_id: str, decision: str, why: str) -> None:
+    def _name_run(self, run_id: str, name: str) -> None:
+        """The run's name in the runs list (``MODEL vN``); best effort, the version exists either way."""
+        try:
+            self.client.update_run(run_id, name=name)
+        except Exception as error:  # the run keeps its first name
+            logging.getLogger("retrain.registry").warning(f"run {run_id} was not renamed ({type(error).__name__})")
+
+    def record_verdict(self, version: str, run_id: str | None, decision: str, why: str) -> None:
         """Where people look in MLflow: the version's one-line description (the decision and why) and
-        its training run's ``retrain.decision`` tag (a column of the runs list)."""
-        self.client.update_model_version(self.model_name, version, description=f"{decision}: {why}"[:500])
-        self.client.set_tag(run_id, TAG_MONITORING_DECISION, decision)
+        its training run's ``retrain.decision`` tag (a column of the runs list).
+
+        Display only, written after the decision's commit point, and never raises: a refusal (the
+        run was deleted, MLflow is down) is a warning, never a promotion or rollout that fails."""
+        try:
+            self.client.update_model_version(self.model_name, version, description=f"{decision}: {why}"[:500])
+            run = run_id or self.client.get_model_version(self.model_name, version).run_id
+            if run:
+                self.client.set_tag(run, TAG_MONITORING_DECISION, decision)
+        except Exception as error:  # what people read is late, the decision stands
+            logging.getLogger("retrain.registry").warning(
+                f"v{version}'s description was not updated ({type(error).__name__}); the decision stands"
+            )
 
     @_translated
     def ui_links(self, ui_url: str, run_id: str, version: str) -> dict[str, str]:

@@ -162,8 +162,6 @@ def _promote_locked(
             tags.TAG_PROMOTION_FLOW_RUN: flow_run_id or "",
         },
     )
-    verdict = "promoted" if promote_now else "refused"
-    registry.record_verdict(challenger.version, challenger.run_id, verdict, "; ".join(reasons) or "all checks passed")
     on_step("tag-decision")
     if promote_now:
         if judged is not None:
@@ -199,6 +197,8 @@ def _promote_locked(
         )
     )
     on_step("ledger")
+    verdict = "promoted" if outcome.promoted else ("timed out" if timed_out else "refused")
+    registry.record_verdict(challenger.version, challenger.run_id, verdict, "; ".join(reasons) or "all checks passed")
     return outcome
 
 
@@ -209,6 +209,7 @@ def _supersede_candidate(registry: ModelRegistry, reason: str) -> None:
     if candidate is not None:
         registry.tag_version(candidate.version, {tags.TAG_DECISION: "superseded", tags.TAG_REASONS: reason})
         registry.delete_alias(CANDIDATE)
+        registry.record_verdict(candidate.version, candidate.run_id, "superseded", reason)
 
 
 def _start_rollout(
@@ -242,8 +243,6 @@ def _start_rollout(
             tags.TAG_ROLLOUT_SHARE: str(settings.rollout.share),
         },
     )
-    why = f"all checks passed; rolling out ({settings.rollout.strategy}, {settings.rollout.share:.0%} of rows first)"
-    registry.record_verdict(challenger.version, challenger.run_id, "rolling out", why)
     on_step("tag-decision")
     rollout.start_locked(
         registry,
@@ -261,6 +260,7 @@ def _start_rollout(
     on_step("ledger")
     share = settings.rollout.share
     note = f"rolling out: v{challenger.version} is candidate ({settings.rollout.strategy}, {share:.0%} of rows)"
+    registry.record_verdict(challenger.version, challenger.run_id, "rolling out", f"all checks passed; {note}")
     return PromotionOutcome(False, judged, None, challenger.version, (), note, rollout=True)
 
 
@@ -299,6 +299,7 @@ def roll_back(registry: ModelRegistry, ledger: Ledger, *, actor: str, reason: st
                 flow_run_id=flow_run_id,
             )
         )
+    registry.record_verdict(champion.version, champion.run_id, "rolled back", reason)
     return RollbackOutcome(demoted=champion.version, restored=previous.version, position=position)
 
 

@@ -143,13 +143,14 @@ def _end_locked(
 ) -> int:
     """Roll back (or supersede): tag the candidate, clear its alias (the commit point), record the end."""
     registry.tag_version(rollout.candidate, {tags.TAG_DECISION: outcome.replace("_", " "), tags.TAG_REASONS: reason})
-    _describe(registry, rollout.candidate, outcome.replace("_", " "), reason)
     marked = registry.by_alias(CANDIDATE)
     if marked is not None and marked.version == rollout.candidate:
         registry.delete_alias(CANDIDATE)
     event = _event("end", rollout, outcome=outcome, verdict=verdict)
     text = f"rollout {outcome.replace('_', ' ')}: v{rollout.candidate}: {reason}"
-    return ledger.append(_entry(registry, rollout, _serving(registry), text, event, actor, flow_run_id))
+    position = ledger.append(_entry(registry, rollout, _serving(registry), text, event, actor, flow_run_id))
+    registry.record_verdict(rollout.candidate, None, outcome.replace("_", " "), reason)
+    return position
 
 
 def _serving(registry: ModelRegistry) -> str | None:
@@ -208,14 +209,15 @@ def _complete_locked(
             tags.TAG_PROMOTION_FLOW_RUN: flow_run_id or "",
         },
     )
-    _describe(registry, rollout.candidate, "promoted", f"rollout completed: {reason}")
     registry.set_alias(PREVIOUS_CHAMPION, rollout.champion)
     registry.set_alias(CHAMPION, rollout.candidate)  # the commit point of a completion
     registry.delete_alias(CANDIDATE)
     event = _event("end", rollout, outcome="completed", verdict=verdict)
-    return ledger.append(
+    position = ledger.append(
         _entry(registry, rollout, rollout.candidate, f"rollout completed: {reason}", event, actor, flow_run_id)
     )
+    registry.record_verdict(rollout.candidate, None, "promoted", f"rollout completed: {reason}")
+    return position
 
 
 def routing(registry: ModelRegistry, ledger_url: str, model_name: str) -> Routing | None:
@@ -510,8 +512,3 @@ def rollout_markdown(report: RolloutReport, settings: Settings) -> str:
         ]
     lines += ["", *[f"- {reason}" for reason in verdict.reasons]]
     return "\n".join(lines)
-
-
-def _describe(registry: ModelRegistry, version: str, decision: str, why: str) -> None:
-    """The version's description and its run's decision tag, as the rollout ended it."""
-    registry.record_verdict(version, registry.by_version(version).run_id, decision, why)

@@ -57,7 +57,10 @@ class PendingReview:
         return f"{self.gain:+.4f} [{self.lower:+.4f}, {self.upper:+.4f}]"
 
     def minutes_left(self, now: dt.datetime) -> float:
-        return (dt.datetime.fromisoformat(self.deadline) - now).total_seconds() / 60
+        deadline = dt.datetime.fromisoformat(self.deadline)
+        if deadline.tzinfo is None:  # written without a zone: UTC, as the gate writes it
+            deadline = deadline.replace(tzinfo=dt.UTC)
+        return (deadline - now).total_seconds() / 60
 
 
 def _number(value: object) -> float | None:

@@ -43,7 +43,7 @@ TAG_CRASHED: Final = "retrain.crashed"  # on runs a crashed flow run left open: 
 TAG_KIND: Final = "retrain.kind"  # monitoring runs: "drift" or "scoring"
 TAG_CHAMPION: Final = "retrain.champion"  # monitoring runs: the champion version watched
 TAG_SHADOW: Final = "retrain.shadow"  # scoring runs: the challenger scored in the shadow
-TAG_MONITORING_DECISION: Final = "retrain.decision"  # drift runs: what the drift check decided
+TAG_MONITORING_DECISION: Final = "retrain.decision"  # drift runs: what the check decided; training runs: the gate
 TAG_SIGNAL: Final = "retrain.signal"  # drift runs: which signal of the trigger decided
 TAG_DRIFT_WORST: Final = "retrain.drift.worst"  # drift runs: the most drifted features, with their statistic
 

@@ -330,7 +330,8 @@ def ensure_mlflow_accounts(
         grants = [("registered_model", model_name, "MANAGE")]
         for name in experiments:
             found = client.get_experiment_by_name(name)
-            experiment_id = str(found.experiment_id if found else client.create_experiment(name))
+            kind = {"mlflow.experimentKind": "custom_model_development"}  # its runs, not MLflow 3's GenAI page
+            experiment_id = str(found.experiment_id if found else client.create_experiment(name, tags=kind))
             grants.append(("experiment", experiment_id, "EDIT"))
         for resource_type, resource_id, permission in grants:
             try:

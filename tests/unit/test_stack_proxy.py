@@ -40,6 +40,7 @@ def _people_may(method: str, path: str) -> bool:
         ("GET", f"/api/flow_runs/{RUN}/input/paused-1-description"),
         ("GET", f"/api/flow_runs/{RUN}/input/retrain-receipt-paused-1"),
         ("GET", f"/api/flow_runs/{RUN}/input/retrain-approval-subject"),  # what `retrain approve/sign` sign
+        ("GET", f"/api/flow_runs/{RUN}/input/retrain-pending-review"),  # the inbox's line (`retrain pending`)
         ("POST", f"/api/deployments/{RUN}/create_flow_run"),
         ("POST", f"/api/flow_runs/{RUN}/resume"),
     ],
