@@ -196,7 +196,7 @@ def training(request: TrainingRequest | None = None) -> TrainingResult:
     )
     verdict, summary = final_verdict(outcome.promoted, outcome.note, outcome.reasons, outcome.rollout)
     final_report = gate_report(settings.model.registered_name, settings.gate.mode, decision, verdict, summary, context)
-    publish_decision_task(final_report, decision, outcome, reports)
+    publish_decision_task(final_report, decision, outcome, reports, reviewed=approval is not None)
     tell(
         training_outcome(
             settings.model.registered_name,

@@ -154,11 +154,17 @@ def publish_gate_report_task(markdown: str) -> None:
 
 
 @task(name="publish-decision", cache_policy=NO_CACHE)
-def publish_decision_task(markdown: str, decision: GateDecision, outcome: PromotionOutcome, reports_dir: Path) -> None:
-    """The decision as a Prefect artifact (for people) and a JSON file (for machines)."""
+def publish_decision_task(
+    markdown: str, decision: GateDecision, outcome: PromotionOutcome, reports_dir: Path, reviewed: bool = False
+) -> None:
+    """The decision as a Prefect artifact (for people) and a JSON file (for machines). After a review,
+    the gate report reviewers read gets the same final verdict as its newest version (it no longer
+    says AWAITING REVIEW once they answered)."""
     create_markdown_artifact(
         markdown, key=ARTIFACT_GATE_DECISION, description="Champion vs challenger and every gate check"
     )
+    if reviewed:
+        create_markdown_artifact(markdown, key=ARTIFACT_GATE_REPORT, description="Evidence, and the final verdict")
     write_decision_record(reports_dir, decision, outcome)
 
 

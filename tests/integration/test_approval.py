@@ -197,6 +197,8 @@ def test_cli_approve_signs_for_the_run_promotes_and_leaves_no_key_or_signature_i
     assert entry.kind == "promotion" and entry.reviewers == ("grace",) and "slices fine" in entry.comment
     assert any(check["name"] == "reviewer_approval" and check["passed"] for check in entry.checks)
     assert "**PROMOTED**" in _artifact(paused.run_id, "gate-decision")
+    final = _artifact(paused.run_id, "gate-report")  # the report's newest version: the verdict, not the wait
+    assert "**PROMOTED**" in final and "AWAITING REVIEW" not in final
 
     kept = _everything_prefect_keeps(paused.run_id)
     signatures = [signing("grace", comment="slices fine").answer(subject).signature, forged.answer(subject).signature]
