@@ -1,4 +1,4 @@
-"""``retrain stack``: the team stack as local processes (up, setup, down, status)."""
+"""``retrain stack``: the team stack as local processes (up, setup, down, reset, status)."""
 
 from __future__ import annotations
 
