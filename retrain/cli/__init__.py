@@ -26,6 +26,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     cls=RetrainGroup,
+    # click's own help layout: typer's rich panels print a type beside every flag (`--json <bool>`,
+    # even `--help <bool>`), as if a flag took a value
+    rich_markup_mode=None,
 )
 
 # In the order `retrain --help` has always listed them.
