@@ -165,13 +165,13 @@ def _stoppable(project: Path | None) -> tuple[StackConfig, StackSecrets]:
     """The stack's config and its secrets, for stopping or dropping it: a stack whose secrets file is
     gone stops too (stopping needs the services' plan and signals, not their passwords), and no
     secrets file is written for it."""
-    from retrain.stack import StackConfig, foreign_cluster_before_secrets
+    from retrain.stack import StackConfig
     from retrain.stack.secrets import generate_secrets
 
     runtime = resolve_runtime(project_dir=project)
     settings = context.settings(runtime)
     config = StackConfig.from_env(runtime.state_dir, settings.schedules.work_pool, project_dir=runtime.project_dir)
-    if foreign_cluster_before_secrets(config) is not None or not config.secrets_file.exists():
+    if not config.secrets_file.exists():  # with a cluster or without: nothing to read, nothing to write
         return config, generate_secrets({}, [])
     _, _, config, keys = _stack(project, "down")
     return config, keys
