@@ -109,8 +109,6 @@ def down(config: StackConfig, keys: StackSecrets) -> list[str]:
     return [name for name in stop_order(plan.values()) if stop_service(config, name, plan[name].stop_signal)]
 
 
-#: Every service that listens on a port, by name.
-SERVICE_NAMES = ("prefect-server", "prefect-proxy", "mlflow", "s3", "postgres")
 #: Which service listens on which port field of :class:`StackConfig`, and how people call it.
 PORT_SERVICES: dict[str, tuple[str, str]] = {
     "prefect_port": ("prefect-server", "the Prefect server"),
@@ -132,7 +130,8 @@ def settle_ports(config: StackConfig, env: Mapping[str, str], on_event: Callable
     started with the others' addresses): a taken one stops ``up`` too."""
     recorded = recorded_ports(config.home)
     chosen = config.ports()
-    running = any(running_pid(config, service) is not None for service in (*SERVICE_NAMES, "prefect-worker"))
+    names = [service for service, _ in PORT_SERVICES.values()] + [WORKER]
+    running = any(running_pid(config, name) is not None for name in names)
     if running and recorded:  # the addresses the running services were started with
         for field, port in recorded.items():
             if chosen[field] != port:
