@@ -190,7 +190,12 @@ def training(request: TrainingRequest | None = None) -> TrainingResult:
         champion,
         request.triggered_by,
         flow_run_id,
-        evidence.to_dict(),
+        {
+            **evidence.to_dict(),
+            "holdout": judgement.on_same_rows(
+                len(split.holdout), challenger.version, champion.version if champion else None
+            ),
+        },
         approval,
         settings,
     )

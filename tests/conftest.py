@@ -16,7 +16,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from retrain.adapters.environment import QUIET_ENVIRONMENT
+from retrain.cli.progress import QUIET_CONSOLE
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 _SESSION_HOME = Path(tempfile.mkdtemp(prefix="retrain-tests-"))
@@ -109,3 +112,11 @@ def private_key_file(reviewer: str, directory: Path) -> Path:
     path.write_bytes(REVIEWER_KEYS[reviewer].private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
     path.chmod(0o600)
     return path
+
+
+@pytest.fixture(autouse=True)
+def _cli_console_level_stays_in_its_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A command run in this process (CliRunner) quiets Prefect's console in os.environ, as it does in
+    a user's shell; undone after each test, so no later test's subprocess inherits it."""
+    for key in QUIET_CONSOLE:
+        monkeypatch.delenv(key, raising=False)

@@ -24,12 +24,14 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 from retrain.domain.errors import RetrainError, ServiceError
 from retrain.domain.features import FeatureSpec
 from retrain.domain.fitting import ResourceSample
-from retrain.domain.lifecycle import ALIASES, ModelVersionInfo
+from retrain.domain.lifecycle import ALIASES, DecisionRecord, ModelVersionInfo
 from retrain.domain.tags import (
+    DECISION_DOCUMENT,
     TAG_CONTRACT_NAME,
     TAG_CONTRACT_VERSION,
     TAG_CRASHED,
     TAG_DATA_MD5,
+    TAG_DECISION,
     TAG_FLOW_RUN,
     TAG_MONITORING_DECISION,
     TAG_TRAINING_KEY,
@@ -386,6 +388,38 @@ class ModelRegistry:
             )
 
     @_translated
+    def record_decision(self, version: ModelVersionInfo, record: DecisionRecord) -> None:
+        """The decision's document on the version's run, then its one-word tag on the version. Both
+        before a move's commit point: the doctor rebuilds a missing ledger entry from the document."""
+        self.client.log_dict(version.run_id, record.to_dict(), DECISION_DOCUMENT)
+        self.client.set_model_version_tag(self.model_name, version.version, TAG_DECISION, record.decision)
+
+    @_translated
+    def decision_record(self, version: ModelVersionInfo) -> DecisionRecord | None:
+        """The version's decision document, or None when it was never judged."""
+        folder = DECISION_DOCUMENT.rpartition("/")[0]
+        if not any(item.path == DECISION_DOCUMENT for item in self.client.list_artifacts(version.run_id, folder)):
+            return None
+        return DecisionRecord.from_dict(self.load_document(version.run_id, DECISION_DOCUMENT))
+
+    @_translated
+    def clear_decision_tag(self, version: str) -> None:
+        """The version is judged again: its earlier decision stays in its document, not on its tag."""
+        self.client.delete_model_version_tag(self.model_name, version, TAG_DECISION)
+
+    def decide_again(self, version: ModelVersionInfo, decision: str, reasons: str, **changes: Any) -> None:
+        """A later decision about a judged version (a rollout's end, a rollback): the record keeps
+        the earlier one in its history; a version never judged gets a record of this one alone."""
+        at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        earlier = self.decision_record(version)
+        record = (
+            DecisionRecord(decision, reasons, decided_at=at, **changes)
+            if earlier is None
+            else earlier.then(decision, reasons, at, **changes)
+        )
+        self.record_decision(version, record)
+
+    @_translated
     def ui_links(self, ui_url: str, run_id: str, version: str) -> dict[str, str]:
         """Deep links into the MLflow UI for a gate report: the run, the model version, each logged plot."""
         run = f"{ui_url}/#/experiments/{self.experiment_id()}/runs/{run_id}"
@@ -420,6 +454,23 @@ class ModelRegistry:
         found = [self._describe(v) for v in self._versions()]
         found = [replace(info, aliases=tuple(held.get(info.version, ()))) for info in found]
         return sorted(found, key=lambda info: int(info.version))
+
+    @_translated
+    def recent_versions(self, limit: int) -> list[ModelVersionInfo]:
+        """The newest ``limit`` versions and every version an alias holds, newest first, with aliases."""
+        held: dict[str, list[str]] = {}
+        holders: dict[str, ModelVersionInfo] = {}
+        for alias in ALIASES:
+            info = self.by_alias(alias)
+            if info is not None:
+                held.setdefault(info.version, []).append(alias)
+                holders[info.version] = info
+        newest = self.client.search_model_versions(
+            f"name='{self.model_name}'", max_results=limit, order_by=["version_number DESC"]
+        )
+        found = {**{str(v.version): self._describe(v) for v in newest}, **holders}
+        described = [replace(info, aliases=tuple(held.get(number, ()))) for number, info in found.items()]
+        return sorted(described, key=lambda info: -int(info.version))
 
     @_translated
     def runs(self, experiment: str, limit: int = 1000) -> list[TrackedRun]:

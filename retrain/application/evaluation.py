@@ -17,6 +17,7 @@ from retrain.domain.gate import GateDecision, GateInputs, decide, default_checks
 from retrain.domain.lifecycle import CANDIDATE, CHALLENGER, ModelVersionInfo
 from retrain.domain.settings import Settings
 from retrain.domain.slices import slice_masks
+from retrain.domain.tags import TAG_DECISION
 from retrain.domain.task import task_for
 from retrain.domain.training import predict as predict_rows
 
@@ -28,6 +29,15 @@ class Judgement:
     decision: GateDecision
     challenger_metrics: dict[str, float]
     champion_metrics: dict[str, float] | None
+
+    def on_same_rows(self, rows: int, challenger: str, champion: str | None) -> dict[str, object]:
+        """Both models' metrics on the one holdout they were judged on (recorded with the decision:
+        ``retrain status`` compares versions by it, never by each one's own holdout)."""
+        return {
+            "rows": rows,
+            "challenger": {"version": challenger, "metrics": self.challenger_metrics},
+            "champion": None if champion is None else {"version": champion, "metrics": self.champion_metrics},
+        }
 
 
 def current(registry: ModelRegistry, alias: str) -> ModelVersionInfo | None:
@@ -41,6 +51,8 @@ def mark_challenger(registry: ModelRegistry, version: ModelVersionInfo) -> None:
     candidate = registry.by_alias(CANDIDATE)
     if candidate is not None and candidate.version == version.version:
         return
+    if version.tags.get(TAG_DECISION):  # judged again (a re-run): the doctor must not take it for refused
+        registry.clear_decision_tag(version.version)
     registry.set_alias(CHALLENGER, version.version)
 
 

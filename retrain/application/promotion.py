@@ -15,6 +15,7 @@ stays a chain (``lifecycle.chain_breaks``), which the doctor checks.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -33,8 +34,10 @@ from retrain.domain.lifecycle import (
     CANDIDATE,
     CHALLENGER,
     CHAMPION,
+    FINAL_REFUSALS,
     MOVES,
     PREVIOUS_CHAMPION,
+    DecisionRecord,
     LedgerEntry,
     ModelVersionInfo,
     chain_breaks,
@@ -42,6 +45,7 @@ from retrain.domain.lifecycle import (
 from retrain.domain.settings import Settings
 
 STEPS = ("tag-decision", "previous-champion", "champion", "clear-challenger", "ledger")
+# A refusal's steps: the decision, the ledger, then ``challenger`` goes (the doctor clears it after a crash).
 
 
 @dataclass(frozen=True)
@@ -150,17 +154,10 @@ def _promote_locked(
         return _start_rollout(
             registry, ledger, decision, challenger, judged, actor, flow_run_id, evidence, approval, on_step, settings
         )
-    registry.tag_version(
-        challenger.version,
-        {
-            tags.TAG_DECISION: "promoted" if promote_now else "refused",
-            tags.TAG_REASONS: "; ".join(reasons) or "all checks passed",
-            tags.TAG_CHECKS: json.dumps(decision.to_dict(details=False)["checks"]),
-            tags.TAG_CHAMPION_BEFORE: judged or "",
-            tags.TAG_REVIEWERS: json.dumps([] if approval is None else list(approval.reviewers)),
-            tags.TAG_REVIEW_COMMENT: comment,
-            tags.TAG_PROMOTION_FLOW_RUN: flow_run_id or "",
-        },
+    word = _decision_word(promote_now, approval)
+    registry.record_decision(
+        challenger,
+        _record(word, "; ".join(reasons) or "all checks passed", decision, judged, approval, flow_run_id, evidence),
     )
     on_step("tag-decision")
     if promote_now:
@@ -197,9 +194,49 @@ def _promote_locked(
         )
     )
     on_step("ledger")
-    verdict = "promoted" if outcome.promoted else ("timed out" if timed_out else "refused")
-    registry.record_verdict(challenger.version, challenger.run_id, verdict, "; ".join(reasons) or "all checks passed")
+    if not outcome.promoted:  # judged for good: shadow scoring stops, status no longer shows it waiting
+        marked = registry.by_alias(CHALLENGER)
+        if marked is not None and marked.version == challenger.version:
+            registry.delete_alias(CHALLENGER)
+        on_step("clear-challenger")
+    registry.record_verdict(challenger.version, challenger.run_id, word, "; ".join(reasons) or "all checks passed")
     return outcome
+
+
+def _decision_word(promote_now: bool, approval: ApprovalResult | None) -> str:
+    """One word for the version's tag and the runs list: automatic checks refuse, reviewers reject."""
+    if promote_now:
+        return "promoted"
+    if approval is not None and approval.state == "rejected":
+        return "rejected"
+    if approval is not None and approval.state == "timed_out":
+        return "timed out"
+    return "refused"
+
+
+def _record(
+    word: str,
+    reasons: str,
+    decision: GateDecision,
+    judged: str | None,
+    approval: ApprovalResult | None,
+    flow_run_id: str | None,
+    evidence: dict[str, Any],
+    rollout: dict[str, Any] | None = None,
+) -> DecisionRecord:
+    """The decision document written before the commit point (what the doctor rebuilds from)."""
+    return DecisionRecord(
+        decision=word,
+        reasons=reasons,
+        champion_before=judged,
+        reviewers=() if approval is None else approval.reviewers,
+        comment="" if approval is None else approval.comment,
+        flow_run_id=flow_run_id,
+        checks=tuple(decision.to_dict(details=False)["checks"]),
+        rollout=rollout,
+        holdout=evidence.get("holdout"),
+        decided_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    )
 
 
 def _supersede_candidate(registry: ModelRegistry, reason: str) -> None:
@@ -207,7 +244,7 @@ def _supersede_candidate(registry: ModelRegistry, reason: str) -> None:
     ledger; here its alias goes and its version says why)."""
     candidate = registry.by_alias(CANDIDATE)
     if candidate is not None:
-        registry.tag_version(candidate.version, {tags.TAG_DECISION: "superseded", tags.TAG_REASONS: reason})
+        registry.decide_again(candidate, "superseded", reason)
         registry.delete_alias(CANDIDATE)
         registry.record_verdict(candidate.version, candidate.run_id, "superseded", reason)
 
@@ -229,19 +266,10 @@ def _start_rollout(
     from retrain.application import rollout
 
     comment = "" if approval is None else approval.comment
-    registry.tag_version(
-        challenger.version,
-        {
-            tags.TAG_DECISION: CANDIDATE,
-            tags.TAG_REASONS: "all checks passed; rolling out",
-            tags.TAG_CHECKS: json.dumps(decision.to_dict(details=False)["checks"]),
-            tags.TAG_CHAMPION_BEFORE: judged,
-            tags.TAG_REVIEWERS: json.dumps([] if approval is None else list(approval.reviewers)),
-            tags.TAG_REVIEW_COMMENT: comment,
-            tags.TAG_PROMOTION_FLOW_RUN: flow_run_id or "",
-            tags.TAG_ROLLOUT_STRATEGY: settings.rollout.strategy,
-            tags.TAG_ROLLOUT_SHARE: str(settings.rollout.share),
-        },
+    plan = {"strategy": settings.rollout.strategy, "share": settings.rollout.share}
+    registry.record_decision(
+        challenger,
+        _record(CANDIDATE, "all checks passed; rolling out", decision, judged, approval, flow_run_id, evidence, plan),
     )
     on_step("tag-decision")
     rollout.start_locked(
@@ -286,7 +314,7 @@ def roll_back(registry: ModelRegistry, ledger: Ledger, *, actor: str, reason: st
         registry.set_alias(CHAMPION, previous.version)  # the commit point
         registry.delete_alias(PREVIOUS_CHAMPION)
         _supersede_candidate(registry, f"superseded: rolled back from v{champion.version}")
-        registry.tag_version(champion.version, {tags.TAG_ROLLED_BACK: reason})
+        registry.decide_again(champion, "rolled back", reason)
         position = ledger.append(
             LedgerEntry(
                 model_name=registry.model_name,
@@ -316,9 +344,10 @@ class DoctorReport:
 
 
 def _reconciled_entry(registry: ModelRegistry, champion: ModelVersionInfo, recorded: str | None) -> LedgerEntry:
-    """The ledger entry a crash kept promote() from writing, from the tags written before the crash."""
-    written = champion.tags
-    comment = written.get(tags.TAG_REVIEW_COMMENT, "")
+    """The ledger entry a crash kept promote() from writing, from the decision document written before
+    the crash (none when the alias moved by hand: the entry then says so)."""
+    written = registry.decision_record(champion)
+    comment = "" if written is None else written.comment
     return LedgerEntry(
         model_name=registry.model_name,
         kind="promotion",
@@ -328,12 +357,12 @@ def _reconciled_entry(registry: ModelRegistry, champion: ModelVersionInfo, recor
         actor="retrain doctor",
         comment=(
             "reconciled: the champion alias had moved to this version but the ledger entry was missing "
-            f"(interrupted promotion; gate decision on the version: {written.get(tags.TAG_DECISION, 'none')})"
+            f"(interrupted promotion; gate decision on the version: {'none' if written is None else written.decision})"
             + (f" | reviewers: {comment}" if comment else "")
         ),
-        reviewers=tuple(json.loads(written.get(tags.TAG_REVIEWERS, "[]"))),
-        checks=json.loads(written.get(tags.TAG_CHECKS, "[]")),
-        flow_run_id=written.get(tags.TAG_PROMOTION_FLOW_RUN) or None,
+        reviewers=() if written is None else written.reviewers,
+        checks=[] if written is None else list(written.checks),
+        flow_run_id=None if written is None else written.flow_run_id,
     )
 
 
@@ -346,6 +375,7 @@ def doctor(registry: ModelRegistry, ledger: Ledger) -> DoctorReport:
     with model_lock(ledger.url, registry.model_name):
         report = DoctorReport()
         _reconcile(registry, ledger, report)
+        _clear_judged_challenger(registry, report)
         from retrain.application.rollout import reconcile_locked
 
         report.repaired.extend(reconcile_locked(registry, ledger))
@@ -388,3 +418,12 @@ def _reconcile(registry: ModelRegistry, ledger: Ledger, report: DoctorReport) ->
         else:
             registry.delete_alias(PREVIOUS_CHAMPION)
             report.repaired.append("removed previous-champion, which pointed at the champion")
+
+
+def _clear_judged_challenger(registry: ModelRegistry, report: DoctorReport) -> None:
+    """A refusal that crashed after its ledger entry left ``challenger`` on a version judged for good
+    (a version judged again loses its decision tag first: ``evaluation.mark_challenger``)."""
+    marked = registry.by_alias(CHALLENGER)
+    if marked is not None and marked.tags.get(tags.TAG_DECISION) in FINAL_REFUSALS:
+        registry.delete_alias(CHALLENGER)
+        report.repaired.append(f"removed challenger from v{marked.version}, which was {marked.tags[tags.TAG_DECISION]}")

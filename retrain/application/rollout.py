@@ -13,7 +13,6 @@ entry after it can be rebuilt from the registry (``reconcile_rollout``, which th
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +25,17 @@ from retrain.adapters.ledger import Ledger
 from retrain.adapters.locks import model_lock
 from retrain.adapters.registry import ModelRegistry
 from retrain.domain import rollout as domain
-from retrain.domain import rowkey, tags
+from retrain.domain import rowkey
 from retrain.domain.errors import RetrainError
-from retrain.domain.lifecycle import CANDIDATE, CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, LedgerEntry, ModelVersionInfo
+from retrain.domain.lifecycle import (
+    CANDIDATE,
+    CHALLENGER,
+    CHAMPION,
+    PREVIOUS_CHAMPION,
+    DecisionRecord,
+    LedgerEntry,
+    ModelVersionInfo,
+)
 from retrain.domain.settings import Settings
 from retrain.domain.task import task_for
 
@@ -142,7 +149,8 @@ def _end_locked(
     verdict: domain.RolloutVerdict | None = None,
 ) -> int:
     """Roll back (or supersede): tag the candidate, clear its alias (the commit point), record the end."""
-    registry.tag_version(rollout.candidate, {tags.TAG_DECISION: outcome.replace("_", " "), tags.TAG_REASONS: reason})
+    if registry.has_version(rollout.candidate):
+        registry.decide_again(registry.by_version(rollout.candidate), outcome.replace("_", " "), reason)
     marked = registry.by_alias(CANDIDATE)
     if marked is not None and marked.version == rollout.candidate:
         registry.delete_alias(CANDIDATE)
@@ -200,14 +208,12 @@ def _complete_locked(
 ) -> int:
     """The candidate becomes champion: a promotion whose evidence is the traffic it served."""
     reason = "; ".join(verdict.reasons)
-    registry.tag_version(
-        rollout.candidate,
-        {
-            tags.TAG_DECISION: "promoted",
-            tags.TAG_REASONS: f"rollout completed: {reason}"[:4000],
-            tags.TAG_CHAMPION_BEFORE: rollout.champion,
-            tags.TAG_PROMOTION_FLOW_RUN: flow_run_id or "",
-        },
+    registry.decide_again(
+        registry.by_version(rollout.candidate),
+        "promoted",
+        f"rollout completed: {reason}",
+        champion_before=rollout.champion,
+        flow_run_id=flow_run_id,
     )
     registry.set_alias(PREVIOUS_CHAMPION, rollout.champion)
     registry.set_alias(CHAMPION, rollout.candidate)  # the commit point of a completion
@@ -445,7 +451,8 @@ def reconcile_locked(registry: ModelRegistry, ledger: Ledger) -> list[str]:
         repaired.append(f"recorded the end of the rollout of v{running.candidate} (its candidate alias had gone)")
         running = None
     if candidate is not None and running is None:
-        judged = candidate.tags.get(tags.TAG_CHAMPION_BEFORE) or None
+        written = registry.decision_record(candidate)
+        judged = None if written is None else written.champion_before
         if champion is None or judged != champion.version:
             registry.delete_alias(CANDIDATE)
             repaired.append(f"removed candidate from v{candidate.version}: it was judged against another champion")
@@ -459,29 +466,37 @@ def reconcile_locked(registry: ModelRegistry, ledger: Ledger) -> list[str]:
                     champion_after=judged,
                     actor="retrain doctor",
                     comment=f"reconciled: rollout of v{candidate.version} started (the ledger entry was missing)",
-                    reviewers=tuple(json.loads(candidate.tags.get(tags.TAG_REVIEWERS, "[]"))),
-                    flow_run_id=candidate.tags.get(tags.TAG_PROMOTION_FLOW_RUN) or None,
-                    evidence={domain.EVENT_KEY: _reconciled_start(candidate.version, judged, candidate.tags)},
+                    reviewers=() if written is None else written.reviewers,
+                    flow_run_id=None if written is None else written.flow_run_id,
+                    evidence={domain.EVENT_KEY: _reconciled_start(candidate.version, judged, written)},
                 )
             )
             repaired.append(f"recorded the start of the rollout of v{candidate.version}")
     return repaired
 
 
-def _reconciled_start(candidate: str, champion: str, written: dict[str, str]) -> dict[str, Any]:
+def _reconciled_start(candidate: str, champion: str, written: DecisionRecord | None) -> dict[str, Any]:
+    plan = (written.rollout if written is not None else None) or {}
     return {
         "event": "start",
-        "strategy": written.get(tags.TAG_ROLLOUT_STRATEGY, "canary"),
+        "strategy": str(plan.get("strategy", "canary")),
         "candidate": candidate,
         "champion": champion,
-        "share": float(written.get(tags.TAG_ROLLOUT_SHARE, "0.1")),
+        "share": float(plan.get("share", 0.1)),
     }
 
 
 def _end_reconciled(registry: ModelRegistry, ledger: Ledger, running: domain.Rollout) -> None:
-    written = registry.by_version(running.candidate).tags if registry.has_version(running.candidate) else {}
-    reason = written.get(tags.TAG_REASONS, "the candidate alias had gone")
-    outcome: domain.EndOutcome = "superseded" if written.get(tags.TAG_DECISION) == "superseded" else "rolled_back"
+    written = (
+        registry.decision_record(registry.by_version(running.candidate))
+        if registry.has_version(running.candidate)
+        else None
+    )
+    ended = written is not None and written.decision in ("superseded", "rolled back")
+    reason = written.reasons if written is not None and ended else "the candidate alias had gone"
+    outcome: domain.EndOutcome = (
+        "superseded" if written is not None and written.decision == "superseded" else "rolled_back"
+    )
     text = f"reconciled: rollout of v{running.candidate} ended ({outcome.replace('_', ' ')}): {reason}"
     event = _event("end", running, outcome=outcome)
     ledger.append(_entry(registry, running, _serving(registry), text, event, "retrain doctor"))

@@ -195,4 +195,4 @@ def register_challenger(
         },
         resources=fitted.resources,
     )
-    return registry.register(logged, evidence.tags())
+    return registry.register(logged, evidence.version_tags())

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import typer
 
-from retrain.cli import data, demo, deploy, model, monitoring, project, review
+from retrain.cli import data, demo, deploy, model, monitoring, progress, project, review
 from retrain.cli.context import RetrainGroup
 from retrain.cli.stack import stack_app
 
@@ -32,6 +32,20 @@ app = typer.Typer(
 )
 
 # In the order `retrain --help` has always listed them.
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Show Prefect's own log lines (task states, flow prints) as runs go."
+    ),
+) -> None:
+    """Train, validate, compare and promote tabular models under Prefect, with DVC and MLflow."""
+    line = progress.quiet_prefect_console(verbose)
+    ctx.call_on_close(lambda: progress.stop(line))
+
+
 app.command()(model.train)
 app.command()(model.status)
 app.command()(data.generate)

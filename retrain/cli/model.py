@@ -65,14 +65,15 @@ def status(
     project: ProjectOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Show the champion, candidate (rolling out), challenger and previous champion with metrics, data md5, contract."""
+    """Show each version's state (champion, rolling out, challenger waiting, refused, rejected…), and the
+    gate's latest comparison on the same holdout rows."""
     runtime = context.runtime(project)
     settings = context.settings(runtime)
     from retrain.application.status import lifecycle_status
 
     # e.g. 401 on the team stack: the registry words the refusal; never show "no champion"
     with context.failures_exit(1):
-        report = lifecycle_status(context.registry(runtime, settings), runtime.ledger_url)
+        report = lifecycle_status(context.registry(runtime, settings), runtime.ledger_url, settings.gate.primary_metric)
     if as_json:
         render.print_json(report)
         return
@@ -139,7 +140,10 @@ def decisions(
     if as_json:
         render.print_json([record.to_dict() for record in records])
         return
-    render.decision_lines(records)
+    if not records:
+        typer.echo(f"no retraining decision yet for {settings.model.registered_name}")
+        return
+    render.decisions_table(settings.model.registered_name, records)
 
 
 def doctor_command(project: ProjectOption = None) -> None:

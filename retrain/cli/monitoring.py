@@ -114,6 +114,7 @@ def report_command(
     if output is not None and (output.suffix != ".html" or output.is_dir()):
         fail(f"--output {output} must be an .html file path", 2)
     runtime = context.runtime(project)
+    context.settings(runtime)  # a wrong --project stops here, before a Prefect server starts
     from flows.report import ReportRequest, report
 
     request = ReportRequest(project_dir=str(runtime.project_dir), output=str(output.resolve()) if output else None)

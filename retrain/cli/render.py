@@ -41,6 +41,27 @@ def console() -> Console:
     return Console(width=None if sys.stdout.isatty() else 160)
 
 
+def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]], caption: str | None = None) -> None:
+    """The one table layout of ``status``, ``history``, ``decisions`` and ``pending``: a title naming
+    the model, versions as ``vN``, times in UTC to the minute, ``—`` for nothing."""
+    from rich.table import Table
+
+    shown = Table(title=title, caption=caption)
+    for column in columns:
+        shown.add_column(column)
+    for row in rows:
+        shown.add_row(*row)
+    console().print(shown)
+
+
+def version_name(version: str | None) -> str:
+    return "—" if not version else f"v{version}"
+
+
+def when(moment: Any) -> str:
+    return "—" if moment is None else f"{moment:%Y-%m-%d %H:%M}"
+
+
 def print_json(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2))
 
@@ -57,28 +78,28 @@ def training_summary(result: TrainingResult) -> None:
 
 
 def status_table(report: dict[str, Any], metrics: tuple[str, ...] = ("roc_auc", "pr_auc")) -> None:
-    """One row per alias; ``metrics``: the holdout metrics shown (the primary metric first)."""
-    from rich.table import Table
-
-    table = Table(title=f"Model {report['model']}")
-    for column in ("alias", "version", *metrics, "data md5", "contract", "run"):
-        table.add_column(column)
-    for alias in ("champion", "candidate", "challenger", "previous_champion"):
-        info = report.get(alias)
-        if info is None:
-            table.add_row(alias, "—", *("" for _ in metrics), "", "", "")
-            continue
-        values = info["metrics"]
-        contract = info["contract"] or {}
-        table.add_row(
-            alias,
-            info["version"],
-            *(f"{values.get(name, float('nan')):.4f}" for name in metrics),
-            (info["data_md5"] or "")[:12],
-            f"{contract.get('name', '')} v{contract.get('version', '')}",
-            info["run_id"][:12],
+    """One row per version (the alias holders and the newest others), its state first; then the gate's
+    latest comparison on the same rows. ``metrics``: the holdout metrics shown (the primary first),
+    each on the version's own holdout, which the table's caption says."""
+    rows = [
+        (
+            version_name(row["version"]),
+            row["state"],
+            *(_metric(row["metrics"].get(name)) for name in metrics),
+            (row["data_md5"] or "—")[:12],
+            f"{row['contract']['name']} v{row['contract']['version']}" if row["contract"] else "—",
+            row["run_id"][:12],
         )
-    console().print(table)
+        for row in report["versions"]
+    ]
+    if rows:
+        columns = ("version", "state", *metrics, "data md5", "contract", "run")
+        table(f"Model {report['model']}", columns, rows, "metrics: each version on its own holdout rows")
+    else:
+        typer.echo(f"model {report['model']} has no version yet: `retrain train` makes the first")
+    gate = report.get("latest_gate")
+    if gate:
+        typer.echo(gate_line(gate))
     running = report.get("rollout")
     if running:
         typer.echo(
@@ -86,6 +107,22 @@ def status_table(report: dict[str, Any], metrics: tuple[str, ...] = ("roc_auc", 
             f"v{running['champion']} ({running['strategy']}, since {running['started_at'][:16]}, "
             f"{len(running['files'])} batch(es) scored); labels decide (retrain feedback)"
         )
+
+
+def _metric(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4f}"
+
+
+def gate_line(gate: dict[str, Any]) -> str:
+    """The latest gate comparison as one sentence: both versions on the same rows, the gain, the end."""
+    interval = "" if gate["ci"] is None else f", CI [{gate['ci'][0]:+.4f}, {gate['ci'][1]:+.4f}]"
+    gain = "" if gate["gain"] is None else f" (gain {gate['gain']:+.4f}{interval})"
+    rows = f"{gate['rows']} " if gate.get("rows") else ""
+    return (
+        f"latest gate, on the same {rows}holdout rows: v{gate['challenger']} {gate['metric']} "
+        f"{_metric(gate['challenger_value'])} vs champion v{gate['champion']} {_metric(gate['champion_value'])}"
+        f"{gain}: {gate['outcome']}"
+    )
 
 
 def reproduction(version: str, result: Reproduction) -> None:
@@ -116,30 +153,24 @@ def pending_reviews(found: Sequence[PendingReview], as_json: bool) -> None:
     if not found:
         typer.echo("no run waits for review")
         return
-    from rich.table import Table
-
-    table = Table(title="Waiting for review")
-    for column in ("run", "model", "challenger", "champion", "gain [CI]", "time left", "reviewers", "answer with"):
-        table.add_column(column)
-    for item in found:
-        left = item.minutes_left(now)
-        table.add_row(
+    columns = ("run", "model", "challenger", "champion", "gain [CI]", "time left", "reviewers", "answer with")
+    rows = [
+        (
             item.flow_run_id,
             item.model,
-            f"v{item.version}",
-            f"v{item.champion}" if item.champion else "— (first champion)",
+            version_name(item.version),
+            version_name(item.champion) if item.champion else "— (first champion)",
             f"{item.metric} {item.gain_text()}",
-            f"{left:.0f} min" if left > 0 else "timing out",
+            f"{left:.0f} min" if (left := item.minutes_left(now)) > 0 else "timing out",
             f"{item.quorum} of {', '.join(item.reviewers)}",
             f"retrain approve {item.flow_run_id} --reviewer NAME",
         )
-    console().print(table)
+        for item in found
+    ]
+    table("Waiting for review", columns, rows)
 
 
 def ledger_table(model: str, entries: Sequence[LedgerEntry]) -> None:
-    from rich.table import Table
-
-    table = Table(title=f"Promotion ledger: {model}")
     columns = (
         "#",
         "when (UTC)",
@@ -151,31 +182,39 @@ def ledger_table(model: str, entries: Sequence[LedgerEntry]) -> None:
         "reviewers",
         "why",
     )
-    for column in columns:
-        table.add_column(column)
-    for entry in entries:
-        when = entry.recorded_at.strftime("%Y-%m-%d %H:%M:%S") if entry.recorded_at else ""
-        table.add_row(
+    rows = [
+        (
             str(entry.position),
-            when,
+            when(entry.recorded_at),
             entry.kind,
-            entry.champion_before or "—",
-            entry.challenger or "—",
-            entry.champion_after or "—",
+            version_name(entry.champion_before),
+            version_name(entry.challenger),
+            version_name(entry.champion_after),
             entry.actor,
             ", ".join(entry.reviewers) or "—",
             entry.comment,
         )
-    console().print(table)
+        for entry in entries
+    ]
+    table(f"Promotion ledger: {model}", columns, rows)
 
 
-def decision_lines(records: Sequence[DecisionRecord]) -> None:
-    for record in records:
-        typer.echo(
-            f"#{record.position} {record.recorded_at:%Y-%m-%d %H:%M:%S} champion v{record.champion} "
-            f"{', '.join(record.batches)}: {record.decision}"
-            f"{f' (decided by {record.signal})' if record.signal else ''} — {'; '.join(record.reasons)}"
+def decisions_table(model: str, records: Sequence[DecisionRecord]) -> None:
+    """The drift flow's retraining decisions, in the same layout as the promotion ledger."""
+    columns = ("#", "when (UTC)", "decision", "champion", "batches", "decided by", "why")
+    rows = [
+        (
+            str(record.position),
+            when(record.recorded_at),
+            record.decision,
+            version_name(record.champion),
+            ", ".join(record.batches),
+            record.signal or "—",
+            "; ".join(record.reasons),
         )
+        for record in records
+    ]
+    table(f"Retraining decisions: {model}", columns, rows)
 
 
 def drift_json(result: DriftResult) -> None:

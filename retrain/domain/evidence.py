@@ -137,6 +137,13 @@ class Evidence:
             tags.TAG_REASON: self.reason,
         }
 
+    def version_tags(self) -> dict[str, str]:
+        """The few a registered version carries (MLflow shows each as a chip on the version's page):
+        what finds it again (the training key), its data and its contract. The rest is on its run."""
+        keep = (tags.TAG_TRAINING_KEY, tags.TAG_DATA_MD5, tags.TAG_CONTRACT_NAME, tags.TAG_CONTRACT_VERSION)
+        every = self.tags()
+        return {key: every[key] for key in keep}
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -39,6 +39,88 @@ class ModelVersionInfo:
         return data
 
 
+#: What a version's decision record says (``retrain.gate.decision`` holds the same word): the gate's
+#: verdict, a rollout's, or what happened to a champion since.
+DECIDED: Final = ("promoted", "refused", "rejected", "timed out", "superseded", "rolled back")
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    """Everything a version's gate decision was taken on, as a JSON artifact of its training run.
+
+    Kept off the version's tags (MLflow shows each tag as a truncated chip and has no place for JSON),
+    and written *before* the commit point of a move: ``doctor`` rebuilds the ledger entry a crash kept
+    from being written from it (reviewers, comment, flow run, checks, a rollout's plan). ``history``
+    holds the earlier decisions when a later one (a rollout's end, a rollback) replaced them.
+    """
+
+    decision: str
+    reasons: str
+    champion_before: str | None = None
+    reviewers: tuple[str, ...] = ()
+    comment: str = ""
+    flow_run_id: str | None = None
+    checks: tuple[dict[str, Any], ...] = ()
+    rollout: dict[str, Any] | None = None  # a candidate's plan: strategy and share
+    holdout: dict[str, Any] | None = None  # both models' metrics on the same holdout rows
+    decided_at: str = ""
+    history: tuple[dict[str, str], ...] = ()
+
+    def then(self, decision: str, reasons: str, at: str, **changes: Any) -> DecisionRecord:
+        """The record after a later decision about the same version; the earlier one goes to history."""
+        earlier = {"decision": self.decision, "reasons": self.reasons, "decided_at": self.decided_at}
+        data = {**asdict(self), **changes, "decision": decision, "reasons": reasons, "decided_at": at}
+        data["history"] = (*self.history, earlier)
+        return DecisionRecord.from_dict(data)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("reviewers", "checks", "history"):
+            data[key] = list(data[key])
+        return data
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> DecisionRecord:
+        return cls(
+            decision=str(raw["decision"]),
+            reasons=str(raw.get("reasons", "")),
+            champion_before=None if raw.get("champion_before") in (None, "") else str(raw["champion_before"]),
+            reviewers=tuple(str(name) for name in raw.get("reviewers", ())),
+            comment=str(raw.get("comment", "")),
+            flow_run_id=raw.get("flow_run_id") or None,
+            checks=tuple(dict(check) for check in raw.get("checks", ())),
+            rollout=raw.get("rollout"),
+            holdout=raw.get("holdout"),
+            decided_at=str(raw.get("decided_at", "")),
+            history=tuple(dict(item) for item in raw.get("history", ())),
+        )
+
+
+#: Decisions that end a challenger's judging: its ``challenger`` alias goes with them.
+FINAL_REFUSALS: Final = ("refused", "rejected", "timed out")
+
+#: A version's state as ``retrain status`` shows it, from its aliases first, then its decision.
+_ALIAS_STATES: Final = (
+    (CHAMPION, "champion"),
+    (CANDIDATE, "rolling out"),
+    (CHALLENGER, "challenger waiting"),
+    (PREVIOUS_CHAMPION, "previous champion"),
+)
+_DECISION_STATES: Final = {"promoted": "retired", "candidate": "rollout interrupted"}
+
+
+def version_state(aliases: tuple[str, ...], decision: str | None) -> str:
+    """What a version is now, in a word people read: an alias says it first (a champion is a champion
+    whatever it was decided before); a version without one is what its last decision made it (a
+    promoted version without an alias has been replaced: ``retired``); never judged: ``registered``."""
+    for alias, state in _ALIAS_STATES:
+        if alias in aliases:
+            return state
+    if decision is None or decision == "":
+        return "registered"
+    return _DECISION_STATES.get(decision, decision)
+
+
 def canonical_hash(payload: Any) -> str:
     """sha256 of canonical JSON: equal content gives an equal hash whatever the key order."""
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)

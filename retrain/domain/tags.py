@@ -23,20 +23,13 @@ TAG_FLOW_RUN: Final = "retrain.flow_run_id"
 TAG_TRIGGERED_BY: Final = "retrain.triggered_by"
 TAG_REASON: Final = "retrain.reason"
 
-# --- The gate decision, written on the challenger at the tag-decision step of a promotion --------
+# --- The decision, on the version: one word (promoted, refused, rejected, timed out, candidate,
+# superseded, rolled back); the version's description says why. Everything it was taken on (checks,
+# reviewers, the champion judged against, a rollout's plan) is the run's DECISION_DOCUMENT.
 TAG_DECISION: Final = "retrain.gate.decision"
-TAG_REASONS: Final = "retrain.gate.reasons"
-TAG_CHECKS: Final = "retrain.gate.checks"  # one line per check, without details (a tag is short)
-# So that ``doctor`` can write the ledger entry of a promotion a crash interrupted with the same
-# reviewers, comment and flow run.
-TAG_CHAMPION_BEFORE: Final = "retrain.gate.champion_before"
-TAG_REVIEWERS: Final = "retrain.review.reviewers"
-TAG_REVIEW_COMMENT: Final = "retrain.review.comment"
-TAG_PROMOTION_FLOW_RUN: Final = "retrain.promotion.flow_run_id"
-TAG_ROLLED_BACK: Final = "retrain.rolled_back"  # on a champion demoted by a rollback: why
-# On a challenger that became ``candidate``: how its rollout was planned (the doctor rebuilds its start).
-TAG_ROLLOUT_STRATEGY: Final = "retrain.rollout.strategy"
-TAG_ROLLOUT_SHARE: Final = "retrain.rollout.share"
+DECISION_DOCUMENT: Final = (
+    "gate/decision.json"  # artifact of the training run (retrain.domain.lifecycle.DecisionRecord)
+)
 
 # --- Tags on MLflow runs ------------------------------------------------------------------------
 TAG_CRASHED: Final = "retrain.crashed"  # on runs a crashed flow run left open: why they were failed

@@ -202,7 +202,7 @@ def services(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mlflow_template: P
 
 def _train_and_keep(root: Path, refuse: bool) -> None:
     """Five demo days trained into v1: promoted (approved by ada) as champion, or refused by a floor no
-    model reaches, which leaves v1 registered as challenger under the same training key (the floor is
+    model reaches, which leaves v1 registered (refused, without an alias) under the same training key (the floor is
     not part of it); the refusal's ledger entry and reports are then dropped, so the ledger is empty."""
     from flows.training import TrainingRequest, training
     from retrain.adapters.workspace import write_params

@@ -291,3 +291,73 @@ def test_every_command_refuses_bad_options_in_one_line(project: Path, tmp_path: 
         if result.exit_code != 2 or not one_line or words not in result.output:
             failures.append(f"{' '.join(args)} -> exit {result.exit_code}: {result.output[-300:]!r}")
     assert not failures, "\n".join(failures)
+
+
+def _command_paths(group: object, prefix: tuple[str, ...] = ()) -> set[str]:
+    """Every command the CLI has, sub-commands of ``stack``, ``reviewer``, ``contract`` included."""
+    commands = getattr(group, "commands", {})
+    found: set[str] = set()
+    for name, command in commands.items():
+        path = (*prefix, name)
+        found |= _command_paths(command, path) if getattr(command, "commands", None) else {" ".join(path)}
+    return found
+
+
+def _wrong_arguments(tmp_path: Path, project: Path) -> dict[str, tuple[list[str], str]]:
+    """One wrong argument per command, and words its answer must hold. A missing params.yaml is what
+    a wrong --project gives; the others are each command's own mistake."""
+    nowhere = ["--project", str(tmp_path / "no-project")]
+    absent = str(tmp_path / "absent.parquet")
+    here = ["--project", str(project)]
+    return {
+        "train": (["--reason", "  ", *here], "--reason needs"),
+        "status": (nowhere, "settings file not found"),
+        "generate": (["--days", "0", *here], "--days must be at least 1"),
+        "snapshot": (nowhere, "settings file not found"),
+        "fit": (["--metrics", str(tmp_path), *here], "it must be a file"),
+        "validate": ([absent, *here], "absent.parquet does not exist"),
+        "ingest": ([absent, *here], "absent.parquet does not exist"),
+        "reproduce": (["99", *nowhere], "settings file not found"),
+        "history": (nowhere, "settings file not found"),
+        "doctor": (nowhere, "settings file not found"),
+        "rollback": (["--reason", " x ", *here], "--reason needs at least 3"),
+        "drift": ([absent, *here], "absent.parquet does not exist"),
+        "score": ([absent, *here], "absent.parquet does not exist"),
+        "feedback": ([absent, *here], "absent.parquet does not exist"),
+        "report": (nowhere, "settings file not found"),
+        "decisions": (nowhere, "settings file not found"),
+        "deploy": (nowhere, "settings file not found"),
+        "serve": (nowhere, "settings file not found"),
+        "approve": (["0000", "--reviewer", "nobody", *here], "'nobody' is not listed in approval.reviewers"),
+        "reject": (["0000", "--reviewer", "nobody", "--reason", "no", *here], "not listed in approval.reviewers"),
+        "sign": (["0000", "--reviewer", "nobody", "--decision", "approve", *here], "not listed"),
+        "pending": (nowhere, "settings file not found"),
+        "demo": (["--days", "2"], "--days"),
+        "init": ([str(tmp_path / "new"), "--data", absent, "--target", "y"], "absent.parquet"),
+        "reviewer keygen": (["bad name!", *here], "a reviewer name is letters, digits"),
+        "contract release": (["loans", "99", *here], "v99.json does not exist"),
+        "stack up": (["--bogus"], "No such option: --bogus"),
+        "stack setup": (["--bogus"], "No such option: --bogus"),
+        "stack down": (["--bogus"], "No such option: --bogus"),
+        "stack reset": ([], "Run again with --yes"),
+        "stack status": (["--bogus"], "No such option: --bogus"),
+    }
+
+
+def test_every_command_answers_a_wrong_argument_in_a_few_lines_without_a_traceback(project: Path, tmp_path: Path):
+    """Every command of the CLI (a new one without a case here fails this test), given a wrong
+    argument: exit 1 or 2, an ``error:`` line (click's ``Error:`` for an unknown option) that says
+    what was wrong, at most four lines, and no exception escaping."""
+    import typer.main
+
+    cases = _wrong_arguments(tmp_path, project)
+    assert _command_paths(typer.main.get_command(app)) == set(cases)
+    failures = []
+    for path, (args, words) in cases.items():
+        result = CliRunner().invoke(app, [*path.split(), *args])
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        escaped = result.exception is not None and not isinstance(result.exception, SystemExit)
+        said = any(line.startswith(("error: ", "Error: ")) for line in lines) and words in result.output
+        if result.exit_code not in (1, 2) or escaped or not said or len(lines) > 4 or "Traceback" in result.output:
+            failures.append(f"retrain {path} {' '.join(args)} -> exit {result.exit_code}: {result.output[-400:]!r}")
+    assert not failures, "\n".join(failures)

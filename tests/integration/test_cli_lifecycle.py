@@ -43,7 +43,7 @@ def test_demo_then_status_shows_champion_with_metrics_md5_and_contract(embedded:
     status = runner.invoke(app, ["status", "--project", str(REPO_ROOT), "--json"])
     assert status.exit_code == 0, status.output
     report = json.loads(status.output)
-    assert set(report) >= {"champion", "challenger", "previous_champion"}
+    assert set(report) >= {"champion", "candidate", "challenger", "previous-champion", "versions", "latest_gate"}
     champion = report["champion"]
     assert champion["version"] in {"1", "2"}
     assert {"roc_auc", "pr_auc", "log_loss", "brier"} <= set(champion["metrics"])
@@ -52,9 +52,16 @@ def test_demo_then_status_shows_champion_with_metrics_md5_and_contract(embedded:
     assert champion["contract"] == {"name": contract.name, "version": contract.version}
     # the shallow model, refused, is the newest version (after v1, v2 rolled out, v3 trained on the
     # newest days and rolled out, and any retraining a drifted day started)
-    assert int(report["challenger"]["version"]) >= 4
-    assert int(report["challenger"]["version"]) > int(champion["version"])
-    assert report["challenger"]["tags"]["retrain.gate.decision"] == "refused"
+    newest = report["versions"][0]
+    assert int(newest["version"]) >= 4 and int(newest["version"]) > int(champion["version"])
+    assert newest["state"] == "refused" and newest["aliases"] == [] and report["challenger"] is None
+    states = {row["version"]: row["state"] for row in report["versions"]}
+    assert states[champion["version"]] == "champion" and "rolled back" in states.values()
+    gate = report["latest_gate"]  # the refusal's comparison, both models on the same rows
+    assert gate["challenger"] == newest["version"] and gate["outcome"] == "refused"
+    assert gate["champion"] == champion["version"] and gate["rows"] > 0
+    table = runner.invoke(app, ["status", "--project", str(REPO_ROOT)])
+    assert table.exit_code == 0 and "refused" in table.output and "latest gate, on the same" in table.output
     assert (embedded / "mlflow" / "mlflow.db").is_file() and (embedded / "ledger.db").is_file()
     history = json.loads(runner.invoke(app, ["history", "--project", str(REPO_ROOT), "--json"]).output)
     assert [entry["kind"] for entry in history][-1] == "refusal"
@@ -88,7 +95,8 @@ def test_status_without_any_model_prints_nulls(services: Path):
     result = CliRunner().invoke(app, ["status", "--project", str(REPO_ROOT), "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
-    assert report["champion"] is None and report["challenger"] is None and report["previous_champion"] is None
+    assert report["champion"] is None and report["challenger"] is None and report["previous-champion"] is None
+    assert report["versions"] == [] and report["latest_gate"] is None
 
 
 def test_bad_params_stop_with_key_and_file(tmp_path: Path, services: Path):
@@ -194,7 +202,8 @@ def test_a_second_demo_beside_two_cpu_burners_starts_fresh_and_takes_the_same_de
         statuses.append(json.loads(runner.invoke(app, ["status", "--project", str(REPO_ROOT), "--json"]).output))
         histories.append(json.loads(runner.invoke(app, ["history", "--project", str(REPO_ROOT), "--json"]).output))
     first, second = statuses
-    assert second["challenger"]["version"] == "4" and second["champion"]["version"] == first["champion"]["version"]
+    assert second["versions"][0]["version"] == "4" and second["versions"][0]["state"] == "refused"
+    assert second["champion"]["version"] == first["champion"]["version"]
     assert [(e["kind"], e["champion_after"]) for e in histories[1]] == [
         (e["kind"], e["champion_after"]) for e in histories[0]
     ], [entry.get("comment") for history in histories for entry in history]  # the gates' reasons

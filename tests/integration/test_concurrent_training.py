@@ -219,7 +219,7 @@ def test_simultaneous_trainings_register_once_per_key_and_promote_by_compare_and
     assert _runs_saying(second, "promoted") == 1, second
 
     status = json.loads(runner.invoke(app, ["status", "--project", str(project), "--json"]).output)
-    assert status["champion"]["version"] == winner and status["previous_champion"]["version"] == "1"
+    assert status["champion"]["version"] == winner and status["previous-champion"]["version"] == "1"
     healthy = runner.invoke(app, ["doctor", "--project", str(project)])
     assert healthy.exit_code == 0 and "healthy" in healthy.output, healthy.output
 

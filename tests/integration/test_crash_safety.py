@@ -75,8 +75,8 @@ def _register_two_models(registry: ModelRegistry, rounds_list: tuple[int, ...] =
         registry.register(logged, {})
 
 
-@pytest.mark.parametrize("step", STEPS)
-def test_killed_promotion_leaves_one_champion_and_doctor_reconciles(step: str, tmp_path: Path):
+def _kill_judging(script: str, step: str, tmp_path: Path) -> tuple[ModelRegistry, Ledger]:
+    """v1 champion, v2 challenger judged against it by ``script``, killed (SIGKILL) after ``step``."""
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
     artifacts = (tmp_path / "artifacts").as_uri()
     ledger_url = f"sqlite:///{tmp_path / 'ledger.db'}"
@@ -86,14 +86,19 @@ def test_killed_promotion_leaves_one_champion_and_doctor_reconciles(step: str, t
     registry.set_alias(CHALLENGER, "2")
     ledger = Ledger(ledger_url)
     ledger.append(LedgerEntry("m", "promotion", None, "1", "1", "pytest", "first champion"))
-
     done = subprocess.run(
-        [sys.executable, "-c", PROMOTE, tracking, artifacts, ledger_url, step],
+        [sys.executable, "-c", script, tracking, artifacts, ledger_url, step],
         capture_output=True,
         text=True,
         check=False,
     )
     assert done.returncode == -signal.SIGKILL, done.stderr
+    return registry, ledger
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_killed_promotion_leaves_one_champion_and_doctor_reconciles(step: str, tmp_path: Path):
+    registry, ledger = _kill_judging(PROMOTE, step, tmp_path)
 
     champion = registry.by_alias(CHAMPION)
     assert champion is not None and champion.version == ("2" if STEPS.index(step) >= STEPS.index("champion") else "1")
@@ -118,6 +123,31 @@ def test_killed_promotion_leaves_one_champion_and_doctor_reconciles(step: str, t
         assert any("missing ledger entry" in action for action in report.repaired)
     again = doctor(registry, ledger)  # a second look finds nothing left to repair
     assert again.repaired == [] and again.healthy
+    ledger.dispose()
+
+
+REFUSE = PROMOTE.replace(
+    'Check("min_gain", True, 0.01, 0.0, "better")', 'Check("min_gain", False, -0.01, 0.0, "worse")'
+)
+
+
+@pytest.mark.parametrize("step", ("tag-decision", "ledger"))
+def test_killed_refusal_leaves_the_champion_and_doctor_clears_the_judged_challenger(step: str, tmp_path: Path):
+    """A refusal's steps: the decision (document, then tag), the ledger, then ``challenger`` goes. Killed
+    before the alias went, the doctor removes it: a refused model is never shadow-scored again."""
+    registry, ledger = _kill_judging(REFUSE, step, tmp_path)
+    marked = registry.by_alias(CHALLENGER)
+    assert marked is not None and marked.version == "2" and marked.tags["retrain.gate.decision"] == "refused"
+
+    report = doctor(registry, ledger)
+
+    assert report.repaired == ["removed challenger from v2, which was refused"] and report.healthy
+    assert registry.by_alias(CHALLENGER) is None
+    champion = registry.by_alias(CHAMPION)
+    assert champion is not None and champion.version == "1"
+    record = registry.decision_record(registry.by_version("2"))
+    assert record is not None and record.decision == "refused" and record.champion_before == "1"
+    assert [e.kind for e in ledger.entries("m")] == ["promotion"] + (["refusal"] if step == "ledger" else [])
     ledger.dispose()
 
 

@@ -125,7 +125,7 @@ def test_history_and_rollback_through_the_cli(workspace: Path):
     rolled = runner.invoke(app, ["rollback", "--reason", "v2 misbehaves in production", *project])
     assert rolled.exit_code == 0, rolled.output
     status = json.loads(runner.invoke(app, ["status", *project, "--json"]).output)
-    assert status["champion"]["version"] == "1" and status["previous_champion"] is None
+    assert status["champion"]["version"] == "1" and status["previous-champion"] is None
     last = json.loads(runner.invoke(app, ["history", *project, "--json"]).output)[-1]
     assert (last["kind"], last["champion_before"], last["champion_after"]) == ("rollback", "2", "1")
     assert last["comment"] == "v2 misbehaves in production"

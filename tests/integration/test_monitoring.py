@@ -26,6 +26,7 @@ from retrain.application.results import DeployedTraining, DriftResult, Triggered
 from retrain.cli import app
 from retrain.cli.demo_run import DRIFTED_DAY, write_demo_batches
 from retrain.domain.demo_data import NO_CHANGES, generate_day
+from retrain.domain.lifecycle import CHALLENGER
 from tests.integration.conftest import registry_for, reviewed, workspace_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_api")]
@@ -173,9 +174,12 @@ def test_unseen_categories_and_all_missing_columns_do_not_crash_the_flow(workspa
 def test_scoring_writes_versions_and_compares_the_shadow_challenger(workspace: Path, tmp_path: Path):
     write_params(workspace, {"model": {"xgboost": {"max_depth": 1, "num_boost_round": 5}}})
     refused = reviewed(lambda: training(TrainingRequest(project_dir=str(workspace), triggered_by="pytest")))
-    assert not refused.outcome.promoted  # v2 stays challenger: scored in shadow
-
+    assert not refused.outcome.promoted
     batch = _new_day(workspace, tmp_path, 5, drifted=False)
+    alone = scoring(ScoringRequest(batch=str(batch), project_dir=str(workspace)))
+    assert alone.challenger is None and alone.shadow is None  # refused: no alias, never shadow-scored
+
+    registry_for(workspace).set_alias(CHALLENGER, "2")  # as while v2 waits for its reviewers
     result = scoring(ScoringRequest(batch=str(batch), project_dir=str(workspace)))
     predictions = pd.read_parquet(result.predictions)
     assert set(predictions["model_version"]) == {"1"} and set(predictions["shadow_model_version"]) == {"2"}
@@ -344,7 +348,8 @@ def test_a_batch_read_in_small_pieces_scores_and_drifts_exactly_as_read_whole(wo
     import pyarrow.parquet as pq
 
     write_params(workspace, {"model": {"xgboost": {"max_depth": 1, "num_boost_round": 5}}})
-    reviewed(lambda: training(TrainingRequest(project_dir=str(workspace), triggered_by="pytest")))  # a shadow
+    reviewed(lambda: training(TrainingRequest(project_dir=str(workspace), triggered_by="pytest")))  # refused
+    registry_for(workspace).set_alias(CHALLENGER, "2")  # a shadow, as while it waits for its reviewers
     batch = _new_day(workspace, tmp_path, 5, drifted=True)
     results = {}
     for piece_rows in (97, 1_000_000):

@@ -11,12 +11,13 @@ import pandas as pd
 import pytest
 
 from flows.training import TrainingRequest, training
+from retrain.adapters.environment import resolve_runtime
 from retrain.application.results import TrainingResult
 from retrain.application.status import lifecycle_status
 from retrain.cli.demo_run import write_demo_batches
 from retrain.domain.demo_data import DayChanges, SchemaBreak, generate_day
 from retrain.domain.errors import ContractViolation
-from retrain.domain.tags import TAG_DATA_MD5, TAG_DECISION, TAG_REASONS, TAG_TRAINING_KEY
+from retrain.domain.tags import DECISION_DOCUMENT, TAG_DATA_MD5, TAG_DECISION, TAG_TRAINING_KEY
 from tests.integration.conftest import registry_for, reviewed, workspace_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_api")]
@@ -67,12 +68,19 @@ def test_first_run_makes_a_champion_with_lineage_plots_and_reports(workspace: Pa
     assert result.outcome.promoted and result.outcome.note == "first champion"
     status = lifecycle_status(registry_for(workspace))
     champion = status["champion"]
-    assert champion["version"] == "1" and status["challenger"] is None and status["previous_champion"] is None
+    assert champion["version"] == "1" and status["challenger"] is None and status["previous-champion"] is None
     assert 0.6 < champion["metrics"]["roc_auc"] < 0.95
     assert set(champion["metrics"]) >= {"roc_auc", "pr_auc", "log_loss", "brier"}
     contract = workspace_settings(workspace).contract
     assert champion["contract"] == {"name": contract.name, "version": contract.version}
-    assert champion["tags"]["retrain.triggered_by"] == "pytest"
+    # the version: a handful of short tags (its decision, data, contract, key); the rest is on its run
+    assert set(champion["tags"]) == {
+        TAG_TRAINING_KEY,
+        TAG_DATA_MD5,
+        "retrain.contract_name",
+        "retrain.contract_version",
+        TAG_DECISION,
+    }
 
     # The data md5 recorded on the model is the one DVC wrote into dvc.lock, and the remote holds it.
     lock = (workspace / "dvc.lock").read_text()
@@ -84,6 +92,7 @@ def test_first_run_makes_a_champion_with_lineage_plots_and_reports(workspace: Pa
     from mlflow import MlflowClient
 
     client = MlflowClient()
+    assert client.get_run(champion["run_id"]).data.tags["retrain.triggered_by"] == "pytest"
     plots = {a.path for a in client.list_artifacts(champion["run_id"], "plots")}
     assert plots == {
         "plots/roc.png",
@@ -110,7 +119,8 @@ def test_weak_first_model_below_the_floor_gets_no_alias(workspace: Path):
     assert not result.outcome.promoted
     assert any("misses the floor" in reason for reason in result.outcome.reasons)
     status = lifecycle_status(registry_for(workspace))
-    assert status["champion"] is None and status["challenger"]["version"] == "1"
+    assert status["champion"] is None and status["challenger"] is None  # refused: no alias, no shadow
+    assert [(row["version"], row["state"]) for row in status["versions"]] == [("1", "refused")]
 
 
 def test_better_challenger_is_promoted_and_previous_champion_kept(workspace: Path):
@@ -126,9 +136,13 @@ def test_better_challenger_is_promoted_and_previous_champion_kept(workspace: Pat
     assert second.outcome.promoted, second.decision
     status = lifecycle_status(registry_for(workspace))
     assert status["champion"]["version"] == "2"
-    assert status["previous_champion"]["version"] == "1"
+    assert status["previous-champion"]["version"] == "1"
     assert status["challenger"] is None
     assert status["champion"]["tags"][TAG_DECISION] == "promoted"
+    assert [(row["version"], row["state"]) for row in status["versions"]] == [
+        ("2", "champion"),
+        ("1", "previous champion"),
+    ]
     # Both models were scored on the same (new) holdout rows.
     assert second.champion_before is not None and second.champion_before.metrics is not None
     assert second.champion_before.version == "1"
@@ -156,16 +170,31 @@ def test_worse_challenger_is_refused_and_champion_unchanged(workspace: Path):
 
     assert not refused.outcome.promoted
     assert any("non-inferiority: the lower bound does not exceed" in r for r in refused.outcome.reasons)
-    status = lifecycle_status(registry_for(workspace))
+    registry = registry_for(workspace)
+    model = workspace_settings(workspace).model.registered_name
+    status = lifecycle_status(registry, resolve_runtime(project_dir=workspace).ledger_url, "roc_auc")
     assert status["champion"]["version"] == "1"
-    assert status["challenger"]["version"] == "2"
-    assert status["previous_champion"] is None
-    tags = status["challenger"]["tags"]
-    assert tags[TAG_DECISION] == "refused" and "CI [" in tags[TAG_REASONS]
+    assert status["challenger"] is None  # refused for good: the alias goes, shadow scoring stops with it
+    assert status["previous-champion"] is None
+    assert [(row["version"], row["state"]) for row in status["versions"]] == [("2", "refused"), ("1", "champion")]
+    # the comparison status shows is the gate's, both models on the same holdout rows
+    gate = status["latest_gate"]
+    assert (gate["challenger"], gate["champion"], gate["outcome"], gate["metric"]) == ("2", "1", "refused", "roc_auc")
+    judged = refused.champion_before
+    assert judged is not None and judged.metrics is not None
+    assert gate["champion_value"] == pytest.approx(judged.metrics["roc_auc"])
+    assert gate["challenger_value"] == pytest.approx(refused.challenger.metrics["roc_auc"])
+    assert gate["ci"][0] <= gate["gain"] <= gate["ci"][1] and gate["rows"] > 0
+    # the version carries a handful of short tags; what the decision was taken on is an artifact
+    version = registry.client.get_model_version(model, "2")
+    assert version.tags[TAG_DECISION] == "refused" and len(version.tags) <= 5
+    assert all(len(value) <= 64 for value in version.tags.values())
+    record = registry.load_document(str(version.run_id), DECISION_DOCUMENT)
+    assert record["decision"] == "refused" and "CI [" in record["reasons"] and record["champion_before"] == "1"
+    assert {check["name"] for check in record["checks"]} >= {"absolute_floor", "non_inferiority"}
     state_type, state_name, name, run_tags = _as_listed(refused.flow_run_id)
     assert (state_type, state_name) == ("COMPLETED", "Refused") and " v2 on " in name
     assert "decision:refused" in run_tags
-    version = registry_for(workspace).client.get_model_version(workspace_settings(workspace).model.registered_name, "2")
     description = str(version.description)
     assert description.startswith("refused: ") and "non-inferiority" in description
 

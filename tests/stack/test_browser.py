@@ -123,7 +123,8 @@ def test_a_reviewer_approves_in_the_prefect_ui_and_sees_the_champion_in_mlflow(
 
     person = _mlflow_as(live_stack, "demo-reviewer", live_stack.keys["mlflow_people"]["demo-reviewer"], monkeypatch)
     champion = person.get_model_version_by_alias(MODEL, "champion")
-    assert champion.tags["retrain.flow_run_id"] == run_id
+    assert person.get_run(str(champion.run_id)).data.tags["retrain.flow_run_id"] == run_id
+    assert champion.tags["retrain.gate.decision"] == "promoted" and len(champion.tags) <= 5
     mlflow = browser.new_context(
         viewport={"width": 1400, "height": 1000},
         http_credentials={"username": "demo-reviewer", "password": live_stack.keys["mlflow_people"]["demo-reviewer"]},
