@@ -1,5 +1,7 @@
 """The drift flow: newest batches vs the champion's reference → debounced decision → retraining.
 
+Asked only to report (``act`` false: ``retrain drift`` without ``--act``), it stops after the report:
+the MLflow run and the artifact, no decision recorded, nothing started, final state "Reported".
 Wiring only. Retraining runs the training deployment (``retraining.deployment``) when it exists,
 with an idempotency key per decision; under the embedded default (nothing deployed) it runs the
 training flow in-process, as a subflow of this run, so the UI links the two.
@@ -17,7 +19,7 @@ from pydantic import BaseModel, Field
 from flows.training import TrainingRequest, training
 from retrain.adapters.environment import resolve_runtime
 from retrain.adapters.registry import ModelRegistry
-from retrain.application.monitoring import drift_result, retraining_request
+from retrain.application.monitoring import drift_outcome, drift_result, retraining_request
 from retrain.application.results import DriftResult
 from retrain.domain.notices import drift_decision
 from retrain.domain.runs import decision_tag, drift_run_name, drift_state_name
@@ -40,13 +42,18 @@ TOLD_DECISIONS = frozenset({"retrain", "budget"})
 
 
 class DriftRequest(BaseModel):
-    """What to check; the defaults check the newest batches and act on the decision."""
+    """What to check; the defaults check the newest batches and act on the decision (the schedule's
+    runs act; the CLI reports unless told ``--act``)."""
 
     project_dir: str | None = Field(default=None, description="Project holding params.yaml.")
     batches: list[str] = Field(
         default_factory=list, description="Batch files to check; empty means the newest drift.window_batches."
     )
-    act: bool = Field(default=True, description="Start the retraining when the decision is 'retrain'.")
+    act: bool = Field(
+        default=True,
+        description="Decide (recorded in the decision log) and start the retraining the decision calls for; "
+        "false: report only, nothing decided, recorded or started.",
+    )
 
 
 @flow(
@@ -68,16 +75,29 @@ def drift(request: DriftRequest | None = None) -> DriftResult:
     champion, profile = reference_task(registry)
     window = scan_window_task(where.project_dir, settings, request.batches, registry, champion, profile)
     report = detect_drift_task(profile, window, settings, where.ledger_url)
-    record = decide_task(where.ledger_url, settings, report, champion, window, flow_run_id, where.project_dir)
+    # only a check that acts decides: one that reports leaves the decision log (cooldown, budget,
+    # catch-up) as it found it
+    record = (
+        decide_task(where.ledger_url, settings, report, champion, window, flow_run_id, where.project_dir)
+        if request.act
+        else None
+    )
+    outcome = drift_outcome(report, record)
     monitoring_run = publish_drift_task(
-        registry, settings, profile, window, report, record, champion, where.reports_dir / flow_run_id
+        registry,
+        settings,
+        profile,
+        window,
+        report,
+        outcome,
+        champion,
+        where.reports_dir / flow_run_id,
+        where.mlflow_ui_url,
     )
-    result = {**drift_result(report, record, champion, window), "mlflow_run": monitoring_run, "training": None}
-    print(
-        f"drift share {report.drift_share:.0%} of the champion's importance, decided by {report.signal}: "
-        f"{record.decision} ({'; '.join(record.reasons)})"
-    )
-    if record.decision == "retrain" and request.act:
+    result = {**drift_result(report, outcome, champion, window), "mlflow_run": monitoring_run, "training": None}
+    said = outcome.note or f"decided by {report.signal}: {outcome.decision}"
+    print(f"drift share {report.drift_share:.0%} of the champion's importance; {said} ({'; '.join(outcome.reasons)})")
+    if record is not None and record.decision == "retrain":
         deployed_run = trigger_deployment_task(settings, where.project_dir, record, flow_run_id)
         if deployed_run is not None:
             result["training"] = {"flow_run_id": deployed_run, "via": settings.retraining.deployment}
@@ -88,13 +108,13 @@ def drift(request: DriftRequest | None = None) -> DriftResult:
                 "flow_run_id": trained.flow_run_id,
                 "via": "in-process",
             }
-    if record.decision in TOLD_DECISIONS:
+    if outcome.decision in TOLD_DECISIONS:
         started = (result["training"] or {}).get("flow_run_id")
-        tell(drift_decision(settings.model.registered_name, record.decision, record.reasons, started))
+        tell(drift_decision(settings.model.registered_name, outcome.decision, outcome.reasons, started))
     # the runs list says what the check decided: a named final state, a name, model/decision tags
     model = settings.model.registered_name
-    ended = drift_state_name(record.decision, request.act)
+    ended = drift_state_name(outcome.decision, outcome.acted)
     name = drift_run_name(model, champion.version if champion else None, window.batches)
     label_run_task(flow_run_id, name, [f"model:{model}", decision_tag(ended)])
-    headline = f"drift share {report.drift_share:.0%}: {record.decision}"
+    headline = f"drift share {report.drift_share:.0%}: {outcome.note or outcome.decision}"
     return cast(DriftResult, Completed(data=DriftResult.model_validate(result), name=ended, message=headline))

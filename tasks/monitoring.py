@@ -19,7 +19,7 @@ from retrain.adapters.environment import Runtime
 from retrain.adapters.ledger import DecisionRecord
 from retrain.adapters.registry import ModelRegistry
 from retrain.application import monitoring
-from retrain.application.monitoring import ScoredBatch, Window
+from retrain.application.monitoring import DriftOutcome, ScoredBatch, Window
 from retrain.application.rollout import Routing
 from retrain.domain import tags
 from retrain.domain.drift import DriftReport
@@ -83,17 +83,22 @@ def publish_drift_task(
     profile: ReferenceProfile,
     window: Window,
     report: DriftReport,
-    record: DecisionRecord,
+    outcome: DriftOutcome,
     champion: ModelVersionInfo,
     reports_dir: Path,
+    mlflow_ui_url: str,
 ) -> str:
-    """Markdown artifact (per-feature table by severity), a plot of the worst features in MLflow, JSON."""
-    create_markdown_artifact(
-        monitoring.drift_markdown(report, record, champion, window),
-        key=tags.ARTIFACT_DRIFT_REPORT,
-        description="Drift vs the champion",
+    """The MLflow monitoring run (the grid of every drifted feature's distributions, the JSON), then the
+    Markdown artifact (per-row table by severity) that links the grid; returns the run's id."""
+    recorded = monitoring.record_drift(
+        registry, settings, profile, window, report, outcome, champion, reports_dir, mlflow_ui_url
     )
-    return monitoring.record_drift(registry, settings, profile, window, report, record, champion, reports_dir)
+    create_markdown_artifact(
+        monitoring.drift_markdown(report, outcome, champion, window, recorded),
+        key=tags.ARTIFACT_DRIFT_REPORT,
+        description="Drift vs the champion" + (" (report only)" if not outcome.acted else ""),
+    )
+    return recorded.run_id
 
 
 @task(name="trigger-retraining", cache_policy=NO_CACHE, **RETRYING)

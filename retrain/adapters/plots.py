@@ -1,4 +1,4 @@
-"""The evaluation plots logged with every model, per task, and the drift plot.
+"""The evaluation plots logged with every model, per task, and the drift grid.
 
 Binary: ROC, precision-recall, calibration; multiclass: the confusion matrix and the top-class
 calibration; regression: residuals against the prediction and predicted against actual. Every task:
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from retrain.domain.dashboard import Dashboard
-    from retrain.domain.drift import DistributionPair
+    from retrain.domain.drift_view import DriftGrid
     from retrain.domain.task import Task
 
 
@@ -143,23 +143,47 @@ def importance_figure(booster: xgb.Booster, top: int = 20) -> Figure:
     return figure
 
 
-def drift_figure(pairs: list[DistributionPair], title: str) -> Figure:
-    """Reference vs current shares for the most drifted features, one panel each."""
+def drift_grid_figure(grid: DriftGrid) -> Figure:
+    """Reference vs current shares of every row the grid holds, one small panel each, ``layout.columns``
+    to a row: numeric features over the reference's equal-mass bins, categorical ones over their
+    categories, missing values last; a drifted row's title in red."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
-    figure = Figure(figsize=(10, 2.6 * max(len(pairs), 1)), dpi=100)
-    figure.suptitle(title)
-    for index, pair in enumerate(pairs, start=1):
-        axes = figure.add_subplot(max(len(pairs), 1), 1, index)
-        positions = np.arange(len(pair.cells))
-        axes.bar(positions - 0.2, pair.reference, width=0.4, label="reference (champion's data)")
-        axes.bar(positions + 0.2, pair.current, width=0.4, label="current batch")
-        axes.set_xticks(positions, pair.cells, rotation=30, ha="right", fontsize=7)
-        axes.set_ylabel("share")
-        axes.set_title(pair.feature, fontsize=9)
+    layout = grid.layout
+    rows, columns = max(layout.rows, 1), max(layout.columns, 1)
+    figure = Figure(figsize=(3.8 * columns, 2.9 * rows + 0.9), dpi=80)
+    figure.suptitle(f"{grid.title}\n{grid.note}", fontsize=10)
+    for index, panel in enumerate(grid.panels, start=1):
+        axes = figure.add_subplot(rows, columns, index)
+        positions = np.arange(len(panel.pair.cells))
+        axes.bar(
+            positions - 0.2, panel.pair.reference, width=0.4, color="tab:blue", label="reference (champion's data)"
+        )
+        axes.bar(positions + 0.2, panel.pair.current, width=0.4, color="tab:orange", label="current batch")
+        axes.set_xticks(positions, panel.pair.cells, rotation=40, ha="right", fontsize=6)
+        axes.yaxis.set_major_locator(MaxNLocator(3))
+        axes.tick_params(axis="y", labelsize=6)
+        # a fixed title position: placing it by the axes' extent measures every tick label (slow)
+        colour = "tab:red" if panel.drifted else "black"
+        axes.set_title(f"{panel.title}\n{panel.subtitle}", fontsize=8, color=colour, y=1.0, pad=3)
         if index == 1:
-            axes.legend(fontsize=7)
-    figure.tight_layout()
+            axes.set_ylabel("share of rows", fontsize=7)
+            axes.legend(fontsize=6)
+    if not grid.panels:
+        axes = figure.add_subplot(1, 1, 1)
+        axes.axis("off")
+        axes.text(0.5, 0.5, "no feature in the reference profile", ha="center", va="center")
+    # fixed spacing in inches (tight_layout measures every label: seconds for sixty panels)
+    height = 2.9 * rows + 0.9
+    figure.subplots_adjust(
+        left=0.45 / (3.8 * columns),
+        right=1 - 0.15 / (3.8 * columns),
+        bottom=0.75 / height,
+        top=1 - 0.9 / height,
+        wspace=0.25,
+        hspace=1.45 / 2.15,
+    )
     return figure
 
 

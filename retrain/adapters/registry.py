@@ -432,6 +432,14 @@ class ModelRegistry:
         return links
 
     @_translated
+    def artifact_place(self, ui_url: str, run_id: str, path: str) -> tuple[str, str]:
+        """Where people find one artifact of a run (of any experiment): its page in the MLflow UI, and
+        its stored URI (a file or S3 URI: what ``mlflow artifacts download`` and the store know)."""
+        info = self.client.get_run(run_id).info
+        page = f"{ui_url.rstrip('/')}/#/experiments/{info.experiment_id}/runs/{run_id}/artifacts/{path}"
+        return page, f"{str(info.artifact_uri).rstrip('/')}/{path}"
+
+    @_translated
     def find_by_training_key(self, key: str) -> ModelVersionInfo | None:
         """The version already trained from this exact data, contract, params and code, if any."""
         for version in self._versions():

@@ -26,12 +26,14 @@ from retrain.application.reaper import expired_leases
 from retrain.application.rollout import Routing
 from retrain.domain import rollout, rowkey, tags
 from retrain.domain.batch_counts import BatchCounts, count_batch
-from retrain.domain.drift import CHANGE_SIGNALS, ConceptChange, DriftReport, detect_drift, distribution_pair
+from retrain.domain.drift import CHANGE_SIGNALS, ConceptChange, DriftReport, detect_drift
+from retrain.domain.drift_view import DriftGrid, drift_grid, feature_line, other_statistics
 from retrain.domain.errors import RetrainError
 from retrain.domain.evidence import REFERENCE_PROFILE
 from retrain.domain.lifecycle import CHALLENGER, CHAMPION, ModelVersionInfo
-from retrain.domain.profile import CategoricalProfile, NumericProfile, ReferenceProfile
-from retrain.domain.retraining import decide_retraining
+from retrain.domain.profile import ReferenceProfile
+from retrain.domain.readable import markdown_text, significant
+from retrain.domain.retraining import REPORT_ONLY, decide_retraining, report_only_note
 from retrain.domain.runs import FlowRunView
 from retrain.domain.scoring import BatchPerformance, batch_performance, unseen_categories
 from retrain.domain.settings import Settings
@@ -313,35 +315,95 @@ def window_data_time(window: Window, settings: Settings) -> dt.datetime:
     return newest
 
 
-def drift_markdown(report: DriftReport, record: DecisionRecord, champion: ModelVersionInfo, window: Window) -> str:
+@dataclass(frozen=True)
+class DriftOutcome:
+    """What a drift check did about its report: the decision it recorded (at ``position`` of the
+    decision log), or, asked only to report, nothing (``REPORT_ONLY``, no position)."""
+
+    decision: str
+    reasons: tuple[str, ...]  # the decision's (drift's own, plus what held it back); report only: drift's own
+    position: int | None
+    note: str | None = None  # report only: that nothing was decided or started, and how to act
+
+    @property
+    def acted(self) -> bool:
+        return self.position is not None
+
+
+def drift_outcome(report: DriftReport, record: DecisionRecord | None) -> DriftOutcome:
+    """The recorded decision, or (``record`` None: the check was not asked to act) report only."""
+    if record is None:
+        return DriftOutcome(REPORT_ONLY, report.reasons, None, report_only_note(report.flagged))
+    return DriftOutcome(record.decision, record.reasons, record.position)
+
+
+@dataclass(frozen=True)
+class RecordedDrift:
+    """The drift check's MLflow run, and where its per-feature grid is: the MLflow UI page of the
+    artifact and the artifact's stored URI (what ``mlflow artifacts download`` and S3 know)."""
+
+    run_id: str
+    grid: DriftGrid
+    grid_page: str
+    grid_uri: str
+
+
+def drift_markdown(
+    report: DriftReport,
+    outcome: DriftOutcome,
+    champion: ModelVersionInfo,
+    window: Window,
+    recorded: RecordedDrift | None = None,
+) -> str:
+    """The ``drift-report`` artifact: what was decided (or that nothing was), every signal, every row by
+    severity with its statistics as people read them, and a link to the grid of distributions."""
+    headline = "report only" if outcome.decision == REPORT_ONLY else outcome.decision
     lines = [
-        f"# Drift check: **{record.decision}**",
+        f"# Drift check: **{headline}**",
         "",
-        f"Batches {', '.join(window.batches)} ({report.rows} rows) vs the reference of champion "
+        f"Batches {markdown_text(', '.join(window.batches))} ({report.rows} rows) vs the reference of champion "
         f"v{champion.version}: {len(report.drifted_features)} of {len(report.weights)} counted features drifted, "
-        f"{report.drift_share:.0%} of the champion's feature importance. Decided by: **{report.signal}**.",
+        f"{report.drift_share:.0%} of the champion's feature importance. "
+        f"{'Deciding signal' if outcome.note else 'Decided by'}: **{report.signal}**.",
         "",
-        *[f"- {reason}" for reason in record.reasons],
+    ]
+    if outcome.note:
+        lines += [f"**{markdown_text(outcome.note)}**", ""]
+    lines += [
+        *[f"- {markdown_text(reason)}" for reason in outcome.reasons],
         "",
+    ]
+    if recorded is not None:
+        grid = recorded.grid
+        lines += [
+            f"Distributions, reference vs now ({markdown_text(grid.note)}): "
+            f"[{tags.ARTIFACT_DRIFT_GRID}]({recorded.grid_page}) in MLflow run `{recorded.run_id}` "
+            f"(stored at `{recorded.grid_uri}`).",
+            "",
+        ]
+    lines += [
         "| signal | value | threshold | verdict | why |",
         "|---|---|---|---|---|",
         *[
-            f"| {item.name} | {item.value:.4f} | {item.threshold:.4g} | {item.verdict} | {item.text} |"
+            f"| {item.name} | {significant(item.value)} | {significant(item.threshold)} | {item.verdict} | "
+            f"{markdown_text(item.text)} |"
             for item in report.signals
         ],
         "",
-        "| feature | weight | kind | statistic | value | threshold | drifted | missing ref → now | other tests |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| feature | weight | kind | statistic | value | threshold | p-value (test) | drifted | missing ref → now "
+        "| other statistics |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     rows = list(report.features) + ([report.prediction] if report.prediction else [])
     for item in rows:
-        others = ", ".join(f"{k} {v:.4g}" for k, v in item.details.items() if v is not None and k != item.statistic)
+        line = feature_line(item)
         weight = report.weights.get(item.feature)
         shown = "—" if item is report.prediction else "not counted" if weight is None else f"{weight:.1%}"
+        tested = line.p_value if line.p_value == "—" else f"{line.p_value} ({line.test})"
         lines.append(
-            f"| {item.feature} | {shown} | {item.kind} | "
-            f"{item.statistic} | {item.value:.4f} | {item.threshold:.4g} | {'**yes**' if item.drifted else 'no'} | "
-            f"{item.missing_reference:.1%} → {item.missing_current:.1%} | {others} |"
+            f"| {markdown_text(line.feature)} | {shown} | {line.kind} | {line.statistic} | {line.value} | "
+            f"{line.threshold} | {tested} | {'**yes**' if item.drifted else 'no'} | "
+            f"{item.missing_reference:.1%} → {item.missing_current:.1%} | {markdown_text(other_statistics(item))} |"
         )
     if report.performance is not None:
         perf = report.performance
@@ -360,16 +422,16 @@ def record_drift(
     profile: ReferenceProfile,
     window: Window,
     report: DriftReport,
-    record: DecisionRecord,
+    outcome: DriftOutcome,
     champion: ModelVersionInfo,
     reports_dir: Path,
-) -> str:
-    """A monitoring run in MLflow (a plot of the worst features, the result as JSON) and ``drift.json``."""
-    by_name: dict[str, NumericProfile | CategoricalProfile] = {p.name: p for p in profile.numeric}
-    by_name.update({p.name: p for p in profile.categorical})
-    worst = [f.feature for f in report.features[:4] if f.feature in by_name]
-    pairs = [distribution_pair(by_name[name], window.counts.columns[name], settings.drift) for name in worst]
-    payload = drift_result(report, record, champion, window)
+    ui_url: str,
+) -> RecordedDrift:
+    """A monitoring run in MLflow (the grid of every drifted feature's distributions, the result as
+    JSON) and ``drift.json``."""
+    title = f"Drift vs champion v{champion.version}: {', '.join(window.batches)}"
+    grid = drift_grid(profile, window.counts, window.predictions, report, settings.drift, title)
+    payload = drift_result(report, outcome, champion, window)
     run_id = registry.log_monitoring_run(
         run_name=f"drift-{window.batches[-1]}",
         metrics={"drift_share": report.drift_share, "drifted_features": float(len(report.drifted_features))},
@@ -377,30 +439,31 @@ def record_drift(
             tags.TAG_KIND: "drift",
             tags.TAG_SIGNAL: report.signal,
             tags.TAG_CHAMPION: champion.version,
-            tags.TAG_MONITORING_DECISION: record.decision,
+            tags.TAG_MONITORING_DECISION: outcome.decision,
             tags.TAG_DRIFT_WORST: ", ".join(
-                f"{f.feature} ({f.statistic} {f.value:.3g})" for f in report.features[:3] if f.drifted
+                f"{f.feature} ({f.statistic} {significant(f.value)})" for f in report.features[:3] if f.drifted
             )[:500],
         },
-        figures={"plots/drift_worst_features.png": plots.drift_figure(pairs, f"Drift vs champion v{champion.version}")},
+        figures={tags.ARTIFACT_DRIFT_GRID: plots.drift_grid_figure(grid)},
         documents={"drift.json": payload},
     )
     reports_dir.mkdir(parents=True, exist_ok=True)
     (reports_dir / "drift.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
-    return run_id
+    page, uri = registry.artifact_place(ui_url, run_id, tags.ARTIFACT_DRIFT_GRID)
+    return RecordedDrift(run_id, grid, page, uri)
 
 
 def drift_result(
-    report: DriftReport, record: DecisionRecord, champion: ModelVersionInfo, window: Window
+    report: DriftReport, outcome: DriftOutcome, champion: ModelVersionInfo, window: Window
 ) -> dict[str, Any]:
     """The drift flow's answer as one JSON-ready object (`retrain drift --json` prints it)."""
     return {
         **report.to_dict(),
-        "decision": record.decision,
-        "reasons": list(record.reasons),  # the decision's reasons (drift's own, plus what held it back)
+        "decision": outcome.decision,
+        "reasons": list(outcome.reasons),  # the decision's reasons (drift's own, plus what held it back)
         "batches": list(window.batches),
         "champion": champion.version,
-        "decision_position": record.position,
+        "decision_position": outcome.position,
     }
 
 

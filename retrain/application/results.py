@@ -222,7 +222,8 @@ class DeployedTraining(ResultModel):
 
 
 class DriftResult(ResultModel):
-    """The drift flow's answer: the report, the (debounced) decision and the retraining it started."""
+    """The drift flow's answer: the report, the (debounced) decision and the retraining it started;
+    report only, the report and ``decision`` "report_only"."""
 
     rows: int
     judged: bool
@@ -240,10 +241,10 @@ class DriftResult(ResultModel):
     not_counted: tuple[str, ...] = ()  # near-constant features
     weights: dict[str, float] = {}  # each counted feature's weight (its share of the champion's importance)
     change_baseline: float | None = None  # a sure performance drop: the champion's holdout level before it
-    decision: str
+    decision: str  # the recorded decision, or "report_only" (a check not asked to act decides nothing)
     batches: tuple[str, ...]
     champion: str
-    decision_position: int
+    decision_position: int | None  # in the decision log; None when nothing was recorded (report only)
     mlflow_run: str | None
     training: TriggeredTraining | DeployedTraining | None
 

@@ -1,4 +1,4 @@
-"""Monitoring commands: check batches for drift (and retrain on the decision), score a batch."""
+"""Monitoring commands: check batches for drift (and, told to act, retrain on the decision), score a batch."""
 
 from __future__ import annotations
 
@@ -15,19 +15,32 @@ if TYPE_CHECKING:
 
 
 def run_drift(project_dir: Path, batch: Path) -> DriftResult:
-    """The drift flow in this process on one batch (a retraining it decides runs as its subflow)."""
+    """The drift flow in this process on one batch, acting as the schedule does (the demo's day): a
+    retraining it decides runs as its subflow."""
     from flows.drift import DriftRequest, drift
 
-    return drift(DriftRequest(project_dir=str(project_dir), batches=[str(batch)]))
+    return drift(DriftRequest(project_dir=str(project_dir), batches=[str(batch)], act=True))
 
 
 def drift_command(
     paths: Annotated[list[Path] | None, typer.Argument(help="Batch files to check (default: the newest).")] = None,
     project: ProjectOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-    act: Annotated[bool, typer.Option("--act/--no-act", help="Start the retraining when the decision says so.")] = True,
+    act: Annotated[
+        bool,
+        typer.Option(
+            "--act",
+            help="Act on the check: decide (debounced, recorded in the decision log) and start the retraining "
+            "the decision calls for. Without it the check only reports.",
+        ),
+    ] = False,
+    no_act: Annotated[bool, typer.Option("--no-act", hidden=True, help="Report only (the default).")] = False,
 ) -> None:
-    """Run the drift flow: batches vs the champion's reference profile, then the (debounced) decision."""
+    """Run the drift flow: batches vs the champion's reference profile, reported (MLflow run, Prefect
+    artifact). Nothing is decided or started unless --act: then the (debounced) decision, and the
+    retraining it calls for. The scheduled drift check always acts."""
+    if act and no_act:
+        fail("--act and --no-act contradict each other: give one (without either the check only reports)", 2)
     for path in paths or []:
         context.input_file(path, "batch file")
     runtime = context.runtime(project)

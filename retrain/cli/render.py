@@ -223,12 +223,41 @@ def drift_json(result: DriftResult) -> None:
 
 
 def drift_summary(result: DriftResult) -> None:
-    typer.echo(
-        f"drift share {result.drift_share:.0%} of the champion's importance ({len(result.drifted_features)} "
-        f"features: {', '.join(result.drifted_features) or 'none'}); decided by {result.signal}: {result.decision}"
+    """The verdict, what was decided (or, report only, that nothing was), the reasons, then a table of
+    the drifted rows with their statistic, p-value and test, the most severe first (--json has them all,
+    raw)."""
+    from retrain.domain import tags
+    from retrain.domain.drift_view import FEATURE_HEADERS, GRID_CAP, feature_line, text_table
+    from retrain.domain.retraining import REPORT_ONLY, report_only_note
+
+    counted = len(result.weights)
+    verdict = (
+        f"deciding signal {result.signal}"
+        if result.decision == REPORT_ONLY
+        else f"decided by {result.signal}: {result.decision}"
     )
+    typer.echo(
+        f"drift share {result.drift_share:.0%} of the champion's importance ({len(result.drifted_features)} of "
+        f"{counted} counted features drifted); {verdict}"
+    )
+    if result.decision == REPORT_ONLY:
+        typer.secho(report_only_note(result.flagged), bold=True)
     for reason in result.reasons:
         typer.echo(f"  - {reason}")
+    rows = [item for item in result.features.values() if item.drifted]
+    if result.prediction is not None and result.prediction.drifted:
+        rows.append(result.prediction)
+    rows.sort(key=lambda item: item.severity, reverse=True)
+    if rows:
+        typer.echo(f"drifted ({len(rows)}), the most severe first:")
+        lines = [feature_line(item).cells() for item in rows[:GRID_CAP]]
+        typer.echo("\n".join(text_table(FEATURE_HEADERS, lines)))
+        if len(rows) > GRID_CAP:
+            typer.echo(f"  … {len(rows) - GRID_CAP} more (--json lists every feature)")
+    else:
+        typer.echo("nothing drifted")
+    if result.mlflow_run:
+        typer.echo(f"MLflow run {result.mlflow_run}: the drifted distributions in {tags.ARTIFACT_DRIFT_GRID}")
     if result.training:
         typer.echo(retraining_line(result.training))
 

@@ -106,7 +106,7 @@ def stack_demo_runners(
 
     def run_drift(workspace: Path, batch: Path) -> DriftResult:
         deployment = f"drift/{DRIFT_DEPLOYMENT}"
-        request = {"project_dir": str(workspace), "batches": [str(batch)]}
+        request = {"project_dir": str(workspace), "batches": [str(batch)], "act": True}  # the demo's day acts
         run_id = start_deployment_run(deployment, request, tags=["retrain-demo"])
         result = follow_run(run_id, DriftResult)
         triggered = result.training

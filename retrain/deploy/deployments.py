@@ -59,7 +59,7 @@ def build_deployments(
         drift.to_deployment(
             name=DRIFT_DEPLOYMENT,
             schedules=[Cron(schedules.drift_cron, timezone=schedules.timezone)],
-            parameters={"request": DriftRequest(project_dir=project)},
+            parameters={"request": DriftRequest(project_dir=project, act=True)},  # the schedule acts
             concurrency_limit=1,
             description="Compare the newest batches with the champion's reference; retrain when it drifted.",
             tags=labels,

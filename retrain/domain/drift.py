@@ -93,6 +93,7 @@ from retrain.domain.profile import (
     cell_counts,
     near_constant,
 )
+from retrain.domain.readable import significant
 from retrain.domain.settings import DriftSettings, TaskKind
 from retrain.domain.task import prediction_summary
 
@@ -289,7 +290,7 @@ def distribution_pair(
         cur = np.bincount(groups, current, settings.psi_bins)
         edges = (-np.inf, *profile.edges, np.inf)
         uppers = [max((edges[i + 1] for i in np.flatnonzero(groups == g)), default=np.nan) for g in range(len(ref))]
-        cells = [f"≤{upper:.3g}" for upper in uppers]
+        cells = [f"≤{significant(upper, smallest=0)}" for upper in uppers]
         ref_missing, cur_missing = float(profile.missing), float(counted.missing)
     else:
         categories = _category_counts(values)

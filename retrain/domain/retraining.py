@@ -22,6 +22,15 @@ from retrain.domain.settings import RetrainingSettings
 
 RetrainChoice = Literal["retrain", "none", "cooldown", "budget", "in_flight"]
 WEEK = dt.timedelta(days=7)
+#: What a drift check run without acting (``retrain drift`` without ``--act``) has in place of a
+#: decision: none was taken, so none was recorded, and no cooldown, budget or catch-up moved.
+REPORT_ONLY = "report_only"
+
+
+def report_only_note(flagged: bool) -> str:
+    """What a check that only reported says in place of a decision, and how to act on it."""
+    signals = "the drift signals call for a retraining" if flagged else "no drift signal calls for a retraining"
+    return f"report only: nothing decided or started ({signals}); run with --act to act"
 
 
 @dataclass(frozen=True)

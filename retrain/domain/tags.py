@@ -39,6 +39,8 @@ TAG_SHADOW: Final = "retrain.shadow"  # scoring runs: the challenger scored in t
 TAG_MONITORING_DECISION: Final = "retrain.decision"  # drift runs: what the check decided; training runs: the gate
 TAG_SIGNAL: Final = "retrain.signal"  # drift runs: which signal of the trigger decided
 TAG_DRIFT_WORST: Final = "retrain.drift.worst"  # drift runs: the most drifted features, with their statistic
+# drift runs' artifact: reference vs current distribution of every drifted feature (the drift-report links it)
+ARTIFACT_DRIFT_GRID: Final = "plots/drift_features.png"
 
 # --- Prefect artifact keys ----------------------------------------------------------------------
 ARTIFACT_GATE_REPORT: Final = "gate-report"  # what reviewers read before they decide

@@ -284,3 +284,26 @@ def ledger_entries(workspace: Path) -> list[LedgerEntry]:
         return ledger.entries(workspace_settings(workspace).model.registered_name)
     finally:
         ledger.dispose()
+
+
+@pytest.fixture
+def deployments_removed_after() -> Iterator[None]:
+    """The deployments a test registers in the session's Prefect API are deleted after it: a drift
+    check in a later test on the same worker would otherwise trigger `training/nightly` (which
+    nothing runs here) instead of retraining in process."""
+    yield
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        for deployment in client.read_deployments():
+            client.delete_deployment(deployment.id)
+
+
+@pytest.fixture
+def deployed(workspace: Path, deployments_removed_after: None) -> None:
+    """The workspace's deployments registered: a retraining a drift check decides is a run of
+    `training/nightly`, which nothing runs here (no worker), instead of a training in process; a test
+    that decides and records, and is not about the training, deletes that run (``acting_check``)."""
+    from retrain.deploy.deployments import deploy_all
+
+    deploy_all(workspace_settings(workspace), workspace)

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -50,7 +49,23 @@ def _new_day(workspace: Path, tmp_path: Path, index: int, drifted: bool) -> Path
 
 
 def _check(workspace: Path, batch: Path, act: bool = False) -> DriftResult:
+    """A drift check of one batch: report only (as `retrain drift`), or acting (as the schedule)."""
     return drift(DriftRequest(project_dir=str(workspace), batches=[str(batch)], act=act))
+
+
+def acting_check(workspace: Path, batch: Path) -> DriftResult:
+    """A check that acts, for tests of what it decides and records: with the ``deployed`` fixture, a
+    retraining it starts is a run of the training deployment, deleted at once (nothing runs it here),
+    so the next check does not see it in flight."""
+    result = _check(workspace, batch, act=True)
+    if isinstance(result.training, DeployedTraining):
+        from uuid import UUID
+
+        from prefect.client.orchestration import get_client
+
+        with get_client(sync_client=True) as client:
+            client.delete_flow_run(UUID(result.training.flow_run_id))
+    return result
 
 
 def _decisions(workspace: Path) -> list[str]:
@@ -61,51 +76,109 @@ def _decisions(workspace: Path) -> list[str]:
         log.dispose()
 
 
-@pytest.mark.template("champion")
-def test_stable_batch_raises_nothing_and_the_report_says_why(workspace: Path, tmp_path: Path):
-    runner = CliRunner()
-    batch = _new_day(workspace, tmp_path, 5, drifted=False)
-    shown = runner.invoke(app, ["drift", str(batch), "--json", "--project", str(workspace)])
-    assert shown.exit_code == 0, shown.output
-    result = json.loads(shown.output[shown.output.index("{") :])
-    assert result["decision"] == "none" and result["drift_share"] == 0 and result["drifted_features"] == []
-    feature = result["features"]["credit_score"]
-    assert {"statistic", "value", "threshold", "drifted"} <= set(feature) and feature["drifted"] is False
-    assert result["prediction"]["drifted"] is False and result["performance"]["dropped"] is False
+def _drift_runs(workspace: Path) -> list[str]:
+    """The flow run ids of the workspace's drift checks (each writes its drift.json under its own id)."""
+    reports = resolve_runtime(project_dir=workspace).reports_dir
+    return sorted(path.parent.name for path in reports.glob("*/drift.json"))
 
+
+def _flow_run(run_id: str) -> tuple[str, dict[str, str]]:
+    """A flow run's final state name and its artifacts by key."""
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(UUID(run_id)).state
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(run_id)]))
+        )
+    assert state is not None
+    return str(state.name), {artifact.key: str(artifact.data) for artifact in found if artifact.key}
+
+
+@pytest.mark.template("champion")
+def test_drift_reports_by_default_and_decides_and_retrains_only_with_act(workspace: Path, tmp_path: Path):
+    runner = CliRunner()
+    batch = _new_day(workspace, tmp_path, 5, drifted=True)
+    args = ["drift", str(batch), "--project", str(workspace)]
+    shown = runner.invoke(app, args)
+    assert shown.exit_code == 0, shown.output
+    out = shown.stdout
+    assert (
+        "report only: nothing decided or started (the drift signals call for a retraining); run with --act to act"
+        in out
+    ), out
+    # the drifted features as a table: statistic, p-value as people read it, and the test
+    header = next(line for line in out.splitlines() if line.split()[:2] == ["feature", "kind"])
+    assert header.split() == ["feature", "kind", "statistic", "value", "threshold", "p-value", "test"]
+    credit = next(line for line in out.splitlines() if line.split()[:1] == ["credit_score"])
+    assert "numeric" in credit and "< 0.001" in credit and "Kolmogorov-Smirnov" in credit, credit
+    table = out[out.index(header) :]
+    assert "e-" not in table and "e+" not in table, table  # never 4.467e-318
+    # nothing recorded: no cooldown, budget or catch-up moved, nothing started
+    assert _decisions(workspace) == [] and "retraining (flow run" not in out
+    (reported,) = _drift_runs(workspace)
+    state, artifacts = _flow_run(reported)
+    assert state == "Reported"
+    markdown = artifacts["drift-report"]
+    assert "# Drift check: **report only**" in markdown
+    assert "report only: nothing decided or started" in markdown and "run with --act to act" in markdown
+    rows = [line for line in markdown.splitlines() if line.startswith("| ") and "|---" not in line]
+    names = [row.split("|")[1].strip() for row in rows]
+    assert all(names) and not any("<" in name for name in names), names  # no blank, no HTML tag
+    assert "prediction (model output)" in names
+    # the grid of every drifted feature is in the check's MLflow run, and the report links it
     registry = registry_for(workspace)
     client = registry.client
-    run = client.get_run(result["mlflow_run"])
-    assert run.data.metrics["drift_share"] == 0.0 and run.data.tags["retrain.decision"] == "none"
-    assert {a.path for a in client.list_artifacts(run.info.run_id, "plots")} == {"plots/drift_worst_features.png"}
-    assert _decisions(workspace) == ["none"]
+    (run,) = client.search_runs(
+        [registry.experiment_id(registry.monitoring_experiment)], "tags.`retrain.kind` = 'drift'"
+    )
+    assert run.data.tags["retrain.decision"] == "report_only" and run.info.status == "FINISHED"
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "plots")} == {"plots/drift_features.png"}
+    assert f"/runs/{run.info.run_id}/artifacts/plots/drift_features.png)" in markdown
+    assert f"{run.info.artifact_uri}/plots/drift_features.png" in markdown
+
+    acted = runner.invoke(app, [*args, "--act", "--json"])
+    assert acted.exit_code == 0, acted.output
+    result = json.loads(acted.stdout)
+    assert result["decision"] == "retrain" and result["decision_position"] is not None
+    assert result["features"]["credit_score"]["details"]["ks_p"] < 0.001  # --json: raw numbers
+    # the retraining ran (in process: the same days as v1, so v1 again: already champion)
+    assert result["training"]["via"] == "in-process" and result["training"]["note"].startswith("already champion")
+    assert _decisions(workspace) == ["retrain"]
+    acted_run = next(run_id for run_id in _drift_runs(workspace) if run_id != reported)
+    assert _flow_run(acted_run)[0] == "Retrain"
 
 
 @pytest.mark.template("champion")
+@pytest.mark.usefixtures("deployed")
 def test_drift_is_flagged_then_waits_for_new_data_then_cooldown_then_budget_and_each_decision_is_recorded(
     workspace: Path, tmp_path: Path
 ):
     drifted = _new_day(workspace, tmp_path, 5, drifted=True)
-    first = _check(workspace, drifted)
-    assert first.decision == "retrain" and first.drift_share >= 0.3 and first.training is None
+    first = acting_check(workspace, drifted)
+    assert first.decision == "retrain" and first.drift_share >= 0.3
+    assert isinstance(first.training, DeployedTraining) and first.training.via == "training/nightly"
     assert {"credit_score", "annual_income", "channel"} <= set(first.drifted_features)
     assert (
         first.decided_by is not None and first.decided_by.verdict == "fires" and first.decided_by.name == first.signal
     )
-    second = _check(workspace, drifted)  # the same data again: never a second retraining
+    second = acting_check(workspace, drifted)  # the same data again: never a second retraining
     assert second.decision == "none" and second.signal == "catch_up"
     assert "would still train on days before the change only" in second.reasons[0]  # days 3-5: validation, holdout
 
     # once a retraining would see day 5, the debounce decides, on the data clock: day 8 is 72 h of
     # data after day 5, however soon it is checked
     write_params(workspace, {"retraining": {"cooldown_hours": 96}})
-    third = _check(workspace, _new_day(workspace, tmp_path, 8, drifted=True))
+    third = acting_check(workspace, _new_day(workspace, tmp_path, 8, drifted=True))
     assert third.decision == "cooldown" and "(data clock); cooldown 96 h ends in 24.0 h" in third.reasons[-1]
 
     write_params(workspace, {"retraining": {"cooldown_hours": 0, "weekly_budget": 1}})
-    fourth = _check(workspace, _new_day(workspace, tmp_path, 9, drifted=True))
+    fourth = acting_check(workspace, _new_day(workspace, tmp_path, 9, drifted=True))
     assert fourth.decision == "budget" and "weekly budget 1 spent" in fourth.reasons[-1]
-    fifth = _check(workspace, drifted)  # day 5 again, after day 9: never a second retraining on it
+    fifth = acting_check(workspace, drifted)  # day 5 again, after day 9: never a second retraining on it
     assert fifth.decision == "none" and fifth.signal == "catch_up"
     assert _decisions(workspace) == ["retrain", "none", "cooldown", "budget", "none"]
 
@@ -123,7 +196,7 @@ def test_a_training_run_waiting_for_reviewers_is_in_flight(workspace: Path, tmp_
     write_params(workspace, {"model": {"xgboost": {"max_depth": 3}}})  # a new training key: a new version
     paused = PausedRun(lambda: training(TrainingRequest(project_dir=str(workspace), triggered_by="pytest")))
     try:
-        result = _check(workspace, _new_day(workspace, tmp_path, 5, drifted=True))
+        result = _check(workspace, _new_day(workspace, tmp_path, 5, drifted=True), act=True)
         assert result.decision == "in_flight" and "(Paused)" in result.reasons[-1]
     finally:
         from retrain.adapters.prefect_api import submit_decision
@@ -137,7 +210,7 @@ def test_a_training_run_waiting_for_reviewers_is_in_flight(workspace: Path, tmp_
 def test_drift_retrains_in_process_promotes_and_rebaselines(workspace: Path, tmp_path: Path):
     settings = workspace_settings(workspace)
     batch = write_demo_batches(workspace / settings.dataset.batches, settings, 6, drift_from=5)[-1]
-    result = reviewed(lambda: drift(DriftRequest(project_dir=str(workspace), batches=[str(batch)])))
+    result = reviewed(lambda: _check(workspace, batch, act=True))
 
     assert result.decision == "retrain"
     training_result = result.training
@@ -154,7 +227,7 @@ def test_drift_retrains_in_process_promotes_and_rebaselines(workspace: Path, tmp
     assert promotion.actor == "drift-monitor" and promotion.evidence["reason"].startswith("drift run ")
     # The new champion's own profile is now the reference; the next check compares with it.
     # (the same day again: a retraining would still train on the days before it, so nothing to do)
-    again = _check(workspace, batch)
+    again = _check(workspace, batch, act=True)
     assert again.champion == "2" and again.decision == "none", again.reasons
 
 
@@ -167,7 +240,7 @@ def test_unseen_categories_and_all_missing_columns_do_not_crash_the_flow(workspa
     frame.to_parquet(path, index=False)
     result = _check(workspace, path)
     assert result.features["region"].drifted and result.features["annual_income"].drifted
-    assert result.decision in {"none", "retrain"}
+    assert result.decision == "report_only" and result.decision_position is None and _decisions(workspace) == []
 
 
 @pytest.mark.template("champion")
@@ -216,19 +289,6 @@ def test_score_reports_the_champion_on_labels_and_counts_unseen_categories(works
     assert list(predictions.columns).index(target) == list(predictions.columns).index("score") + 1
     assert predictions[target].isna().sum() == 3
     assert (predictions[target].dropna().to_numpy() == frame[target].dropna().to_numpy()).all()
-
-
-@pytest.fixture
-def deployments_removed_after() -> Iterator[None]:
-    """The deployments a test registers in the session's Prefect API are deleted after it: a drift
-    check in a later test on the same worker would otherwise trigger `training/nightly` (which
-    nothing runs here) instead of retraining in process."""
-    yield
-    from prefect.client.orchestration import get_client
-
-    with get_client(sync_client=True) as client:
-        for deployment in client.read_deployments():
-            client.delete_deployment(deployment.id)
 
 
 @pytest.mark.slow  # ten flows at once: over half a minute of a two-core machine (make test-all)
@@ -296,6 +356,7 @@ def test_deploy_registers_schedules_and_forms_visible_through_the_api(workspace:
     assert pool.type == "process"
     assert [s.schedule.cron for s in nightly.schedules] == ["0 2 * * *"]  # type: ignore[union-attr]
     assert [s.schedule.cron for s in check.schedules] == ["30 * * * *"]  # type: ignore[union-attr]
+    assert check.parameters["request"]["act"] is True  # the scheduled check acts; `retrain drift` reports
     limit = nightly.global_concurrency_limit
     assert not score.schedules and limit is not None and limit.limit == 1  # never two nightly runs at once
     assert nightly.entrypoint == "flows.training.training"

@@ -23,7 +23,7 @@ from retrain.adapters.workspace import write_params
 from retrain.cli import app
 from retrain.cli.demo_run import write_demo_batches
 from tests.integration.conftest import registry_for, workspace_settings
-from tests.integration.test_monitoring import _check, _new_day
+from tests.integration.test_monitoring import _new_day, acting_check
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -121,12 +121,12 @@ def _assert_reaped(workspace: Path, tmp_path: Path, run_id: str, was: str) -> No
     statuses = _mlflow_statuses(workspace, run_id)
     assert statuses and set(statuses) == {"FAILED"}, statuses
     assert f"was {was}" in doctor.output
-    decision = _check(workspace, _new_day(workspace, tmp_path, 5, drifted=True))
+    decision = acting_check(workspace, _new_day(workspace, tmp_path, 5, drifted=True))
     assert decision.decision != "in_flight", decision.reasons
     assert decision.decision == "retrain"
 
 
-@pytest.mark.usefixtures("prefect_api")
+@pytest.mark.usefixtures("prefect_api", "deployed")
 @pytest.mark.template("champion")
 def test_a_killed_running_training_run_is_crashed_failed_in_mlflow_and_not_in_flight(workspace: Path, tmp_path: Path):
     write_params(workspace, {"model": {"xgboost": {"max_depth": 3}}, **SHORT_LEASE})  # a new training key
@@ -135,7 +135,7 @@ def test_a_killed_running_training_run_is_crashed_failed_in_mlflow_and_not_in_fl
         _wait(ready.exists, "the MLflow run to be open", process)
         run_id = ready.read_text()
         assert _state(run_id)[0] == "RUNNING" and _mlflow_statuses(workspace, run_id) == ["RUNNING"]
-        assert _check(workspace, _new_day(workspace, tmp_path, 5, drifted=True)).decision == "in_flight"
+        assert acting_check(workspace, _new_day(workspace, tmp_path, 5, drifted=True)).decision == "in_flight"
         _kill_and_outlive_the_lease(process, workspace, run_id)
     finally:
         process.kill()
@@ -143,7 +143,7 @@ def test_a_killed_running_training_run_is_crashed_failed_in_mlflow_and_not_in_fl
 
 
 @pytest.mark.slow  # the killed running run above is make test's; this one waits out a pause (make test-all)
-@pytest.mark.usefixtures("prefect_api")
+@pytest.mark.usefixtures("prefect_api", "deployed")
 @pytest.mark.template("champion")
 def test_a_killed_paused_training_run_is_crashed_failed_in_mlflow_and_not_in_flight(workspace: Path, tmp_path: Path):
     from retrain.adapters.prefect_api import paused_runs
