@@ -47,6 +47,10 @@ TAG_MONITORING_DECISION: Final = "retrain.decision"  # drift runs: what the chec
 TAG_SIGNAL: Final = "retrain.signal"  # drift runs: which signal of the trigger decided
 TAG_DRIFT_WORST: Final = "retrain.drift.worst"  # drift runs: the most drifted features, with their statistic
 
+# --- Artifact folders of a training run in MLflow ----------------------------------------------------
+RUN_PLOTS: Final = "plots"  # the model's own holdout plots, logged when it is registered
+RUN_COMPARISON: Final = "comparison"  # champion vs challenger on the gate's holdout rows, logged when judged
+
 # --- Prefect artifact keys ----------------------------------------------------------------------
 ARTIFACT_GATE_REPORT: Final = "gate-report"  # what reviewers read before they decide
 ARTIFACT_GATE_DECISION: Final = "gate-decision"  # the decision as taken, after the gate
