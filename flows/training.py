@@ -10,15 +10,18 @@ import datetime as dt
 from pathlib import Path
 from typing import cast
 
+import numpy as np
 from prefect import flow, runtime
 from prefect.states import Completed
 from pydantic import BaseModel, Field
 
 from retrain.adapters.environment import Runtime, resolve_runtime
 from retrain.adapters.registry import ModelRegistry
+from retrain.application.evaluation import Judgement
 from retrain.application.results import TrainingResult
 from retrain.application.versioning import wants_commit
 from retrain.domain.approval import ApprovalSubject
+from retrain.domain.evidence import Evidence, Snapshot
 from retrain.domain.gate import GateDecision
 from retrain.domain.gate_report import (
     ReportContext,
@@ -33,6 +36,7 @@ from retrain.domain.notices import awaiting_review, outcome_word, training_outco
 from retrain.domain.pending import pending_review
 from retrain.domain.runs import decision_tag, training_run_name, training_state_name
 from retrain.domain.settings import Settings
+from retrain.domain.splitting import TimeSplit
 from tasks.approval import collect_approval, publish_pending_task, reviewer_keys_task
 from tasks.data import (
     build_training_set_task,
@@ -53,6 +57,7 @@ from tasks.notify import FAILURE_HOOKS, tell
 from tasks.policy import merged_hooks
 from tasks.promotion import (
     alias_task,
+    comparison_task,
     doctor_task,
     guardrails_task,
     judge_task,
@@ -99,6 +104,37 @@ def validated_snapshot(batches: list[Path], settings: Settings, where: Runtime, 
     publish_validation_task([validation.report for validation in validations])
     store_quarantine_task(validations, settings, where.project_dir)
     return build_training_set_task(validations, settings, where.project_dir)
+
+
+def report_context(
+    registry: ModelRegistry,
+    settings: Settings,
+    where: Runtime,
+    split: TimeSplit,
+    snapshot: Snapshot,
+    evidence: Evidence,
+    judgement: Judgement,
+    challenger: ModelVersionInfo,
+    champion: ModelVersionInfo | None,
+    predictions: tuple[np.ndarray, np.ndarray | None],  # the challenger's and the champion's, as judged
+) -> ReportContext:
+    """What the gate report names besides the checks: both models' metrics, the comparison plots
+    (drawn from the predictions the gate judged, into the challenger's run), the lineage and the links."""
+    challenger_pred, champion_pred = predictions
+    comparison_task(
+        registry, settings, split.holdout, judgement.decision, challenger, challenger_pred, champion, champion_pred
+    )
+    links = links_task(registry, where.mlflow_ui_url, challenger, evidence.flow_run_id)
+    return ReportContext(
+        challenger,
+        judgement.challenger_metrics,
+        champion,
+        judgement.champion_metrics,
+        lineage=training_lineage(snapshot, split.holdout_days, evidence, challenger.run_id, challenger.version),
+        links=links.links,
+        lineage_links=links.lineage,
+        figures=links.figures,
+    )
 
 
 @flow(
@@ -152,13 +188,17 @@ def training(request: TrainingRequest | None = None) -> TrainingResult:
     guardrails = guardrails_task(registry, challenger, split.holdout, settings, reports / "model", champion)
     judgement = judge_task(settings, split.holdout, challenger_pred, champion_pred, guardrails)
     decision = judgement.decision
-    context = ReportContext(
+    context = report_context(
+        registry,
+        settings,
+        where,
+        split,
+        snapshot,
+        evidence,
+        judgement,
         challenger,
-        judgement.challenger_metrics,
         champion,
-        judgement.champion_metrics,
-        lineage=training_lineage(snapshot, split.holdout_days, evidence, challenger.run_id),
-        links=links_task(registry, where.mlflow_ui_url, challenger),
+        (challenger_pred, champion_pred),
     )
     approval = None
     candidate = alias_task(registry, CANDIDATE)  # rolling out already: real traffic decides, no second review

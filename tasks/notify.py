@@ -13,9 +13,10 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from retrain.adapters import notify, prefect_automations
+from retrain.adapters import notify, prefect_api, prefect_automations
 from retrain.application.rollout import RolloutReport
 from retrain.domain import notices
+from retrain.domain.links import prefect_flow_run_url
 from retrain.domain.notices import Notice
 
 
@@ -52,10 +53,7 @@ def tell_failure(flow: Any, flow_run: Any, state: Any) -> None:
         channels = dataclasses.replace(channels, webhook=None)  # the server's automation posts it (even after a kill)
     if not channels.configured:
         return
-    from prefect.settings import PREFECT_UI_URL
-
-    ui = PREFECT_UI_URL.value()
-    link = f"{ui}/runs/flow-run/{flow_run.id}" if ui else None
+    link = prefect_flow_run_url(prefect_api.ui_url(), str(flow_run.id))
     notice = notices.run_failed(flow.name, flow_run.name, state.name or state.type.value, state.message, link)
     notify.send(notice, channels, logging.getLogger("retrain.notify").warning)
 

@@ -16,6 +16,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from retrain.adapters import prefect_api
 from retrain.adapters.registry import ModelRegistry
 from retrain.application import evaluation
 from retrain.application.evaluation import Judgement
@@ -30,6 +31,7 @@ from retrain.application.promotion import (
 )
 from retrain.domain.approval import ApprovalResult
 from retrain.domain.gate import GateDecision
+from retrain.domain.gate_report import ReportLinks
 from retrain.domain.lifecycle import ModelVersionInfo
 from retrain.domain.settings import Settings
 from retrain.domain.tags import ARTIFACT_GATE_DECISION, ARTIFACT_GATE_REPORT, ARTIFACT_ROLLBACK
@@ -142,9 +144,28 @@ def doctor_task(registry: ModelRegistry, ledger_url: str) -> list[str]:
     return report.repaired
 
 
-@task(name="mlflow-links", cache_policy=NO_CACHE, **RETRYING)
-def links_task(registry: ModelRegistry, ui_url: str, version: ModelVersionInfo) -> dict[str, str]:
-    return evaluation.report_links(registry, ui_url, version)
+@task(name="log-comparison-plots", cache_policy=NO_CACHE, **RETRYING)
+def comparison_task(
+    registry: ModelRegistry,
+    settings: Settings,
+    holdout: pd.DataFrame,
+    decision: GateDecision,
+    challenger: ModelVersionInfo,
+    challenger_predictions: np.ndarray,
+    champion: ModelVersionInfo | None,
+    champion_predictions: np.ndarray | None,
+) -> list[str]:
+    """Champion vs challenger plots from the predictions the gate judged, into the challenger's run
+    (a retry draws and logs them again: same paths, same figures)."""
+    return evaluation.log_comparison(
+        registry, settings, holdout, decision, challenger, challenger_predictions, champion, champion_predictions
+    )
+
+
+@task(name="report-links", cache_policy=NO_CACHE, **RETRYING)
+def links_task(registry: ModelRegistry, ui_url: str | None, version: ModelVersionInfo, flow_run_id: str) -> ReportLinks:
+    """The report's links into MLflow and Prefect (the Prefect UI as this process's settings name it)."""
+    return evaluation.report_links(registry, ui_url, version, prefect_api.ui_url(), flow_run_id)
 
 
 @task(name="publish-gate-report", cache_policy=NO_CACHE)

@@ -1,18 +1,25 @@
-"""The evaluation plots logged with every model, per task, and the drift grid.
+"""The evaluation plots logged with every model, per task, the champion-vs-challenger comparison, and
+the drift grid.
 
 Binary: ROC, precision-recall, calibration; multiclass: the confusion matrix and the top-class
 calibration; regression: residuals against the prediction and predicted against actual. Every task:
-feature importance.
+feature importance. The comparison draws the same plots with the champion and the challenger on the
+rows the gate compared them on (overlaid, or side by side where one panel holds one model), and the
+slice check as a forest plot.
 
 matplotlib is imported inside the functions (with the non-interactive Agg backend) so that the CLI
-and the domain stay light.
+and the domain stay light. Figures are built without pyplot: nothing global holds them, nothing to close.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from retrain.domain.comparison import ModelSeries, SliceForest, plotted_rows
+from retrain.domain.tags import RUN_COMPARISON
 
 if TYPE_CHECKING:
     import xgboost as xgb
@@ -22,6 +29,11 @@ if TYPE_CHECKING:
     from retrain.domain.dashboard import Dashboard
     from retrain.domain.drift_view import DriftGrid
     from retrain.domain.task import Task
+
+#: Points a curve or a scatter draws at most: past that, a line looks the same and a scatter shows
+#: the same cloud, while drawing and PNG encoding grow with every point (a 1M-row holdout).
+CURVE_POINTS = 2000
+SCATTER_POINTS = 4000
 
 
 def _figure(title: str) -> tuple[Figure, Axes]:
@@ -33,12 +45,26 @@ def _figure(title: str) -> tuple[Figure, Axes]:
     return figure, axes
 
 
-def roc_figure(y_true: np.ndarray, y_prob: np.ndarray, label: str) -> Figure:
+def _thin(x: np.ndarray, y: np.ndarray, limit: int = CURVE_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """At most ``limit`` points of a curve, evenly along it, its two ends kept."""
+    if len(x) <= limit:
+        return x, y
+    keep = np.unique(np.linspace(0, len(x) - 1, limit).round().astype(int))
+    return x[keep], y[keep]
+
+
+def _one(label: str, predictions: np.ndarray) -> tuple[ModelSeries]:
+    return (ModelSeries(label, predictions),)
+
+
+def roc_figure(y_true: np.ndarray, models: Sequence[ModelSeries], title: str = "ROC curve (holdout)") -> Figure:
     from sklearn.metrics import roc_auc_score, roc_curve
 
-    fpr, tpr, _ = roc_curve(y_true, y_prob)
-    figure, axes = _figure("ROC curve (holdout)")
-    axes.plot(fpr, tpr, label=f"{label} (AUC {roc_auc_score(y_true, y_prob):.3f})")
+    figure, axes = _figure(title)
+    for model in models:
+        fpr, tpr, _ = roc_curve(y_true, model.predictions)
+        auc = roc_auc_score(y_true, model.predictions)
+        axes.plot(*_thin(fpr, tpr), label=f"{model.label} (AUC {auc:.3f})")
     axes.plot([0, 1], [0, 1], linestyle="--", color="grey", label="chance")
     axes.set_xlabel("false positive rate")
     axes.set_ylabel("true positive rate")
@@ -46,13 +72,16 @@ def roc_figure(y_true: np.ndarray, y_prob: np.ndarray, label: str) -> Figure:
     return figure
 
 
-def precision_recall_figure(y_true: np.ndarray, y_prob: np.ndarray, label: str) -> Figure:
+def precision_recall_figure(
+    y_true: np.ndarray, models: Sequence[ModelSeries], title: str = "Precision-recall curve (holdout)"
+) -> Figure:
     from sklearn.metrics import average_precision_score, precision_recall_curve
 
-    precision, recall, _ = precision_recall_curve(y_true, y_prob)
-    figure, axes = _figure("Precision-recall curve (holdout)")
-    ap = average_precision_score(y_true, y_prob)
-    axes.plot(recall, precision, label=f"{label} (AP {ap:.3f})")
+    figure, axes = _figure(title)
+    for model in models:
+        precision, recall, _ = precision_recall_curve(y_true, model.predictions)
+        ap = average_precision_score(y_true, model.predictions)
+        axes.plot(*_thin(recall, precision), label=f"{model.label} (AP {ap:.3f})")
     axes.axhline(float(np.mean(y_true)), linestyle="--", color="grey", label="base rate")
     axes.set_xlabel("recall")
     axes.set_ylabel("precision")
@@ -60,12 +89,18 @@ def precision_recall_figure(y_true: np.ndarray, y_prob: np.ndarray, label: str) 
     return figure
 
 
-def calibration_figure(y_true: np.ndarray, y_prob: np.ndarray, label: str, bins: int = 10) -> Figure:
+def calibration_figure(
+    y_true: np.ndarray,
+    models: Sequence[ModelSeries],
+    bins: int = 10,
+    title: str = "Calibration (holdout, quantile bins)",
+) -> Figure:
     from sklearn.calibration import calibration_curve
 
-    observed, predicted = calibration_curve(y_true, y_prob, n_bins=bins, strategy="quantile")
-    figure, axes = _figure("Calibration (holdout, quantile bins)")
-    axes.plot(predicted, observed, marker="o", label=label)
+    figure, axes = _figure(title)
+    for model in models:
+        observed, predicted = calibration_curve(y_true, model.predictions, n_bins=bins, strategy="quantile")
+        axes.plot(predicted, observed, marker="o", label=model.label)
     axes.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect")
     axes.set_xlabel("mean predicted probability")
     axes.set_ylabel("observed default rate")
@@ -73,14 +108,12 @@ def calibration_figure(y_true: np.ndarray, y_prob: np.ndarray, label: str, bins:
     return figure
 
 
-def confusion_figure(y_true: np.ndarray, y_prob: np.ndarray, classes: list[str], label: str) -> Figure:
-    """Rows: the true class; columns: the predicted (likeliest) class; cells: share of the true class."""
+def _confusion_axes(figure: Figure, axes: Axes, y_true: np.ndarray, y_prob: np.ndarray, classes: list[str]) -> None:
     from sklearn.metrics import confusion_matrix
 
     k = len(classes)
     counts = confusion_matrix(y_true, np.asarray(y_prob).argmax(axis=1), labels=list(range(k)))
     shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    figure, axes = _figure(f"Confusion matrix (holdout): {label}")
     image = axes.imshow(shares, vmin=0, vmax=1, cmap="Blues")
     for row in range(k):
         for column in range(k):
@@ -91,18 +124,50 @@ def confusion_figure(y_true: np.ndarray, y_prob: np.ndarray, classes: list[str],
     axes.set_xlabel("predicted class")
     axes.set_ylabel("true class")
     figure.colorbar(image, ax=axes, label="share of the true class")
+
+
+def confusion_figure(y_true: np.ndarray, y_prob: np.ndarray, classes: list[str], label: str) -> Figure:
+    """Rows: the true class; columns: the predicted (likeliest) class; cells: share of the true class."""
+    figure, axes = _figure(f"Confusion matrix (holdout): {label}")
+    _confusion_axes(figure, axes, y_true, y_prob, classes)
     figure.tight_layout()
     return figure
 
 
-def top_class_calibration_figure(y_true: np.ndarray, y_prob: np.ndarray, label: str, bins: int = 10) -> Figure:
+def confusion_pair_figure(y_true: np.ndarray, models: Sequence[ModelSeries], classes: list[str]) -> Figure:
+    """One confusion matrix per model, side by side on one colour scale (a matrix cannot be overlaid)."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(5.5 * len(models), 4.5), dpi=100)
+    figure.suptitle("Confusion matrices (the gate's holdout rows)")
+    for index, model in enumerate(models, start=1):
+        axes = figure.add_subplot(1, len(models), index)
+        axes.set_title(model.label)
+        _confusion_axes(figure, axes, y_true, model.predictions, classes)
+    figure.tight_layout()
+    return figure
+
+
+def top_class_calibration_figure(
+    y_true: np.ndarray,
+    models: Sequence[ModelSeries],
+    bins: int = 10,
+    title: str = "Calibration (holdout, quantile bins)",
+) -> Figure:
     """Multiclass: the top-class probability against how often the top class is right."""
-    probabilities = np.asarray(y_prob)
-    correct = (probabilities.argmax(axis=1) == np.asarray(y_true)).astype(int)
-    figure = calibration_figure(correct, probabilities.max(axis=1), label, bins)
-    axes = figure.axes[0]
+    from sklearn.calibration import calibration_curve
+
+    labels = np.asarray(y_true)
+    figure, axes = _figure(title)
+    for model in models:
+        probabilities = np.asarray(model.predictions)
+        correct = (probabilities.argmax(axis=1) == labels).astype(int)
+        observed, predicted = calibration_curve(correct, probabilities.max(axis=1), n_bins=bins, strategy="quantile")
+        axes.plot(predicted, observed, marker="o", label=model.label)
+    axes.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect")
     axes.set_xlabel("mean probability of the predicted class")
     axes.set_ylabel("share predicted right")
+    axes.legend(loc="upper left")
     return figure
 
 
@@ -119,14 +184,51 @@ def residuals_figure(y_true: np.ndarray, y_pred: np.ndarray, label: str) -> Figu
     return figure
 
 
-def predicted_actual_figure(y_true: np.ndarray, y_pred: np.ndarray, label: str) -> Figure:
-    y, p = np.asarray(y_true, dtype="float64"), np.asarray(y_pred, dtype="float64")
-    figure, axes = _figure(f"Predicted vs actual (holdout): {label}")
-    axes.scatter(y, p, s=4, alpha=0.4)
-    low, high = float(min(y.min(), p.min())), float(max(y.max(), p.max()))
+def residual_distribution_figure(y_true: np.ndarray, models: Sequence[ModelSeries]) -> Figure:
+    """Each model's residuals (actual − predicted) as a histogram on common bins, with its mean: a
+    shifted level is a shifted peak, a worse fit a wider one."""
+    y = np.asarray(y_true, dtype="float64")
+    residuals = [(model.label, y - np.asarray(model.predictions, dtype="float64")) for model in models]
+    edges = np.histogram_bin_edges(np.concatenate([r for _, r in residuals]), bins=40)
+    figure, axes = _figure("Residuals (the gate's holdout rows)")
+    for index, (label, residual) in enumerate(residuals):
+        colour = f"C{index}"
+        mean, spread = float(residual.mean()), float(residual.std())
+        legend = f"{label} (mean {mean:+.3g}, sd {spread:.3g})"
+        axes.hist(residual, bins=edges.tolist(), histtype="step", linewidth=1.5, color=colour, label=legend)
+        axes.axvline(mean, color=colour, linestyle=":")
+    axes.axvline(0.0, linestyle="--", color="grey")
+    axes.set_xlabel("actual − predicted")
+    axes.set_ylabel("rows")
+    axes.legend(loc="upper right", fontsize=8)
+    return figure
+
+
+def predicted_actual_figure(
+    y_true: np.ndarray, models: Sequence[ModelSeries], title: str = "Predicted vs actual (holdout)", bins: int = 20
+) -> Figure:
+    """Each model's predictions against the actual values: faint points (the same sampled rows for
+    every model) and, as a line per model, the mean prediction in each quantile bin of the actual value,
+    so that two models stay readable where their clouds overlap."""
+    y = np.asarray(y_true, dtype="float64")
+    rows = plotted_rows(len(y), SCATTER_POINTS)
+    edges = np.unique(np.quantile(y, np.linspace(0, 1, bins + 1)))
+    cell = np.clip(np.searchsorted(edges, y, side="right") - 1, 0, max(len(edges) - 2, 0))
+    filled = np.flatnonzero(np.bincount(cell, minlength=max(len(edges) - 1, 1)))
+    figure, axes = _figure(title)
+    low, high = float(y.min()), float(y.max())
+    for index, model in enumerate(models):
+        colour = f"C{index}"
+        p = np.asarray(model.predictions, dtype="float64")
+        mae = float(np.mean(np.abs(y - p)))
+        axes.scatter(y[rows], p[rows], s=3, alpha=0.15, color=colour)
+        actual = np.array([y[cell == c].mean() for c in filled])
+        predicted = np.array([p[cell == c].mean() for c in filled])
+        axes.plot(actual, predicted, marker="o", markersize=3, color=colour, label=f"{model.label} (MAE {mae:.3g})")
+        low, high = min(low, float(p.min())), max(high, float(p.max()))
     axes.plot([low, high], [low, high], linestyle="--", color="grey", label="perfect")
     axes.set_xlabel("actual")
-    axes.set_ylabel("predicted")
+    axes.set_ylabel("predicted (line: mean per bin of the actual)")
     axes.legend(loc="upper left")
     return figure
 
@@ -189,22 +291,90 @@ def drift_grid_figure(grid: DriftGrid) -> Figure:
 
 def evaluation_figures(task: Task, y_true: np.ndarray, predictions: np.ndarray, label: str) -> dict[str, Figure]:
     """The holdout plots that fit the task, by artifact path (feature importance is added by the caller)."""
+    model = _one(label, predictions)
     if task.kind == "regression":
         return {
             "plots/residuals.png": residuals_figure(y_true, predictions, label),
-            "plots/predicted_vs_actual.png": predicted_actual_figure(y_true, predictions, label),
+            "plots/predicted_vs_actual.png": predicted_actual_figure(
+                y_true, model, f"Predicted vs actual (holdout): {label}"
+            ),
         }
     if task.kind == "multiclass":
         classes = [str(value) for value in task.classes]
         return {
             "plots/confusion_matrix.png": confusion_figure(y_true, predictions, classes, label),
-            "plots/calibration.png": top_class_calibration_figure(y_true, predictions, label),
+            "plots/calibration.png": top_class_calibration_figure(y_true, model),
         }
     return {
-        "plots/roc.png": roc_figure(y_true, predictions, label),
-        "plots/precision_recall.png": precision_recall_figure(y_true, predictions, label),
-        "plots/calibration.png": calibration_figure(y_true, predictions, label),
+        "plots/roc.png": roc_figure(y_true, model),
+        "plots/precision_recall.png": precision_recall_figure(y_true, model),
+        "plots/calibration.png": calibration_figure(y_true, model),
     }
+
+
+def slice_forest_figure(forest: SliceForest) -> Figure:
+    """Gain and interval per slice, one row each: the zero line (no change), the tolerance line (a
+    slice whose whole interval lies left of it regressed) and the regressed slices in red."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(8, forest.height), dpi=100)
+    axes = figure.add_subplot()
+    positions = np.arange(len(forest.rows))
+    for regressed, colour, label in ((False, "tab:blue", "gain, CI"), (True, "tab:red", "regressed")):
+        chosen = [i for i, row in enumerate(forest.rows) if row.regressed == regressed]
+        if not chosen:
+            continue
+        gains = np.array([forest.rows[i].gain for i in chosen])
+        below = gains - np.array([forest.rows[i].lower for i in chosen])
+        above = np.array([forest.rows[i].upper for i in chosen]) - gains
+        axes.errorbar(gains, positions[chosen], xerr=[below, above], fmt="o", color=colour, capsize=3, label=label)
+    axes.axvline(0.0, color="grey", linestyle="--", label="no change")
+    axes.axvline(forest.tolerance, color="tab:red", linestyle=":", label=f"tolerance {forest.tolerance:+.4f}")
+    axes.set_yticks(positions, [row.label for row in forest.rows], fontsize=8)
+    for tick, row in zip(axes.get_yticklabels(), forest.rows, strict=True):
+        if row.regressed:
+            tick.set_color("tab:red")
+            tick.set_fontweight("bold")
+    axes.set_ylim(len(forest.rows) - 0.5, -0.5)  # the first row on top
+    axes.set_xlabel(f"{forest.metric} gain (challenger − champion)")
+    axes.set_title(forest.title, fontsize=10)
+    legend_inches = 0.35  # a strip of its own under the axes, whatever the height
+    figure.legend(*axes.get_legend_handles_labels(), loc="lower center", ncol=4, fontsize=7, frameon=False)
+    figure.tight_layout(rect=(0.0, legend_inches / forest.height, 1.0, 1.0))
+    return figure
+
+
+def comparison_figures(
+    task: Task, y_true: np.ndarray, models: Sequence[ModelSeries], forest: SliceForest | None
+) -> dict[str, Figure]:
+    """The task's plots with every model in ``models`` (champion and challenger, or the challenger
+    alone) on the gate's holdout rows, and the slice forest when slices were judged; by artifact path."""
+    folder = RUN_COMPARISON
+    title = "(the gate's holdout rows)"
+    if task.kind == "regression":
+        figures = {
+            f"{folder}/predicted_vs_actual.png": predicted_actual_figure(
+                y_true, models, f"Predicted vs actual {title}"
+            ),
+            f"{folder}/residuals.png": residual_distribution_figure(y_true, models),
+        }
+    elif task.kind == "multiclass":
+        classes = [str(value) for value in task.classes]
+        figures = {
+            f"{folder}/calibration.png": top_class_calibration_figure(
+                y_true, models, title=f"Top-class calibration {title}"
+            ),
+            f"{folder}/confusion_matrix.png": confusion_pair_figure(y_true, models, classes),
+        }
+    else:
+        figures = {
+            f"{folder}/roc.png": roc_figure(y_true, models, f"ROC curve {title}"),
+            f"{folder}/precision_recall.png": precision_recall_figure(y_true, models, f"Precision-recall {title}"),
+            f"{folder}/calibration.png": calibration_figure(y_true, models, title=f"Calibration {title}"),
+        }
+    if forest is not None:
+        figures[f"{folder}/slices.png"] = slice_forest_figure(forest)
+    return figures
 
 
 def png(figure: Figure) -> bytes:

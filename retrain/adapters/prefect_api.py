@@ -329,6 +329,16 @@ def _paused_runs(client: Any, tag: str) -> list[UUID]:
     return [run.id for run in client.read_flow_runs(flow_run_filter=paused)]
 
 
+def ui_url() -> str | None:
+    """The Prefect UI people open (``PREFECT_UI_URL``, else derived from ``PREFECT_API_URL``), or None:
+    the embedded server of a run without ``PREFECT_API_URL`` is gone when the run ends, so a link to it
+    would lead nowhere."""
+    from prefect.settings import PREFECT_UI_URL
+
+    value = PREFECT_UI_URL.value()
+    return str(value).rstrip("/") if value else None
+
+
 def start_api_once() -> None:
     """Reach the Prefect API from this thread before any other thread does.
 

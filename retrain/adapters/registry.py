@@ -25,8 +25,10 @@ from retrain.domain.errors import RetrainError, ServiceError
 from retrain.domain.features import FeatureSpec
 from retrain.domain.fitting import ResourceSample
 from retrain.domain.lifecycle import ALIASES, DecisionRecord, ModelVersionInfo
+from retrain.domain.links import mlflow_artifact_url, mlflow_run_url, mlflow_version_url
 from retrain.domain.tags import (
     DECISION_DOCUMENT,
+    RUN_PLOTS,
     TAG_CONTRACT_NAME,
     TAG_CONTRACT_VERSION,
     TAG_CRASHED,
@@ -422,13 +424,17 @@ class ModelRegistry:
     @_translated
     def ui_links(self, ui_url: str, run_id: str, version: str) -> dict[str, str]:
         """Deep links into the MLflow UI for a gate report: the run, the model version, each logged plot."""
-        run = f"{ui_url}/#/experiments/{self.experiment_id()}/runs/{run_id}"
-        plots = [item.path for item in self.client.list_artifacts(run_id, "plots") if not item.is_dir]
+        experiment = self.experiment_id()
         links = {
-            "MLflow run": run,
-            f"model version {version}": f"{ui_url}/#/models/{self.model_name}/versions/{version}",
+            "MLflow run": mlflow_run_url(ui_url, experiment, run_id),
+            f"model version {version}": mlflow_version_url(ui_url, self.model_name, version),
         }
-        links.update({f"plot: {path}": f"{run}/artifacts/{path}" for path in plots})
+        links.update(
+            {
+                f"plot: {path}": mlflow_artifact_url(ui_url, experiment, run_id, path)
+                for path in self.artifact_paths(run_id, RUN_PLOTS)
+            }
+        )
         return links
 
     @_translated
@@ -436,8 +442,26 @@ class ModelRegistry:
         """Where people find one artifact of a run (of any experiment): its page in the MLflow UI, and
         its stored URI (a file or S3 URI: what ``mlflow artifacts download`` and the store know)."""
         info = self.client.get_run(run_id).info
-        page = f"{ui_url.rstrip('/')}/#/experiments/{info.experiment_id}/runs/{run_id}/artifacts/{path}"
+        page = mlflow_artifact_url(ui_url, str(info.experiment_id), run_id, path)
         return page, f"{str(info.artifact_uri).rstrip('/')}/{path}"
+
+    @_translated
+    def artifact_paths(self, run_id: str, folder: str) -> list[str]:
+        """The files directly in one folder of a run's artifacts (paths relative to the run), sorted."""
+        return sorted(item.path for item in self.client.list_artifacts(run_id, folder) if not item.is_dir)
+
+    @_translated
+    def artifact_uri(self, run_id: str) -> str:
+        """Where a run's artifacts are stored (``file:`` on the embedded default, else S3 or the server)."""
+        return str(self.client.get_run(run_id).info.artifact_uri)
+
+    @_translated
+    def log_figures(self, run_id: str, figures: Mapping[str, Figure]) -> list[str]:
+        """Add figures to a run that already ended (the comparison, drawn once the version is judged);
+        a figure at a path the run already has replaces it. Returns the paths, sorted."""
+        for path, figure in figures.items():
+            self.client.log_figure(run_id, figure, path)
+        return sorted(figures)
 
     @_translated
     def find_by_training_key(self, key: str) -> ModelVersionInfo | None:

@@ -12,12 +12,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from retrain.adapters import plots
 from retrain.adapters.registry import ModelRegistry
+from retrain.domain.comparison import compared_models, slice_forest
 from retrain.domain.gate import GateDecision, GateInputs, decide, default_checks
+from retrain.domain.gate_report import ReportLinks, lineage_links
 from retrain.domain.lifecycle import CANDIDATE, CHALLENGER, ModelVersionInfo
+from retrain.domain.links import figure_refs
 from retrain.domain.settings import Settings
-from retrain.domain.slices import slice_masks
-from retrain.domain.tags import TAG_DECISION
+from retrain.domain.slices import SliceResult, slice_masks
+from retrain.domain.tags import RUN_COMPARISON, TAG_DECISION
 from retrain.domain.task import task_for
 from retrain.domain.training import predict as predict_rows
 
@@ -85,6 +89,64 @@ def judge(
     return Judgement(decision, challenger_metrics, champion_metrics)
 
 
-def report_links(registry: ModelRegistry, ui_url: str, version: ModelVersionInfo) -> dict[str, str]:
-    """Deep links into the tracking UI for the gate report: the run, the version, each plot."""
-    return registry.ui_links(ui_url, version.run_id, version.version)
+def log_comparison(
+    registry: ModelRegistry,
+    settings: Settings,
+    holdout: pd.DataFrame,
+    decision: GateDecision,
+    challenger: ModelVersionInfo,
+    challenger_predictions: np.ndarray,
+    champion: ModelVersionInfo | None,
+    champion_predictions: np.ndarray | None,
+) -> list[str]:
+    """Draw the champion and the challenger on the rows the gate judged them on (the predictions it
+    judged, not a second scoring) and the slice check's forest, into the challenger's run under
+    ``comparison/``; returns the paths logged.
+
+    Nothing is drawn when the challenger *is* the champion (a re-run on the same data): its run keeps
+    the comparison it was judged and promoted on.
+    """
+    if champion is not None and champion.version == challenger.version:
+        return []
+    task = task_for(settings.dataset)
+    labels = task.encode(holdout[settings.dataset.target], "target of the holdout rows")
+    models = compared_models(
+        challenger.version,
+        challenger_predictions,
+        None if champion is None else champion.version,
+        champion_predictions,
+    )
+    slices = [row for check in decision.checks for row in check.rows(SliceResult)]
+    forest = slice_forest(slices, settings.gate.primary_metric, settings.gate.max_drop)
+    return registry.log_figures(challenger.run_id, plots.comparison_figures(task, labels, models, forest))
+
+
+def report_links(
+    registry: ModelRegistry,
+    ui_url: str | None,
+    version: ModelVersionInfo,
+    prefect_ui_url: str | None = None,
+    flow_run_id: str = "",
+) -> ReportLinks:
+    """Where the gate report sends its reader: deep links into the tracking UI (the run, the version,
+    each plot), the pages of the lineage ids (the run, the version, the Prefect flow run) and the
+    comparison plots of the challenger's run (linked, and where the files are when no link can say)."""
+    experiment = registry.experiment_id()
+    figures = figure_refs(
+        registry.artifact_paths(version.run_id, RUN_COMPARISON),
+        ui_url,
+        experiment,
+        version.run_id,
+        registry.artifact_uri(version.run_id),
+    )
+    lineage = lineage_links(
+        mlflow_ui=ui_url,
+        experiment_id=experiment,
+        run_id=version.run_id,
+        model_name=registry.model_name,
+        version=version.version,
+        prefect_ui=prefect_ui_url,
+        flow_run_id=flow_run_id,
+    )
+    links = registry.ui_links(ui_url, version.run_id, version.version) if ui_url else {}
+    return ReportLinks(links, lineage, figures)

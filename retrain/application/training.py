@@ -165,7 +165,9 @@ def register_challenger(
     contract = load_contract_json(project_dir / settings.contract.relative_path)
     task = task_for(settings.dataset)
     target = task.encode(split.holdout[settings.dataset.target], "target of the holdout rows")
-    label = f"{settings.dataset.name} challenger"
+    # the model's own plots name the model, not a role: this version may be champion tomorrow, and its
+    # number is not known before it is registered (the comparison, drawn once judged, names both)
+    label = settings.model.registered_name
     metrics = {
         **{f"validation_{key}": value for key, value in fitted.validation_metrics.items()},
         **{f"{HOLDOUT_PREFIX}{key}": value for key, value in fitted.holdout_metrics.items()},

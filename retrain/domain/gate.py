@@ -156,10 +156,16 @@ def comparison_check(settings: GateSettings, seed: int) -> GateCheck:
     non-inferiority: the lower bound of the gain must exceed −max_drop (not meaningfully worse);
     superiority: it must exceed min_gain (surely better). PR AUC and macro-F1 have no bootstrap form
     here, so they are judged on the point estimate, and the reason says so.
+
+    The check's value is the number compared with the threshold (the lower bound, or the point
+    estimate), and the reason states that very number first, then the gain and its interval: a
+    reviewer reading "value −0.004, threshold −0.01" next to "gain +0.012" would otherwise take the
+    gain for what was compared.
     """
     metric, mode = settings.primary_metric, settings.mode
     threshold = -settings.max_drop if mode == "non_inferiority" else settings.min_gain
     name = mode
+    rule = mode.replace("_", "-")
 
     def check(inputs: GateInputs) -> Check:
         if inputs.champion is None:
@@ -185,23 +191,20 @@ def comparison_check(settings: GateSettings, seed: int) -> GateCheck:
                 resamples=result.resamples,
                 rows=result.rows,
             )
+            compared = f"the lower bound of the {settings.confidence:.0%} CI of the {metric} gain, {bound:+.4f},"
             evidence = (
-                f"{metric} gain {result.gain:+.4f}, {settings.confidence:.0%} CI [{result.lower:+.4f}, "
-                f"{result.upper:+.4f}] over {result.resamples} paired resamples of {result.rows} rows"
+                f"gain {result.gain:+.4f}, CI [{result.lower:+.4f}, {result.upper:+.4f}] over "
+                f"{result.resamples} paired resamples of {result.rows} rows"
             )
         else:
             bound = gain(metric, inputs.challenger[metric], inputs.champion[metric])
             interval = ComparisonInterval(metric, bound, None, None)
-            evidence = f"{metric} gain {bound:+.4f} (point estimate: no bootstrap for {metric})"
+            compared = f"the {metric} gain {bound:+.4f}"
+            evidence = f"a point estimate: no bootstrap for {metric}"
         ok = bound > threshold
         verdict = "exceeds" if ok else "does not exceed"
         return Check(
-            name,
-            ok,
-            bound,
-            threshold,
-            f"{evidence}; {mode.replace('_', '-')}: the lower bound {verdict} {threshold:+.4f}",
-            (interval,),
+            name, ok, bound, threshold, f"{rule}: {compared} {verdict} {threshold:+.4f} ({evidence})", (interval,)
         )
 
     return check

@@ -8,12 +8,13 @@ is :func:`retrain.domain.metrics.gain`, the one the gate judges on.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Final, Protocol
 
 from retrain.domain.evidence import Evidence, Snapshot
 from retrain.domain.gate import ComparisonInterval, GateDecision
 from retrain.domain.lifecycle import ModelVersionInfo
+from retrain.domain.links import FigureRef, markdown_link, mlflow_run_url, mlflow_version_url, prefect_flow_run_url
 from retrain.domain.metrics import gain
 from retrain.domain.settings import ApprovalSettings
 from retrain.domain.slices import SliceResult
@@ -29,14 +30,35 @@ class ReportContext:
     champion_metrics: Mapping[str, float] | None
     lineage: Mapping[str, str]  # what -> value, in the order shown
     links: Mapping[str, str]  # label -> URL (MLflow run, model version, plots)
+    lineage_links: Mapping[str, str] = field(default_factory=dict)  # what -> URL of the value's page
+    figures: tuple[FigureRef, ...] = ()  # the comparison plots in the challenger's run
+
+
+@dataclass(frozen=True)
+class ReportLinks:
+    """Where a gate report sends its reader: the links section, the lineage ids' pages, the figures."""
+
+    links: Mapping[str, str] = field(default_factory=dict)  # label -> URL
+    lineage: Mapping[str, str] = field(default_factory=dict)  # lineage row -> URL of its value's page
+    figures: tuple[FigureRef, ...] = ()
+
+
+#: The lineage rows whose values have a page in a UI (see :func:`lineage_links`).
+MLFLOW_RUN: Final = "MLflow run"
+MODEL_VERSION: Final = "model version"
+FLOW_RUN: Final = "flow run"
 
 
 def training_lineage(
-    snapshot: Snapshot, holdout_days: tuple[str, str], evidence: Evidence, mlflow_run_id: str
+    snapshot: Snapshot,
+    holdout_days: tuple[str, str],
+    evidence: Evidence,
+    mlflow_run_id: str,
+    model_version: str | None = None,
 ) -> dict[str, str]:
     """What a reviewer needs to trace a challenger back to its data, contract, code and run, in the
     order the report shows it."""
-    return {
+    lineage = {
         "data md5 (DVC)": snapshot.md5,
         "rows / batches": f"{snapshot.rows} / {snapshot.batches}",
         "days": f"{snapshot.first_day} .. {snapshot.last_day}",
@@ -44,10 +66,36 @@ def training_lineage(
         "contract": f"{evidence.contract_name} v{evidence.contract_version} ({evidence.contract_hash[:12]})",
         "training key": evidence.training_key,
         "code": evidence.code_version,
-        "MLflow run": mlflow_run_id,
-        "flow run": evidence.flow_run_id,
-        "triggered by": f"{evidence.triggered_by} ({evidence.reason})",
     }
+    if model_version is not None:
+        lineage[MODEL_VERSION] = f"v{model_version}"
+    lineage[MLFLOW_RUN] = mlflow_run_id
+    lineage[FLOW_RUN] = evidence.flow_run_id
+    lineage["triggered by"] = f"{evidence.triggered_by} ({evidence.reason})"
+    return lineage
+
+
+def lineage_links(
+    *,
+    mlflow_ui: str | None,
+    experiment_id: str,
+    run_id: str,
+    model_name: str,
+    version: str,
+    prefect_ui: str | None,
+    flow_run_id: str,
+) -> dict[str, str]:
+    """The pages behind the lineage ids a reviewer follows (the run, the model version, the flow run),
+    keyed as :func:`training_lineage` names them; only those whose UI URL is known (the others stay
+    plain text)."""
+    links: dict[str, str] = {}
+    if mlflow_ui:
+        links[MODEL_VERSION] = mlflow_version_url(mlflow_ui, model_name, version)
+        links[MLFLOW_RUN] = mlflow_run_url(mlflow_ui, experiment_id, run_id)
+    flow_run = prefect_flow_run_url(prefect_ui, flow_run_id)
+    if flow_run is not None:
+        links[FLOW_RUN] = flow_run
+    return links
 
 
 def final_verdict(promoted: bool, note: str, reasons: tuple[str, ...], rollout: bool = False) -> tuple[str, str]:
@@ -156,12 +204,39 @@ def _slice_rows(decision: GateDecision, metric: str) -> list[str]:
     return lines
 
 
+def _figure_line(figure: FigureRef) -> str:
+    line = f"- {markdown_link(figure.path, figure.url)}"
+    return f"{line}: file `{figure.location}`" if figure.location else line
+
+
+def _figure_lines(context: ReportContext) -> list[str]:
+    """The comparison plots, linked: a Prefect markdown artifact cannot show the images themselves."""
+    if not context.figures:
+        return []
+    version, champion = context.challenger.version, context.champion
+    folder = context.figures[0].path.rpartition("/")[0]
+    if champion is None:
+        shown = f"Challenger v{version} alone (no champion yet) on the same holdout rows"
+    elif champion.version == version:  # judged again: its run keeps what its own gate drew
+        shown = f"v{version} is the champion already: the comparison drawn when it was judged"
+    else:
+        shown = f"Champion v{champion.version} and challenger v{version} overlaid on the same holdout rows"
+    return [
+        "",
+        "## Comparison plots",
+        "",
+        f"{shown}, in the challenger's MLflow run under `{folder}/`:",
+        "",
+        *(_figure_line(figure) for figure in context.figures),
+    ]
+
+
 def gate_report(
     model_name: str, mode: str, decision: GateDecision, verdict: str, summary: str, context: ReportContext
 ) -> str:
     """The gate report as markdown for ``model_name`` judged in gate ``mode`` (non-inferiority or
     superiority): the headline verdict and summary, metrics side by side, every check, the slices,
-    the lineage and the links."""
+    the comparison plots, the lineage (ids linked to their pages where the UIs are known) and the links."""
     lines = [
         f"# Gate report for `{model_name}` v{context.challenger.version}: **{verdict}**",
         "",
@@ -182,8 +257,11 @@ def gate_report(
             f"{_fmt(check.threshold)} | {check.reason} |"
         )
     lines += ["", "## Slices", "", *_slice_rows(decision, decision.primary_metric)]
+    lines += _figure_lines(context)
     lines += ["", "## Lineage", "", "| what | value |", "|---|---|"]
-    lines += [f"| {key} | `{value}` |" for key, value in context.lineage.items()]
+    lines += [
+        f"| {key} | {markdown_link(value, context.lineage_links.get(key))} |" for key, value in context.lineage.items()
+    ]
     if context.links:
         lines += ["", "## Links", ""]
         lines += [f"- [{label}]({url})" for label, url in context.links.items()]

@@ -42,6 +42,10 @@ TAG_DRIFT_WORST: Final = "retrain.drift.worst"  # drift runs: the most drifted f
 # drift runs' artifact: reference vs current distribution of every drifted feature (the drift-report links it)
 ARTIFACT_DRIFT_GRID: Final = "plots/drift_features.png"
 
+# --- Artifact folders of a training run in MLflow ----------------------------------------------------
+RUN_PLOTS: Final = "plots"  # the model's own holdout plots, logged when it is registered
+RUN_COMPARISON: Final = "comparison"  # champion vs challenger on the gate's holdout rows, logged when judged
+
 # --- Prefect artifact keys ----------------------------------------------------------------------
 ARTIFACT_GATE_REPORT: Final = "gate-report"  # what reviewers read before they decide
 ARTIFACT_GATE_DECISION: Final = "gate-decision"  # the decision as taken, after the gate

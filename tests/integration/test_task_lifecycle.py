@@ -148,6 +148,9 @@ def test_init_ingest_train_drift_retrain_and_score(tmp_path: Path, task: TaskKin
 
     champion = registry_for(project).by_alias("champion")
     assert champion is not None and champion.version == "2"
+    # judged against v1 on the same holdout rows: the task's plots with both models, in v2's run
+    compared = {artifact.path for artifact in MlflowClient().list_artifacts(champion.run_id, "comparison")}
+    assert {path.replace("plots/", "comparison/") for path in PLOTS[task]} <= compared
     scored = scoring(
         ScoringRequest(batch=str(newest), project_dir=str(project), output=str(tmp_path / "scores.parquet"))
     )

@@ -169,7 +169,10 @@ def test_worse_challenger_is_refused_and_champion_unchanged(workspace: Path):
     refused = _run(workspace)
 
     assert not refused.outcome.promoted
-    assert any("non-inferiority: the lower bound does not exceed" in r for r in refused.outcome.reasons)
+    assert any(
+        r.startswith("non-inferiority: the lower bound of the 95% CI of the roc_auc gain, ") and "does not exceed" in r
+        for r in refused.outcome.reasons
+    )
     registry = registry_for(workspace)
     model = workspace_settings(workspace).model.registered_name
     status = lifecycle_status(registry, resolve_runtime(project_dir=workspace).ledger_url, "roc_auc")

@@ -164,7 +164,7 @@ def test_training_lineage_traces_the_challenger_to_data_contract_code_and_runs()
     evidence = Evidence(
         "0123abcd", "loans", 3, "h" * 64, "p" * 64, "retrain==1", "k" * 32, "run-42", "alice", "nightly"
     )
-    lineage = training_lineage(snapshot, ("2026-01-05", "2026-01-06"), evidence, "mlflow-run-7")
+    lineage = training_lineage(snapshot, ("2026-01-05", "2026-01-06"), evidence, "mlflow-run-7", "4")
     assert list(lineage) == [
         "data md5 (DVC)",
         "rows / batches",
@@ -173,10 +173,13 @@ def test_training_lineage_traces_the_challenger_to_data_contract_code_and_runs()
         "contract",
         "training key",
         "code",
+        "model version",
         "MLflow run",
         "flow run",
         "triggered by",
     ]
+    assert lineage["model version"] == "v4"
+    assert "model version" not in training_lineage(snapshot, ("a", "b"), evidence, "mlflow-run-7")
     assert lineage["rows / batches"] == "1500 / 6"
     assert lineage["holdout days"] == "2026-01-05 .. 2026-01-06"
     assert lineage["contract"] == f"loans v3 ({'h' * 12})"
@@ -211,3 +214,75 @@ def test_outcome_lines_name_each_failed_check_with_its_value_and_threshold():
     assert outcome_lines("refused: champion unchanged", None, "1", (moved, CALIBRATION.reason), as_results) == lines
     promoted = outcome_lines("promoted", "2", "2", (), checks)
     assert promoted == ["promoted: champion v2, challenger v2"]
+
+
+FLOW_RUN = "0b6f7c1e-1f7a-4a53-9d3c-2f0c6a4e8b11"
+
+
+def test_lineage_ids_link_to_their_pages_where_the_uis_are_known():
+    from retrain.domain.gate_report import lineage_links
+
+    links = lineage_links(
+        mlflow_ui="http://mlflow:5000",
+        experiment_id="7",
+        run_id="run-2",
+        model_name="credit-default",
+        version="2",
+        prefect_ui="http://prefect:4200",
+        flow_run_id=FLOW_RUN,
+    )
+    assert links == {
+        "model version": "http://mlflow:5000/#/models/credit-default/versions/2",
+        "MLflow run": "http://mlflow:5000/#/experiments/7/runs/run-2",
+        "flow run": f"http://prefect:4200/runs/flow-run/{FLOW_RUN}",
+    }
+    lineage = {"data md5 (DVC)": "0123abcd", "model version": "v2", "MLflow run": "run-2", "flow run": FLOW_RUN}
+    context = ReportContext(V2, CHALLENGER, V1, CHAMPION, lineage, {}, lineage_links=links)
+    report = gate_report(
+        "credit-default", "non_inferiority", GateDecision((FLOOR,), "roc_auc"), "PROMOTED", "", context
+    )
+    assert "| data md5 (DVC) | `0123abcd` |" in report  # no page of its own: plain, copyable
+    assert "| model version | [`v2`](http://mlflow:5000/#/models/credit-default/versions/2) |" in report
+    assert "| MLflow run | [`run-2`](http://mlflow:5000/#/experiments/7/runs/run-2) |" in report
+    assert f"| flow run | [`{FLOW_RUN}`](http://prefect:4200/runs/flow-run/{FLOW_RUN}) |" in report
+
+
+def test_without_uis_the_lineage_ids_stay_plain_text():
+    from retrain.domain.gate_report import lineage_links
+
+    common = {"experiment_id": "7", "run_id": "run-2", "model_name": "m", "version": "2"}
+    assert lineage_links(mlflow_ui=None, prefect_ui=None, flow_run_id=FLOW_RUN, **common) == {}
+    only_prefect = lineage_links(mlflow_ui="", prefect_ui="http://p", flow_run_id=FLOW_RUN, **common)
+    assert list(only_prefect) == ["flow run"]
+    assert lineage_links(mlflow_ui=None, prefect_ui="http://p", flow_run_id="local", **common) == {}
+
+
+def test_the_comparison_plots_are_listed_linked_and_with_their_files():
+    from retrain.domain.links import FigureRef
+
+    figures = (
+        FigureRef("comparison/roc.png", "http://mlflow/#/experiments/1/runs/run-2/artifacts/comparison/roc.png",
+                  "/state/artifacts/run-2/artifacts/comparison/roc.png"),
+        FigureRef("comparison/slices.png", None, "s3://bucket/run-2/artifacts/comparison/slices.png"),
+    )  # fmt: skip
+    context = ReportContext(V2, CHALLENGER, V1, CHAMPION, LINEAGE, {}, figures=figures)
+    report = gate_report(
+        "credit-default", "non_inferiority", GateDecision((FLOOR,), "roc_auc"), "PROMOTED", "", context
+    )
+    section = report.split("## Comparison plots\n\n")[1].split("\n\n## Lineage")[0]
+    assert section.splitlines() == [
+        "Champion v1 and challenger v2 overlaid on the same holdout rows, in the challenger's MLflow run under "
+        "`comparison/`:",
+        "",
+        "- [`comparison/roc.png`](http://mlflow/#/experiments/1/runs/run-2/artifacts/comparison/roc.png): "
+        "file `/state/artifacts/run-2/artifacts/comparison/roc.png`",
+        "- `comparison/slices.png`: file `s3://bucket/run-2/artifacts/comparison/slices.png`",
+    ]
+    assert report.index("## Slices") < report.index("## Comparison plots") < report.index("## Lineage")
+    first = ReportContext(V2, CHALLENGER, None, None, LINEAGE, {}, figures=figures[:1])
+    alone = gate_report("credit-default", "non_inferiority", GateDecision((FLOOR,), "roc_auc"), "PROMOTED", "", first)
+    assert "Challenger v2 alone (no champion yet) on the same holdout rows, in the challenger's MLflow" in alone
+    again = ReportContext(V2, CHALLENGER, V2, CHALLENGER, LINEAGE, {}, figures=figures[:1])
+    judged_before = gate_report("credit-default", "non_inferiority", GateDecision((FLOOR,), "roc_auc"), "", "", again)
+    assert "v2 is the champion already: the comparison drawn when it was judged, in the challenger's" in judged_before
+    assert "## Comparison plots" not in _report(GateDecision((FLOOR,), "roc_auc"))  # nothing logged, no section

@@ -1,10 +1,11 @@
 import datetime as dt
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from retrain.domain.gate import GateInputs, decide, default_checks
+from retrain.domain.gate import ComparisonInterval, GateInputs, decide, default_checks
 from retrain.domain.metrics import classification_metrics, expected_calibration_error, gain, meets_floor
 from retrain.domain.rows import column_of
 from retrain.domain.settings import GateSettings
@@ -117,7 +118,43 @@ def test_non_inferiority_passes_a_clearly_better_challenger_and_refuses_a_clearl
     comparison = worse.checks[1]
     assert not worse.promote and not comparison.passed
     assert "CI [" in comparison.reason
-    assert "non-inferiority: the lower bound does not exceed -0.0100" in comparison.reason
+    assert comparison.reason.startswith("non-inferiority: the lower bound of the 95% CI of the roc_auc gain, ")
+    assert "does not exceed -0.0100" in comparison.reason
+
+
+#: What a comparison check's reason says it compared: "<number> exceeds|does not exceed <threshold>".
+_COMPARED = re.compile(r"(?P<value>[+-]\d+\.\d{4}),? (?:exceeds|does not exceed) (?P<threshold>[+-]\d+\.\d{4})")
+
+
+def _compared(reason: str) -> tuple[str, str]:
+    (found,) = _COMPARED.finditer(reason)  # one comparison, stated once
+    return found["value"], found["threshold"]
+
+
+@pytest.mark.parametrize(
+    ("lift", "settings", "metric"),
+    [
+        (0.05, GATE, "roc_auc"),  # a small gain whose interval straddles zero: lower bound and gain differ in sign
+        (-0.6, GATE, "roc_auc"),  # refused
+        (0.05, SUPERIORITY, "roc_auc"),
+        (0.6, GATE.model_copy(update={"primary_metric": "pr_auc", "floor": 0.0}), "pr_auc"),  # point estimate
+    ],
+)
+def test_the_comparison_states_the_very_number_its_value_holds(lift: float, settings: GateSettings, metric: str):
+    """The report shows value and threshold beside the reason: the reason must name the number compared
+    (the CI's lower bound, or the point estimate without a bootstrap), not only the gain."""
+    y, champion, challenger, m_champion, m_challenger = _paired(lift)
+    inputs = GateInputs(m_challenger, m_champion, y, challenger, champion, FAST)
+    comparison = decide(default_checks(settings, seed=1), inputs, metric).checks[1]
+    assert comparison.value is not None and comparison.threshold is not None
+    assert _compared(comparison.reason) == (f"{comparison.value:+.4f}", f"{comparison.threshold:+.4f}")
+    (interval,) = comparison.details
+    assert isinstance(interval, ComparisonInterval)
+    if interval.lower is None:  # a point estimate: the value is the gain itself, and the reason says so
+        assert comparison.value == interval.gain and "a point estimate" in comparison.reason
+    else:
+        assert comparison.value == interval.lower != interval.gain
+        assert f"gain {interval.gain:+.4f}, CI [{interval.lower:+.4f}, {interval.upper:+.4f}]" in comparison.reason
 
 
 def test_superiority_refuses_a_gain_that_the_interval_does_not_prove():
