@@ -103,7 +103,7 @@ def calibration_figure(
         axes.plot(predicted, observed, marker="o", label=model.label)
     axes.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect")
     axes.set_xlabel("mean predicted probability")
-    axes.set_ylabel("observed default rate")
+    axes.set_ylabel("observed rate of the positive class")
     axes.legend(loc="upper left")
     return figure
 

@@ -302,10 +302,9 @@ def scoring_summary(result: ScoringResult) -> None:
         served_by = " it served" if result.candidate else ""
         typer.echo(f"champion v{result.champion} on the {result.labelled_rows} labelled rows{served_by}: {shown}")
     if result.shadow:
-        typer.echo(
-            f"shadow challenger v{result.challenger}: agreement {result.shadow.agreement:.1%}, "
-            f"gains {result.shadow.gains or 'await labels'}"
-        )
+        gains = result.shadow.gains
+        shown = ", ".join(f"{metric} {gain:+.4f}" for metric, gain in gains.items()) if gains else "await labels"
+        typer.echo(f"shadow challenger v{result.challenger}: agreement {result.shadow.agreement:.1%}, gains {shown}")
 
 
 def receipt(reviewer: str, message: str) -> None:

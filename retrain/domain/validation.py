@@ -95,11 +95,12 @@ class ValidationReport:
 
     def summary(self) -> str:
         """One line per failure, naming the expectation and the column: the flow's error message."""
-        verdict = "accepted" if self.passed else "REFUSED"
-        head = (
-            f"{self.batch}: {verdict} by contract {self.contract_name} v{self.contract_version}: "
-            f"{self.rows} rows in, {self.accepted} accepted, {self.quarantined} quarantined"
-        )
+        contract = f"contract {self.contract_name} v{self.contract_version}"
+        if self.passed:
+            counts = f"{self.rows} rows in, {self.accepted} accepted, {self.quarantined} quarantined"
+            head = f"{self.batch}: accepted by {contract}: {counts}"
+        else:  # a refused batch stores no row, whatever the row checks alone would have kept
+            head = f"{self.batch}: REFUSED by {contract}: {self.rows} rows in, none stored"
         if not self.failures:
             return head
         lines = [head + (f" ({'; '.join(self.refusal_reasons)})" if not self.passed else "") + ":"]
