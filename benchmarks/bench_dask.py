@@ -6,7 +6,7 @@ in this process, then twice on a ``distributed.LocalCluster`` of ``--workers`` s
 processes started before the clock starts (a real cluster is already up when a flow runs).
 
 Prints one JSON line: seconds of each, their ratio, the best iteration and holdout ROC AUC of each,
-and whether the two Dask fits gave the same model bytes (the reproducibility the README promises).
+and whether the two Dask fits gave the same model bytes (the reproducibility docs/dask.md promises).
 On one 2-core machine a cluster cannot be faster than one process: it moves the rows between
 processes and sums histograms over TCP every level of every tree. The figure says what the engine
 costs; the point of it is a cluster with more cores and memory than one machine.

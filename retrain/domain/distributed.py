@@ -4,8 +4,8 @@ The rows are cut into as many contiguous parts as ``model.dask_workers`` (the sa
 rows), the first workers by address are chosen, and part *i* is placed on the worker XGBoost will
 rank *i* (its tracker ranks workers by task id), so the same data on a cluster of the same size is
 spread the same way. XGBoost then builds every tree from histograms summed across the workers in
-rank order: the same data, params and worker count give the same model bytes (measured, see the
-README), while a different worker count gives a different, equally valid model. That is why the
+rank order: the same data, params and worker count give the same model bytes (measured, see
+docs/dask.md), while a different worker count gives a different, equally valid model. That is why the
 count is part of the training settings, and so of the training key. What is not in our hands: the
 scheduler could move a part's derived task to another worker (work stealing) on a busy cluster;
 reproduction would then report a difference rather than hide it.

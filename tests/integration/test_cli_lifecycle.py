@@ -1,4 +1,7 @@
-"""The whole loop as a user runs it: `retrain demo`, then `retrain status --json`, through the real CLI."""
+"""The whole loop as a user runs it: `retrain demo`, then `retrain status --json`, through the real CLI.
+
+The demo test runs the README's quickstart for real: `demo`, then each command of its "What to look
+at" (`status`, `history`, `pending`, `report`); tests/unit/test_readme.py checks that it does."""
 
 from __future__ import annotations
 
@@ -80,7 +83,7 @@ def test_demo_then_status_shows_champion_with_metrics_md5_and_contract(embedded:
     ]
     assert sorted(end for end in ends if end) in (  # each rollout ended on its labelled traffic
         ["completed", "rolled_back"],
-        ["rolled_back", "rolled_back"],  # at 1500 rows a day (the README says why)
+        ["rolled_back", "rolled_back"],  # at 1500 rows a day (docs/demo.md says why)
     )
     approved = "paused for review; demo-reviewer answers: approve by 'demo-reviewer' recorded"
     assert demo.output.count(approved) == len(reviewed) + len(starts)
@@ -89,6 +92,14 @@ def test_demo_then_status_shows_champion_with_metrics_md5_and_contract(embedded:
     assert "[told the team] retrain-loans: rollout of v2 " in demo.output
     dashboard = demo.output.split("Dashboard (open it in a browser): ")[1].split()[0]
     assert Path(dashboard).is_file() and 'data-plot="metrics"' in Path(dashboard).read_text(encoding="utf-8")
+    # the rest of the README's "What to look at": the reviewers' inbox (the session's Prefect API may
+    # hold other tests' paused runs, so only that it answers) and the dashboard written again
+    pending = runner.invoke(app, ["pending", "--project", str(REPO_ROOT)])
+    assert pending.exit_code == 0 and pending.output.strip(), pending.output
+    again = runner.invoke(app, ["report", "--project", str(REPO_ROOT)])
+    assert again.exit_code == 0, again.output
+    rewritten = Path(again.output.split("dashboard: ")[1].split()[0])
+    assert rewritten.is_relative_to(embedded) and 'data-plot="metrics"' in rewritten.read_text(encoding="utf-8")
 
 
 def test_status_without_any_model_prints_nulls(services: Path):

@@ -2,10 +2,13 @@
 networking off): Prefect UI login through the people's proxy with the reviewer's own NAME:PASSWORD
 → the paused training run → its gate report → the approval form → submitted; then the MLflow UI
 shows alias ``champion`` on the new version. Screenshots are kept under
-``.retrain/test-outputs/browser/``."""
+``.retrain/test-outputs/browser/``; with ``RETRAIN_SCREENSHOTS_DIR`` set, the README's three (the runs
+list with the run's named state, the gate report, the champion's version page in MLflow) are written
+there too, at 1280x800: ``RETRAIN_SCREENSHOTS_DIR=$PWD/docs/images pytest tests/stack/test_browser.py``."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +28,9 @@ pytestmark = pytest.mark.stack
 
 MODEL = "retrain-loans-browser"
 SCREENSHOTS = REPO_ROOT / ".retrain" / "test-outputs" / "browser"
+# The README's screenshots: written only when this names a directory (docs/images), each at one size.
+DOC_SCREENSHOTS = "RETRAIN_SCREENSHOTS_DIR"
+DOC_VIEWPORT = {"width": 1280, "height": 800}
 # No outside connections exist here: Chromium must not try any (the machine refuses them, many at a time).
 CHROMIUM_FLAGS = [
     "--no-sandbox",
@@ -61,6 +67,23 @@ def browser() -> Iterator[Any]:
         launched = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_FLAGS)
         yield launched
         launched.close()
+
+
+def _doc_screenshot(page: Any, name: str) -> None:
+    """``NAME.png`` in ``$RETRAIN_SCREENSHOTS_DIR`` when it is set: what the page shows in a 1280x800
+    window (not the whole page), the page's own size restored afterwards."""
+    target = os.environ.get(DOC_SCREENSHOTS)
+    if not target:
+        return
+    directory = Path(target)
+    directory.mkdir(parents=True, exist_ok=True)
+    before = page.viewport_size
+    page.set_viewport_size(DOC_VIEWPORT)
+    try:
+        page.screenshot(path=str(directory / f"{name}.png"), animations="disabled")
+    finally:
+        if before:
+            page.set_viewport_size(before)
 
 
 def _choose(page: Any, select: Any, value: str) -> None:
@@ -100,6 +123,7 @@ def test_a_reviewer_approves_in_the_prefect_ui_and_sees_the_champion_in_mlflow(
     assert page.get_by_text("Slices", exact=True).count() >= 1
     page.get_by_text(f"retrain sign {run_id}").first.wait_for()  # the one command that makes the signature
     page.screenshot(path=str(SCREENSHOTS / "2-gate-report.png"), full_page=True)
+    _doc_screenshot(page, "gate-report")
 
     page.goto(f"{ui}/runs/flow-run/{run_id}")
     page.get_by_role("button", name="Resume").click()
@@ -120,6 +144,11 @@ def test_a_reviewer_approves_in_the_prefect_ui_and_sees_the_champion_in_mlflow(
             json={"artifacts": {"flow_run_id": {"any_": [run_id]}, "key": {"any_": ["approval-ballots"]}}},
         ).raise_for_status()
         assert "approve by 'demo-reviewer' recorded" in ballots.json()[-1]["data"]
+    # the runs list names how the run ended (a state named for its decision; its type stays Completed)
+    page.goto(f"{ui}/runs")
+    page.get_by_text("Promoted", exact=True).first.wait_for()
+    page.screenshot(path=str(SCREENSHOTS / "4-runs-promoted.png"))
+    _doc_screenshot(page, "prefect-runs")
 
     person = _mlflow_as(live_stack, "demo-reviewer", live_stack.keys["mlflow_people"]["demo-reviewer"], monkeypatch)
     champion = person.get_model_version_by_alias(MODEL, "champion")
@@ -132,7 +161,14 @@ def test_a_reviewer_approves_in_the_prefect_ui_and_sees_the_champion_in_mlflow(
     mlflow.goto(f"{live_stack.mlflow_url}/#/models/{MODEL}")
     row = mlflow.get_by_role("row").filter(has_text=f"Version {champion.version}")
     row.get_by_text("champion").first.wait_for()
-    mlflow.screenshot(path=str(SCREENSHOTS / "4-mlflow-champion.png"), full_page=True)
+    mlflow.screenshot(path=str(SCREENSHOTS / "5-mlflow-champion.png"), full_page=True)
+    if os.environ.get(DOC_SCREENSHOTS):  # the version's own page: its alias, tags and the decision's description
+        assistant = mlflow.get_by_role("button", name="Close", exact=True)  # the panel MLflow opens on a first visit
+        if assistant.count():
+            assistant.first.click()
+        mlflow.goto(f"{live_stack.mlflow_url}/#/models/{MODEL}/versions/{champion.version}")
+        mlflow.get_by_text("champion").first.wait_for()
+        _doc_screenshot(mlflow, "mlflow-version")
     assert httpx.get(f"{live_stack.mlflow_url}/health", timeout=10).status_code == 200
 
     # the dashboard of this very project, built by `retrain report` with the worker's access (it logs
@@ -148,7 +184,7 @@ def test_a_reviewer_approves_in_the_prefect_ui_and_sees_the_champion_in_mlflow(
         assert board.locator("h1").inner_text() == f"Retrain: {MODEL}"
         assert f"champion: v{champion.version}" in board.locator("p.sub").inner_text()
         assert board.get_by_text("promotion", exact=True).count() >= 1  # the approval above, on the timeline
-        board.screenshot(path=str(SCREENSHOTS / "5-dashboard.png"), full_page=True)
+        board.screenshot(path=str(SCREENSHOTS / "6-dashboard.png"), full_page=True)
     finally:
         board.close()
 
