@@ -156,10 +156,15 @@ def comparison_task(
     champion_predictions: np.ndarray | None,
 ) -> list[str]:
     """Champion vs challenger plots from the predictions the gate judged, into the challenger's run
-    (a retry draws and logs them again: same paths, same figures)."""
-    return evaluation.log_comparison(
-        registry, settings, holdout, decision, challenger, challenger_predictions, champion, champion_predictions
-    )
+    (a retry draws and logs them again: same paths, same figures). Evidence for people, not for the
+    gate: plots that cannot be drawn are a warning, never a training that fails after its version."""
+    try:
+        return evaluation.log_comparison(
+            registry, settings, holdout, decision, challenger, challenger_predictions, champion, champion_predictions
+        )
+    except Exception as error:  # the gate's decision does not depend on a figure
+        get_run_logger().warning(f"comparison plots not logged ({type(error).__name__}: {error})")
+        return []
 
 
 @task(name="report-links", cache_policy=NO_CACHE, **RETRYING)

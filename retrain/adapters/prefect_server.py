@@ -21,17 +21,14 @@ a demo that then passed. The same setting turns them back on.
 
 from __future__ import annotations
 
-import importlib.abc
-import importlib.machinery
-import importlib.util
 import logging
 import os
-import sys
 import threading
 import time
-from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
+
+from retrain.adapters.import_hooks import after_import
 
 SERVER_MODULE = "prefect.server.api.server"
 PREFECT_FACTORY = "prefect.server.api.server:create_app"
@@ -68,38 +65,11 @@ def _patch(module: ModuleType) -> None:
     server_class._retrain_guarded = True
 
 
-class _PatchOnImport(importlib.abc.MetaPathFinder):
-    """Applies :func:`_patch` right after Prefect's server module is first imported."""
-
-    def find_spec(
-        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
-    ) -> importlib.machinery.ModuleSpec | None:
-        if fullname != SERVER_MODULE:
-            return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(fullname)
-        if spec is None or spec.loader is None:
-            return spec
-        loader: Any = spec.loader
-        execute = loader.exec_module
-
-        def exec_module(module: ModuleType) -> None:
-            execute(module)
-            _patch(module)
-
-        loader.exec_module = exec_module
-        return spec
-
-
 def guard_embedded_server() -> None:
     """Make any ephemeral Prefect server this process starts die with it (no-op with PREFECT_API_URL)."""
     if os.environ.get("PREFECT_API_URL"):
         return
-    loaded = sys.modules.get(SERVER_MODULE)
-    if loaded is not None:
-        _patch(loaded)
-    elif not any(isinstance(finder, _PatchOnImport) for finder in sys.meta_path):
-        sys.meta_path.insert(0, _PatchOnImport())
+    after_import(SERVER_MODULE, _patch)
 
 
 def _watch_parent(parent: int) -> None:

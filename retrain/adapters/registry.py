@@ -390,36 +390,62 @@ class ModelRegistry:
             )
 
     @_translated
-    def record_decision(self, version: ModelVersionInfo, record: DecisionRecord) -> None:
-        """The decision's document on the version's run, then its one-word tag on the version. Both
-        before a move's commit point: the doctor rebuilds a missing ledger entry from the document."""
+    def record_decision(self, version: ModelVersionInfo, record: DecisionRecord, *, tag: bool = True) -> None:
+        """The decision's document on the version's run (any earlier decision kept in its history),
+        then, with ``tag``, its one-word tag on the version. The document goes before a move's commit
+        point: the doctor rebuilds a missing ledger entry from it. A promotion tags after its commit
+        point, so the tag never says promoted for a version that did not serve."""
+        earlier = self.decision_record(version)
+        if earlier is not None:
+            summary = {"decision": earlier.decision, "reasons": earlier.reasons, "decided_at": earlier.decided_at}
+            record = replace(record, history=(*earlier.history, summary))
+        self._write_decision(version, record, tag)
+
+    def _write_decision(self, version: ModelVersionInfo, record: DecisionRecord, tag: bool) -> None:
         self.client.log_dict(version.run_id, record.to_dict(), DECISION_DOCUMENT)
-        self.client.set_model_version_tag(self.model_name, version.version, TAG_DECISION, record.decision)
+        if tag:
+            self.client.set_model_version_tag(self.model_name, version.version, TAG_DECISION, record.decision)
 
     @_translated
     def decision_record(self, version: ModelVersionInfo) -> DecisionRecord | None:
-        """The version's decision document, or None when it was never judged."""
+        """The version's decision document, or None when it was never judged, has no run (registered
+        by hand from a source) or its run is gone."""
+        from mlflow.exceptions import MlflowException
+
+        if version.run_id in ("", "None"):
+            return None
         folder = DECISION_DOCUMENT.rpartition("/")[0]
-        if not any(item.path == DECISION_DOCUMENT for item in self.client.list_artifacts(version.run_id, folder)):
+        try:
+            listed = self.client.list_artifacts(version.run_id, folder)
+        except MlflowException as error:
+            _raise_unless_absent(error)
+            return None
+        if not any(item.path == DECISION_DOCUMENT for item in listed):
             return None
         return DecisionRecord.from_dict(self.load_document(version.run_id, DECISION_DOCUMENT))
 
     @_translated
     def clear_decision_tag(self, version: str) -> None:
-        """The version is judged again: its earlier decision stays in its document, not on its tag."""
+        """The version is judged again: its earlier decision stays in its document (the next record
+        keeps it in its history), not on its tag."""
         self.client.delete_model_version_tag(self.model_name, version, TAG_DECISION)
 
+    @_translated
     def decide_again(self, version: ModelVersionInfo, decision: str, reasons: str, **changes: Any) -> None:
         """A later decision about a judged version (a rollout's end, a rollback): the record keeps
-        the earlier one in its history; a version never judged gets a record of this one alone."""
+        the earlier one in its history; a version never judged (or without a run) gets a record of
+        this one alone, or only its tag when it has no run to hold the document."""
         at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         earlier = self.decision_record(version)
+        if version.run_id in ("", "None"):
+            self.client.set_model_version_tag(self.model_name, version.version, TAG_DECISION, decision)
+            return
         record = (
             DecisionRecord(decision, reasons, decided_at=at, **changes)
             if earlier is None
             else earlier.then(decision, reasons, at, **changes)
         )
-        self.record_decision(version, record)
+        self._write_decision(version, record, tag=True)
 
     @_translated
     def ui_links(self, ui_url: str, run_id: str, version: str) -> dict[str, str]:

@@ -124,7 +124,7 @@ def collect_approval(
         if remaining < 1:
             break
         pause_key = tags.pause_key(round_number)
-        logger.info(
+        logger.warning(  # a call to act, shown at a terminal even when Prefect's INFO lines are not
             "Waiting for reviewers (%.0f s left): answer the form on this run in the Prefect UI, "
             "or run `retrain approve %s --reviewer NAME` (it signs with your key)",
             remaining,

@@ -1,11 +1,13 @@
 """Promotion in a fixed order, and the doctor that repairs one a crash interrupted.
 
-Order: tag the decision on the challenger → ``previous-champion`` to the old champion → ``champion``
-to the challenger (the single commit point) → clear ``challenger`` → append to the ledger. A crash
+Order: the decision document on the challenger's run → ``previous-champion`` to the old champion →
+``champion`` to the challenger (the single commit point) → its ``promoted`` tag → clear
+``challenger`` → append to the ledger. A refusal: the document and its tag → the ledger → clear
+``challenger`` (best effort; the doctor finishes it, writing the ledger entry if it is missing). A crash
 before the commit point leaves the old champion serving; a crash after it leaves the new one
 serving with the ledger behind, and ``doctor`` (run at the start of every training flow) appends
-the missing entry from the version's own decision tags (with its reviewers, their comment and the
-flow run) and clears stale aliases.
+the missing entry from the version's decision document, ``gate/decision.json`` on its run (with its
+reviewers, their comment and the flow run), and clears stale aliases.
 
 Promotion is a compare-and-set under the model's lock (``retrain.adapters.locks``): ``champion``
 moves only if it is still the version the challenger was judged against; otherwise the decision is
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -28,7 +31,7 @@ from retrain.adapters.locks import model_lock
 from retrain.adapters.registry import ModelRegistry
 from retrain.domain import tags
 from retrain.domain.approval import ApprovalResult
-from retrain.domain.errors import NothingToRollBack
+from retrain.domain.errors import NothingToRollBack, RetrainError
 from retrain.domain.gate import GateDecision
 from retrain.domain.lifecycle import (
     CANDIDATE,
@@ -158,6 +161,7 @@ def _promote_locked(
     registry.record_decision(
         challenger,
         _record(word, "; ".join(reasons) or "all checks passed", decision, judged, approval, flow_run_id, evidence),
+        tag=not promote_now,  # "promoted" goes on the version once it serves (the doctor tags it after a crash)
     )
     on_step("tag-decision")
     if promote_now:
@@ -166,6 +170,7 @@ def _promote_locked(
         on_step("previous-champion")
         registry.set_alias(CHAMPION, challenger.version)  # the single commit point of a promotion
         on_step("champion")
+        registry.tag_version(challenger.version, {tags.TAG_DECISION: word})
         marked = registry.by_alias(CHALLENGER)
         if marked is None or marked.version == challenger.version:  # another run's challenger stays marked
             registry.delete_alias(CHALLENGER)
@@ -195,12 +200,21 @@ def _promote_locked(
     )
     on_step("ledger")
     if not outcome.promoted:  # judged for good: shadow scoring stops, status no longer shows it waiting
-        marked = registry.by_alias(CHALLENGER)
-        if marked is not None and marked.version == challenger.version:
-            registry.delete_alias(CHALLENGER)
+        _clear_challenger_after_the_record(registry, challenger.version)
         on_step("clear-challenger")
     registry.record_verdict(challenger.version, challenger.run_id, word, "; ".join(reasons) or "all checks passed")
     return outcome
+
+
+def _clear_challenger_after_the_record(registry: ModelRegistry, version: str) -> None:
+    """After the ledger entry, best effort: a task retry would append the refusal twice, so an outage
+    here is a warning and the doctor (first task of every training) removes the alias."""
+    try:
+        marked = registry.by_alias(CHALLENGER)
+        if marked is not None and marked.version == version:
+            registry.delete_alias(CHALLENGER)
+    except RetrainError as error:
+        logging.getLogger("retrain.promotion").warning(f"challenger alias of v{version} left to the doctor: {error}")
 
 
 def _decision_word(promote_now: bool, approval: ApprovalResult | None) -> str:
@@ -363,6 +377,7 @@ def _reconciled_entry(registry: ModelRegistry, champion: ModelVersionInfo, recor
         reviewers=() if written is None else written.reviewers,
         checks=[] if written is None else list(written.checks),
         flow_run_id=None if written is None else written.flow_run_id,
+        evidence={} if written is None or written.holdout is None else {"holdout": written.holdout},
     )
 
 
@@ -375,7 +390,7 @@ def doctor(registry: ModelRegistry, ledger: Ledger) -> DoctorReport:
     with model_lock(ledger.url, registry.model_name):
         report = DoctorReport()
         _reconcile(registry, ledger, report)
-        _clear_judged_challenger(registry, report)
+        _clear_judged_challenger(registry, ledger, report)
         from retrain.application.rollout import reconcile_locked
 
         report.repaired.extend(reconcile_locked(registry, ledger))
@@ -390,6 +405,7 @@ def _reconcile(registry: ModelRegistry, ledger: Ledger, report: DoctorReport) ->
     recorded = moves[-1].champion_after if moves else None
     if champion is not None and champion.version != recorded:
         ledger.append(_reconciled_entry(registry, champion, recorded))
+        registry.tag_version(champion.version, {tags.TAG_DECISION: "promoted"})
         report.repaired.append(f"appended the missing ledger entry for champion v{champion.version}")
     elif champion is None and recorded is not None:
         if not registry.has_version(recorded):
@@ -420,10 +436,39 @@ def _reconcile(registry: ModelRegistry, ledger: Ledger, report: DoctorReport) ->
             report.repaired.append("removed previous-champion, which pointed at the champion")
 
 
-def _clear_judged_challenger(registry: ModelRegistry, report: DoctorReport) -> None:
-    """A refusal that crashed after its ledger entry left ``challenger`` on a version judged for good
-    (a version judged again loses its decision tag first: ``evaluation.mark_challenger``)."""
+def _clear_judged_challenger(registry: ModelRegistry, ledger: Ledger, report: DoctorReport) -> None:
+    """A refusal that crashed before its alias went: its ledger entry is written from the decision
+    document when the crash came before it, then ``challenger`` goes (a version judged again loses its
+    decision tag first: ``evaluation.mark_challenger``)."""
     marked = registry.by_alias(CHALLENGER)
-    if marked is not None and marked.tags.get(tags.TAG_DECISION) in FINAL_REFUSALS:
-        registry.delete_alias(CHALLENGER)
-        report.repaired.append(f"removed challenger from v{marked.version}, which was {marked.tags[tags.TAG_DECISION]}")
+    if marked is None or marked.tags.get(tags.TAG_DECISION) not in FINAL_REFUSALS:
+        return
+    written = registry.decision_record(marked)
+    entries = ledger.entries(registry.model_name)
+    if written is not None and not any(
+        e.challenger == marked.version and e.flow_run_id == written.flow_run_id and e.kind not in MOVES for e in entries
+    ):
+        ledger.append(_reconciled_refusal(registry, marked.version, written, entries))
+        report.repaired.append(f"appended the missing ledger entry for the {written.decision} v{marked.version}")
+    registry.delete_alias(CHALLENGER)
+    report.repaired.append(f"removed challenger from v{marked.version}, which was {marked.tags[tags.TAG_DECISION]}")
+
+
+def _reconciled_refusal(
+    registry: ModelRegistry, version: str, written: DecisionRecord, entries: list[LedgerEntry]
+) -> LedgerEntry:
+    moves = [e for e in entries if e.kind in MOVES]
+    return LedgerEntry(
+        model_name=registry.model_name,
+        kind="timeout" if written.decision == "timed out" else "refusal",
+        champion_before=written.champion_before,
+        challenger=version,
+        champion_after=moves[-1].champion_after if moves else None,  # the champion it left in place
+        actor="retrain doctor",
+        comment=f"reconciled: {written.decision}: {written.reasons}"
+        + (f" | reviewers: {written.comment}" if written.comment else ""),
+        reviewers=written.reviewers,
+        checks=list(written.checks),
+        flow_run_id=written.flow_run_id,
+        evidence={} if written.holdout is None else {"holdout": written.holdout},
+    )

@@ -4,10 +4,10 @@ late labels, and end it (complete or roll back), all under the model's lock like
 Crash safety follows the promotion's rule: one alias move is each step's commit point, and the ledger
 entry after it can be rebuilt from the registry (``reconcile_rollout``, which the doctor runs):
 
-- start: tag the challenger → ``candidate`` alias (commit) → clear ``challenger`` → ledger ``start``;
-- completion: tag → ``previous-champion`` → ``champion`` = candidate (commit) → clear ``candidate`` →
-  ledger promotion with the rollout's end;
-- rollback: tag → clear ``candidate`` (commit) → ledger ``end`` (rolled back).
+- start: the decision document and tag → ``candidate`` alias (commit) → clear ``challenger`` → ledger ``start``;
+- completion: the decision (promoted) → ``previous-champion`` → ``champion`` = candidate (commit) →
+  clear ``candidate`` → ledger promotion with the rollout's end;
+- rollback: the decision (rolled back) → clear ``candidate`` (commit) → ledger ``end`` (rolled back).
 """
 
 from __future__ import annotations
@@ -435,7 +435,7 @@ def reconcile_locked(registry: ModelRegistry, ledger: Ledger) -> list[str]:
     - ``candidate`` on the champion: a completion passed its commit point; the alias goes (the
       doctor's promotion reconciliation has already recorded the move, which ends the rollout);
     - ``candidate`` with no rollout in the ledger: a start passed its commit point; its start is
-      recorded from the version's tags, or the alias goes when the champion moved since;
+      recorded from the version's decision document, or the alias goes when the champion moved since;
     - a rollout in the ledger without its ``candidate``: a rollback passed its commit point; its end
       is recorded.
     """
@@ -468,7 +468,10 @@ def reconcile_locked(registry: ModelRegistry, ledger: Ledger) -> list[str]:
                     comment=f"reconciled: rollout of v{candidate.version} started (the ledger entry was missing)",
                     reviewers=() if written is None else written.reviewers,
                     flow_run_id=None if written is None else written.flow_run_id,
-                    evidence={domain.EVENT_KEY: _reconciled_start(candidate.version, judged, written)},
+                    evidence={
+                        domain.EVENT_KEY: _reconciled_start(candidate.version, judged, written),
+                        **({} if written is None or written.holdout is None else {"holdout": written.holdout}),
+                    },
                 )
             )
             repaired.append(f"recorded the start of the rollout of v{candidate.version}")

@@ -7,7 +7,8 @@ terminal want to see that something moves and then the outcome, which each comma
 whole log stays in the UI. So by default the console handler of Prefect's logging config only passes
 warnings (``PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL``, read when Prefect configures its logging, which
 the commands import lazily, after this), and a handler on the run loggers turns each INFO line into the
-description of a rich progress line on stderr, shown only at a terminal. ``retrain --verbose`` keeps
+description of a rich progress line on stderr, shown only at a terminal. Lines that ask something of
+the person (a run waiting for reviewers) are warnings, so they still show. ``retrain --verbose`` keeps
 Prefect's own lines.
 """
 
@@ -18,7 +19,10 @@ import os
 import sys
 from typing import Any
 
+from retrain.adapters.import_hooks import after_import
+
 QUIET_CONSOLE = {"PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING"}
+PREFECT_LOGGING_SET_UP = "prefect.main"  # its import ends with Prefect's setup_logging()
 RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
 WIDTH = 100
 
@@ -96,8 +100,13 @@ def quiet_prefect_console(verbose: bool) -> ProgressLine | None:
     if not sys.stderr.isatty():
         return None
     line = ProgressLine()
-    for name in RUN_LOGGERS:
-        logging.getLogger(name).addHandler(line)
+
+    def attach(_: object) -> None:
+        for name in RUN_LOGGERS:
+            logging.getLogger(name).addHandler(line)
+
+    # after Prefect has configured its logging (``dictConfig`` drops handlers added before it)
+    after_import(PREFECT_LOGGING_SET_UP, attach)
     return line
 
 

@@ -39,11 +39,6 @@ class ModelVersionInfo:
         return data
 
 
-#: What a version's decision record says (``retrain.gate.decision`` holds the same word): the gate's
-#: verdict, a rollout's, or what happened to a champion since.
-DECIDED: Final = ("promoted", "refused", "rejected", "timed out", "superseded", "rolled back")
-
-
 @dataclass(frozen=True)
 class DecisionRecord:
     """Everything a version's gate decision was taken on, as a JSON artifact of its training run.

@@ -54,3 +54,40 @@ def test_a_flow_run_from_the_cli_keeps_its_info_lines_off_the_terminal_unless_ve
     output = done.stdout + done.stderr
     assert ("a line of the run's log" in output) is shown
     assert ("Finished in state Completed" in output) is shown
+
+
+def test_at_a_terminal_the_run_shows_as_one_progress_line_not_as_log_lines():
+    """stderr a terminal (a pty): the run's lines feed rich's progress line (drawn, then erased), and no
+    Prefect log line is written; stdout stays the command's own."""
+    import pty
+
+    from prefect.settings import PREFECT_API_URL
+
+    env = {key: value for key, value in os.environ.items() if key not in {*QUIET_CONSOLE, "PREFECT_LOGGING_LEVEL"}}
+    env.update(PREFECT_API_URL=str(PREFECT_API_URL.value()), TERM="xterm", COLUMNS="160")
+    leader, follower = pty.openpty()
+    with subprocess.Popen(
+        [sys.executable, "-c", FLOW, "hello-command"],
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        text=True,
+        env=env,
+        cwd=REPO_ROOT,
+    ) as process:
+        os.close(follower)
+        drawn = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the pty closes with the process
+                break
+            if not chunk:
+                break
+            drawn += chunk
+        stdout = process.stdout.read() if process.stdout else ""
+        assert process.wait(timeout=300) == 0, drawn.decode(errors="replace")[-2000:]
+    os.close(leader)
+    terminal = drawn.decode(errors="replace")
+    assert stdout.strip() == "the command's own outcome"
+    assert "a line of the run's log" in terminal  # the progress line's description, at some point
+    assert "| INFO" not in terminal and "Finished in state" not in terminal

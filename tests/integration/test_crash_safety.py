@@ -102,6 +102,8 @@ def test_killed_promotion_leaves_one_champion_and_doctor_reconciles(step: str, t
 
     champion = registry.by_alias(CHAMPION)
     assert champion is not None and champion.version == ("2" if STEPS.index(step) >= STEPS.index("champion") else "1")
+    if champion.version == "1":  # killed before the commit point: nothing says v2 was promoted
+        assert registry.by_version("2").tags.get("retrain.gate.decision") is None
 
     report = doctor(registry, ledger)
     assert report.healthy, report.problems
@@ -112,6 +114,7 @@ def test_killed_promotion_leaves_one_champion_and_doctor_reconciles(step: str, t
         other = registry.by_alias(alias)
         assert other is None or other.version != champion.version
     if champion.version == "2":
+        assert registry.by_version("2").tags["retrain.gate.decision"] == "promoted"  # tagged once it served
         previous = registry.by_alias(PREVIOUS_CHAMPION)
         assert previous is not None and previous.version == "1"
         # Written by promote() or repaired by doctor: the reviewers, their comment and the flow run stay.
@@ -141,13 +144,17 @@ def test_killed_refusal_leaves_the_champion_and_doctor_clears_the_judged_challen
 
     report = doctor(registry, ledger)
 
-    assert report.repaired == ["removed challenger from v2, which was refused"] and report.healthy
+    missing = ["appended the missing ledger entry for the refused v2"] if step == "tag-decision" else []
+    assert report.repaired == [*missing, "removed challenger from v2, which was refused"] and report.healthy
     assert registry.by_alias(CHALLENGER) is None
     champion = registry.by_alias(CHAMPION)
     assert champion is not None and champion.version == "1"
     record = registry.decision_record(registry.by_version("2"))
     assert record is not None and record.decision == "refused" and record.champion_before == "1"
-    assert [e.kind for e in ledger.entries("m")] == ["promotion"] + (["refusal"] if step == "ledger" else [])
+    entries = ledger.entries("m")  # the refusal is on record either way, with its flow run and reviewers
+    assert [e.kind for e in entries] == ["promotion", "refusal"]
+    assert entries[-1].flow_run_id == "flow-run-42" and entries[-1].reviewers == ("ada", "grace")
+    assert entries[-1].champion_after == "1" and doctor(registry, ledger).repaired == []
     ledger.dispose()
 
 
