@@ -160,7 +160,7 @@ def training(request: TrainingRequest | None = None) -> TrainingResult:
     # One training per registered model at a time: runs started together wait here for each other, so
     # the DVC snapshot is made once and one training key never registers two versions.
     with training_lock(where.ledger_url, registry.model_name):
-        prepare_data_repo_task(where.project_dir, where.dvc_remote_url, where.dvc_remote_endpoint)
+        prepare_data_repo_task(where.project_dir, where.dvc_remote_url, where.dvc_remote_endpoint, where.s3_encryption)
         batches = list_batches_task(where.project_dir, settings)
         snapshot_path = validated_snapshot(batches, settings, where, reports / "validation")
         snapshot = version_training_set_task(snapshot_path, len(batches), settings, where.project_dir)

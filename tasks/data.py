@@ -17,6 +17,7 @@ from retrain.adapters.git import GitCommit
 from retrain.application import data, versioning
 from retrain.application.batches import assemble_training_set, known_verdicts, row_threshold_check, validate_file
 from retrain.domain import tags
+from retrain.domain.encryption import S3Encryption
 from retrain.domain.evidence import Snapshot
 from retrain.domain.settings import Settings, load_settings
 from retrain.domain.validation import BatchValidation, ValidationReport
@@ -140,9 +141,11 @@ def publish_validation_task(reports: list[ValidationReport]) -> None:
 
 
 @task(name="prepare-data-repo", cache_policy=NO_CACHE, **RETRYING)
-def prepare_data_repo_task(project_dir: Path, remote_url: str, remote_endpoint: str | None) -> None:
+def prepare_data_repo_task(
+    project_dir: Path, remote_url: str, remote_endpoint: str | None, encryption: S3Encryption
+) -> None:
     """The project must be a DVC repo whose default remote is the one this environment names."""
-    data.prepare_data_repo(project_dir, remote_url, remote_endpoint)
+    data.prepare_data_repo(project_dir, remote_url, remote_endpoint, encryption)
 
 
 @task(name="store-quarantine", cache_policy=NO_CACHE, **RETRYING)

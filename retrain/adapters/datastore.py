@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 import yaml
 
+from retrain.domain.encryption import SSE_S3_ONLY, S3Encryption
 from retrain.domain.errors import ServiceError
 
 if TYPE_CHECKING:
@@ -180,19 +181,30 @@ def _remote_url(url: str) -> str:
     return str(path)
 
 
-def configure_remote(root: Path, url: str, *, endpoint_url: str | None = None, name: str = DEFAULT_REMOTE) -> None:
+def configure_remote(
+    root: Path,
+    url: str,
+    *,
+    endpoint_url: str | None = None,
+    encryption: S3Encryption = SSE_S3_ONLY,
+    name: str = DEFAULT_REMOTE,
+) -> None:
     """Make ``url`` the default remote in the local (uncommitted) config; credentials never go here.
 
     ``url`` is a local directory (created) or ``s3://bucket/prefix``; ``endpoint_url`` points S3 at
-    MinIO or moto. Credentials come from boto's standard chain (environment, profile, role).
+    MinIO or moto. Credentials come from boto's standard chain (environment, profile, role). On S3,
+    every object DVC pushes is encrypted at rest as ``encryption`` says (DVC's ``sse`` and
+    ``sse_kms_key_id`` remote options; SSE-S3 unless a KMS key is named).
     The whole remote section is replaced, so switching remotes leaves no stale endpoint behind.
     """
     _quiet_dvc()
     from dvc.exceptions import DvcException
 
     remote: dict[str, str] = {"url": _remote_url(url)}
-    if endpoint_url and url.startswith("s3://"):
-        remote["endpointurl"] = endpoint_url
+    if url.startswith("s3://"):
+        remote.update(encryption.dvc_remote_options())
+        if endpoint_url:
+            remote["endpointurl"] = endpoint_url
     try:
         with _open(root) as repo, repo.config.edit("local") as config:
             config["remote"][name] = remote

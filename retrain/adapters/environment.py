@@ -12,6 +12,8 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from retrain.domain.encryption import SSE_S3_ONLY, S3Encryption, s3_encryption
+
 #: Telemetry and update checks off: tests and CI have no network, and users did not ask for it.
 QUIET_ENVIRONMENT: Mapping[str, str] = {
     "GX_ANALYTICS_ENABLED": "False",
@@ -42,6 +44,8 @@ class Runtime:
     ledger_url: str
     mlflow_ui_url: str = "http://127.0.0.1:5000"
     dask_scheduler: str | None = None  # RETRAIN_DASK_SCHEDULER: where model.engine dask trains
+    #: How objects written to S3 (DVC remote, MLflow artifacts) are encrypted: RETRAIN_S3_KMS_KEY_ID
+    s3_encryption: S3Encryption = SSE_S3_ONLY
 
     @property
     def params_path(self) -> Path:
@@ -64,6 +68,8 @@ class Runtime:
 SERVED_PROJECTS = "RETRAIN_SERVED_PROJECTS"
 #: The Dask scheduler (``tcp://host:8786``) that ``model.engine: dask`` trains and validates on.
 DASK_SCHEDULER = "RETRAIN_DASK_SCHEDULER"
+#: A KMS key (id, ARN or alias) for SSE-KMS on every object written to S3; unset: SSE-S3 (AES256).
+S3_KMS_KEY_ID = "RETRAIN_S3_KMS_KEY_ID"
 
 
 def served_roots(env: Mapping[str, str]) -> list[Path]:
@@ -112,6 +118,7 @@ def resolve_runtime(env: Mapping[str, str] | None = None, project_dir: Path | No
             or (tracking if tracking.startswith(("http://", "https://")) else "http://127.0.0.1:5000")
         ).rstrip("/"),
         dask_scheduler=env.get(DASK_SCHEDULER, "").strip() or None,
+        s3_encryption=s3_encryption(env.get(S3_KMS_KEY_ID)),
     )
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
+from retrain.domain.encryption import SSE_S3_ONLY, S3Encryption
 from retrain.domain.errors import RetrainError, ServiceError
 from retrain.domain.features import FeatureSpec
 from retrain.domain.fitting import ResourceSample
@@ -155,8 +156,21 @@ def _quiet_mlflow() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def _client(tracking_uri: str) -> MlflowClient:
+#: MLflow's S3 artifact store reads its boto3 upload arguments from this variable at every upload.
+S3_UPLOAD_ARGS = "MLFLOW_S3_UPLOAD_EXTRA_ARGS"
+
+
+def encrypt_s3_uploads(encryption: S3Encryption) -> None:
+    """Every artifact this process writes to S3 through MLflow is encrypted at rest as ``encryption``
+    says (MLflow takes the arguments from the environment only; arguments already there are kept).
+    Through a tracking server that proxies artifacts, the server writes them: the team stack gives
+    its process the same variable (:mod:`retrain.stack.services`)."""
+    os.environ[S3_UPLOAD_ARGS] = encryption.mlflow_upload_extra_args(os.environ.get(S3_UPLOAD_ARGS))
+
+
+def _client(tracking_uri: str, encryption: S3Encryption) -> MlflowClient:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    encrypt_s3_uploads(encryption)  # before any upload: each goes through this client or its experiment
     from mlflow import MlflowClient
 
     _quiet_mlflow()
@@ -175,13 +189,22 @@ class ModelRegistry:
             settings.model.registered_name,
             settings.model.experiment,
             runtime.mlflow_artifact_location,
+            runtime.s3_encryption,
         )
 
-    def __init__(self, tracking_uri: str, model_name: str, experiment: str, artifact_location: str | None):
+    def __init__(
+        self,
+        tracking_uri: str,
+        model_name: str,
+        experiment: str,
+        artifact_location: str | None,
+        s3_encryption: S3Encryption = SSE_S3_ONLY,
+    ):
         self.tracking_uri = tracking_uri
         self.model_name = model_name
         self.experiment = experiment
         self.artifact_location = artifact_location
+        self.s3_encryption = s3_encryption  # of the artifacts this process writes to S3 itself
         self._mlflow_client: MlflowClient | None = None
 
     @property
@@ -189,7 +212,7 @@ class ModelRegistry:
         if self._mlflow_client is None:
             if self.tracking_uri.startswith("sqlite:///"):
                 Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-            self._mlflow_client = _client(self.tracking_uri)
+            self._mlflow_client = _client(self.tracking_uri, self.s3_encryption)
         return self._mlflow_client
 
     @_translated

@@ -13,6 +13,7 @@ import pandas as pd
 
 from retrain.adapters import datastore, files
 from retrain.application.batches import store_quarantine
+from retrain.domain.encryption import S3Encryption
 from retrain.domain.errors import ContractViolation
 from retrain.domain.evidence import Snapshot
 from retrain.domain.settings import Settings
@@ -49,10 +50,13 @@ def refuse_failed(reports: list[ValidationReport]) -> None:
         raise ContractViolation("\n".join(report.summary() for report in failed))
 
 
-def prepare_data_repo(project_dir: Path, remote_url: str, remote_endpoint: str | None) -> None:
-    """The project must be a DVC repo whose default remote is the one this environment names."""
+def prepare_data_repo(
+    project_dir: Path, remote_url: str, remote_endpoint: str | None, encryption: S3Encryption
+) -> None:
+    """The project must be a DVC repo whose default remote is the one this environment names, with the
+    encryption at rest it asks for."""
     datastore.ensure_dvc_repo(project_dir)
-    datastore.configure_remote(project_dir, remote_url, endpoint_url=remote_endpoint)
+    datastore.configure_remote(project_dir, remote_url, endpoint_url=remote_endpoint, encryption=encryption)
 
 
 def keep_quarantine(validations: list[BatchValidation], settings: Settings, project_dir: Path) -> int:

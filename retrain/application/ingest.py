@@ -156,7 +156,9 @@ def ingest_batch(runtime: Runtime, settings: Settings, source: Path) -> dict[str
         if target.name in _logged(log):
             return {**entry, "status": "already ingested"}
     datastore.ensure_dvc_repo(project)
-    datastore.configure_remote(project, runtime.dvc_remote_url, endpoint_url=runtime.dvc_remote_endpoint)
+    datastore.configure_remote(
+        project, runtime.dvc_remote_url, endpoint_url=runtime.dvc_remote_endpoint, encryption=runtime.s3_encryption
+    )
     journal_path = _journal_path(project, settings)
     journal_path.parent.mkdir(parents=True, exist_ok=True)
     journal: dict[str, Any] = {

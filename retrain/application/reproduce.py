@@ -81,7 +81,10 @@ def reproduce(runtime: Runtime, registry: ModelRegistry, version: str) -> Reprod
         workdir = Path(scratch)
         datastore.ensure_dvc_repo(runtime.project_dir)
         datastore.configure_remote(
-            runtime.project_dir, runtime.dvc_remote_url, endpoint_url=runtime.dvc_remote_endpoint
+            runtime.project_dir,
+            runtime.dvc_remote_url,
+            endpoint_url=runtime.dvc_remote_endpoint,
+            encryption=runtime.s3_encryption,
         )
         snapshot = workdir / "training.parquet"
         source = datastore.restore_by_md5(runtime.project_dir, evidence.data_md5, snapshot)

@@ -9,9 +9,11 @@ machine's binaries), each with a pid file, a log and a health check under ``$RET
   log) and people (read-only on the ledger, no login to any other database). A machine's shared
   server usually trusts every local login, and two checkouts would meet in its databases;
 * ``s3``: moto standing in for S3 with IAM authentication enforced (``retrain.stack.s3_server``); one
-  bucket holds MLflow's artifacts and the DVC remote; only the writer's keys may use it;
+  bucket holds MLflow's artifacts and the DVC remote; only the writer's keys may use it; every object
+  is written with server-side encryption (SSE-S3, or SSE-KMS with ``RETRAIN_S3_KMS_KEY_ID``);
 * ``mlflow``: tracking server with the basic-auth app, backend store on PostgreSQL, artifacts
-  proxied to S3 (``--artifacts-destination``), so clients need no S3 keys of their own;
+  proxied to S3 (``--artifacts-destination``), so clients need no S3 keys of their own (the server
+  writes them, encrypted: ``MLFLOW_S3_UPLOAD_EXTRA_ARGS``);
 * ``prefect-server``: Prefect server on PostgreSQL (``postgresql+asyncpg``) with its one API auth
   string, which only the worker and the operator hold;
 * ``prefect-proxy``: nginx in front of the Prefect server for people: HTTP basic auth per person,
@@ -22,16 +24,17 @@ machine's binaries), each with a pid file, a log and a health check under ``$RET
 
 Passwords are generated at the first ``up`` into ``secrets.json`` (mode 0600, never printed or
 logged). ``stack.env`` (0600) is what every person sources (URLs, the ledger's read-only role);
-``people/NAME.env`` (0600) adds one person's own Prefect and MLflow login. Everything binds
+``people/NAME.env`` (0600) adds one person's own Prefect and MLflow login. The whole state dir is
+the operator's: directories 0700 (0711 as root, for PostgreSQL and nginx), files 0600. Everything binds
 127.0.0.1 unless ``RETRAIN_STACK_HOST`` says otherwise. The same service names, ports and
 variables are in ``infra/docker-compose.yml`` (a test keeps them in agreement).
 
 The package, one concern a module: ``config`` (paths, ports, roles), ``secrets`` (the typed,
 0600 secrets), ``services`` (definitions and their dependency order), ``supervisor`` (local
 processes), ``provisioning`` (databases, roles, accounts, the work pool), ``proxy`` (people's
-nginx), ``profile`` (people's shell profiles), ``commands`` (up, down, status) and
-``s3_server`` (``python -m retrain.stack.s3_server HOST PORT``). Importing this package imports
-no heavy library: each step imports its client when it runs.
+nginx), ``profile`` (people's shell profiles), ``commands`` (up, down, status), ``state`` (the
+state dir's modes) and ``s3_server`` (``python -m retrain.stack.s3_server HOST PORT``). Importing
+this package imports no heavy library: each step imports its client when it runs.
 """
 
 from __future__ import annotations
@@ -74,6 +77,7 @@ from retrain.stack.services import (
     stop_order,
     worker_env,
 )
+from retrain.stack.state import secure_state
 from retrain.stack.supervisor import running_pid
 
 __all__ = [
@@ -114,6 +118,7 @@ __all__ = [
     "running_pid",
     "s3_accounts",
     "s3_env",
+    "secure_state",
     "services",
     "settle_ports",
     "stack_config_at",

@@ -24,8 +24,9 @@ from retrain.stack.provisioning import (
     write_mlflow_auth_config,
 )
 from retrain.stack.proxy import ensure_nginx, write_proxy_config
-from retrain.stack.secrets import StackSecrets
+from retrain.stack.secrets import StackSecrets, write_private
 from retrain.stack.services import WORKER, dependency_order, services, stop_order
+from retrain.stack.state import secure_state
 from retrain.stack.supervisor import first_healthy, running_pid, start_service, stop_service
 
 
@@ -64,6 +65,7 @@ def up(
     plan = {service.name: service for service in services(config, keys)}
     order = dependency_order(plan.values())  # a cycle or an unknown dependency: refused before anything starts
     check_cluster_secrets(config, keys)  # a cluster other secrets made: stop before anything changes
+    secure_state(config)  # its directories 0700 (passages 0711 as root), every file it wrote 0600
     ensure_nginx(on_event)
     if ensure_postgres_cluster(config, keys):
         on_event(f"created the stack's PostgreSQL cluster in {config.postgres_data}")
@@ -160,8 +162,7 @@ def settle_ports(config: StackConfig, env: Mapping[str, str], on_event: Callable
             chosen[field] = port
         taken.add(port)
     if chosen != recorded and not (running and recorded):
-        config.home.mkdir(parents=True, exist_ok=True)
-        config.ports_file.write_text(json.dumps(chosen, indent=2) + "\n", encoding="utf-8")
+        write_private(config.ports_file, json.dumps(chosen, indent=2) + "\n")
     return dataclasses.replace(config, **chosen)  # type: ignore[arg-type]
 
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from retrain.adapters.environment import S3_KMS_KEY_ID
+from retrain.domain.encryption import SSE_S3_ONLY, S3Encryption, s3_encryption
 from retrain.domain.errors import RetrainError
 
 SERVICE_ACCOUNT = "retrain-service"
@@ -54,6 +56,9 @@ class StackConfig:
     postgres_port: int = 5433
     work_pool: str = "retrain-process"
     served_projects: tuple[str, ...] = ()  # roots under which the worker runs projects; empty: any
+    #: How the bucket's objects are written (MLflow's artifacts by its server, the DVC remote by the
+    #: worker): SSE-S3, or SSE-KMS with the key ``RETRAIN_S3_KMS_KEY_ID`` names at ``up``
+    s3_encryption: S3Encryption = SSE_S3_ONLY
 
     @classmethod
     def from_env(
@@ -77,6 +82,7 @@ class StackConfig:
             host=env.get("RETRAIN_STACK_HOST", "127.0.0.1"),
             work_pool=work_pool,
             served_projects=tuple(dict.fromkeys(served)),
+            s3_encryption=s3_encryption(env.get(S3_KMS_KEY_ID)),
             **ports,
         )
 
@@ -130,13 +136,35 @@ class StackConfig:
     def pid_file(self, service: str) -> Path:
         return self.pids_dir / f"{service}.pid"
 
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
     def log_file(self, service: str) -> Path:
-        return self.home / "logs" / f"{service}.log"
+        return self.logs_dir / f"{service}.log"
+
+    @property
+    def people_dir(self) -> Path:
+        """Each person's own profile (``NAME.env``: their logins)."""
+        return self.home / "people"
+
+    @property
+    def prefect_server_home(self) -> Path:
+        return self.home / "prefect-server"
 
     @property
     def prefect_server_logging(self) -> Path:
         """The Prefect server's logging config (Prefect's own, with URL paths redacted)."""
-        return self.home / "prefect-server" / "logging.yml"
+        return self.prefect_server_home / "logging.yml"
+
+    @property
+    def worker_prefect_home(self) -> Path:
+        return self.home / "prefect-worker"
+
+    @property
+    def worker_home(self) -> Path:
+        """The worker's own ``RETRAIN_HOME`` (its flows' reports, caches, validation verdicts)."""
+        return self.home / "worker-home"
 
     @property
     def ports_file(self) -> Path:

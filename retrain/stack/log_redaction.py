@@ -41,10 +41,11 @@ def write_server_logging_config(path: Path) -> Path:
     import yaml
     from prefect.logging.configuration import DEFAULT_LOGGING_SETTINGS_PATH, load_logging_config
 
+    from retrain.stack.secrets import write_private  # here: the server imports this module for its filter
+
     config: dict[str, Any] = load_logging_config(DEFAULT_LOGGING_SETTINGS_PATH)
     config.setdefault("filters", {})[FILTER_NAME] = {"()": f"{__name__}.RedactUrlPaths"}
     for handler in config.get("handlers", {}).values():
         handler["filters"] = [*handler.get("filters", []), FILTER_NAME]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    write_private(path, yaml.safe_dump(config, sort_keys=False))  # the state dir's files are all 0600
     return path

@@ -50,7 +50,7 @@ def _profile_text(values: Mapping[str, str]) -> str:
 
 
 def person_profile_path(config: StackConfig, name: str) -> Path:
-    return config.home / "people" / f"{name}.env"
+    return config.people_dir / f"{name}.env"
 
 
 def write_profile(config: StackConfig, keys: StackSecrets) -> Path:

@@ -19,14 +19,32 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 
 from retrain.stack.config import Role, StackConfig
 
+PRIVATE_FILE = 0o600
+PRIVATE_DIR = 0o700
+
+
+def private_dir(path: Path) -> Path:
+    """``path`` made with every missing parent, each new one 0700 whatever the umask (chmod after
+    ``mkdir``); a directory that exists keeps its mode (``retrain.stack.state`` decides those)."""
+    missing = []
+    current = path
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for directory in reversed(missing):
+        directory.mkdir(exist_ok=True)
+        directory.chmod(PRIVATE_DIR)
+    return path
+
 
 def write_private(path: Path, text: str) -> None:
-    """Create the file readable by its owner only, before any secret is written into it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    """Create the file readable by its owner only, before any secret is written into it (a missing
+    directory is made 0700, whatever the umask)."""
+    private_dir(path.parent)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
         handle.write(text)
-    os.chmod(path, 0o600)
+    os.chmod(path, PRIVATE_FILE)
 
 
 def _token() -> SecretStr:

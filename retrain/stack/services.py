@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from retrain.adapters.environment import SERVED_PROJECTS
+from retrain.adapters.environment import S3_KMS_KEY_ID, SERVED_PROJECTS
 from retrain.stack.config import (
     BUCKET,
     S3_WRITER,
@@ -223,6 +223,8 @@ def services(config: StackConfig, keys: StackSecrets) -> list[Service]:
                 "PGPASSWORD": passwords.of("mlflow"),  # libpq's, for both of MLflow's databases
                 "MLFLOW_AUTH_ADMIN_PASSWORD": keys.mlflow_admin_password.get_secret_value(),
                 "MLFLOW_FLASK_SERVER_SECRET_KEY": keys.mlflow_flask_secret.get_secret_value(),
+                # the server writes the artifacts it proxies: each encrypted at rest (SSE-S3 or SSE-KMS)
+                "MLFLOW_S3_UPLOAD_EXTRA_ARGS": config.s3_encryption.mlflow_upload_extra_args(),
             },
             lambda: _http_ok(f"{config.mlflow_url}/health"),
             ("postgres", "s3"),
@@ -232,7 +234,7 @@ def services(config: StackConfig, keys: StackSecrets) -> list[Service]:
             [project_bin("prefect"), "server", "start", "--host", config.host, "--port", str(config.prefect_port)],
             {
                 **base,
-                "PREFECT_HOME": str(config.home / "prefect-server"),
+                "PREFECT_HOME": str(config.prefect_server_home),
                 "PREFECT_LOGGING_SETTINGS_PATH": str(config.prefect_server_logging),
                 "PREFECT_API_DATABASE_CONNECTION_URL": config.database(
                     "prefect", "asyncpg", "prefect", passwords.of("prefect")
@@ -295,13 +297,14 @@ def worker_env(config: StackConfig, keys: StackSecrets) -> dict[str, str]:
     return {
         **admin_env(config, keys),
         **s3_env(config, keys),
-        "PREFECT_HOME": str(config.home / "prefect-worker"),
+        "PREFECT_HOME": str(config.worker_prefect_home),
         "MLFLOW_TRACKING_USERNAME": SERVICE_ACCOUNT,
         "MLFLOW_TRACKING_PASSWORD": keys.mlflow_service_password.get_secret_value(),
         "RETRAIN_DVC_REMOTE": f"s3://{BUCKET}/dvc",
         "RETRAIN_S3_ENDPOINT_URL": config.s3_url,
+        S3_KMS_KEY_ID: config.s3_encryption.kms_key_id or "",  # the DVC remote's encryption; empty: SSE-S3
         "RETRAIN_LEDGER_URL": config.database("ledger", "psycopg", "worker", keys.postgres.of("worker")),
-        "RETRAIN_HOME": str(config.home / "worker-home"),
+        "RETRAIN_HOME": str(config.worker_home),
         **({SERVED_PROJECTS: os.pathsep.join(config.served_projects)} if config.served_projects else {}),
     }
 

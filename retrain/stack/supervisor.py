@@ -14,8 +14,11 @@ import signal
 import subprocess
 import time
 from collections.abc import Sequence
+from pathlib import Path
+from typing import BinaryIO
 
 from retrain.stack.config import StackConfig, StackError
+from retrain.stack.secrets import PRIVATE_FILE, private_dir, write_private
 from retrain.stack.services import Service
 
 
@@ -36,14 +39,19 @@ def running_pid(config: StackConfig, name: str) -> int | None:
     return pid
 
 
+def _private_log(path: Path) -> BinaryIO:
+    """The service's log, appended to; created 0600 (whatever the umask), as every file of the state dir."""
+    private_dir(path.parent)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE)
+    os.chmod(path, PRIVATE_FILE)
+    return os.fdopen(descriptor, "ab")
+
+
 def start_service(config: StackConfig, service: Service) -> int:
-    log = config.log_file(service.name)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    config.pid_file(service.name).parent.mkdir(parents=True, exist_ok=True)
     env = {key: value for key, value in os.environ.items() if not key.startswith(("PREFECT_", "MLFLOW_"))}
     env.update(service.env)
     owner = service.os_user()
-    with open(log, "ab") as handle:
+    with _private_log(config.log_file(service.name)) as handle:
         process = subprocess.Popen(
             service.command,
             env=env,
@@ -54,7 +62,7 @@ def start_service(config: StackConfig, service: Service) -> int:
             group=owner[1] if owner else None,
             extra_groups=[] if owner else None,
         )
-    config.pid_file(service.name).write_text(str(process.pid))
+    write_private(config.pid_file(service.name), str(process.pid))
     return process.pid
 
 

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from retrain.adapters import datastore
+from retrain.domain.encryption import S3Encryption
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.integration
@@ -226,6 +227,12 @@ def test_remote_locations(repo: Path, tmp_path: Path, monkeypatch: pytest.Monkey
     assert "url = s3://bucket/dvc" in config and "endpointurl = http://127.0.0.1:9" in config
     datastore.configure_remote(repo, "s3://bucket/dvc")  # switching replaces the section: no stale endpoint
     assert "endpointurl" not in (repo / ".dvc" / "config.local").read_text()
+    assert "sse = AES256" in (repo / ".dvc" / "config.local").read_text()  # S3 objects: SSE-S3 by default
+    datastore.configure_remote(repo, "s3://bucket/dvc", encryption=S3Encryption("alias/retrain"))
+    config = (repo / ".dvc" / "config.local").read_text()
+    assert "sse = aws:kms" in config and "sse_kms_key_id = alias/retrain" in config
+    datastore.configure_remote(repo, "relative-remote")  # a directory has no server-side encryption
+    assert "sse" not in (repo / ".dvc" / "config.local").read_text()
 
     with pytest.raises(datastore.DataStoreConfigError, match="refused the remote"):
         datastore.configure_remote(repo, "ftp2://nowhere")

@@ -1,4 +1,8 @@
-"""S3 through a moto server on 127.0.0.1 that DVC, MLflow and boto3 all reach."""
+"""S3 through a moto server on 127.0.0.1 that DVC, MLflow and boto3 all reach.
+
+Encryption at rest is read back from the objects themselves (``head_object``): moto records the
+server-side encryption each upload asked for and reports none for an upload that asked for none.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,11 @@ import pytest
 
 from flows.training import TrainingRequest, training
 from retrain.adapters import datastore
+from retrain.adapters.environment import resolve_runtime
+from retrain.adapters.registry import S3_UPLOAD_ARGS, ModelRegistry
+from retrain.application.data import prepare_data_repo
 from retrain.cli.demo_run import write_demo_batches
+from retrain.domain.settings import load_settings
 from tests.conftest import reviewed_project
 from tests.integration.conftest import SMALL_DATA, reviewed, workspace_settings
 
@@ -39,9 +47,26 @@ def s3_endpoint() -> Iterator[str]:
     server.stop()
 
 
-def _keys(endpoint: str, bucket: str) -> list[str]:
-    listing = boto3.client("s3", endpoint_url=endpoint).list_objects_v2(Bucket=bucket)
+def _keys(endpoint: str, bucket: str, prefix: str = "") -> list[str]:
+    listing = boto3.client("s3", endpoint_url=endpoint).list_objects_v2(Bucket=bucket, Prefix=prefix)
     return [item["Key"] for item in listing.get("Contents", [])]
+
+
+def encryption_at_rest(endpoint: str, bucket: str, prefix: str) -> dict[str, tuple[str | None, str | None]]:
+    """Every object under ``prefix``: (its ``ServerSideEncryption``, its ``SSEKMSKeyId``), as S3 reports them."""
+    s3 = boto3.client("s3", endpoint_url=endpoint)
+    found = {}
+    for key in _keys(endpoint, bucket, prefix):
+        head = s3.head_object(Bucket=bucket, Key=key)
+        found[key] = (head.get("ServerSideEncryption"), head.get("SSEKMSKeyId"))
+    return found
+
+
+@pytest.fixture
+def mlflow_upload_args_restored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The registry sets ``MLFLOW_S3_UPLOAD_EXTRA_ARGS`` in this process: unset again after the test
+    (blank counts as unset, for MLflow and for the registry alike)."""
+    monkeypatch.setenv(S3_UPLOAD_ARGS, "")
 
 
 @pytest.fixture
@@ -88,7 +113,69 @@ def test_s3_outage_mid_push_is_a_clear_error_and_the_push_resumes(repo: Path, s3
     assert f"outage/files/md5/{md5[:2]}/{md5[2:]}" in _keys(s3_endpoint, "retrain-data")
 
 
-@pytest.mark.usefixtures("prefect_api")
+def test_the_check_tells_an_unencrypted_object_from_an_encrypted_one(s3_endpoint: str):
+    """moto encrypts nothing by default, so an object reads back encrypted only if its upload asked."""
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint)
+    s3.put_object(Bucket="retrain-data", Key="control/plain", Body=b"x")
+    s3.put_object(Bucket="retrain-data", Key="control/sse", Body=b"x", ServerSideEncryption="AES256")
+    assert encryption_at_rest(s3_endpoint, "retrain-data", "control/") == {
+        "control/plain": (None, None),
+        "control/sse": ("AES256", None),
+    }
+
+
+@pytest.fixture
+def kms_key(s3_endpoint: str) -> str:
+    """A key of moto's KMS in the same server (S3 takes any key id; this one exists, as on AWS)."""
+    return str(boto3.client("kms", endpoint_url=s3_endpoint).create_key()["KeyMetadata"]["Arn"])
+
+
+@pytest.mark.usefixtures("mlflow_upload_args_restored")
+@pytest.mark.parametrize("kms", [False, True], ids=["sse-s3", "sse-kms"])
+def test_dvc_pushes_and_mlflow_artifacts_are_encrypted_at_rest(
+    repo: Path,
+    s3_endpoint: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+    kms: bool,
+):
+    """From the environment a worker has (RETRAIN_S3_KMS_KEY_ID or not) to the objects on S3: every
+    object of a real DVC push and of a real MLflow artifact upload is encrypted, SSE-S3 by default."""
+    key = request.getfixturevalue("kms_key") if kms else None
+    prefix = "kms" if kms else "sse"
+    monkeypatch.setenv("MLFLOW_S3_ENDPOINT_URL", s3_endpoint)
+    env = {
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "RETRAIN_MLFLOW_ARTIFACTS": f"s3://retrain-artifacts/{prefix}",
+        "RETRAIN_DVC_REMOTE": f"s3://retrain-data/{prefix}",
+        "RETRAIN_S3_ENDPOINT_URL": s3_endpoint,
+        "RETRAIN_HOME": str(tmp_path / "state"),
+        **({"RETRAIN_S3_KMS_KEY_ID": key} if key else {}),
+    }
+    runtime = resolve_runtime(env, project_dir=repo)
+
+    prepare_data_repo(repo, runtime.dvc_remote_url, runtime.dvc_remote_endpoint, runtime.s3_encryption)
+    datastore.commit_stage(repo, STAGE)
+    assert datastore.push(repo, STAGE) == 1
+    registry = ModelRegistry.for_project(runtime, load_settings(repo / "params.yaml"))
+    registry.log_monitoring_run(
+        run_name="encrypted",
+        metrics={"rows": 1.0},
+        tags={},
+        figures={},
+        documents={"evidence.json": {"rows": 1}},
+        texts={"note.md": "encrypted at rest"},
+    )
+
+    expected = ("aws:kms", key) if key else ("AES256", None)
+    pushed = encryption_at_rest(s3_endpoint, "retrain-data", f"{prefix}/")
+    artifacts = encryption_at_rest(s3_endpoint, "retrain-artifacts", f"{prefix}/")
+    assert len(pushed) == 1 and len(artifacts) == 2, (pushed, artifacts)
+    assert {name: found for name, found in {**pushed, **artifacts}.items() if found != expected} == {}
+
+
+@pytest.mark.usefixtures("prefect_api", "mlflow_upload_args_restored")
 def test_training_flow_with_dvc_remote_and_mlflow_artifacts_on_s3(
     tmp_path: Path, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
 ):
@@ -111,3 +198,9 @@ def test_training_flow_with_dvc_remote_and_mlflow_artifacts_on_s3(
     assert any(key.endswith("/model.ubj") for key in artifacts)
     assert any(key.endswith("plots/roc.png") for key in artifacts)
     assert not any(key.endswith((".pkl", ".pickle")) for key in artifacts)
+    # Everything the flow wrote is encrypted at rest: the snapshot, the quarantine, the model, its plots.
+    written = {
+        **encryption_at_rest(s3_endpoint, "retrain-data", "flow/"),
+        **encryption_at_rest(s3_endpoint, "retrain-artifacts", "mlflow/"),
+    }
+    assert [key for key, (algorithm, _) in written.items() if algorithm != "AES256"] == []

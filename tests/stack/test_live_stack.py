@@ -18,6 +18,7 @@ from retrain.cli.demo_run import write_demo_batches
 from retrain.domain.approval import ApprovalSubject, sign_answer
 from retrain.domain.settings import load_settings
 from retrain.stack import load_profile, stack_config_at
+from retrain.stack.state import runs_as_root, state_dirs
 from tests.conftest import REVIEWER_KEYS, reviewed_project
 from tests.stack.conftest import LiveStack
 
@@ -92,9 +93,15 @@ def test_stack_is_healthy_fast_idempotent_and_keeps_its_secrets(live_stack: Live
     assert after == {name: item["pid"] for name, item in services.items()}  # up twice starts nothing new
 
     private = ["secrets.json", "stack.env", "people/demo-reviewer.env", "mlflow/basic_auth.ini", "nginx/nginx.conf"]
+    private += ["ports.json", "nginx/people.map", "prefect-server/logging.yml", "cluster-secrets.sha256"]
+    private += [f"{kind}/{name}.{kind[:3]}" for kind in ("logs", "pids") for name in services]
     for name in private:
         assert stat.S_IMODE(os.stat(live_stack.home / name).st_mode) == 0o600, name
     assert stat.S_IMODE(os.stat(live_stack.home / "postgres").st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(live_stack.home / "postgres" / "data").st_mode) == 0o700  # initdb's
+    config = stack_config_at(live_stack.home.parent)
+    modes = {path: stat.S_IMODE(path.stat().st_mode) for path in state_dirs(config, runs_as_root())}
+    assert modes == state_dirs(config, runs_as_root())  # 0700; as root, the state dir and nginx/ 0711
     # The S3 access key id is an identifier that request logs show, like a user name; its secret is not.
     nested = ("mlflow_people", "postgres", "s3_access_key")
     secrets = [str(v) for k, v in live_stack.keys.items() if k not in nested]
@@ -176,6 +183,10 @@ def test_training_deployment_pauses_for_review_and_approval_promotes_in_the_mlfl
     model_id = champion.source.removeprefix("models:/")
     assert any(key.endswith(f"{model_id}/artifacts/model.ubj") for key in stored)
     assert any(key.startswith("dvc/files/md5/") for key in stored)  # the DVC remote is the same bucket
+    # Encrypted at rest: the artifacts by the MLflow server that proxies them, the DVC remote by the worker.
+    written = [key for key in stored if key.startswith(("mlflow/", "dvc/"))]
+    encryption = {key: s3.head_object(Bucket="retrain", Key=key).get("ServerSideEncryption") for key in written}
+    assert {key: algorithm for key, algorithm in encryption.items() if algorithm != "AES256"} == {}
 
 
 def _flow_run_process(run_id: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import yaml
@@ -104,3 +105,14 @@ def test_people_get_the_same_proxy_in_the_container():
     assert environment["PREFECT_UI_API_URL"].endswith(":4201/api")  # the UI people load uses the proxy
     worker = _compose()["prefect-worker"]["environment"]
     assert worker["PREFECT_API_URL"] == "http://prefect-server:4200/api"  # the worker talks to the server
+
+
+def test_the_container_s_writers_encrypt_the_bucket_as_the_local_stack_does():
+    """MinIO has a key (it refuses server-side encryption without one); the MLflow server writes its
+    artifacts SSE-S3 as the local stack's does; the worker takes the KMS key from infra/.env."""
+    compose = _compose()
+    local = {service.name: service for service in services(StackConfig(home=Path("/tmp/x")), KEYS)}
+    uploads = compose["mlflow"]["environment"]["MLFLOW_S3_UPLOAD_EXTRA_ARGS"]
+    assert json.loads(uploads) == json.loads(local["mlflow"].env["MLFLOW_S3_UPLOAD_EXTRA_ARGS"])
+    assert compose["s3"]["environment"]["MINIO_KMS_SECRET_KEY"].startswith("${MINIO_KMS_SECRET_KEY:?")
+    assert compose["prefect-worker"]["environment"]["RETRAIN_S3_KMS_KEY_ID"] == "${RETRAIN_S3_KMS_KEY_ID:-}"
