@@ -104,7 +104,7 @@ CORPUS: dict[str, tuple[str, Callable[[Path], object] | None, int, tuple[str, ..
         "nullfeature.parquet",
         _parquet(_clean().assign(months_since_last_delinquency=np.nan)),
         1,
-        ("column_not_entirely_null", "'months_since_last_delinquency'", "300 quarantined"),
+        ("column_not_entirely_null", "'months_since_last_delinquency'", "300 of 300 rows", "none stored"),
     ),
 }
 
