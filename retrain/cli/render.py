@@ -434,7 +434,7 @@ def demo_summary(
         out.print(
             f"\nSee it on the team stack (`source {runtime.state_dir / 'stack' / 'stack.env'}` first, and set\n"
             "MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD to your MLflow account for `status`):\n"
-            "  .venv/bin/retrain status     # champion, challenger, previous champion\n"
+            "  .venv/bin/retrain status     # each version's state, the latest gate\n"
             "  .venv/bin/retrain history    # the stack's ledger (PostgreSQL)\n"
             f"  Prefect UI {os.environ.get('PREFECT_API_URL', '').removesuffix('/api')}   "
             f"MLflow UI {runtime.mlflow_ui_url}\n"
@@ -444,7 +444,7 @@ def demo_summary(
     db = runtime.state_dir / "mlflow" / "mlflow.db"
     out.print(
         "\nSee it (the .venv commands work whether or not uv is on your PATH):\n"
-        "  .venv/bin/retrain status          # champion, challenger, previous champion (--json for machines)\n"
+        "  .venv/bin/retrain status          # each version's state, the latest gate on the same rows (--json)\n"
         "  .venv/bin/retrain history         # every promotion, refusal, timeout, rollback, with reviewers\n"
         "  .venv/bin/retrain decisions       # every drift decision (retrain, none, cooldown, …) with reasons\n"
         f"  .venv/bin/mlflow ui --backend-store-uri sqlite:///{db} --port 5000\n"
