@@ -403,6 +403,7 @@ def test_serve_serves_the_deployments_from_one_process(workspace: Path):
 
 
 @pytest.mark.template("champion")
+@pytest.mark.slow  # every monitor twice over a batch: make test-all (the pieces are unit-tested)
 def test_a_batch_read_in_small_pieces_scores_and_drifts_exactly_as_read_whole(workspace: Path, tmp_path: Path):
     """``monitoring.piece_rows`` bounds the rows in memory, not the result: the same predictions file
     content, the same metrics and the same drift statistics as one piece."""

@@ -101,6 +101,7 @@ def _closed_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@pytest.mark.slow  # half a minute of S3 client retries against a closed port: make test-all
 def test_s3_outage_mid_push_is_a_clear_error_and_the_push_resumes(repo: Path, s3_endpoint: str):
     md5 = datastore.commit_stage(repo, STAGE)["data/training/loans.parquet"]
     datastore.configure_remote(repo, "s3://retrain-data/outage", endpoint_url=f"http://127.0.0.1:{_closed_port()}")
