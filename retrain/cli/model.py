@@ -95,10 +95,14 @@ def reproduce(
     version = version.strip()
     runtime = context.runtime(project)
     settings = context.settings(runtime)
+    from retrain.application.reproduce import DataPurged
     from retrain.application.reproduce import reproduce as rebuild
 
     with failures_exit(1):  # not rebuilt (no evidence, data gone from the remote): exit 1, as a mismatch
-        result = rebuild(runtime, context.registry(runtime, settings), version)
+        try:
+            result = rebuild(runtime, context.registry(runtime, settings), version)
+        except DataPurged as purged:  # not a failure: the data was deleted on purpose (exit 2)
+            fail(str(purged), purged.exit_code)
     if as_json:
         render.print_json(result.to_dict())
     else:
