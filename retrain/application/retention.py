@@ -79,10 +79,11 @@ def markdown(done: PurgeResult) -> str:
 
 def predictions_dirs(runtime: Runtime) -> list[Path]:
     """Where stored scores are kept: the state dir's (``retrain score``'s default) and, for the demo's
-    workspace (``$RETRAIN_HOME/demo/workspace``), the demo's own beside it."""
+    workspace (``$RETRAIN_HOME/demo/workspace``), the demo's own beside it (``demo/predictions``)."""
     found = [predictions_dir(runtime)]
-    if runtime.project_dir == runtime.state_dir / "demo" / "workspace":
-        found.append(runtime.project_dir.parent / "predictions")
+    project = runtime.project_dir
+    if (project.parent.name, project.name) == ("demo", "workspace") and (project.parent / "predictions").is_dir():
+        found.append(project.parent / "predictions")
     return found
 
 
@@ -226,31 +227,39 @@ def plan(
     return chosen, record
 
 
-def _carry_out(project: Path, settings: Settings, record: domain.PurgeRecord, keep: set[str]) -> dict[str, list[str]]:
+def _carry_out(
+    project: Path, settings: Settings, record: domain.PurgeRecord, keep: set[str]
+) -> tuple[list[str], dict[str, list[str]]]:
     """Make ``record`` true: its files out of the workspace, the tracked directories re-tracked and
     pushed, its objects out of the DVC cache and the remote, except ``keep`` and whatever a file that
-    stays still uses. Idempotent: what is already gone is skipped."""
+    stays still uses. Idempotent: what is already gone is skipped. Returns the files it deleted and,
+    per md5, where the object was deleted."""
+    unlinked: list[str] = []
     for item in record.files:
         path = _place(item.path, project)
         if path.is_file() and datastore.file_md5(path) == item.md5:  # not a new file under the same name
             path.unlink()
+            unlinked.append(item.path)
     for snapshot in record.snapshots:
         copy = project / str(snapshot.get("workspace") or "")
         if snapshot.get("workspace") and copy.is_file() and datastore.file_md5(copy) == snapshot["md5"]:
             copy.unlink()
-    deleted = {Path(item.path).name for item in record.files if item.kind != "predictions"}
+            unlinked.append(str(snapshot["workspace"]))
     still: set[str] = set(keep)
     for tracked in (settings.dataset.batches, settings.dataset.quarantine):
-        listed = datastore.tracked_files(project, tracked)
-        if listed is not None and deleted & set(listed) and (project / tracked).is_dir():
+        if not (project / f"{tracked}.dvc").is_file():
+            continue  # not under DVC (files written by hand): nothing to re-track
+        mine = {Path(item.path).name for item in record.files if Path(item.path).parent == Path(tracked)}
+        listed = datastore.tracked_files(project, tracked)  # None: its manifest is not in this cache
+        if mine and (listed is None or mine & set(listed)) and (project / tracked).is_dir():
             datastore.track(project, tracked)
             datastore.push(project, tracked)
-            listed = datastore.tracked_files(project, tracked) or {}
+            listed = datastore.tracked_files(project, tracked)
         still |= set((listed or {}).values())
     workspace = _workspace_snapshot(project, settings)
     if workspace is not None and (project / workspace[0]).is_file():
         still.add(workspace[1])
-    return datastore.remove_objects(project, [md5 for md5 in record.md5s if md5 not in still])
+    return unlinked, datastore.remove_objects(project, [md5 for md5 in record.md5s if md5 not in still])
 
 
 def purge(
@@ -285,8 +294,8 @@ def purge(
             finished: tuple[str, ...] = ()
             earlier = domain.last_purge(entries)
             if earlier is not None:  # a crash may have cut it short: finish it first (idempotent)
-                done = _carry_out(project, settings, earlier[1], keep)
-                finished = tuple(f"{md5} ({', '.join(where)})" for md5, where in done.items() if where)
+                unlinked, places = _carry_out(project, settings, earlier[1], keep)
+                finished = (*unlinked, *(f"{md5} ({', '.join(where)})" for md5, where in places.items() if where))
             chosen, record = plan(runtime, settings, registry, reason, today)
             if chosen.empty:
                 return PurgeResult(model, False, record, finished=finished)
@@ -304,7 +313,7 @@ def purge(
                     evidence={domain.PURGE_KEY: record.to_dict()},
                 )
             )
-            places = _carry_out(project, settings, record, keep)
+            _, places = _carry_out(project, settings, record, keep)
             return PurgeResult(model, False, record, position, finished, places)
     finally:
         ledger.dispose()

@@ -115,7 +115,7 @@ def history(
     project: ProjectOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
 ) -> None:
-    """Print the promotion ledger: every promotion, refusal, timeout and rollback, oldest first."""
+    """Print the promotion ledger: every promotion, refusal, timeout, rollout, rollback and purge, oldest first."""
     runtime = context.runtime(project)
     settings = context.settings(runtime)
     from retrain.adapters.ledger import Ledger
