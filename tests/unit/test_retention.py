@@ -102,3 +102,46 @@ def test_the_ledger_tells_when_by_whom_and_why_a_snapshot_was_purged_and_a_purge
     record = purge_record_of(purge)
     assert record is not None and record.md5s == ["b" * 32]
     assert any(line.startswith(f"deleted: snapshot {'b' * 32} of v2") for line in record_lines(record))
+
+
+def test_retention_is_optional_null_by_default_and_refuses_negative_days():
+    import pytest
+
+    from retrain.domain.settings import load_settings
+    from tests.conftest import REPO_ROOT
+
+    settings = load_settings(REPO_ROOT / "params.yaml")
+    assert settings.retention == RetentionSettings() and settings.schedules.purge_cron == "0 3 * * *"
+    with pytest.raises(ValueError, match="greater than or equal to 0"):
+        RetentionSettings(batches_days=-1)
+
+
+def test_a_files_own_day_is_its_newest_time_a_quarantine_files_its_batchs_else_when_it_was_written(tmp_path):
+    import os
+
+    import pandas as pd
+
+    from retrain.adapters.environment import resolve_runtime
+    from retrain.application.retention import stored_files
+    from retrain.domain.settings import load_settings
+    from tests.conftest import REPO_ROOT
+
+    settings = load_settings(REPO_ROOT / "params.yaml")
+    time = settings.dataset.time_column
+    project = tmp_path / "project"
+    (project / settings.dataset.batches).mkdir(parents=True)
+    (project / settings.dataset.quarantine).mkdir(parents=True)
+    stamps = pd.to_datetime(["2026-01-02 23:00", "2026-01-03 01:00"])
+    pd.DataFrame({time: stamps}).to_parquet(project / settings.dataset.batches / "b.parquet")
+    pd.DataFrame({time: [pd.NaT]}).to_parquet(project / settings.dataset.quarantine / "b.parquet")
+    orphan = project / settings.dataset.quarantine / "orphan.parquet"
+    pd.DataFrame({"other": [1]}).to_parquet(orphan)
+    written = dt.datetime(2026, 2, 1, 12, tzinfo=dt.UTC).timestamp()
+    os.utime(orphan, (written, written))
+    runtime = resolve_runtime({"RETRAIN_HOME": str(tmp_path / "state")}, project)
+    found = {(item.kind, item.path): item.day for item in stored_files(runtime, settings)}
+    assert found == {
+        ("batch", f"{settings.dataset.batches}/b.parquet"): dt.date(2026, 1, 3),
+        ("quarantine", f"{settings.dataset.quarantine}/b.parquet"): dt.date(2026, 1, 3),
+        ("quarantine", f"{settings.dataset.quarantine}/orphan.parquet"): dt.date(2026, 2, 1),
+    }
