@@ -35,6 +35,7 @@ from retrain.adapters.ledger import Ledger
 from retrain.adapters.locks import model_lock
 from retrain.adapters.registry import ModelRegistry
 from retrain.application.feedback import predictions_dir
+from retrain.application.ingest import recover_interrupted_ingest
 from retrain.domain import retention as domain
 from retrain.domain.errors import RetrainError
 from retrain.domain.evidence import EVIDENCE_DOCUMENT
@@ -289,6 +290,8 @@ def purge(
     ledger = Ledger(runtime.ledger_url)
     try:
         with _purge_locks(runtime.ledger_url, model):
+            # an ingest a crash cut short puts back the pointers it found: undone first, never after a purge
+            recover_interrupted_ingest(project, settings)
             entries = ledger.entries(model)
             keep = set(domain.protected(_snapshots(registry, want_days=False)[0]))
             finished: tuple[str, ...] = ()
