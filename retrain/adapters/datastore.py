@@ -35,6 +35,7 @@ from retrain.domain.errors import ServiceError
 
 if TYPE_CHECKING:
     from dvc.repo import Repo
+    from dvc_data.hashfile.db import HashFileDB
 
 DEFAULT_REMOTE = "retrain"
 _T = TypeVar("_T")
@@ -432,6 +433,10 @@ def remove_objects(root: Path, md5s: list[str], *, retries: int = 3) -> dict[str
     directory or S3), by content address; returns, per md5, where it was found and deleted ("cache",
     "remote"; empty when it was already gone). Safe to repeat: an absent object is skipped.
 
+    With them go the directory manifests that list one of them (they name data that is gone; see
+    :func:`_manifests_naming`), and DVC's index of the remote is cleared: otherwise the same content
+    pushed again later would be taken as already there, and never sent.
+
     This is the precise form of ``dvc gc --cloud``: gc deletes whatever the current workspace (or the
     git revisions named) does not use, which would take the champion's snapshot too; here only the
     objects a purge decided on go, and nothing else.
@@ -440,7 +445,10 @@ def remove_objects(root: Path, md5s: list[str], *, retries: int = 3) -> dict[str
 
     def attempt(repo: Repo) -> dict[str, list[str]]:
         remote = repo.cloud.get_remote_odb()
-        for md5 in md5s:
+        naming = _manifests_naming(repo, remote, set(md5s))
+        where.update({oid: [] for oid in naming if oid not in where})
+        _forget_remote_index(remote)  # before the first deletion: a crash cannot leave it stale
+        for md5 in [*md5s, *naming]:
             cached = Path(repo.cache.local.oid_to_path(md5))
             if cached.is_file():
                 cached.unlink()
@@ -452,6 +460,46 @@ def remove_objects(root: Path, md5s: list[str], *, retries: int = 3) -> dict[str
         return where
 
     return _retrying(root, "delete objects", retries, "Deleting again skips what is already gone.", attempt)
+
+
+def _manifests_naming(repo: Repo, remote: HashFileDB, md5s: set[str]) -> list[str]:
+    """The directory manifests (``<md5>.dir``, in the local cache or on the remote) that list one of
+    ``md5s``. They go with the objects: DVC takes a directory whose manifest the remote holds as
+    complete, so a later push of the same directory would skip the object deleted from under it."""
+    import json
+
+    found: dict[str, bytes | None] = {}
+    cache = Path(repo.cache.local.path)
+    for path in cache.glob("*/*.dir"):
+        found[path.parent.name + path.name] = path.read_bytes()
+    if remote.fs.exists(remote.path):
+        for stored in remote.fs.find(remote.path):
+            name = str(stored).rstrip("/").rsplit("/", 2)
+            if name[-1].endswith(".dir"):
+                found.setdefault(name[-2] + name[-1], None)
+    naming = []
+    for oid, text in sorted(found.items()):
+        try:
+            listed = json.loads(text if text is not None else remote.fs.cat_file(remote.oid_to_path(oid)))
+        except (ValueError, OSError):
+            continue  # not a manifest this can read: left alone
+        if any(isinstance(item, dict) and item.get("md5") in md5s for item in listed):
+            naming.append(oid)
+    return naming
+
+
+def _forget_remote_index(remote: HashFileDB) -> None:
+    """Clear what DVC remembers the remote holds. A push skips every object its remote index (under the
+    site cache dir, one per remote URL) lists, and so does the status check after it: an object deleted
+    behind DVC's back would never be sent again, and the push would say it is there. The index is only
+    a shortcut: once cleared, the next push asks the remote itself."""
+    from dvc_data.hashfile.db import get_index
+
+    index = get_index(remote)
+    try:
+        index.clear()
+    finally:
+        index.close()
 
 
 def stored_objects(root: Path, md5s: list[str], *, retries: int = 3) -> set[str]:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+import yaml
 
 from flows.training import TrainingRequest, training
 from retrain.adapters import datastore
@@ -104,11 +105,18 @@ def test_a_purge_deletes_objects_from_the_s3_remote_by_md5_and_only_those(repo: 
     gone, stays = listed["a.csv"], listed["b.csv"]
     assert datastore.stored_objects(repo, [gone, stays]) == {gone, stays}
 
-    assert datastore.remove_objects(repo, [gone]) == {gone: ["cache", "remote"]}
+    manifest = yaml.safe_load((repo / "data" / "batches.dvc").read_text())["outs"][0]["md5"]
+    assert datastore.remove_objects(repo, [gone]) == {gone: ["cache", "remote"], manifest: ["cache", "remote"]}
     keys = _keys(s3_endpoint, "retrain-data", "purge/")
     assert f"purge/files/md5/{gone[:2]}/{gone[2:]}" not in keys and f"purge/files/md5/{stays[:2]}/{stays[2:]}" in keys
     assert datastore.stored_objects(repo, [gone, stays]) == {stays}
     assert datastore.remove_objects(repo, [gone]) == {gone: []}  # again: nothing left to delete
+
+    # the same content again (a batch re-ingested once retention was relaxed): DVC's remote index must
+    # not remember the deleted object, or the push skips it and the remote stays without it
+    datastore.track(repo, "data/batches")
+    datastore.push(repo, "data/batches")
+    assert f"purge/files/md5/{gone[:2]}/{gone[2:]}" in _keys(s3_endpoint, "retrain-data", "purge/")
 
 
 def _closed_port() -> int:
