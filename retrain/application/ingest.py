@@ -10,13 +10,20 @@ remote, a full disk, Ctrl-C) undoes every change from it, and a crash (SIGKILL, 
 the journal for the next ingest to undo first. So a failed ingest leaves no file in the batches or
 quarantine directories, no new object in the DVC cache, the ``.dvc`` pointers as they were and no
 log line, and the retry stores and logs the batch.
+
+One ingest at a time, and never beside a purge: an ingest holds the model's data lock
+(:func:`data_lock`, beside the ledger like every model lock), which ``retrain purge`` holds too. The
+journal names its owner (host, pid): a journal is undone only once its owner is dead, never under a
+live ingest (:class:`IngestRunning` otherwise).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +32,7 @@ import yaml
 
 from retrain.adapters import datastore
 from retrain.adapters.environment import Runtime
+from retrain.adapters.locks import model_lock
 from retrain.application.batches import quarantine_path, validate_file
 from retrain.domain.errors import RetrainError
 from retrain.domain.settings import Settings
@@ -36,6 +44,39 @@ JOURNAL = ".ingest-journal.json"
 
 class IngestRefused(RetrainError):
     """The batch was refused (by the contract, or as a different batch under a taken name)."""
+
+
+class IngestRunning(RetrainError):
+    """An ingest journal's owner is still alive: its changes are not undone under it."""
+
+
+def data_lock(ledger_url: str, settings: Settings) -> contextlib.AbstractContextManager[None]:
+    """The lock of the project's stored data (batches, quarantine, their pointers): held by every
+    ingest and by ``retrain purge``, so a purge never sees (nor undoes) an ingest half done."""
+    return model_lock(ledger_url, f"{settings.model.registered_name}:data")
+
+
+def _owner() -> dict[str, Any]:
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def owner_alive(owner: dict[str, Any] | None) -> bool:
+    """Whether the process that wrote a journal still runs. Only a process of this host can be
+    asked; one of another host (or a journal without owner) counts as dead: the data lock, which
+    the caller holds, would still be held by a live ingest. A pid reused since is taken as alive
+    (the safe side: the message says how to clear it by hand)."""
+    if not owner or owner.get("host") != socket.gethostname():
+        return False
+    pid = int(owner.get("pid", 0))
+    if pid <= 0 or pid == os.getpid():  # this process runs no other ingest beside this call
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
 
 
 def _same_rows(existing: Path, accepted: pd.DataFrame) -> bool:
@@ -112,6 +153,11 @@ def recover_interrupted_ingest(project: Path, settings: Settings) -> str | None:
     if not journal_path.exists():
         return None
     journal = json.loads(journal_path.read_text(encoding="utf-8"))
+    if owner_alive(journal.get("owner")):
+        raise IngestRunning(
+            f"an ingest of {journal['batch']} is still running (pid {journal['owner']['pid']} on this host): "
+            f"try again when it has finished (if that process is no ingest, delete {journal_path})"
+        )
     if journal["batch"] in _logged(_log_path(project, settings)):
         journal_path.unlink()  # the log line is the commit point: the ingest had finished
         return f"an interrupted ingest of {journal['batch']} had committed; nothing to undo"
@@ -126,6 +172,11 @@ def recover_interrupted_ingest(project: Path, settings: Settings) -> str | None:
 
 
 def ingest_batch(runtime: Runtime, settings: Settings, source: Path) -> dict[str, Any]:
+    with data_lock(runtime.ledger_url, settings):
+        return _ingest_locked(runtime, settings, source)
+
+
+def _ingest_locked(runtime: Runtime, settings: Settings, source: Path) -> dict[str, Any]:
     project = runtime.project_dir
     recovered = recover_interrupted_ingest(project, settings)
     validation = validate_file(source, settings, project)
@@ -163,6 +214,7 @@ def ingest_batch(runtime: Runtime, settings: Settings, source: Path) -> dict[str
     journal_path.parent.mkdir(parents=True, exist_ok=True)
     journal: dict[str, Any] = {
         "batch": target.name,
+        "owner": _owner(),
         "created": [
             path.relative_to(project).as_posix()
             for path in (target, quarantined)

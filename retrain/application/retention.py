@@ -17,7 +17,9 @@ record becomes true without a second entry. A purge with nothing new to delete a
 
 One purge at a time, and never beside a training or a promotion of the model: it holds the model's
 training lock (a training reads the batches), its lock (a promotion moves the aliases that decide
-what is kept) and its feedback lock (feedback rewrites predictions files), in the order the others take them.
+what is kept), its feedback lock (feedback rewrites predictions files) and its data lock (an ingest
+writes batches and pointers), in the order the others take them. An ingest journal it finds is undone
+only when its owner is dead (:func:`retrain.application.ingest.owner_alive`).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from retrain.adapters.ledger import Ledger
 from retrain.adapters.locks import model_lock
 from retrain.adapters.registry import ModelRegistry
 from retrain.application.feedback import predictions_dir
-from retrain.application.ingest import recover_interrupted_ingest
+from retrain.application.ingest import data_lock, recover_interrupted_ingest
 from retrain.domain import retention as domain
 from retrain.domain.errors import RetrainError
 from retrain.domain.evidence import EVIDENCE_DOCUMENT
@@ -161,11 +163,13 @@ def _serving(entries: Sequence[LedgerEntry]) -> str | None:
 
 
 @contextlib.contextmanager
-def _purge_locks(ledger_url: str, model: str) -> Iterator[None]:
+def _purge_locks(ledger_url: str, settings: Settings) -> Iterator[None]:
+    model = settings.model.registered_name
     with (
         model_lock(ledger_url, f"{model}:training"),
         model_lock(ledger_url, model),
         model_lock(ledger_url, f"{model}:feedback"),
+        data_lock(ledger_url, settings),
     ):
         yield
 
@@ -289,7 +293,7 @@ def purge(
         return PurgeResult(model, True, record)
     ledger = Ledger(runtime.ledger_url)
     try:
-        with _purge_locks(runtime.ledger_url, model):
+        with _purge_locks(runtime.ledger_url, settings):
             # an ingest a crash cut short puts back the pointers it found: undone first, never after a purge
             recover_interrupted_ingest(project, settings)
             entries = ledger.entries(model)

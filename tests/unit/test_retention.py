@@ -145,3 +145,41 @@ def test_a_files_own_day_is_its_newest_time_a_quarantine_files_its_batchs_else_w
         ("quarantine", f"{settings.dataset.quarantine}/b.parquet"): dt.date(2026, 1, 3),
         ("quarantine", f"{settings.dataset.quarantine}/orphan.parquet"): dt.date(2026, 2, 1),
     }
+
+
+def test_an_ingest_journal_is_undone_only_once_its_owner_is_dead(tmp_path):
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    import pytest
+
+    from retrain.application.ingest import JOURNAL, IngestRunning, recover_interrupted_ingest
+    from retrain.domain.settings import load_settings
+    from tests.conftest import REPO_ROOT
+
+    settings = load_settings(REPO_ROOT / "params.yaml")
+    created = tmp_path / settings.dataset.batches / "new.parquet"
+    created.parent.mkdir(parents=True)
+    created.write_bytes(b"half written")
+    journal = tmp_path / settings.dataset.quarantine / ".." / JOURNAL
+    journal.parent.mkdir(parents=True, exist_ok=True)
+
+    def written_by(pid: int) -> None:
+        record = {"batch": "new.parquet", "created": [f"{settings.dataset.batches}/new.parquet"], "pointers": {}}
+        journal.write_text(
+            json.dumps({**record, "new_objects": [], "owner": {"host": socket.gethostname(), "pid": pid}})
+        )
+
+    written_by(os.getppid())  # a live process of this host: an ingest still running
+    with pytest.raises(IngestRunning, match="still running"):
+        recover_interrupted_ingest(tmp_path, settings)
+    assert created.exists() and journal.exists()
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], check=True, capture_output=True, text=True
+    )
+    written_by(int(ended.stdout))  # its owner is gone: a crash, undone
+    assert recover_interrupted_ingest(tmp_path, settings) == "undid an interrupted ingest of new.parquet"
+    assert not created.exists() and not journal.exists()
