@@ -396,6 +396,11 @@ def _rollout_files(running: domain.Rollout, scored_file: Path | None, prediction
     return list(unique)
 
 
+def evidence_files(running: domain.Rollout, predictions_dir: Path | None) -> list[Path]:
+    """The predictions files a running rollout is judged on (what ``retrain purge`` keeps while it runs)."""
+    return _rollout_files(running, None, predictions_dir)
+
+
 def _apply_locked(
     registry: ModelRegistry,
     ledger: Ledger,

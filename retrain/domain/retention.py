@@ -11,15 +11,22 @@ snapshot's from the newest day of data it holds (its evidence's ``last_day``). A
 more than the kind's ``*_days`` is past retention (``0``: anything older than today). The data's own
 date, not when it arrived: a batch back-filled today with last year's rows is a year old.
 
+A file's own date is never later than the day it was written (its batch's ingest, from the batch
+log, else its mtime): future-dated rows do not keep a file forever.
+
 What is never deleted: the snapshot of a version that holds ``champion`` or ``previous-champion``
 (``retrain reproduce`` rebuilds it from that data, and a rollback may make the previous champion serve
-again), nor of one that holds ``challenger`` or ``candidate`` (it may become champion at any moment);
-such a snapshot is kept whatever its age, and the purge names it and why.
+again), nor of one that holds ``challenger`` or ``candidate`` (it may become champion at any moment),
+nor of a version whose gate has not decided yet (no ``retrain.gate.decision`` tag: its training is
+between registering it and giving it an alias), nor the workspace's training set while it is there
+(a training in flight, or a re-run that reuses a version, reads it); nor the predictions files of a
+running rollout (its evidence). Each is kept whatever its age, and the purge names it and why.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final, Literal
@@ -59,6 +66,7 @@ class VersionSnapshot:
     md5: str
     last_day: dt.date | None  # None: the evidence does not say (then only its md5 is known; never past)
     aliases: tuple[str, ...] = ()
+    decided: bool = True  # False: registered, its gate has not decided yet (no decision tag)
 
 
 @dataclass(frozen=True)
@@ -78,9 +86,12 @@ class Kept:
     version: str
     alias: str
     why: str
+    path: str = ""  # a kept file (the workspace's training set, a running rollout's scores)
 
     @property
     def text(self) -> str:
+        if self.path:
+            return f"{self.path}{f' (snapshot {self.md5})' if self.md5 else ''} ({self.why})"
         return f"snapshot {self.md5} for {self.alias} v{self.version} ({self.why})"
 
 
@@ -98,7 +109,7 @@ class PurgePlan:
 
     @property
     def kept_md5s(self) -> frozenset[str]:
-        return frozenset(item.md5 for item in self.kept)
+        return frozenset(item.md5 for item in self.kept if item.md5)
 
 
 def age_days(day: dt.date, today: dt.date) -> int:
@@ -118,13 +129,27 @@ def keep_days(retention: RetentionSettings, kind: FileKind) -> int | None:
     }[kind]
 
 
-def protected(snapshots: Iterable[VersionSnapshot]) -> dict[str, Kept]:
-    """md5 -> why it must stay, for every snapshot a version holding a keeping alias was made from."""
+UNDECIDED: Final = "undecided"
+WORKSPACE: Final = "workspace"
+ROLLOUT: Final = "rollout"
+
+
+def protected(snapshots: Iterable[VersionSnapshot], workspace: tuple[str, str] | None = None) -> dict[str, Kept]:
+    """md5 -> why it must stay: every snapshot a version holding a keeping alias, or a version not
+    decided yet, was made from, and the workspace's training set (``(path, md5)``, when present)."""
+    snapshots = list(snapshots)
     kept: dict[str, Kept] = {}
     for alias, why in _KEEPING_ALIASES:
         for snapshot in snapshots:
             if alias in snapshot.aliases and snapshot.md5 not in kept:
                 kept[snapshot.md5] = Kept(snapshot.md5, snapshot.version, alias, why)
+    for snapshot in snapshots:
+        if not snapshot.decided and snapshot.md5 not in kept:
+            why = "its gate has not decided yet: it may become challenger"
+            kept[snapshot.md5] = Kept(snapshot.md5, snapshot.version, UNDECIDED, why)
+    if workspace is not None and workspace[1] not in kept:
+        why = "the workspace's training set: a training in flight reads it"
+        kept[workspace[1]] = Kept(workspace[1], "", WORKSPACE, why, path=workspace[0])
     return kept
 
 
@@ -135,19 +160,24 @@ def plan_purge(
     today: dt.date,
     *,
     gone: frozenset[str] = frozenset(),
+    workspace: tuple[str, str] | None = None,
+    in_use: Mapping[str, str] | None = None,
 ) -> PurgePlan:
     """What is past retention on ``today``, and what is kept whatever its age.
 
-    ``kept`` names every snapshot a keeping alias protects, past retention or not: the rows of a batch
-    a purge deletes may live on in it, and the record says so. ``gone``: snapshot md5s no longer
+    ``kept`` names every snapshot :func:`protected` protects, past retention or not: the rows of a
+    batch a purge deletes may live on in it, and the record says so; and every file past retention
+    that ``in_use`` (path -> why: a running rollout's scores) keeps. ``gone``: snapshot md5s no longer
     stored anywhere (an earlier purge took them); they are not deleted (nor recorded) again. Files are
     listed oldest first; snapshots by md5, each with every version made from it.
     """
+    in_use = in_use or {}
+    expired = [item for item in files if past(item.day, keep_days(retention, item.kind), today)]
     doomed_files = sorted(
-        (item for item in files if past(item.day, keep_days(retention, item.kind), today)),
-        key=lambda item: (item.day, item.kind, item.path),
+        (item for item in expired if item.path not in in_use), key=lambda item: (item.day, item.kind, item.path)
     )
-    keep = protected(snapshots)
+    kept_files = [Kept("", "", ROLLOUT, in_use[item.path], path=item.path) for item in expired if item.path in in_use]
+    keep = protected(snapshots, workspace)
     by_md5: dict[str, list[VersionSnapshot]] = {}
     for snapshot in snapshots:
         by_md5.setdefault(snapshot.md5, []).append(snapshot)
@@ -158,7 +188,16 @@ def plan_purge(
             continue
         versions = tuple(sorted((item.version for item in made), key=_version_order))
         doomed.append(SnapshotPurge(md5, versions, max(days)))
-    return PurgePlan(tuple(doomed_files), tuple(doomed), tuple(keep.values()))
+    return PurgePlan(tuple(doomed_files), tuple(doomed), (*keep.values(), *kept_files))
+
+
+def plan_key(files: Iterable[tuple[str, str]], snapshots: Iterable[str]) -> str:
+    """A short digest of what a purge deletes (file paths with md5s, snapshot md5s): a purge asked for
+    after a preview deletes only when its own plan has the key the preview showed."""
+    import hashlib
+
+    text = json.dumps([sorted(map(list, files)), sorted(snapshots)])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _version_order(version: str) -> tuple[int, str]:
@@ -213,6 +252,10 @@ class PurgeRecord:
             kept=tuple(dict(item) for item in raw.get("kept", ())),
             versions=tuple(str(item) for item in raw.get("versions", ())),
         )
+
+    @property
+    def key(self) -> str:
+        return plan_key([(item.path, item.md5) for item in self.files], [str(item["md5"]) for item in self.snapshots])
 
     @property
     def md5s(self) -> list[str]:
