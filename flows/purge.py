@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from retrain.adapters.environment import resolve_runtime
 from retrain.adapters.registry import ModelRegistry
 from retrain.application.results import PurgeReport
+from retrain.application.versioning import wants_commit
 from retrain.domain.retention import SCHEDULED_REASON
 from tasks.data import load_settings_task
 from tasks.leases import RELEASE_LEASE, lease_and_reap_task
@@ -28,6 +29,10 @@ class PurgeRequest(BaseModel):
     requested_by: str = Field(default="schedule", description="Who asks for the purge.")
     dry_run: bool = Field(default=False, description="Only say what would be deleted and kept.")
     project_dir: str | None = Field(default=None, description="Project holding params.yaml.")
+    expected_plan: str | None = Field(
+        default=None, description="The plan key a preview showed: delete only if the plan is still that one."
+    )
+    commit: bool | None = Field(default=None, description="Commit the DVC pointers to git (None: git.commit).")
 
 
 @flow(
@@ -43,6 +48,16 @@ def purge(request: PurgeRequest) -> PurgeReport:
     registry = ModelRegistry.for_project(where, settings)
     lease_and_reap_task(where.ledger_url, settings, "purge", str(where.project_dir), registry)
     flow_run_id = str(runtime.flow_run.id or "local")
-    report = purge_task(where, settings, registry, request.requested_by, request.reason, request.dry_run, flow_run_id)
+    report = purge_task(
+        where,
+        settings,
+        registry,
+        request.requested_by,
+        request.reason,
+        request.dry_run,
+        flow_run_id,
+        expected_plan=request.expected_plan,
+        commit=wants_commit(settings, request.commit),
+    )
     print(f"purge ({request.reason}): {report.deleted.get('summary', '')}")
     return report

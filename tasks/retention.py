@@ -25,9 +25,20 @@ def purge_task(
     reason: str,
     dry_run: bool,
     flow_run_id: str | None,
+    *,
+    expected_plan: str | None = None,
+    commit: bool = False,
 ) -> PurgeReport:
     done = retention.purge(
-        runtime, settings, registry, actor=actor, reason=reason, dry_run=dry_run, flow_run_id=flow_run_id
+        runtime,
+        settings,
+        registry,
+        actor=actor,
+        reason=reason,
+        dry_run=dry_run,
+        flow_run_id=flow_run_id,
+        expected_plan=expected_plan,
+        commit=commit,
     )
     if not dry_run:
         create_markdown_artifact(

@@ -105,6 +105,21 @@ def _logged(log: Path) -> set[str]:
     return names
 
 
+def ingested_days(project: Path, settings: Settings) -> dict[str, dt.date]:
+    """The day (UTC) each logged batch was ingested, by its file stem (its quarantine file has
+    the same stem): the day a batch's rows were written, whatever dates they carry."""
+    days: dict[str, dt.date] = {}
+    log = _log_path(project, settings)
+    if log.exists():
+        for line in log.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+                days[Path(str(record["batch"])).stem] = dt.date.fromisoformat(str(record["ingested_at"])[:10])
+            except (json.JSONDecodeError, KeyError, ValueError, TypeError):
+                continue
+    return days
+
+
 def _write_durably(path: Path, text: str) -> None:
     """Replace ``path`` in one rename, after the bytes are on disk."""
     temporary = path.with_name(f".{path.name}.tmp")

@@ -320,3 +320,6 @@ class PurgeReport(ResultModel):
     deleted: dict[str, Any]
     finished: list[str]
     objects: dict[str, list[str]]
+    finished_entry: int | None = None  # the earlier purge entry ``finished`` completed
+    plan: str = ""  # the key of what it deletes (a preview's is what the purge after it must match)
+    committed: str | None = None  # the git commit of the DVC pointers (with git.commit / --commit)

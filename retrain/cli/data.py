@@ -146,40 +146,55 @@ def purge(
     yes: Annotated[bool, typer.Option("--yes", help="Delete without asking.")] = False,
     reason: Annotated[str, typer.Option(help="Why (kept in the ledger).")] = "retention",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    commit: CommitOption = None,
     stack: StackOption = False,
 ) -> None:
     """Delete what is past `retention:` (batches, quarantine, scores, old training snapshots) from the
     workspace, the DVC cache and the remote, and record it in the ledger.
 
-    The training snapshots of the champion and previous champion (and of a challenger or candidate) are
-    kept and named: they must stay reproducible. Without --yes it shows what would go and asks; nothing
-    past retention: nothing is deleted or recorded. With --stack the purge runs on the worker.
+    The training snapshots of the champion and previous champion (and of a challenger or candidate, of
+    a version not decided yet, the workspace's training set) and a running rollout's scores are kept
+    and named. Without --yes it shows what would go and asks, then deletes exactly that (or nothing,
+    if it changed meanwhile); nothing past retention: nothing is deleted or recorded. With --commit (or
+    git.commit: true) the rewritten DVC pointers are committed, naming the ledger entry. With --stack
+    the purge runs on the worker.
     """
     reason = context.text(reason, "--reason", 3)
     runtime = context.runtime(project, stack)
     context.settings(runtime)
-    if not (yes or dry_run):
-        import sys
-
-        if not sys.stdin.isatty():
-            fail("purge deletes data for good: run again with --yes to do it, or --dry-run to see what would go", 2)
-        shown = run_purge(runtime.project_dir, reason, dry_run=True)
-        render.purge(shown)
-        if not shown.deleted.get("files") and not shown.deleted.get("snapshots"):
-            return
-        typer.confirm("Delete these for good?", abort=True)
+    expected: str | None = None
     with failures_exit(1):
-        report = run_purge(runtime.project_dir, reason, dry_run=dry_run)
+        if not (yes or dry_run):
+            import sys
+
+            if not sys.stdin.isatty():
+                fail("purge deletes data for good: run again with --yes to do it, or --dry-run to see what would go", 2)
+            shown = run_purge(runtime.project_dir, reason, dry_run=True)
+            render.purge(shown)
+            if not shown.deleted.get("files") and not shown.deleted.get("snapshots"):
+                return
+            typer.confirm("Delete these for good?", abort=True)
+            expected = shown.plan
+        report = run_purge(runtime.project_dir, reason, dry_run=dry_run, expected_plan=expected, commit=commit)
     if as_json:
         render.print_json(report.model_dump(mode="json"))
     else:
         render.purge(report)
 
 
-def run_purge(project_dir: Path, reason: str, *, dry_run: bool) -> PurgeReport:
+def run_purge(
+    project_dir: Path, reason: str, *, dry_run: bool, expected_plan: str | None = None, commit: bool | None = None
+) -> PurgeReport:
     """The purge: a dry run in this process; a purge as a flow run (in this process, or on the stack's
     worker, the only account that writes the ledger there)."""
-    request = {"reason": reason, "requested_by": context.whoami(), "dry_run": dry_run, "project_dir": str(project_dir)}
+    request = {
+        "reason": reason,
+        "requested_by": context.whoami(),
+        "dry_run": dry_run,
+        "project_dir": str(project_dir),
+        "expected_plan": expected_plan,
+        "commit": commit,
+    }
     if context.on_stack():
         from retrain.application.results import PurgeReport
         from retrain.deploy.client import follow_run, start_deployment_run

@@ -498,10 +498,16 @@ def purge(report: PurgeReport) -> None:
     for line in record_lines(record, report.dry_run):
         typer.echo(line)
     for item in report.finished:
-        typer.echo(f"finished what an interrupted purge left: {item}")
+        typer.echo(f"finished the purge recorded as ledger entry #{report.finished_entry}: deleted {item}")
     if not record.files and not record.snapshots:
-        typer.echo("nothing past retention: nothing deleted, nothing recorded")
+        typer.echo(
+            "nothing new past retention: no new ledger entry"
+            if report.finished
+            else "nothing past retention: nothing deleted, nothing recorded"
+        )
     elif report.dry_run:
         typer.echo("dry run: nothing deleted. Run `retrain purge --yes` to delete these.")
     else:
         typer.echo(f"{record.summary()}; recorded in the ledger as entry #{report.ledger_entry} (`retrain history`)")
+    if report.committed:
+        typer.echo(report.committed)

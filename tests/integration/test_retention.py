@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +16,7 @@ from flows.training import TrainingRequest, training
 from retrain.adapters import datastore
 from retrain.adapters.environment import resolve_runtime
 from retrain.adapters.workspace import write_params
-from retrain.application.retention import purge
+from retrain.application.retention import PlanChanged, purge
 from retrain.cli import app
 from retrain.cli.demo_run import write_demo_batches
 from retrain.domain.lifecycle import chain_breaks
@@ -34,6 +35,10 @@ def _objects(root: Path, md5: str) -> tuple[bool, bool]:
     """Whether the DVC cache and the (local) remote hold ``md5``."""
     relative = Path("files", "md5", md5[:2], md5[2:])
     return (root / ".dvc" / "cache" / relative).is_file(), (root.parent / "dvc-remote" / relative).is_file()
+
+
+def _shown(workspace: Path, path: Path) -> str:
+    return path.relative_to(workspace).as_posix()
 
 
 def _refused_second_version(workspace: Path) -> str:
@@ -77,12 +82,22 @@ def test_purge_deletes_past_retention_everywhere_but_the_champions_data_and_prov
     batches = workspace / settings.dataset.batches
     old = [batches / f"loans-2026-01-0{day}.parquet" for day in (1, 2, 3, 4)]
     old_md5 = {path.name: datastore.file_md5(path) for path in old}
+    first_day = old[0].read_bytes()
     before = len(ledger_entries(workspace))
 
-    shown = CliRunner().invoke(app, ["purge", "--dry-run", "--project", str(workspace)])
+    training_set = workspace / settings.dataset.training_set
+    with monkeypatch.context() as patch:  # a dry run writes nothing, not even the remote's configuration
+        for name in ("ensure_dvc_repo", "configure_remote"):
+            patch.setattr(datastore, name, lambda *_, **__: pytest.fail("a dry run wrote"))
+        shown = CliRunner().invoke(app, ["purge", "--dry-run", "--project", str(workspace)])
     assert shown.exit_code == 0, shown.output
     assert f"kept: snapshot {v1_md5} for champion v1 (reproduce)" in shown.output
-    assert f"would delete: snapshot {v2_md5} of v2" in shown.output and all(p.exists() for p in old)
+    assert f"kept: {settings.dataset.training_set} (snapshot {v2_md5}) (the workspace's training set" in shown.output
+    assert f"would delete: snapshot {v2_md5}" not in shown.output and all(p.exists() for p in old)
+    training_set.unlink()  # no training in flight reads it any more: v2's snapshot is past retention now
+    with pytest.raises(PlanChanged, match="changed since it was shown"):  # a preview's plan, or nothing
+        purge(runtime, settings, registry_for(workspace), actor="pytest", today=TODAY, expected_plan="0" * 16)
+    assert len(ledger_entries(workspace)) == before and all(p.exists() for p in old)
 
     def remote_down(root: Path, md5s: list[str], **_: object) -> dict[str, list[str]]:
         raise datastore.DataStoreError("the remote went away mid-purge")
@@ -95,6 +110,7 @@ def test_purge_deletes_past_retention_everywhere_but_the_champions_data_and_prov
 
     done = purge(runtime, settings, registry_for(workspace), actor="pytest", reason="retention test", today=TODAY)
     assert done.position is None and done.nothing and v2_md5 in " ".join(done.finished)  # finished, not recorded twice
+    assert done.finished_entry == ledger_entries(workspace)[-1].position  # "finished the purge recorded as #N"
 
     assert not any(path.exists() for path in (*old, quarantine, scores))
     assert sorted(p.name for p in batches.iterdir()) == ["loans-2026-01-05.parquet", "loans-2026-01-06.parquet"]
@@ -102,7 +118,6 @@ def test_purge_deletes_past_retention_everywhere_but_the_champions_data_and_prov
         "loans-2026-01-05.parquet",
         "loans-2026-01-06.parquet",
     ]  # the pointer names only what is left
-    assert not (workspace / settings.dataset.training_set).exists()  # the workspace's copy was v2's
     assert all(_objects(workspace, md5) == (False, False) for md5 in [*old_md5.values(), v2_md5])
     assert _objects(workspace, v1_md5)[1]  # the champion's snapshot stays on the remote
     entries = ledger_entries(workspace)
@@ -122,6 +137,7 @@ def test_purge_deletes_past_retention_everywhere_but_the_champions_data_and_prov
 
     again = purge(runtime, settings, registry_for(workspace), actor="pytest", reason="retention test", today=TODAY)
     assert again.position is None and again.nothing and len(ledger_entries(workspace)) == before + 1
+    assert again.finished == () and again.finished_entry is None  # the earlier entry is done: nothing to finish
 
     runner = CliRunner()
     refused = runner.invoke(app, ["reproduce", "2", "--project", str(workspace)])
@@ -132,7 +148,26 @@ def test_purge_deletes_past_retention_everywhere_but_the_champions_data_and_prov
     assert rebuilt.exit_code == 0 and json.loads(rebuilt.output)["identical"], rebuilt.output[-2000:]
     status = runner.invoke(app, ["status", "--project", str(workspace), "--json"])
     assert json.loads(status.output)["champion"]["version"] == "1"
+    # retention relaxed, the purged first day ingested again, byte for byte: stored and pushed again
+    # (DVC's remote index forgot it), and never deleted again under the old entry
     write_params(workspace, {"retention": dict.fromkeys(RETENTION)})  # whatever today is, nothing is past
+    old[0].write_bytes(first_day)
+    for tracked in (settings.dataset.batches,):
+        datastore.track(workspace, tracked)
+        datastore.push(workspace, tracked)
+    assert _objects(workspace, old_md5[old[0].name]) == (True, True)
     flowed = runner.invoke(app, ["purge", "--yes", "--project", str(workspace)])  # the flow, in this process
     assert flowed.exit_code == 0 and "nothing past retention: nothing deleted, nothing recorded" in flowed.output
-    assert len(ledger_entries(workspace)) == before + 1
+    assert len(ledger_entries(workspace)) == before + 1 and old[0].exists() and "finished" not in flowed.output
+    assert _objects(workspace, old_md5[old[0].name]) == (True, True)
+
+    write_params(workspace, {"retention": RETENTION})  # tightened again: a new entry deletes it, and says so in git
+    settings = workspace_settings(workspace)
+    last = purge(runtime, settings, registry_for(workspace), actor="pytest", today=TODAY, commit=True)
+    assert last.position is not None and [item.path for item in last.record.files] == [_shown(workspace, old[0])]
+    assert not old[0].exists() and last.finished == () and len(ledger_entries(workspace)) == before + 2
+    message = subprocess.run(
+        ["git", "log", "-1", "--format=%s"], cwd=workspace, check=True, capture_output=True, text=True
+    )
+    assert f"(ledger entry #{last.position})" in message.stdout and "retrain purge" in message.stdout
+    assert f"{settings.dataset.batches}.dvc" in (last.committed or "")

@@ -72,6 +72,33 @@ def test_a_snapshot_shared_with_a_kept_version_stays():
     assert not plan.snapshots and [item.version for item in plan.kept] == ["3"]
 
 
+def test_an_undecided_version_the_workspaces_training_set_and_a_running_rollouts_scores_stay_and_are_named():
+    snapshots = [
+        VersionSnapshot("8", "a" * 32, _day(200), decided=False),  # registered, its gate still to decide
+        VersionSnapshot("9", "b" * 32, _day(200)),  # refused long ago, but the workspace holds its data
+        VersionSnapshot("10", "c" * 32, _day(200)),
+    ]
+    files = [
+        StoredFile("predictions", "/s/p/old.parquet", _day(50)),
+        StoredFile("predictions", "/s/p/x.parquet", _day(50)),
+    ]
+    workspace = ("data/training/loans.parquet", "b" * 32)
+    scores = {"/s/p/old.parquet": "scores of the running rollout of v7: its evidence until it ends"}
+    retention = RetentionSettings(snapshots_days=1, predictions_days=1)
+    plan = plan_purge(files, snapshots, retention, TODAY, workspace=workspace, in_use=scores)
+    assert [item.md5 for item in plan.snapshots] == ["c" * 32] and [f.path for f in plan.files] == ["/s/p/x.parquet"]
+    assert [item.text for item in plan.kept] == [
+        f"snapshot {'a' * 32} for undecided v8 (its gate has not decided yet: it may become challenger)",
+        f"data/training/loans.parquet (snapshot {'b' * 32}) "
+        "(the workspace's training set: a training in flight reads it)",
+        "/s/p/old.parquet (scores of the running rollout of v7: its evidence until it ends)",
+    ]
+    assert plan.kept_md5s == {"a" * 32, "b" * 32}
+    same = PurgeRecord("r", "2026-03-01", {}, snapshots=({"md5": "c" * 32},))
+    assert same.key == PurgeRecord("other reason", "2026-03-02", {}, snapshots=({"md5": "c" * 32},)).key
+    assert same.key != PurgeRecord("r", "2026-03-01", {}).key  # the key is what goes, nothing else
+
+
 def _purge_entry(position: int, snapshots: list[dict], champion: str | None = "3") -> LedgerEntry:
     record = PurgeRecord(
         reason="gdpr art. 17", today="2026-03-01", retention={"snapshots_days": 90}, snapshots=tuple(snapshots)
@@ -117,6 +144,7 @@ def test_retention_is_optional_null_by_default_and_refuses_negative_days():
 
 
 def test_a_files_own_day_is_its_newest_time_a_quarantine_files_its_batchs_else_when_it_was_written(tmp_path):
+    import json
     import os
 
     import pandas as pd
@@ -138,12 +166,17 @@ def test_a_files_own_day_is_its_newest_time_a_quarantine_files_its_batchs_else_w
     pd.DataFrame({"other": [1]}).to_parquet(orphan)
     written = dt.datetime(2026, 2, 1, 12, tzinfo=dt.UTC).timestamp()
     os.utime(orphan, (written, written))
+    future = project / settings.dataset.quarantine / "future.parquet"  # its batch purged; rows dated 2099
+    pd.DataFrame({time: pd.to_datetime(["2099-01-01"])}).to_parquet(future)
+    log = {"batch": "future.parquet", "ingested_at": "2026-01-20T10:00:00+00:00", "status": "ingested"}
+    (project / settings.dataset.quarantine).parent.joinpath("batch_log.jsonl").write_text(json.dumps(log) + "\n")
     runtime = resolve_runtime({"RETRAIN_HOME": str(tmp_path / "state")}, project)
     found = {(item.kind, item.path): item.day for item in stored_files(runtime, settings)}
     assert found == {
         ("batch", f"{settings.dataset.batches}/b.parquet"): dt.date(2026, 1, 3),
         ("quarantine", f"{settings.dataset.quarantine}/b.parquet"): dt.date(2026, 1, 3),
         ("quarantine", f"{settings.dataset.quarantine}/orphan.parquet"): dt.date(2026, 2, 1),
+        ("quarantine", f"{settings.dataset.quarantine}/future.parquet"): dt.date(2026, 1, 20),  # its ingest, capped
     }
 
 
