@@ -502,6 +502,24 @@ def _forget_remote_index(remote: HashFileDB) -> None:
         index.close()
 
 
+def remote_versioning(url: str, endpoint_url: str | None = None) -> str | None:
+    """The versioning of an S3 remote's bucket (``Enabled``, ``Suspended``), or None when it never
+    had any (or the remote is a local directory). On a versioned bucket a delete only adds a delete
+    marker: every version of the object stays readable, so a purge there would prove nothing."""
+    if not url.startswith("s3://"):
+        return None
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket = url.removeprefix("s3://").split("/", 1)[0]
+    try:
+        answer = boto3.client("s3", endpoint_url=endpoint_url).get_bucket_versioning(Bucket=bucket)
+    except (BotoCoreError, ClientError) as error:
+        raise DataStoreError(f"could not read the versioning of bucket {bucket}: {_said(error)}") from error
+    status = answer.get("Status")
+    return str(status) if status else None
+
+
 def stored_objects(root: Path, md5s: list[str], *, retries: int = 3) -> set[str]:
     """Which of ``md5s`` the local DVC cache or the default remote still holds."""
 

@@ -403,6 +403,14 @@ def purge(
     if dry_run:
         _, record = plan(runtime, settings, registry, reason, today, _entries(runtime, model))
         return PurgeResult(model, True, record)
+    versioning = datastore.remote_versioning(runtime.dvc_remote_url, runtime.dvc_remote_endpoint)
+    if versioning is not None:
+        raise RetrainError(
+            f"the DVC remote {runtime.dvc_remote_url} is in a bucket whose versioning is {versioning}: a delete "
+            "there only adds a delete marker and every version stays readable, so nothing was deleted. Purge "
+            "needs a remote in a bucket that never had versioning (or a lifecycle rule of yours that expires "
+            "noncurrent versions, outside Retrain)"
+        )
     datastore.ensure_dvc_repo(project)
     datastore.configure_remote(
         project, runtime.dvc_remote_url, endpoint_url=runtime.dvc_remote_endpoint, encryption=runtime.s3_encryption

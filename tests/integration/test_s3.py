@@ -119,6 +119,15 @@ def test_a_purge_deletes_objects_from_the_s3_remote_by_md5_and_only_those(repo: 
     assert f"purge/files/md5/{gone[:2]}/{gone[2:]}" in _keys(s3_endpoint, "retrain-data", "purge/")
 
 
+def test_a_purge_can_tell_a_versioned_bucket_where_a_delete_only_hides_the_object(s3_endpoint: str):
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint)
+    s3.create_bucket(Bucket="retrain-versioned")
+    assert datastore.remote_versioning("s3://retrain-versioned/dvc", s3_endpoint) is None
+    s3.put_bucket_versioning(Bucket="retrain-versioned", VersioningConfiguration={"Status": "Enabled"})
+    assert datastore.remote_versioning("s3://retrain-versioned/dvc", s3_endpoint) == "Enabled"
+    assert datastore.remote_versioning("/a/local/remote") is None
+
+
 def _closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
