@@ -216,3 +216,37 @@ def test_an_ingest_journal_is_undone_only_once_its_owner_is_dead(tmp_path):
     written_by(int(ended.stdout))  # its owner is gone: a crash, undone
     assert recover_interrupted_ingest(tmp_path, settings) == "undid an interrupted ingest of new.parquet"
     assert not created.exists() and not journal.exists()
+
+
+def test_a_running_rollouts_scores_are_kept_while_it_runs_and_named(tmp_path):
+    import os
+
+    import pandas as pd
+
+    from retrain.adapters.environment import resolve_runtime
+    from retrain.application import retention
+    from retrain.domain.settings import load_settings
+    from tests.conftest import REPO_ROOT
+
+    settings = load_settings(REPO_ROOT / "params.yaml")
+    runtime = resolve_runtime({"RETRAIN_HOME": str(tmp_path / "state")}, tmp_path / "project")
+    scores = runtime.state_dir / "predictions"
+    scores.mkdir(parents=True)
+    frame = pd.DataFrame({settings.dataset.time_column: pd.to_datetime(["2026-01-02"])})
+    for name in ("scored-since.parquet", "named.parquet", "before.parquet"):
+        frame.to_parquet(scores / name)
+    long_ago = (dt.datetime.now(dt.UTC) - dt.timedelta(days=30)).timestamp()
+    for name in ("named.parquet", "before.parquet"):
+        os.utime(scores / name, (long_ago, long_ago))
+    started = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)
+    event = {"event": "start", "strategy": "canary", "candidate": "4", "champion": "3", "share": 0.1}
+    looked = {"event": "evaluation", "id": 7, "candidate": "4", "file": str(scores / "named.parquet")}
+    entries = [
+        LedgerEntry("m", "rollout", "3", "4", "3", "ci", evidence={"rollout": e}, recorded_at=started, position=p)
+        for p, e in ((7, event), (8, looked))
+    ]
+    stored = retention.stored_files(runtime, settings)
+    kept = retention._rollout_evidence(runtime, entries, stored)
+    why = "scores of the running rollout of v4: its evidence until it ends"
+    assert kept == {str(scores / "scored-since.parquet"): why, str(scores / "named.parquet"): why}
+    assert retention._rollout_evidence(runtime, entries[:0], stored) == {}  # no rollout: nothing kept for it
