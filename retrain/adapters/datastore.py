@@ -448,7 +448,7 @@ def remove_objects(root: Path, md5s: list[str], *, retries: int = 3) -> dict[str
         naming = _manifests_naming(repo, remote, set(md5s))
         where.update({oid: [] for oid in naming if oid not in where})
         _forget_remote_index(remote)  # before the first deletion: a crash cannot leave it stale
-        for md5 in [*md5s, *naming]:
+        for md5 in [*naming, *md5s]:  # manifests first: a crash leaves no manifest naming a deleted object
             cached = Path(repo.cache.local.oid_to_path(md5))
             if cached.is_file():
                 cached.unlink()

@@ -458,7 +458,10 @@ def purge(
             committed = None
             if commit and (position is not None or finished_entry is not None):
                 message = purge_message(settings, position, record, finished_entry)
-                committed = commit_data_versions(project, settings, message).summary
+                try:  # the purge is done and recorded either way; a refused commit says why, to redo by hand
+                    committed = commit_data_versions(project, settings, message).summary
+                except RetrainError as error:
+                    committed = f"git: not committed ({error}); commit the data/*.dvc pointers by hand"
             return PurgeResult(model, False, record, position, finished, places, finished_entry, committed)
     finally:
         ledger.dispose()
