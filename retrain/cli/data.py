@@ -165,9 +165,7 @@ def purge(
     expected: str | None = None
     with failures_exit(1):
         if not (yes or dry_run):
-            import sys
-
-            if not sys.stdin.isatty():
+            if not _interactive():
                 fail("purge deletes data for good: run again with --yes to do it, or --dry-run to see what would go", 2)
             shown = run_purge(runtime.project_dir, reason, dry_run=True)
             render.purge(shown)
@@ -180,6 +178,13 @@ def purge(
         render.print_json(report.model_dump(mode="json"))
     else:
         render.purge(report)
+
+
+def _interactive() -> bool:
+    """Whether someone at a terminal can answer the purge's question."""
+    import sys
+
+    return sys.stdin.isatty()
 
 
 def run_purge(

@@ -250,3 +250,37 @@ def test_a_running_rollouts_scores_are_kept_while_it_runs_and_named(tmp_path):
     why = "scores of the running rollout of v4: its evidence until it ends"
     assert kept == {str(scores / "scored-since.parquet"): why, str(scores / "named.parquet"): why}
     assert retention._rollout_evidence(runtime, entries[:0], stored) == {}  # no rollout: nothing kept for it
+
+
+def test_the_purge_preview_fails_like_the_purge_without_a_traceback_and_passes_its_plan_on(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from retrain.application.results import PurgeReport
+    from retrain.cli import app
+    from retrain.cli import data as cli_data
+    from retrain.domain.errors import ServiceError
+    from tests.conftest import REPO_ROOT
+
+    monkeypatch.setenv("RETRAIN_HOME", str(tmp_path / "state"))
+    monkeypatch.setattr(cli_data, "_interactive", lambda: True)
+    asked: list[dict] = []
+
+    def unreachable(project_dir, reason, **options):
+        raise ServiceError("the registry is unreachable")  # its own exit code is 75; a purge's failure is 1
+
+    monkeypatch.setattr(cli_data, "run_purge", unreachable)
+    failed = CliRunner().invoke(app, ["purge", "--project", str(REPO_ROOT)])
+    assert failed.exit_code == 1 and "the registry is unreachable" in failed.output and failed.exception is not None
+    assert "Traceback" not in failed.output
+
+    shown = {"model": "m", "dry_run": True, "ledger_entry": None, "finished": [], "objects": {}, "plan": "k" * 16}
+    deleted = {"reason": "r", "today": "2026-03-01", "retention": {}, "files": [], "kept": [], "versions": []}
+    snapshots = [{"md5": "a" * 32, "versions": ["2"], "last_day": "2026-01-01", "rows": 1}]
+
+    def previewed(project_dir, reason, **options):
+        asked.append(options)
+        return PurgeReport.model_validate({**shown, "deleted": {**deleted, "snapshots": snapshots}})
+
+    monkeypatch.setattr(cli_data, "run_purge", previewed)
+    CliRunner().invoke(app, ["purge", "--project", str(REPO_ROOT)], input="y\n")
+    assert asked[1]["expected_plan"] == "k" * 16 and not asked[1]["dry_run"]  # the purge must match the preview
