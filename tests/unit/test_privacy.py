@@ -296,3 +296,20 @@ def test_init_proposes_columns_whose_names_or_values_look_personal():
         "home_address",
     }
     assert "e-mail" in proposed["contact"] and "phone" in proposed["reach"]
+
+
+# ---- the team stack ----------------------------------------------------------------------------------
+
+
+def test_the_stack_provisions_one_salt_for_its_worker_and_keeps_it(tmp_path: Path):
+    from retrain.stack import StackConfig, person_env, worker_env
+    from retrain.stack.secrets import load_secrets
+
+    config = StackConfig(home=tmp_path / "stack")
+    keys = load_secrets(config, ("ada",))
+    salt = keys.privacy_salt.get_secret_value()
+    assert len(salt) == 64 and salt not in repr(keys)
+    assert json.loads((config.home / "secrets.json").read_text())["privacy_salt"] == salt
+    assert worker_env(config, keys)[SALT_ENV] == salt
+    assert load_secrets(config, ("ada", "bob")).privacy_salt.get_secret_value() == salt  # never replaced
+    assert SALT_ENV not in person_env(config, keys, "ada")  # handed to people by the operator, not by profile
