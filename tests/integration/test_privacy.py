@@ -24,8 +24,11 @@ from flows.drift import DriftRequest, drift
 from flows.scoring import ScoringRequest, scoring
 from flows.training import TrainingRequest, training
 from retrain.adapters.contracts import release_contract
+from retrain.adapters.environment import resolve_runtime
+from retrain.application.reproduce import reproduce
 from retrain.cli.demo_run import write_demo_batches
 from retrain.domain.demo_data import NO_CHANGES, generate_day
+from retrain.domain.privacy import SALT_ENV, PrivacyError
 from tests.integration.conftest import registry_for, reviewed, workspace_settings
 from tests.integration.test_notifications import webhook  # noqa: F401 - a fixture
 
@@ -160,7 +163,8 @@ def test_sensitive_values_never_leave_the_data_store(
         DriftRequest(project_dir=str(workspace), batches=[str(_new_batch(workspace, incoming, 6))], act=False)
     )
     assert checked.rows > 0
-    scored = scoring(ScoringRequest(batch=str(_new_batch(workspace, incoming, 7)), project_dir=str(workspace)))
+    scored_batch = _new_batch(workspace, incoming, 7)
+    scored = scoring(ScoringRequest(batch=str(scored_batch), project_dir=str(workspace)))
     assert scored.rows > 0
 
     state = tmp_path / "state"
@@ -187,3 +191,19 @@ def test_sensitive_values_never_leave_the_data_store(
     assert all(category.startswith("tok_") for category in dict(spec.categories)[SENSITIVE])
     # the data store keeps the raw rows (it is the store)
     assert (pd.read_parquet(next(batches.glob("*.parquet")))[SENSITIVE] == MARKER).any()
+
+    # reproduce rebuilds the model byte for byte: its logged contract withholds the value set, the
+    # project's own contract file matches the recorded hash, the salt gives the same tokens
+    rebuilt = reproduce(resolve_runtime(project_dir=workspace), registry, "2")
+    assert rebuilt.identical
+    contract = registry.load_document(registry.by_version("2").run_id, "contract.json")
+    assert MARKER not in json.dumps(contract) and contract["meta"]["redacted"]
+
+    # under another salt the champion's tokens cannot be reproduced: scoring refuses, naming the
+    # variable, and a training's gate fails the comparison with that reason (never passes without it)
+    monkeypatch.setenv(SALT_ENV, "another salt than the models were trained with")
+    with pytest.raises(PrivacyError, match=SALT_ENV):
+        scoring(ScoringRequest(batch=str(scored_batch), project_dir=str(workspace)))
+    third = training(TrainingRequest(project_dir=str(workspace), triggered_by="pytest"))
+    assert third.challenger.version == "3" and not third.outcome.promoted
+    assert any("cannot be scored" in reason and SALT_ENV in reason for reason in third.decision.reasons)
