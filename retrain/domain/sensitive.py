@@ -22,9 +22,11 @@ def tokenised_columns(
     categorical_features: Sequence[str],
     categorical_slices: Sequence[str],
     id_column: str | None,
+    numeric_features: Sequence[str] = (),
 ) -> tuple[str, ...]:
-    """The sensitive columns that become tokens: text the model or the gate reads (never the id)."""
-    wanted = set(sensitive) - ({id_column} if id_column else set())
+    """The sensitive columns that become tokens: text the model or the gate reads (never the id, never
+    a numeric feature: the model reads its numbers, even when the gate also slices by its values)."""
+    wanted = set(sensitive) - ({id_column} if id_column else set()) - set(numeric_features)
     order = dict.fromkeys([*categorical_features, *categorical_slices])
     return tuple(name for name in order if name in wanted)
 

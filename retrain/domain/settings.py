@@ -577,6 +577,7 @@ class Settings(_Frozen):
             self.dataset.features.categorical,
             self.gate.slices.categorical,
             self.dataset.id_column,
+            self.dataset.features.numeric,
         )
 
 

@@ -313,3 +313,38 @@ def test_the_stack_provisions_one_salt_for_its_worker_and_keeps_it(tmp_path: Pat
     assert worker_env(config, keys)[SALT_ENV] == salt
     assert load_secrets(config, ("ada", "bob")).privacy_salt.get_secret_value() == salt  # never replaced
     assert SALT_ENV not in person_env(config, keys, "ada")  # handed to people by the operator, not by profile
+
+
+def test_never_a_number_nor_the_id_becomes_a_token():
+    from retrain.domain.sensitive import tokenised_columns
+
+    chosen = tokenised_columns(["id", "age", "region", "city"], ["region"], ["age", "city", "id"], "id", ["age"])
+    assert chosen == ("region", "city")
+
+
+def test_rows_left_in_storage_are_tokenised_as_they_are_read():
+    from retrain.domain.privacy import TokenisedRows
+    from retrain.domain.rows import StoredRows, column_of, pieces_of
+
+    frame = pd.DataFrame({"region": ["north", "south", "north"], "amount": [1.0, 2.0, 3.0]})
+
+    class Stored:
+        column_names = ("region", "amount")
+
+        def __len__(self) -> int:
+            return len(frame)
+
+        def column(self, name: str) -> pd.Series:
+            return frame[name]
+
+        def pieces(self, piece_rows: int):
+            for start in range(0, len(frame), piece_rows):
+                yield frame.iloc[start : start + piece_rows]
+
+    tokeniser = Tokeniser.of(SALT, ["region"])
+    rows = tokeniser.rows(Stored())
+    assert isinstance(rows, TokenisedRows) and isinstance(rows, StoredRows)
+    expected = tokeniser.frame(frame)
+    assert column_of(rows, "region").tolist() == expected["region"].tolist()
+    assert pd.concat(list(pieces_of(rows, 2)))["region"].tolist() == expected["region"].tolist()
+    assert column_of(rows, "amount").tolist() == [1.0, 2.0, 3.0]
