@@ -348,3 +348,30 @@ def test_rows_left_in_storage_are_tokenised_as_they_are_read():
     assert column_of(rows, "region").tolist() == expected["region"].tolist()
     assert pd.concat(list(pieces_of(rows, 2)))["region"].tolist() == expected["region"].tolist()
     assert column_of(rows, "amount").tolist() == [1.0, 2.0, 3.0]
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_every_task_learns_tokens_and_reads_stored_rows_as_it_learnt_them(task):
+    from retrain.domain import synthetic
+    from retrain.domain.fitting import fit_split, split_snapshot
+    from retrain.domain.privacy import tokenise_split
+    from retrain.domain.settings import DatasetSettings, SplitSettings
+    from retrain.domain.task import task_for
+    from retrain.domain.training import predict
+
+    settings = load_settings(PARAMS)
+    model = settings.model.model_copy(
+        update={"threads": 1, "xgboost": settings.model.xgboost.model_copy(update={"num_boost_round": 15})}
+    )
+    dataset = DatasetSettings.model_validate({**synthetic.dataset_params(task), "id_column": None})
+    sensitive = dataset.features.categorical[0]
+    frame = synthetic.synthetic_frame(task, days=5, rows_per_day=150, seed=2)
+    tokeniser = Tokeniser.of(SALT, [sensitive])
+    split = tokenise_split(split_snapshot(frame, dataset, SplitSettings(holdout_days=1, validation_days=1)), tokeniser)
+    fitted = fit_split(split, dataset, model)
+    spec = fitted.model.spec
+    assert spec.tokenised == (sensitive,) and spec.salt_id == salt_id(SALT)
+    assert all(category.startswith("tok_") for category in dict(spec.categories)[sensitive])
+    again = predict(fitted.model.booster, tokeniser.frame(split.stored_holdout), spec, task_for(dataset), 1)
+    np.testing.assert_array_equal(again, fitted.holdout_predictions)
+    assert fit_split(split, dataset, model).model_bytes() == fitted.model_bytes()
