@@ -408,3 +408,61 @@ def restore_by_md5(root: Path, md5: str, destination: Path) -> str:
         destination.unlink()
         raise DataStoreError(f"the {source} copy of md5 {md5} is damaged: its content does not hash to {md5}")
     return source
+
+
+def tracked_files(root: Path, path: str) -> dict[str, str] | None:
+    """``{file name: md5}`` of a ``dvc add``-ed directory as its ``.dvc`` pointer records it (the
+    directory manifest in the local cache); None when the directory is not tracked or its manifest is
+    not in the cache (read as JSON: no DVC import)."""
+    import json
+
+    pointer = root / f"{path}.dvc"
+    if not pointer.is_file():
+        return None
+    record = yaml.safe_load(pointer.read_text(encoding="utf-8")) or {}
+    oid = str(record.get("outs", [{}])[0].get("md5", ""))
+    manifest = root / ".dvc" / "cache" / "files" / "md5" / oid[:2] / oid[2:]
+    if not oid.endswith(".dir") or not manifest.is_file():
+        return None
+    return {str(item["relpath"]): str(item["md5"]) for item in json.loads(manifest.read_text(encoding="utf-8"))}
+
+
+def remove_objects(root: Path, md5s: list[str], *, retries: int = 3) -> dict[str, list[str]]:
+    """Delete the objects ``md5s`` from the local DVC cache and from the default remote (a local
+    directory or S3), by content address; returns, per md5, where it was found and deleted ("cache",
+    "remote"; empty when it was already gone). Safe to repeat: an absent object is skipped.
+
+    This is the precise form of ``dvc gc --cloud``: gc deletes whatever the current workspace (or the
+    git revisions named) does not use, which would take the champion's snapshot too; here only the
+    objects a purge decided on go, and nothing else.
+    """
+    where: dict[str, list[str]] = {md5: [] for md5 in md5s}
+
+    def attempt(repo: Repo) -> dict[str, list[str]]:
+        remote = repo.cloud.get_remote_odb()
+        for md5 in md5s:
+            cached = Path(repo.cache.local.oid_to_path(md5))
+            if cached.is_file():
+                cached.unlink()
+                where[md5].append("cache")
+            stored = remote.oid_to_path(md5)
+            if remote.fs.exists(stored):
+                remote.fs.remove(stored)
+                where[md5].append("remote")
+        return where
+
+    return _retrying(root, "delete objects", retries, "Deleting again skips what is already gone.", attempt)
+
+
+def stored_objects(root: Path, md5s: list[str], *, retries: int = 3) -> set[str]:
+    """Which of ``md5s`` the local DVC cache or the default remote still holds."""
+
+    def attempt(repo: Repo) -> set[str]:
+        remote = repo.cloud.get_remote_odb()
+        return {
+            md5
+            for md5 in md5s
+            if Path(repo.cache.local.oid_to_path(md5)).is_file() or remote.fs.exists(remote.oid_to_path(md5))
+        }
+
+    return _retrying(root, "look for objects", retries, "Nothing was changed.", attempt)

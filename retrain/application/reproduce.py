@@ -19,7 +19,7 @@ from retrain.adapters import datastore, privacy_salt
 from retrain.adapters.environment import Runtime
 from retrain.adapters.registry import ModelRegistry
 from retrain.application.engines import fit_snapshot_file
-from retrain.domain.errors import RetrainError
+from retrain.domain.errors import InputError, RetrainError
 from retrain.domain.evidence import CONTRACT_DOCUMENT, EVIDENCE_DOCUMENT, RecordedEvidence
 from retrain.domain.lifecycle import canonical_hash
 from retrain.domain.privacy import check_salt
@@ -28,6 +28,23 @@ from retrain.domain.sensitive import is_redacted
 
 class ReproductionError(RetrainError):
     """The evidence is incomplete or inconsistent, so a rebuild cannot even be attempted."""
+
+
+class DataPurged(InputError):
+    """The version's training snapshot was deleted by ``retrain purge``: the ledger says when, by whom, why."""
+
+
+def _purged(runtime: Runtime, model: str, version: str, md5: str, missing: datastore.DataMissingError) -> RetrainError:
+    """Data that is gone: purged (the ledger's purge entries say when and by whom), or lost."""
+    from retrain.adapters.ledger import Ledger
+    from retrain.domain.retention import purged_snapshots
+
+    ledger = Ledger(runtime.ledger_url)
+    try:
+        gone = purged_snapshots(ledger.entries(model)).get(md5)
+    finally:
+        ledger.dispose()
+    return missing if gone is None else DataPurged(gone.sentence(version))
 
 
 @dataclass(frozen=True)
@@ -106,7 +123,10 @@ def reproduce(runtime: Runtime, registry: ModelRegistry, version: str) -> Reprod
             encryption=runtime.s3_encryption,
         )
         snapshot = workdir / "training.parquet"
-        source = datastore.restore_by_md5(runtime.project_dir, evidence.data_md5, snapshot)
+        try:
+            source = datastore.restore_by_md5(runtime.project_dir, evidence.data_md5, snapshot)
+        except datastore.DataMissingError as error:
+            raise _purged(runtime, registry.model_name, version, evidence.data_md5, error) from error
         fitted = fit_snapshot_file(
             snapshot, training.dataset, training.split, training.model, runtime.dask_scheduler, tokens
         )

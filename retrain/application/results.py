@@ -308,3 +308,15 @@ class FeedbackResult(ResultModel):
     problems: list[str]
     flow_run_id: str
     rollout: dict[str, Any] | None = None  # the running rollout judged again with these labels
+
+
+class PurgeReport(ResultModel):
+    """The purge flow's answer (see :class:`retrain.application.retention.PurgeResult`): what it deleted
+    (the ledger entry's record), where each object was deleted, what an interrupted purge had left."""
+
+    model: str
+    dry_run: bool
+    ledger_entry: int | None
+    deleted: dict[str, Any]
+    finished: list[str]
+    objects: dict[str, list[str]]

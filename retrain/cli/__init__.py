@@ -1,6 +1,6 @@
 """The ``retrain`` command line, one module per command group.
 
-``project`` (init, contract release), ``data`` (generate, snapshot, fit, validate, ingest), ``model``
+``project`` (init, contract release), ``data`` (generate, snapshot, fit, validate, ingest, purge), ``model``
 (train, status, reproduce, history, decisions, doctor, rollback), ``monitoring`` (drift, score,
 feedback, report),
 ``review`` (approve, reject, sign, reviewer keygen), ``deploy`` (deploy, serve), ``stack`` and
@@ -53,6 +53,7 @@ app.command()(data.snapshot)
 app.command()(data.fit)
 app.command()(data.validate)
 app.command()(data.ingest)
+app.command()(data.purge)
 app.command()(model.reproduce)
 app.command()(model.history)
 app.command(name="doctor")(model.doctor_command)

@@ -1,15 +1,19 @@
-"""Data commands: generate demo batches, validate a batch, ingest it, build the snapshot, fit it (DVC stages)."""
+"""Data commands: generate demo batches, validate a batch, ingest it, build the snapshot, fit it (DVC stages),
+purge what is past retention."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from retrain.cli import context
-from retrain.cli.context import CommitOption, ProjectOption, fail
+from retrain.cli import context, render
+from retrain.cli.context import CommitOption, ProjectOption, StackOption, fail, failures_exit
+
+if TYPE_CHECKING:
+    from retrain.application.results import PurgeReport
 
 
 def generate(
@@ -136,3 +140,65 @@ def ingest(
         # the batch is stored either way; a refused commit says why (exit 1) and can be redone by hand
         committed = commit_data_versions(runtime.project_dir, settings, ingest_message(settings, entry))
         typer.echo(committed.summary)
+
+
+def purge(
+    project: ProjectOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would be deleted and kept.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Delete without asking.")] = False,
+    reason: Annotated[str, typer.Option(help="Why (kept in the ledger).")] = "retention",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    stack: StackOption = False,
+) -> None:
+    """Delete what is past `retention:` (batches, quarantine, scores, old training snapshots) from the
+    workspace, the DVC cache and the remote, and record it in the ledger.
+
+    The training snapshots of the champion and previous champion (and of a challenger or candidate) are
+    kept and named: they must stay reproducible. Without --yes it shows what would go and asks; nothing
+    past retention: nothing is deleted or recorded. With --stack the purge runs on the worker.
+    """
+    reason = context.text(reason, "--reason", 3)
+    runtime = context.runtime(project, stack)
+    context.settings(runtime)
+    if not (yes or dry_run):
+        import sys
+
+        if not sys.stdin.isatty():
+            fail("purge deletes data for good: run again with --yes to do it, or --dry-run to see what would go", 2)
+        shown = run_purge(runtime.project_dir, reason, dry_run=True)
+        render.purge(shown)
+        if not shown.deleted.get("files") and not shown.deleted.get("snapshots"):
+            return
+        typer.confirm("Delete these for good?", abort=True)
+    with failures_exit(1):
+        report = run_purge(runtime.project_dir, reason, dry_run=dry_run)
+    if as_json:
+        render.print_json(report.model_dump(mode="json"))
+    else:
+        render.purge(report)
+
+
+def run_purge(project_dir: Path, reason: str, *, dry_run: bool) -> PurgeReport:
+    """The purge: a dry run in this process; a purge as a flow run (in this process, or on the stack's
+    worker, the only account that writes the ledger there)."""
+    request = {"reason": reason, "requested_by": context.whoami(), "dry_run": dry_run, "project_dir": str(project_dir)}
+    if context.on_stack():
+        from retrain.application.results import PurgeReport
+        from retrain.deploy.client import follow_run, start_deployment_run
+        from retrain.deploy.deployments import PURGE_DEPLOYMENT
+
+        return follow_run(start_deployment_run(f"purge/{PURGE_DEPLOYMENT}", request), PurgeReport)
+    if dry_run:
+        from retrain.adapters.environment import resolve_runtime
+        from retrain.application.results import PurgeReport
+        from retrain.application.retention import purge as plan_only
+
+        where = resolve_runtime(project_dir=project_dir)
+        settings = context.settings(where)
+        registry = context.registry(where, settings)
+        done = plan_only(where, settings, registry, actor=context.whoami(), reason=reason, dry_run=True)
+        return PurgeReport.model_validate(done.to_dict())
+    from flows.purge import PurgeRequest
+    from flows.purge import purge as purge_flow
+
+    return purge_flow(PurgeRequest.model_validate(request))

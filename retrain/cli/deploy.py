@@ -9,7 +9,8 @@ from retrain.cli.context import ProjectOption, failures_exit
 
 
 def deploy(project: ProjectOption = None) -> None:
-    """Register the deployments (nightly retraining, drift check, scoring) on the process work pool."""
+    """Register the deployments (nightly retraining, drift check, scoring, feedback, rollback, scheduled purge)
+    on the process work pool."""
     runtime = context.runtime(project)
     settings = context.settings(runtime)
     from retrain.deploy.deployments import deploy_all

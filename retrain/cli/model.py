@@ -95,10 +95,14 @@ def reproduce(
     version = version.strip()
     runtime = context.runtime(project)
     settings = context.settings(runtime)
+    from retrain.application.reproduce import DataPurged
     from retrain.application.reproduce import reproduce as rebuild
 
     with failures_exit(1):  # not rebuilt (no evidence, data gone from the remote): exit 1, as a mismatch
-        result = rebuild(runtime, context.registry(runtime, settings), version)
+        try:
+            result = rebuild(runtime, context.registry(runtime, settings), version)
+        except DataPurged as purged:  # not a failure: the data was deleted on purpose (exit 2)
+            fail(str(purged), purged.exit_code)
     if as_json:
         render.print_json(result.to_dict())
     else:
@@ -111,7 +115,7 @@ def history(
     project: ProjectOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
 ) -> None:
-    """Print the promotion ledger: every promotion, refusal, timeout and rollback, oldest first."""
+    """Print the promotion ledger: every promotion, refusal, timeout, rollout, rollback and purge, oldest first."""
     runtime = context.runtime(project)
     settings = context.settings(runtime)
     from retrain.adapters.ledger import Ledger

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         DeployedTraining,
         DriftResult,
         FeedbackResult,
+        PurgeReport,
         ScoringResult,
         TrainingResult,
         TriggeredTraining,
@@ -487,3 +488,20 @@ def feedback_summary(result: FeedbackResult) -> None:
         typer.echo(f"warning: {line}")
     if result.rollout:
         typer.echo(f"{result.rollout['headline']}: {'; '.join(result.rollout['verdict']['reasons'])}")
+
+
+def purge(report: PurgeReport) -> None:
+    """What a purge deleted (or would) and kept, one line each, then where it is recorded."""
+    from retrain.domain.retention import PurgeRecord, record_lines
+
+    record = PurgeRecord.from_dict(report.deleted)
+    for line in record_lines(record, report.dry_run):
+        typer.echo(line)
+    for item in report.finished:
+        typer.echo(f"finished what an interrupted purge left: {item}")
+    if not record.files and not record.snapshots:
+        typer.echo("nothing past retention: nothing deleted, nothing recorded")
+    elif report.dry_run:
+        typer.echo("dry run: nothing deleted. Run `retrain purge --yes` to delete these.")
+    else:
+        typer.echo(f"{record.summary()}; recorded in the ledger as entry #{report.ledger_entry} (`retrain history`)")

@@ -23,20 +23,23 @@ DRIFT_DEPLOYMENT = "drift-check"
 SCORING_DEPLOYMENT = "score-batch"
 FEEDBACK_DEPLOYMENT = "join-labels"
 ROLLBACK_DEPLOYMENT = "on-request"
+PURGE_DEPLOYMENT = "retention"
 
 
 def build_deployments(
     settings: Settings, project_dir: Path, *, by_module: bool, tags: Sequence[str] = ()
 ) -> list[RunnerDeployment]:
     """Nightly retraining (concurrency limit 1: never two at once), hourly drift check, on-demand
-    scoring, late labels joined to the stored scores, and rollback (on the team stack only the worker
-    may move aliases, so rollback runs there too)."""
+    scoring, late labels joined to the stored scores, rollback (on the team stack only the worker
+    may move aliases, so rollback runs there too) and the scheduled purge of what is past retention
+    (the worker writes its ledger entry; ``retrain purge --stack`` runs it too)."""
     from prefect.deployments.runner import RunnerDeployment as RunnerDeploymentType
     from prefect.schedules import Cron
     from prefect.types.entrypoint import EntrypointType
 
     from flows.drift import DriftRequest, drift
     from flows.feedback import feedback
+    from flows.purge import PurgeRequest, purge
     from flows.rollback import rollback
     from flows.scoring import scoring
     from flows.training import TrainingRequest, training
@@ -85,6 +88,16 @@ def build_deployments(
             parameters={"request": {"project_dir": project}},  # the form asks the reason
             concurrency_limit=1,
             description="Move champion back to previous-champion; say why (kept in the ledger).",
+            tags=labels,
+            entrypoint_type=entrypoint,
+        ),
+        purge.to_deployment(
+            name=PURGE_DEPLOYMENT,
+            schedules=[Cron(schedules.purge_cron, timezone=schedules.timezone)],
+            parameters={"request": PurgeRequest(project_dir=project)},  # "scheduled retention", by "schedule"
+            concurrency_limit=1,
+            description="Delete what is past retention (workspace, DVC cache and remote); the champion's "
+            "data stays; recorded in the ledger.",
             tags=labels,
             entrypoint_type=entrypoint,
         ),

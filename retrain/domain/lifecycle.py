@@ -130,8 +130,9 @@ def training_key(data_md5: str, contract_hash: str, params_hash: str, code_versi
 
 
 #: ``rollout``: a rollout's start, step, evaluation or end that left ``champion`` where it was (its
-#: completion is a ``promotion``); see retrain.domain.rollout.
-LedgerKind = Literal["promotion", "refusal", "rollback", "timeout", "rollout"]
+#: completion is a ``promotion``); see retrain.domain.rollout. ``purge``: data deleted past retention
+#: (retrain.domain.retention), recorded with the champion it left in place.
+LedgerKind = Literal["promotion", "refusal", "rollback", "timeout", "rollout", "purge"]
 
 
 @dataclass(frozen=True)
@@ -168,9 +169,10 @@ def chain_breaks(entries: list[LedgerEntry]) -> list[str]:
 
     The chain rule: every entry that moves ``champion`` (a promotion or a rollback) starts from the
     champion the previous move left (``champion_before`` == the previous move's ``champion_after``;
-    none before the first move), and every entry that leaves it in place (a refusal, a timeout or a
-    rollout's step) records that same champion as ``champion_after``. A refusal's ``champion_before`` is the champion
-    its challenger was judged against, which may be older when the champion moved meanwhile.
+    none before the first move), and every entry that leaves it in place (a refusal, a timeout, a
+    rollout's step or a purge) records that same champion as ``champion_after``. A refusal's
+    ``champion_before`` is the champion its challenger was judged against, which may be older when the
+    champion moved meanwhile.
     """
     breaks: list[str] = []
     serving: str | None = None

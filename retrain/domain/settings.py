@@ -500,8 +500,30 @@ class ScheduleSettings(_Frozen):
 
     retrain_cron: str = Field(min_length=9)
     drift_cron: str = Field(min_length=9)
+    purge_cron: str = Field(
+        default="0 3 * * *", min_length=9, description="When the scheduled purge deletes what is past retention."
+    )
     timezone: str = Field(min_length=1)
     work_pool: str = Field(pattern=r"^[a-z0-9-]+$", description="Process work pool the team stack's worker polls.")
+
+
+class RetentionSettings(_Frozen):
+    """How many days each kind of stored data is kept before ``retrain purge`` deletes it; None: forever.
+
+    A file's age is counted in whole days from its own date (the newest valid value of the time
+    column in it, else the day it was last written) to today (UTC); a training snapshot's from the
+    newest day of data it holds. See :mod:`retrain.domain.retention`.
+    """
+
+    batches_days: int | None = Field(default=None, ge=0, description="Batch files in dataset.batches.")
+    quarantine_days: int | None = Field(default=None, ge=0, description="Quarantine files in dataset.quarantine.")
+    predictions_days: int | None = Field(default=None, ge=0, description="Stored scores (predictions files).")
+    snapshots_days: int | None = Field(
+        default=None,
+        ge=0,
+        description="Training snapshots of versions that are neither champion nor previous champion "
+        "(those are kept while they hold the alias: they must stay reproducible).",
+    )
 
 
 class MonitoringSettings(_Frozen):
@@ -567,6 +589,7 @@ class Settings(_Frozen):
     schedules: ScheduleSettings
     demo: DemoSettings
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
 
     @property

@@ -326,6 +326,7 @@ def test_the_run_refuses_its_trainer_forged_and_altered_signatures_and_lists_why
 
 
 @pytest.mark.faults
+@pytest.mark.slow  # two paused runs of the same challenger: make test-all
 def test_a_signature_for_one_run_is_refused_on_another_run_of_the_same_challenger(workspace: Path):
     _batches(workspace)
     first = PausedRun(_start(workspace))
@@ -344,6 +345,7 @@ def test_a_signature_for_one_run_is_refused_on_another_run_of_the_same_challenge
     assert "| 1 | grace | approve | **refused**: the signature is not 'grace's" in ballots
 
 
+@pytest.mark.slow  # make test-all; make test covers a quorum of one through the form and the CLI
 def test_a_quorum_of_two_needs_two_distinct_reviewers(workspace: Path):
     _batches(workspace)
     write_params(workspace, {"approval": {"quorum": 2}})

@@ -268,6 +268,8 @@ def _options_cases(tmp_path: Path) -> list[tuple[list[str], str]]:
     return [
         (["rollback", "--reason", "   "], "--reason needs at least 3 non-blank characters"),
         (["rollback", "--reason", " x "], "--reason needs at least 3 non-blank characters"),
+        (["purge", "--reason", "  "], "--reason needs at least 3 non-blank characters"),
+        (["purge"], "run again with --yes"),
         (["train", "--reason", "  "], "--reason needs at least 1 non-blank character"),
         (["generate", "--days", "0"], "--days must be at least 1 (got 0)"),
         (["demo", "--rows-per-day", "-5"], "--rows-per-day must be at least 1 (got -5)"),
@@ -317,6 +319,7 @@ def _wrong_arguments(tmp_path: Path, project: Path) -> dict[str, tuple[list[str]
         "fit": (["--metrics", str(tmp_path), *here], "it must be a file"),
         "validate": ([absent, *here], "absent.parquet does not exist"),
         "ingest": ([absent, *here], "absent.parquet does not exist"),
+        "purge": (["--reason", " x ", *here], "--reason needs at least 3"),
         "reproduce": (["99", *nowhere], "settings file not found"),
         "history": (nowhere, "settings file not found"),
         "doctor": (nowhere, "settings file not found"),

@@ -352,6 +352,7 @@ def test_deploy_registers_schedules_and_forms_visible_through_the_api(workspace:
         score = client.read_deployment_by_name("scoring/score-batch")
         roll_back = client.read_deployment_by_name("rollback/on-request")
         labels = client.read_deployment_by_name("feedback/join-labels")
+        purge = client.read_deployment_by_name("purge/retention")
         pool = client.read_work_pool("retrain-process")
     assert pool.type == "process"
     assert [s.schedule.cron for s in nightly.schedules] == ["0 2 * * *"]  # type: ignore[union-attr]
@@ -365,6 +366,8 @@ def test_deploy_registers_schedules_and_forms_visible_through_the_api(workspace:
     assert nightly.parameters["request"]["project_dir"] == str(workspace)
     assert not roll_back.schedules and "reason" not in roll_back.parameters["request"]  # the form asks why
     assert not labels.schedules and labels.entrypoint == "flows.feedback.feedback"
+    assert [s.schedule.cron for s in purge.schedules] == ["0 3 * * *"]  # type: ignore[union-attr]
+    assert purge.parameters["request"]["reason"] == "scheduled retention" and purge.entrypoint == "flows.purge.purge"
 
 
 @pytest.mark.usefixtures("deployments_removed_after")
@@ -384,7 +387,7 @@ def test_serve_serves_the_deployments_from_one_process(workspace: Path):
     try:
         deadline = time.monotonic() + 120
         found: set[str] = set()
-        while time.monotonic() < deadline and len(found) < 5:
+        while time.monotonic() < deadline and len(found) < 6:
             assert process.poll() is None, process.stdout.read() if process.stdout else ""
             with get_client(sync_client=True) as client:
                 deployments = client.read_deployments()
@@ -399,10 +402,11 @@ def test_serve_serves_the_deployments_from_one_process(workspace: Path):
         process.terminate()
         output = process.communicate(timeout=30)[0]
     expected = {"training/nightly", "drift/drift-check", "scoring/score-batch", "feedback/join-labels"}
-    assert found == expected | {"rollback/on-request"}, output[-3000:]
+    assert found == expected | {"rollback/on-request", "purge/retention"}, output[-3000:]
 
 
 @pytest.mark.template("champion")
+@pytest.mark.slow  # every monitor twice over a batch: make test-all (the pieces are unit-tested)
 def test_a_batch_read_in_small_pieces_scores_and_drifts_exactly_as_read_whole(workspace: Path, tmp_path: Path):
     """``monitoring.piece_rows`` bounds the rows in memory, not the result: the same predictions file
     content, the same metrics and the same drift statistics as one piece."""

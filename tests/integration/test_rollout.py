@@ -100,6 +100,7 @@ def test_a_canary_serves_a_sticky_share_and_late_labels_complete_it(workspace: P
     assert verdict["comparison"]["method"] == "two-sample bootstrap"
 
 
+@pytest.mark.slow  # a second training or a crash on top of a rollout: make test-all
 def test_training_the_candidate_again_keeps_its_rollout_without_a_second_review(workspace: Path):
     write_params(workspace, CANARY)
     _candidate_v2(workspace)
@@ -111,6 +112,7 @@ def test_training_the_candidate_again_keeps_its_rollout_without_a_second_review(
     assert _aliases(workspace) == {"champion": "1", "candidate": "2", "challenger": None, "previous-champion": None}
 
 
+@pytest.mark.slow  # a second training or a crash on top of a rollout: make test-all
 def test_a_candidate_failing_a_guardrail_on_labelled_traffic_rolls_back_at_once(workspace: Path, tmp_path: Path):
     write_params(workspace, CANARY)
     _candidate_v2(workspace)
@@ -130,6 +132,7 @@ def test_a_candidate_failing_a_guardrail_on_labelled_traffic_rolls_back_at_once(
     assert not chain_breaks(ledger_entries(workspace))
 
 
+@pytest.mark.slow  # a second training or a crash on top of a rollout: make test-all
 def test_the_doctor_finishes_a_rollout_step_a_crash_interrupted(workspace: Path):
     write_params(workspace, CANARY)
     _candidate_v2(workspace)

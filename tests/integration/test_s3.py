@@ -95,12 +95,29 @@ def test_dvc_push_and_pull_through_s3(repo: Path, s3_endpoint: str):
     assert target.read_bytes() == b"snapshot bytes on s3"
 
 
+def test_a_purge_deletes_objects_from_the_s3_remote_by_md5_and_only_those(repo: Path, s3_endpoint: str):
+    datastore.configure_remote(repo, "s3://retrain-data/purge", endpoint_url=s3_endpoint)
+    (repo / "data" / "batches" / "b.csv").write_text("a\n2\n")
+    datastore.track(repo, "data/batches")
+    datastore.push(repo, "data/batches")
+    listed = datastore.tracked_files(repo, "data/batches") or {}
+    gone, stays = listed["a.csv"], listed["b.csv"]
+    assert datastore.stored_objects(repo, [gone, stays]) == {gone, stays}
+
+    assert datastore.remove_objects(repo, [gone]) == {gone: ["cache", "remote"]}
+    keys = _keys(s3_endpoint, "retrain-data", "purge/")
+    assert f"purge/files/md5/{gone[:2]}/{gone[2:]}" not in keys and f"purge/files/md5/{stays[:2]}/{stays[2:]}" in keys
+    assert datastore.stored_objects(repo, [gone, stays]) == {stays}
+    assert datastore.remove_objects(repo, [gone]) == {gone: []}  # again: nothing left to delete
+
+
 def _closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
 
 
+@pytest.mark.slow  # half a minute of S3 client retries against a closed port: make test-all
 def test_s3_outage_mid_push_is_a_clear_error_and_the_push_resumes(repo: Path, s3_endpoint: str):
     md5 = datastore.commit_stage(repo, STAGE)["data/training/loans.parquet"]
     datastore.configure_remote(repo, "s3://retrain-data/outage", endpoint_url=f"http://127.0.0.1:{_closed_port()}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.stats import rankdata
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
 from retrain.domain import bootstrap
@@ -18,6 +19,20 @@ def _scores(n: int, seed: int, lift: float = 0.1) -> tuple[np.ndarray, np.ndarra
     return y, champion, challenger
 
 
+def _rank_auc(positives: np.ndarray, negatives: np.ndarray) -> float:
+    """ROC AUC as the Mann-Whitney statistic (average ranks for ties): the textbook formula, a
+    reference independent of the bootstrap's code and many times faster than scikit-learn's curve."""
+    ranks = rankdata(np.concatenate([positives, negatives]))
+    return float(
+        (ranks[: positives.size].sum() - positives.size * (positives.size + 1) / 2) / (positives.size * negatives.size)
+    )
+
+
+def test_the_rank_formula_is_scikit_learns_roc_auc():
+    y, a, _ = _scores(3000, 1)
+    assert _rank_auc(a[y == 1], a[y == 0]) == pytest.approx(roc_auc_score(y, a), abs=1e-12)
+
+
 def test_auc_interval_matches_a_brute_force_stratified_bootstrap():
     y, a, b = _scores(3000, 1)
     fast = paired_bootstrap("roc_auc", y, a, b, resamples=1500, seed=3)
@@ -26,8 +41,8 @@ def test_auc_interval_matches_a_brute_force_stratified_bootstrap():
     pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
     brute = []
     for _ in range(1500):
-        rows = np.concatenate([rng.choice(pos, pos.size), rng.choice(neg, neg.size)])
-        brute.append(roc_auc_score(y[rows], b[rows]) - roc_auc_score(y[rows], a[rows]))
+        p, n = rng.choice(pos, pos.size), rng.choice(neg, neg.size)
+        brute.append(_rank_auc(b[p], b[n]) - _rank_auc(a[p], a[n]))
     low, high = np.quantile(brute, [0.025, 0.975])
     width = high - low
     assert abs(fast.lower - low) < 0.1 * width and abs(fast.upper - high) < 0.1 * width
