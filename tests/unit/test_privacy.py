@@ -375,3 +375,27 @@ def test_every_task_learns_tokens_and_reads_stored_rows_as_it_learnt_them(task):
     again = predict(fitted.model.booster, tokeniser.frame(split.stored_holdout), spec, task_for(dataset), 1)
     np.testing.assert_array_equal(again, fitted.holdout_predictions)
     assert fit_split(split, dataset, model).model_bytes() == fitted.model_bytes()
+
+
+def test_late_labels_name_no_id_when_the_id_column_is_sensitive():
+    from retrain.domain.feedback import FeedbackReport
+
+    def report(withheld: bool) -> FeedbackReport:
+        return FeedbackReport(
+            labels_file="labels.csv",
+            rows=5,
+            joined=1,
+            already_known=0,
+            files_changed=("scores.parquet",),
+            unknown_ids=("7731000777",),
+            disagreeing_ids=("7731000778",),
+            conflicting_ids=("7731000779",),
+            repeated_rows=0,
+            without_label=0,
+            ids_withheld=withheld,
+        )
+
+    assert "7731000777" in report(False).summary()
+    hidden = report(True)
+    assert "77310007" not in hidden.summary() and "1 id(s) have no stored score" in hidden.summary()
+    assert hidden.shared(hidden.unknown_ids) == [] and report(False).shared(("a",)) == ["a"]
