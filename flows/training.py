@@ -63,6 +63,7 @@ from tasks.promotion import (
     judge_task,
     links_task,
     mark_challenger_task,
+    predict_champion_task,
     predict_task,
     promote_task,
     publish_decision_task,
@@ -137,6 +138,27 @@ def report_context(
     )
 
 
+def judged(
+    registry: ModelRegistry,
+    settings: Settings,
+    split: TimeSplit,
+    challenger: ModelVersionInfo,
+    champion: ModelVersionInfo | None,
+    reports: Path,
+) -> tuple[Judgement, np.ndarray, np.ndarray | None]:
+    """Both registered models on the holdout, their guardrails, the gate. Each model reads the stored
+    holdout rows as it learnt them; the gate judges on the split (its slices as tokens). A champion
+    that cannot be scored here is a failed comparison, with the reason."""
+    challenger_pred = predict_task(registry, challenger, split.stored_holdout, settings)
+    champion_pred, champion_problem = (
+        predict_champion_task(registry, champion, split.stored_holdout, settings) if champion else (None, None)
+    )
+    timed_against = champion if champion_problem is None else None
+    guardrails = guardrails_task(registry, challenger, split.stored_holdout, settings, reports / "model", timed_against)
+    judgement = judge_task(settings, split.holdout, challenger_pred, champion_pred, guardrails, champion_problem)
+    return judgement, challenger_pred, champion_pred
+
+
 @flow(
     name="training",
     log_prints=True,
@@ -165,9 +187,9 @@ def training(request: TrainingRequest | None = None) -> TrainingResult:
         snapshot_path = validated_snapshot(batches, settings, where, reports / "validation")
         snapshot = version_training_set_task(snapshot_path, len(batches), settings, where.project_dir)
         evidence = gather_evidence_task(
-            snapshot, settings, where.project_dir, flow_run_id, request.triggered_by, request.reason
+            snapshot, settings, where.project_dir, flow_run_id, request.triggered_by, request.reason, where.state_dir
         )
-        split = split_task(snapshot_path, settings)
+        split = split_task(snapshot_path, settings, where.state_dir)
 
         challenger = find_existing_task(registry, evidence.training_key)
         if challenger is None:
@@ -183,10 +205,7 @@ def training(request: TrainingRequest | None = None) -> TrainingResult:
     if champion is None or champion.version != challenger.version:
         mark_challenger_task(registry, challenger)
 
-    challenger_pred = predict_task(registry, challenger, split.holdout, settings)
-    champion_pred = predict_task(registry, champion, split.holdout, settings) if champion else None
-    guardrails = guardrails_task(registry, challenger, split.holdout, settings, reports / "model", champion)
-    judgement = judge_task(settings, split.holdout, challenger_pred, champion_pred, guardrails)
+    judgement, challenger_pred, champion_pred = judged(registry, settings, split, challenger, champion, reports)
     decision = judgement.decision
     context = report_context(
         registry,

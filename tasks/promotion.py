@@ -57,6 +57,14 @@ def predict_task(
     return evaluation.predict(registry, version, holdout, settings)
 
 
+@task(name="predict-champion", cache_policy=NO_CACHE, task_run_name="predict-v{version.version}", **RETRYING)
+def predict_champion_task(
+    registry: ModelRegistry, version: ModelVersionInfo, holdout: pd.DataFrame, settings: Settings
+) -> tuple[np.ndarray | None, str | None]:
+    """The champion's predictions of the holdout rows, or why it cannot be scored here."""
+    return evaluation.predict_champion(registry, version, holdout, settings)
+
+
 @task(name="measure-guardrails", cache_policy=NO_CACHE, **RETRYING)
 def guardrails_task(
     registry: ModelRegistry,
@@ -93,9 +101,10 @@ def judge_task(
     challenger: np.ndarray,
     champion: np.ndarray | None,
     guardrails: dict[str, float],
+    champion_problem: str | None = None,
 ) -> Judgement:
     """Metrics of both models on the same rows, then every gate check (bootstrap, slices, guardrails)."""
-    return evaluation.judge(settings, holdout, challenger, champion, guardrails)
+    return evaluation.judge(settings, holdout, challenger, champion, guardrails, champion_problem)
 
 
 @task(name="promote", cache_policy=NO_CACHE, **RETRYING)

@@ -26,15 +26,21 @@ from tasks.policy import RETRYING
 
 @task(name="gather-evidence", cache_policy=NO_CACHE)
 def gather_evidence_task(
-    snapshot: Snapshot, settings: Settings, project_dir: Path, flow_run_id: str, triggered_by: str, reason: str
+    snapshot: Snapshot,
+    settings: Settings,
+    project_dir: Path,
+    flow_run_id: str,
+    triggered_by: str,
+    reason: str,
+    state_dir: Path,
 ) -> Evidence:
     """Who and what made this model; the training key covers what shapes the model, not who asked."""
-    return training.evidence_for(snapshot, settings, project_dir, flow_run_id, triggered_by, reason)
+    return training.evidence_for(snapshot, settings, project_dir, flow_run_id, triggered_by, reason, state_dir)
 
 
 @task(name="split-by-time", cache_policy=NO_CACHE)
-def split_task(snapshot_path: Path, settings: Settings) -> TimeSplit:
-    return training.split_training_set(snapshot_path, settings)
+def split_task(snapshot_path: Path, settings: Settings, state_dir: Path) -> TimeSplit:
+    return training.split_training_set(snapshot_path, settings, state_dir)
 
 
 @contextlib.contextmanager

@@ -20,6 +20,7 @@ import pandas as pd
 
 from retrain.domain.errors import InputError
 from retrain.domain.lifecycle import canonical_hash
+from retrain.domain.sensitive import contract_sensitive
 from retrain.domain.validation import (
     BatchValidation,
     ExpectationFailure,
@@ -29,6 +30,7 @@ from retrain.domain.validation import (
     check_all_null_columns,
     check_time_bounds,
     partition_rows,
+    withhold_values,
 )
 
 if TYPE_CHECKING:
@@ -212,6 +214,7 @@ def validate_batch(
     max_quarantine_share: float = 0.0,
     extra_columns: str = "refuse",
     now: dt.datetime | None = None,
+    sensitive: Sequence[str] = (),
 ) -> BatchValidation:
     """Run both tiers of the contract on one batch and split its rows into accepted and quarantined.
 
@@ -258,13 +261,15 @@ def validate_batch(
         for label, reasons in findings.rows.items():
             row_failures.setdefault(label, []).extend(reasons)
     accepted, quarantined = partition_rows(frame, row_failures)
+    # a sensitive column's failures keep their counts only: the report leaves the store
+    hidden = {*sensitive, *contract_sensitive(load_contract_json(contract_path))}
     report = ValidationReport(
         batch=batch_name,
         contract_name=contract_name,
         contract_version=contract_version,
         rows=len(frame),
         expectations_evaluated=len(evaluated),
-        failures=tuple(failures),
+        failures=withhold_values(failures, hidden),
         quarantined=len(quarantined),
         max_quarantine_share=max_quarantine_share,
         warnings=warnings,
@@ -282,6 +287,7 @@ def replay_validation(
     contract_version: int,
     max_quarantine_share: float = 0.0,
     extra_columns: str = "refuse",
+    sensitive: Sequence[str] = (),
 ) -> BatchValidation | None:
     """The verdict :func:`validate_batch` gave this batch before, applied to its rows again without
     great-expectations; None when the rows do not fit the findings (then validate afresh)."""
@@ -298,7 +304,9 @@ def replay_validation(
         contract_version=contract_version,
         rows=len(frame),
         expectations_evaluated=findings.expectations_evaluated,
-        failures=findings.failures,
+        failures=withhold_values(
+            findings.failures, {*sensitive, *contract_sensitive(load_contract_json(contract_path))}
+        ),
         quarantined=len(quarantined),
         max_quarantine_share=max_quarantine_share,
         warnings=findings.warnings,

@@ -190,6 +190,7 @@ class ModelRegistry:
             settings.model.experiment,
             runtime.mlflow_artifact_location,
             runtime.s3_encryption,
+            state_dir=runtime.state_dir,
         )
 
     def __init__(
@@ -199,8 +200,10 @@ class ModelRegistry:
         experiment: str,
         artifact_location: str | None,
         s3_encryption: S3Encryption = SSE_S3_ONLY,
+        state_dir: Path | None = None,
     ):
         self.tracking_uri = tracking_uri
+        self.state_dir = state_dir  # where the environment's state (and its privacy salt file) lives
         self.model_name = model_name
         self.experiment = experiment
         self.artifact_location = artifact_location

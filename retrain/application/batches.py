@@ -44,6 +44,7 @@ def validate_file(path: Path, settings: Settings, project_dir: Path, cache_dir: 
         contract_version=contract.version,
         max_quarantine_share=contract.max_quarantine_share,
         extra_columns=contract.extra_columns,
+        sensitive=settings.privacy.sensitive,
     )
     if cache_dir is not None:
         from retrain.adapters import validation_cache
@@ -83,6 +84,7 @@ def _replay_known(path: Path, settings: Settings, project_dir: Path, cache_dir: 
         contract_version=contract.version,
         max_quarantine_share=contract.max_quarantine_share,
         extra_columns=contract.extra_columns,
+        sensitive=settings.privacy.sensitive,
     )
 
 

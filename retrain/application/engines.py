@@ -12,6 +12,7 @@ from pathlib import Path
 
 from retrain.adapters import dask_cluster, files
 from retrain.domain import fitting
+from retrain.domain.privacy import Tokeniser, tokenise_split
 from retrain.domain.settings import DatasetSettings, ModelSettings, SplitSettings
 from retrain.domain.splitting import TimeSplit, split_ranges
 from retrain.domain.training import BoostingEngine, LocalEngine
@@ -31,14 +32,25 @@ def boosted_where(model: ModelSettings, train_rows: int, features: int) -> str:
     return "external_memory" if local_engine(model).uses_external_memory(train_rows, features) else "in_memory"
 
 
-def split_snapshot_file(path: Path, dataset: DatasetSettings, split: SplitSettings, model: ModelSettings) -> TimeSplit:
-    """Step one of the recipe on a snapshot file, holding in memory only what the engine needs.
+def split_snapshot_file(
+    path: Path,
+    dataset: DatasetSettings,
+    split: SplitSettings,
+    model: ModelSettings,
+    tokeniser: Tokeniser | None = None,
+) -> TimeSplit:
+    """Step one of the recipe on a snapshot file, holding in memory only what the engine needs, with
+    the sensitive columns ``tokeniser`` names read as tokens from then on (:mod:`retrain.domain.privacy`).
 
     When the training days will go through external memory, they stay in the file (read a column or
     a piece at a time, :class:`retrain.adapters.files.SnapshotRows`) and only the validation and
     holdout days are read: the snapshot is never held whole. Otherwise the file is read and split in
     memory. Both give the same rows in the same order (the snapshot is sorted by time), so the same model.
     """
+    return tokenise_split(_split_file(path, dataset, split, model), tokeniser or Tokeniser.none())
+
+
+def _split_file(path: Path, dataset: DatasetSettings, split: SplitSettings, model: ModelSettings) -> TimeSplit:
     features = len(dataset.features.all)
     # the whole snapshot's row count (file metadata) bounds the training days': most snapshots stop here
     if model.engine != "dask" and local_engine(model).uses_external_memory(files.count_rows(path), features):
@@ -59,11 +71,16 @@ def split_snapshot_file(path: Path, dataset: DatasetSettings, split: SplitSettin
 
 
 def fit_snapshot_file(
-    path: Path, dataset: DatasetSettings, split: SplitSettings, model: ModelSettings, dask_scheduler: str | None
+    path: Path,
+    dataset: DatasetSettings,
+    split: SplitSettings,
+    model: ModelSettings,
+    dask_scheduler: str | None,
+    tokeniser: Tokeniser | None = None,
 ) -> fitting.FittedSnapshot:
     """The whole recipe on a snapshot file, as ``retrain fit`` (``dvc repro``) and ``retrain
     reproduce`` run it: the flow's split and fit, in one call."""
-    parts = split_snapshot_file(path, dataset, split, model)
+    parts = split_snapshot_file(path, dataset, split, model, tokeniser)
     with training_engine(model, dask_scheduler) as engine:
         return fitting.fit_split(parts, dataset, model, engine)
 

@@ -14,16 +14,20 @@ import pandas as pd
 
 from retrain.adapters import plots
 from retrain.adapters.registry import ModelRegistry
+from retrain.application.models import load_model
 from retrain.domain.comparison import compared_models, slice_forest
-from retrain.domain.gate import GateDecision, GateInputs, decide, default_checks
+from retrain.domain.gate import Check, GateDecision, GateInputs, decide, default_checks
 from retrain.domain.gate_report import ReportLinks, lineage_links
 from retrain.domain.lifecycle import CANDIDATE, CHALLENGER, ModelVersionInfo
 from retrain.domain.links import figure_refs
+from retrain.domain.privacy import PrivacyError
 from retrain.domain.settings import Settings
 from retrain.domain.slices import SliceResult, slice_masks
 from retrain.domain.tags import RUN_COMPARISON, TAG_DECISION
 from retrain.domain.task import task_for
-from retrain.domain.training import predict as predict_rows
+
+#: The check that fails when the champion cannot be scored (:func:`predict_champion`).
+CHAMPION_COMPARISON = "champion_comparison"
 
 
 @dataclass(frozen=True)
@@ -64,9 +68,21 @@ def predict(
     registry: ModelRegistry, version: ModelVersionInfo, holdout: pd.DataFrame, settings: Settings
 ) -> np.ndarray:
     """Load the *registered* model (not the in-memory one) and predict the rows, as the task predicts
-    (binary P(positive), multiclass rows x classes, regression values)."""
-    booster, spec = registry.load(version.version)
-    return predict_rows(booster, holdout, spec, task_for(settings.dataset), settings.model.threads)
+    (binary P(positive), multiclass rows x classes, regression values). ``holdout``: the rows as the
+    data store holds them; each model reads them as it learnt them (its own sensitive columns as tokens)."""
+    model = load_model(registry, version.version)
+    return model.predict(holdout, task_for(settings.dataset), settings.model.threads)
+
+
+def predict_champion(
+    registry: ModelRegistry, version: ModelVersionInfo, holdout: pd.DataFrame, settings: Settings
+) -> tuple[np.ndarray | None, str | None]:
+    """The champion's predictions, or why it cannot be scored here (its privacy salt is not this
+    environment's): then the comparison fails with that reason, never passes as if there were none."""
+    try:
+        return predict(registry, version, holdout, settings), None
+    except PrivacyError as error:
+        return None, f"the champion (version {version.version}) cannot be scored: {error}"
 
 
 def judge(
@@ -75,8 +91,10 @@ def judge(
     challenger: np.ndarray,
     champion: np.ndarray | None,
     guardrails: dict[str, float],
+    champion_problem: str | None = None,
 ) -> Judgement:
-    """Metrics of both models on the same rows, then every gate check (bootstrap, slices, guardrails)."""
+    """Metrics of both models on the same rows, then every gate check (bootstrap, slices, guardrails).
+    ``champion_problem``: why the champion could not be scored, a failed comparison."""
     task = task_for(settings.dataset)
     labels = task.encode(holdout[settings.dataset.target], "target of the holdout rows")
     challenger_metrics = task.metrics(labels, challenger)
@@ -86,6 +104,8 @@ def judge(
     inputs = GateInputs(challenger_metrics, champion_metrics, labels, challenger, champion, guardrails, masks)
     checks = default_checks(settings.gate, settings.model.seed, task.kind)
     decision = decide(checks, inputs, settings.gate.primary_metric)
+    if champion_problem is not None:
+        decision = decision.with_check(Check(CHAMPION_COMPARISON, False, None, None, champion_problem))
     return Judgement(decision, challenger_metrics, champion_metrics)
 
 

@@ -78,6 +78,7 @@ def apply_feedback(
             repeated_rows=checked.repeated_rows,
             without_label=checked.without_label,
             unknown_labels=checked.unknown_labels,
+            ids_withheld=data.id_column in settings.privacy.sensitive,
         )
         _log(directory, labels_path, report)
     return report

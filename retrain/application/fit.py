@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from retrain.adapters import privacy_salt
 from retrain.application.engines import fit_snapshot_file
 from retrain.domain.evidence import FEATURE_SPEC_DOCUMENT
 from retrain.domain.settings import Settings, TaskKind
@@ -91,10 +92,15 @@ def fit(
     plots_dir: Path,
     metrics_path: Path,
     dask_scheduler: str | None = None,
+    state_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Fit the project's training snapshot and write what the DVC ``train`` stage declares as outputs."""
+    """Fit the project's training snapshot and write what the DVC ``train`` stage declares as outputs
+    (sensitive columns as tokens under the privacy salt of ``state_dir``, created when there is none)."""
     dataset = settings.dataset
-    fitted = fit_snapshot_file(project / dataset.training_set, dataset, settings.split, settings.model, dask_scheduler)
+    tokens = privacy_salt.tokeniser(state_dir or project / ".retrain", settings.tokenised_columns, create=True)
+    fitted = fit_snapshot_file(
+        project / dataset.training_set, dataset, settings.split, settings.model, dask_scheduler, tokens
+    )
     split = fitted.split
     task = task_for(dataset)
     y = task.encode(split.holdout[dataset.target], "target of the holdout rows")

@@ -17,9 +17,9 @@ from pathlib import Path
 import pandas as pd
 
 from retrain.adapters.registry import ModelRegistry
+from retrain.application.models import load_model
 from retrain.domain.latency import clearly_within, compare_latency, paired_ratios
 from retrain.domain.task import BINARY, Task
-from retrain.domain.training import predict
 
 BATCH_ROWS = 10_000
 WARMUP_CALLS = 5  # one-row calls; a 10,000-row call warms its caches in one
@@ -126,23 +126,24 @@ def measure(
     (when there is one) and its model file size (MB); timed through the task's own prediction,
     at most ``*_rounds`` timed calls of each model per kind. Given the limits the gate judges by,
     a kind stops early once its rounds clearly pass them (:func:`passes_clearly`)."""
-    booster, spec = registry.load(version)
-    rival = registry.load(champion_version) if champion_version is not None else None
+    ours_model = load_model(registry, version)
+    rival_model = load_model(registry, champion_version) if champion_version is not None else None
     one = rows.head(1)
     batch = rows.sample(n=BATCH_ROWS, replace=len(rows) < BATCH_ROWS, random_state=0)
     size = registry.model_file(version, scratch).stat().st_size
 
     def calls(frame: pd.DataFrame, n_threads: int) -> tuple[Callable[[], object], Callable[[], object] | None]:
-        ours = lambda: predict(booster, frame, spec, task, n_threads)  # noqa: E731
-        if rival is None:
+        # each model times its own reading of the rows (tokens of its sensitive columns included)
+        ours = lambda: ours_model.predict(frame, task, n_threads)  # noqa: E731
+        if rival_model is None:
             return ours, None
-        return ours, lambda: predict(rival[0], frame, rival[1], task, n_threads)
+        return ours, lambda: rival_model.predict(frame, task, n_threads)
 
     # Both kinds run on one thread, timed on this thread's CPU clock: what a call costs, which neither
     # the machine's load nor a descheduled sibling thread (a multi-threaded call waits for its slowest
     # thread, and its idle threads spin) can sway.
     def settled(ceiling_ms: float | None) -> Callable[[Timings], bool] | None:
-        if ceiling_ms is None or (rival is not None and max_ratio is None):
+        if ceiling_ms is None or (rival_model is not None and max_ratio is None):
             return None
         return passes_clearly(max_ratio if max_ratio is not None else float("inf"), ceiling_ms)
 

@@ -12,7 +12,7 @@ import datetime as dt
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -22,6 +22,7 @@ import pandas as pd
 from retrain.adapters import files, plots
 from retrain.adapters.ledger import DecisionLog, DecisionRecord, Trigger
 from retrain.adapters.registry import ModelRegistry
+from retrain.application.models import load_model
 from retrain.application.reaper import expired_leases
 from retrain.application.rollout import Routing
 from retrain.domain import rollout, rowkey, tags
@@ -39,7 +40,6 @@ from retrain.domain.scoring import BatchPerformance, batch_performance, unseen_c
 from retrain.domain.settings import Settings
 from retrain.domain.shadow import ShadowComparison, compare_shadow
 from retrain.domain.task import Task, task_for
-from retrain.domain.training import predict as predict_rows
 
 ACTIVE_STATES: Final = ("PENDING", "RUNNING", "PAUSED", "CANCELLING")
 #: The state types of training runs the drift check asks the orchestrator for (scheduled ones may be due).
@@ -145,14 +145,16 @@ def scan_window(
     champion: ModelVersionInfo,
     profile: ReferenceProfile,
 ) -> Window:
-    """The drift check's window (:func:`chosen_batches`), read piece by piece with the registered champion."""
-    booster, spec = registry.load(champion.version)
+    """The drift check's window (:func:`chosen_batches`), read piece by piece with the registered champion,
+    each piece as the champion reads rows (its sensitive columns as the tokens its profile counts)."""
+    model = load_model(registry, champion.version)
     task = task_for(settings.dataset)
+    pieces = read_pieces(chosen_batches(project_dir, settings, paths), settings)
     return window_of(
-        read_pieces(chosen_batches(project_dir, settings, paths), settings),
+        (replace(piece, frame=model.rows(piece.frame)) for piece in pieces),
         profile,
         settings,
-        lambda frame: predict_rows(booster, frame, spec, task, settings.model.threads),
+        lambda frame: model.predict(frame, task, settings.model.threads, tokenised=True),
     )
 
 
@@ -545,17 +547,19 @@ def score_batch(
     (``routing``), the candidate serves its share of the rows (:func:`retrain.domain.rollout.candidate_rows`)."""
     task = task_for(settings.dataset)
     threads = settings.model.threads
-    champion_model, spec = registry.load(champion.version)
-    shadow_model = None if challenger is None else registry.load(challenger.version)
-    candidate_model = None if routing is None else registry.load(routing.candidate.version)
+    # each model reads the rows as it learnt them (its own sensitive columns as tokens)
+    champion_model = load_model(registry, champion.version)
+    spec = champion_model.spec
+    shadow_model = None if challenger is None else load_model(registry, challenger.version)
+    candidate_model = None if routing is None else load_model(registry, routing.candidate.version)
 
     def by_candidate(rows: pd.DataFrame) -> np.ndarray:
         if candidate_model is None:
             raise ValueError("no candidate to predict with")
-        return predict_rows(candidate_model[0], rows, candidate_model[1], task, threads)
+        return candidate_model.predict(rows, task, threads)
 
     def by_champion(rows: pd.DataFrame) -> np.ndarray:
-        return predict_rows(champion_model, rows, spec, task, threads)
+        return champion_model.predict(rows, task, threads)
 
     chosen_rows: list[np.ndarray] = []
     scores: list[np.ndarray] = []
@@ -568,8 +572,9 @@ def score_batch(
     def frames() -> Iterator[pd.DataFrame]:
         for piece in read_pieces([batch], settings):
             chosen = None
+            as_read = champion_model.rows(piece.frame)
             if routing is None or candidate_model is None:
-                score = predict_rows(champion_model, piece.frame, spec, task, threads)
+                score = champion_model.predict(as_read, task, threads, tokenised=True)
             else:
                 share, salt = routing.rollout.share, routing.rollout.salt
                 chosen = rollout.candidate_rows(row_keys(piece, settings), share, salt)
@@ -577,7 +582,7 @@ def score_batch(
                 chosen_rows.append(chosen)
             shadow = None
             if shadow_model is not None:  # the challenger encodes with its own spec
-                shadow = predict_rows(shadow_model[0], piece.frame, shadow_model[1], task, threads)
+                shadow = shadow_model.predict(piece.frame, task, threads)
             scores.append(score)
             if shadow is not None:
                 shadows.append(shadow)
@@ -585,7 +590,7 @@ def score_batch(
             if piece_labels is not None:
                 labels.append(piece_labels)
                 _add_counts(unknown, task.unknown_labels(piece.frame[target]))
-            _add_counts(unseen, unseen_categories(piece.frame, spec))
+            _add_counts(unseen, unseen_categories(as_read, spec))
             frame = prediction_frame(piece, settings, champion, score, challenger, shadow)
             if routing is not None and chosen is not None:
                 frame["model_version"] = np.where(chosen, routing.candidate.version, champion.version)

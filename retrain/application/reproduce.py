@@ -9,18 +9,21 @@ data, the settings, the library or the registered file is not what the evidence 
 from __future__ import annotations
 
 import hashlib
+import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from retrain.adapters import datastore
+from retrain.adapters import datastore, privacy_salt
 from retrain.adapters.environment import Runtime
 from retrain.adapters.registry import ModelRegistry
 from retrain.application.engines import fit_snapshot_file
 from retrain.domain.errors import InputError, RetrainError
 from retrain.domain.evidence import CONTRACT_DOCUMENT, EVIDENCE_DOCUMENT, RecordedEvidence
 from retrain.domain.lifecycle import canonical_hash
+from retrain.domain.privacy import check_salt
+from retrain.domain.sensitive import is_redacted
 
 
 class ReproductionError(RetrainError):
@@ -82,6 +85,18 @@ def _trees(content: bytes) -> int:
     return int(booster.num_boosted_rounds())
 
 
+def _project_contract(runtime: Runtime, document: dict[str, Any]) -> dict[str, Any]:
+    """The contract file of the project (git or DVC) a redacted logged copy stands for."""
+    path = runtime.project_dir / "data_contracts" / document["contract_name"] / f"v{document['contract_version']}.json"
+    try:
+        contract: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ReproductionError(
+            f"the contract logged with this version withholds sensitive values, and {path} cannot be read: {error}"
+        ) from None
+    return contract
+
+
 def reproduce(runtime: Runtime, registry: ModelRegistry, version: str) -> Reproduction:
     """Restore data, contract and settings from the evidence of ``version``, retrain, compare bytes."""
     from retrain.adapters.code_version import library_versions
@@ -89,10 +104,14 @@ def reproduce(runtime: Runtime, registry: ModelRegistry, version: str) -> Reprod
     info = registry.by_version(version)
     document = registry.load_document(info.run_id, EVIDENCE_DOCUMENT)
     contract = registry.load_document(info.run_id, CONTRACT_DOCUMENT)
+    if is_redacted(contract):  # values of sensitive columns withheld: the project's own file must match
+        contract = _project_contract(runtime, document)
     if canonical_hash(contract) != document["contract_hash"]:
         raise ReproductionError(f"the contract logged with version {version} does not match its recorded hash")
     evidence = RecordedEvidence.from_document(document)
     training = evidence.training
+    tokens = privacy_salt.tokeniser(runtime.state_dir, training.tokenised)
+    check_salt(training.salt_id, tokens, f"version {version}")
 
     with tempfile.TemporaryDirectory(prefix="retrain-reproduce-") as scratch:
         workdir = Path(scratch)
@@ -108,7 +127,9 @@ def reproduce(runtime: Runtime, registry: ModelRegistry, version: str) -> Reprod
             source = datastore.restore_by_md5(runtime.project_dir, evidence.data_md5, snapshot)
         except datastore.DataMissingError as error:
             raise _purged(runtime, registry.model_name, version, evidence.data_md5, error) from error
-        fitted = fit_snapshot_file(snapshot, training.dataset, training.split, training.model, runtime.dask_scheduler)
+        fitted = fit_snapshot_file(
+            snapshot, training.dataset, training.split, training.model, runtime.dask_scheduler, tokens
+        )
         rebuilt = fitted.model_bytes()
         registered = registry.model_file(version, workdir / "registered").read_bytes()
 

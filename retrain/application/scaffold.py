@@ -25,6 +25,7 @@ from retrain.adapters.contracts import release_contract
 from retrain.domain import sample_inference
 from retrain.domain.errors import InputError
 from retrain.domain.sample_inference import ProjectProposal
+from retrain.domain.sensitive import propose_sensitive
 from retrain.domain.settings import TaskKind
 
 
@@ -44,6 +45,8 @@ class InitReport:
     git_initialised: bool
     committed: bool
     notes: tuple[str, ...] = field(default_factory=tuple)
+    #: columns whose names or values look personal, with why: proposed, never declared, for the user to confirm
+    sensitive_proposal: dict[str, str] = field(default_factory=dict)
 
     def next_commands(self, sample: Path) -> tuple[str, ...]:
         """The three commands to run next, with the paths that fit this project."""
@@ -113,7 +116,7 @@ def _params(proposal: ProjectProposal, template: dict[str, Any], reviewers: tupl
     return params
 
 
-def _comments(proposal: ProjectProposal) -> dict[tuple[str, ...], str]:
+def _comments(proposal: ProjectProposal, sensitive: dict[str, str]) -> dict[tuple[str, ...], str]:
     """Why ``retrain init`` set what it set, beside each key it decided."""
     rows = proposal.rows
     task_how = "inferred from the sample" if proposal.task_inferred else "given with --task"
@@ -132,6 +135,11 @@ def _comments(proposal: ProjectProposal) -> dict[tuple[str, ...], str]:
             "rows (50..1000)"
         ),
     }
+    comments[("privacy", "sensitive")] = (
+        f"# retrain init proposes {', '.join(sensitive)} (names or values look personal): list those that are"
+        if sensitive
+        else "# columns whose values must not leave the data store (retrain init saw none that look personal)"
+    )
     if proposal.labels is not None:
         comments[("dataset", "labels")] = "# every value the target may take; the position is the class index"
         if proposal.labels.positive is not None:
@@ -186,7 +194,9 @@ def render_dvc_yaml(template_text: str, task: TaskKind) -> str:
     return head + "\n" + dvc_plots_block(task)
 
 
-def _write_files(project: Path, sample: Path, proposal: ProjectProposal, params: dict[str, Any]) -> list[str]:
+def _write_files(
+    project: Path, sample: Path, proposal: ProjectProposal, params: dict[str, Any], sensitive: dict[str, str]
+) -> list[str]:
     """params.yaml, dvc.yaml (kept when there is one), the contract and its CHANGELOG, .gitignore."""
     name = proposal.name
     template_dir = workspace.template_dir()
@@ -202,7 +212,7 @@ def _write_files(project: Path, sample: Path, proposal: ProjectProposal, params:
         )
     template_text = (template_dir / "params.yaml").read_text(encoding="utf-8")
     (project / "params.yaml").write_text(
-        workspace.render_params(params, template_text, _comments(proposal)), encoding="utf-8"
+        workspace.render_params(params, template_text, _comments(proposal, sensitive)), encoding="utf-8"
     )
     if not (project / "dvc.yaml").exists():
         template_dvc = (template_dir / "dvc.yaml").read_text(encoding="utf-8")
@@ -222,9 +232,16 @@ def _write_files(project: Path, sample: Path, proposal: ProjectProposal, params:
     ]
 
 
-def _notes(project: Path, proposal: ProjectProposal, params: dict[str, Any]) -> list[str]:
-    """What the user should know or do before training: columns left out, days, reviewers' keys."""
+def _notes(project: Path, proposal: ProjectProposal, params: dict[str, Any], sensitive: dict[str, str]) -> list[str]:
+    """What the user should know or do before training: columns left out, personal-looking columns,
+    days, reviewers' keys."""
     notes = [f"column {column} left out: {why}" for column, why in proposal.roles.left_out.items()]
+    notes += [
+        f"column {column} may be personal ({why}): if it is, list it under privacy.sensitive in params.yaml "
+        f"(or mark it in the contract: meta.columns.{column}.sensitive: true) so its values never leave the "
+        "data store (docs/security.md, Sensitive columns)"
+        for column, why in sensitive.items()
+    ]
     notes += [
         f"column {column}: declare it as the row key with --id-column {column} (or move it to the numeric "
         "features in params.yaml if it is a measurement)"
@@ -278,10 +295,11 @@ def init_project(
     )
     template = yaml.safe_load((workspace.template_dir() / "params.yaml").read_text(encoding="utf-8"))
     params = _params(proposal, template, reviewers)
+    sensitive = propose_sensitive(frame.drop(columns=[target, chosen_time], errors="ignore"))
 
     project.mkdir(parents=True, exist_ok=True)
     git_initialised = workspace.ensure_git_repo(project)
-    written = _write_files(project, sample, proposal, params)
+    written = _write_files(project, sample, proposal, params, sensitive)
     datastore.ensure_dvc_repo(project)
     digest = release_contract(project / "data_contracts", name, 1)
     committed = _commit(project, [*written, ".dvc", ".dvcignore"], f"retrain init: project {name} from {sample.name}")
@@ -293,5 +311,6 @@ def init_project(
         contract_hash=digest,
         git_initialised=git_initialised,
         committed=committed,
-        notes=tuple(_notes(project, proposal, params)),
+        notes=tuple(_notes(project, proposal, params, sensitive)),
+        sensitive_proposal=sensitive,
     )

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from retrain.adapters import code_version, plots
+from retrain.adapters import code_version, plots, privacy_salt
 from retrain.adapters.contracts import contract_hash, load_contract_json
 from retrain.adapters.registry import HOLDOUT_PREFIX, ModelRegistry
 from retrain.adapters.system_metrics import sampled_resources
@@ -36,7 +36,9 @@ from retrain.domain.evidence import (
 from retrain.domain.features import encode_features
 from retrain.domain.fitting import FittedSnapshot
 from retrain.domain.lifecycle import ModelVersionInfo
+from retrain.domain.privacy import synthetic_example
 from retrain.domain.profile import ReferenceProfile, build_profile
+from retrain.domain.sensitive import redacted_contract
 from retrain.domain.settings import Settings
 from retrain.domain.splitting import TimeSplit
 from retrain.domain.task import task_for
@@ -44,9 +46,18 @@ from retrain.domain.training import booster_params, feature_gains
 
 
 def evidence_for(
-    snapshot: Snapshot, settings: Settings, project_dir: Path, flow_run_id: str, triggered_by: str, reason: str
+    snapshot: Snapshot,
+    settings: Settings,
+    project_dir: Path,
+    flow_run_id: str,
+    triggered_by: str,
+    reason: str,
+    state_dir: Path,
 ) -> Evidence:
-    """Gather the contract hash and code version, then build the evidence (and its training key)."""
+    """Gather the contract hash and code version, then build the evidence (and its training key).
+    With sensitive columns to tokenise, the privacy salt is created here when there is none yet (its
+    id is part of the training key: another salt makes other tokens, so another model)."""
+    tokens = privacy_salt.tokeniser(state_dir, settings.tokenised_columns, create=True)
     return gather_evidence(
         snapshot,
         settings,
@@ -55,12 +66,15 @@ def evidence_for(
         flow_run_id=flow_run_id,
         triggered_by=triggered_by,
         reason=reason,
+        salt_id=tokens.salt_id,
     )
 
 
-def split_training_set(snapshot_path: Path, settings: Settings) -> TimeSplit:
-    """Step one of the recipe on the snapshot file (the flow needs the split even when it trains nothing)."""
-    return split_snapshot_file(snapshot_path, settings.dataset, settings.split, settings.model)
+def split_training_set(snapshot_path: Path, settings: Settings, state_dir: Path) -> TimeSplit:
+    """Step one of the recipe on the snapshot file (the flow needs the split even when it trains nothing),
+    sensitive columns as tokens from here on (the snapshot itself stays raw: it is the data store)."""
+    tokens = privacy_salt.tokeniser(state_dir, settings.tokenised_columns)
+    return split_snapshot_file(snapshot_path, settings.dataset, settings.split, settings.model, tokens)
 
 
 def check_engine(settings: Settings, dask_scheduler: str | None) -> str:
@@ -117,6 +131,7 @@ def reference_profile(fitted: FittedSnapshot, settings: Settings) -> ReferencePr
         snapshot,
         features.numeric,
         features.categorical,
+        sensitive=settings.privacy.sensitive,
         holdout_predictions=scores,
         metrics=fitted.holdout_metrics,
         quantiles=settings.drift.quantiles,
@@ -177,6 +192,8 @@ def register_challenger(
         "rows_holdout": float(len(split.holdout)),
     }
     predictions = fitted.holdout_predictions
+    profile = reference_profile(fitted, settings)
+    sensitive = settings.privacy.sensitive
     logged = registry.log_training_run(
         run_name=f"train-{evidence.training_key[:8]}",
         params=run_params(settings, split, snapshot, evidence),
@@ -184,16 +201,16 @@ def register_challenger(
         tags=evidence.tags(),
         booster=fitted.model.booster,
         spec=fitted.model.spec,
-        input_example=encode_features(split.holdout.head(5), fitted.model.spec),
+        input_example=encode_features(synthetic_example(profile, fitted.model.spec, sensitive), fitted.model.spec),
         figures={
             **plots.evaluation_figures(task, target, predictions, label),
             "plots/feature_importance.png": plots.importance_figure(fitted.model.booster),
         },
         documents={
             EVIDENCE_DOCUMENT: evidence_document(evidence, snapshot, code_version.library_versions(), settings),
-            CONTRACT_DOCUMENT: contract,
+            CONTRACT_DOCUMENT: redacted_contract(contract, sensitive) if sensitive else contract,
             FEATURE_SPEC_DOCUMENT: fitted.model.spec.to_dict(),
-            REFERENCE_PROFILE: reference_profile(fitted, settings).to_dict(),
+            REFERENCE_PROFILE: profile.to_dict(),
         },
         resources=fitted.resources,
     )

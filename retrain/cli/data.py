@@ -71,7 +71,9 @@ def fit(
         fail(f"--metrics {root / metrics} is a directory; it must be a file", 2)
     from retrain.application.fit import fit as fit_snapshot
 
-    result = fit_snapshot(root, settings, root / models, root / plots, root / metrics, runtime.dask_scheduler)
+    result = fit_snapshot(
+        root, settings, root / models, root / plots, root / metrics, runtime.dask_scheduler, runtime.state_dir
+    )
     typer.echo(json.dumps(result["holdout"]))
 
 

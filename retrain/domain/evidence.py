@@ -73,10 +73,22 @@ class TrainingSettings:
     dataset: DatasetSettings
     split: SplitSettings
     model: ModelSettings
+    #: the sensitive columns the model reads as tokens and the id of the salt that keyed them: both
+    #: shape the model (its categories are tokens). Recorded only when there are any, so a model
+    #: without sensitive columns keeps the params hash (and training key) it always had.
+    tokenised: tuple[str, ...] = ()
+    salt_id: str | None = None
 
     @classmethod
-    def of(cls, settings: Settings) -> TrainingSettings:
-        return cls(dataset=settings.dataset, split=settings.split, model=settings.model)
+    def of(cls, settings: Settings, salt_id: str | None = None) -> TrainingSettings:
+        tokenised = settings.tokenised_columns
+        return cls(
+            dataset=settings.dataset,
+            split=settings.split,
+            model=settings.model,
+            tokenised=tokenised,
+            salt_id=salt_id if tokenised else None,
+        )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrainingSettings:
@@ -85,27 +97,32 @@ class TrainingSettings:
             dataset=DatasetSettings.model_validate(data["dataset"]),
             split=SplitSettings.model_validate(data["split"]),
             model=ModelSettings.model_validate(data["model"]),
+            tokenised=tuple((data.get("privacy") or {}).get("tokenised", ())),
+            salt_id=(data.get("privacy") or {}).get("salt_id"),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        record: dict[str, Any] = {
             "dataset": _dataset_record(self.dataset),
             "split": self.split.model_dump(mode="json"),
             "model": _model_record(self.model),
         }
+        if self.tokenised:
+            record["privacy"] = {"tokenised": list(self.tokenised), "salt_id": self.salt_id}
+        return record
 
     def params_hash(self) -> str:
         return canonical_hash(self.to_dict())
 
 
-def training_settings(settings: Settings) -> dict[str, Any]:
+def training_settings(settings: Settings, salt_id: str | None = None) -> dict[str, Any]:
     """The settings that shape the model, as recorded in ``evidence.json``."""
-    return TrainingSettings.of(settings).to_dict()
+    return TrainingSettings.of(settings, salt_id).to_dict()
 
 
-def training_params_hash(settings: Settings) -> str:
+def training_params_hash(settings: Settings, salt_id: str | None = None) -> str:
     """The params part of the training key."""
-    return TrainingSettings.of(settings).params_hash()
+    return TrainingSettings.of(settings, salt_id).params_hash()
 
 
 @dataclass(frozen=True)
@@ -122,6 +139,7 @@ class Evidence:
     flow_run_id: str
     triggered_by: str
     reason: str
+    salt_id: str | None = None
 
     def tags(self) -> dict[str, str]:
         return {
@@ -145,7 +163,10 @@ class Evidence:
         return {key: every[key] for key in keep}
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        record = asdict(self)
+        if record["salt_id"] is None:  # a model without sensitive columns records what it always did
+            del record["salt_id"]
+        return record
 
 
 def gather_evidence(
@@ -156,9 +177,11 @@ def gather_evidence(
     flow_run_id: str,
     triggered_by: str,
     reason: str,
+    salt_id: str | None = None,
 ) -> Evidence:
-    """Who and what made this model; the training key covers what shapes the model, not who asked."""
-    params = training_params_hash(settings)
+    """Who and what made this model; the training key covers what shapes the model, not who asked
+    (``salt_id``: the privacy salt's id, when the settings tokenise sensitive columns)."""
+    params = training_params_hash(settings, salt_id)
     return Evidence(
         data_md5=snapshot.md5,
         contract_name=settings.contract.name,
@@ -170,6 +193,7 @@ def gather_evidence(
         flow_run_id=flow_run_id,
         triggered_by=triggered_by,
         reason=reason,
+        salt_id=salt_id if settings.tokenised_columns else None,
     )
 
 
@@ -181,7 +205,7 @@ def evidence_document(
         **evidence.to_dict(),
         "snapshot": snapshot.to_dict(),
         "libraries": dict(libraries),
-        "training_settings": training_settings(settings),
+        "training_settings": training_settings(settings, evidence.salt_id),
     }
 
 

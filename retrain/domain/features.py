@@ -27,6 +27,10 @@ class FeatureSpec:
 
     numeric: tuple[str, ...]
     categories: tuple[tuple[str, tuple[str, ...]], ...]
+    #: sensitive columns the model reads as tokens, and the id of the salt that keyed them
+    #: (:mod:`retrain.domain.privacy`); every reader of rows for this model tokenises them so
+    tokenised: tuple[str, ...] = ()
+    salt_id: str | None = None
 
     @property
     def categorical(self) -> tuple[str, ...]:
@@ -43,16 +47,22 @@ class FeatureSpec:
 
     def to_dict(self) -> dict[str, Any]:
         # A list, not a mapping: YAML writers sort mapping keys, and the column order is the model's.
-        return {
+        data: dict[str, Any] = {
             "numeric": list(self.numeric),
             "categorical": [{"name": name, "categories": list(cats)} for name, cats in self.categories],
         }
+        if self.tokenised:  # only then: a model without sensitive columns keeps the spec it always had
+            data["privacy"] = {"tokenised": list(self.tokenised), "salt_id": self.salt_id}
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FeatureSpec:
+        privacy = data.get("privacy") or {}
         return cls(
             numeric=tuple(data["numeric"]),
             categories=tuple((item["name"], tuple(item["categories"])) for item in data["categorical"]),
+            tokenised=tuple(privacy.get("tokenised", ())),
+            salt_id=privacy.get("salt_id"),
         )
 
 

@@ -21,6 +21,7 @@ import pandas as pd
 
 from retrain.domain.errors import InputError
 from retrain.domain.features import category_text
+from retrain.domain.sensitive import WITHHELD
 from retrain.domain.task import Task
 
 #: At most this many ids are listed per kind of problem in a report (the counts are always whole).
@@ -144,22 +145,30 @@ class FeedbackReport:
     repeated_rows: int
     without_label: int
     unknown_labels: dict[str, int] = field(default_factory=dict)
+    ids_withheld: bool = False  # the id column is sensitive: problems give counts, never ids
+
+    def shared(self, ids: Sequence[str]) -> list[str]:
+        """Ids as a result may list them: none when the id column is sensitive (the counts say how many)."""
+        return [] if self.ids_withheld else list(ids)
+
+    def _shown(self, ids: Sequence[str]) -> str:
+        return WITHHELD if self.ids_withheld else _shown(ids)
 
     @property
     def problems(self) -> list[str]:
         """One line per kind of row that was not joined, with the ids (the first few)."""
         lines = []
         if self.unknown_ids:
-            lines.append(f"{len(self.unknown_ids)} id(s) have no stored score: {_shown(self.unknown_ids)}")
+            lines.append(f"{len(self.unknown_ids)} id(s) have no stored score: {self._shown(self.unknown_ids)}")
         if self.disagreeing_ids:
             lines.append(
                 f"{len(self.disagreeing_ids)} id(s) already have a different label (kept as it was): "
-                f"{_shown(self.disagreeing_ids)}"
+                f"{self._shown(self.disagreeing_ids)}"
             )
         if self.conflicting_ids:
             lines.append(
                 f"{len(self.conflicting_ids)} id(s) are given twice with different labels (neither used): "
-                f"{_shown(self.conflicting_ids)}"
+                f"{self._shown(self.conflicting_ids)}"
             )
         if self.without_label:
             lines.append(f"{self.without_label} row(s) have no label")

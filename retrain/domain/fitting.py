@@ -8,7 +8,7 @@ here, and nowhere else calls :func:`~retrain.domain.training.train_model` for a 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -69,6 +69,8 @@ def fit_split(
     """
     task = task_for(dataset)
     spec = build_feature_spec(split.train, dataset.features.numeric, dataset.features.categorical)
+    if split.tokenised:
+        spec = replace(spec, tokenised=split.tokenised, salt_id=split.salt_id)
     trained = train_model(split.train, split.validation, spec, dataset.target, model, task, engine)
     validation_pred = predict(trained.booster, split.validation, spec, task, model.threads)
     holdout_pred = predict(trained.booster, split.holdout, spec, task, model.threads)

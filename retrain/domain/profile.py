@@ -161,16 +161,22 @@ def cell_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return counts
 
 
-def numeric_profile(name: str, values: pd.Series | np.ndarray, quantiles: int) -> NumericProfile:
+def numeric_profile(
+    name: str, values: pd.Series | np.ndarray, quantiles: int, sensitive: bool = False
+) -> NumericProfile:
     """Quantile edges and the counts between them, from one sort of the present values: the edges are
     read off the sorted values and each cell's count is a difference of two positions in them (the
-    same edges and counts as a quantile and a binary search per value, in less time)."""
+    same edges and counts as a quantile and a binary search per value, in less time).
+
+    A ``sensitive`` column keeps only the inner quantiles: its minimum and maximum (one row's exact
+    value each) are dropped, and the outer cells count what lies beyond the inner edges."""
     numbers = as_float(values)
     present = np.sort(numbers[~np.isnan(numbers)])
     missing = int(numbers.size - present.size)
     if present.size == 0:
         return NumericProfile(name, (), (0,), missing)
-    edges = np.unique(np.quantile(present, np.linspace(0, 1, quantiles + 1)))
+    levels = np.linspace(0, 1, quantiles + 1)
+    edges = np.unique(np.quantile(present, levels[1:-1] if sensitive else levels))
     at_or_below = np.searchsorted(present, edges, side="right")  # right-closed cells: values <= each edge
     counts = np.diff(np.concatenate(([0], at_or_below, [present.size])))
     return NumericProfile(name, tuple(float(e) for e in edges), tuple(int(c) for c in counts), missing)
@@ -209,12 +215,16 @@ def build_profile(
     trained_until: str | None = None,
     data_until: str | None = None,
     metric_errors: Mapping[str, float] | None = None,
+    sensitive: Sequence[str] = (),
 ) -> ReferenceProfile:
     """The profile of ``frame``'s rows: one frame, or the parts they are held in (the train, validation and
-    holdout days of a snapshot), read a column at a time."""
+    holdout days of a snapshot), read a column at a time. Sensitive categorical columns arrive as
+    tokens (their counts are token counts); sensitive numeric ones keep no extreme value."""
     parts = [frame] if isinstance(frame, pd.DataFrame) else list(frame)
     return ReferenceProfile(
-        numeric=tuple(numeric_profile(name, _column(parts, name), quantiles) for name in numeric),
+        numeric=tuple(
+            numeric_profile(name, _column(parts, name), quantiles, sensitive=name in sensitive) for name in numeric
+        ),
         categorical=tuple(categorical_profile(name, _column(parts, name)) for name in categorical),
         prediction=None if holdout_predictions is None else numeric_profile(PREDICTION, holdout_predictions, quantiles),
         metrics=dict(metrics),

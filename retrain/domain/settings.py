@@ -29,6 +29,7 @@ from pydantic import (
 
 from retrain.domain.errors import InputError
 from retrain.domain.metrics import METRICS, TASK_METRICS
+from retrain.domain.sensitive import contract_sensitive, tokenised_columns
 
 _REVIEWER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
@@ -555,6 +556,22 @@ class DemoSettings(_Frozen):
         return self
 
 
+class PrivacySettings(_Frozen):
+    """Columns whose values must not leave the data store (besides those the contract declares
+    sensitive in ``meta.columns``): see :mod:`retrain.domain.privacy`."""
+
+    sensitive: tuple[str, ...] = Field(
+        default=(), description="Sensitive columns; after loading, also every column the contract declares sensitive."
+    )
+
+    @field_validator("sensitive")
+    @classmethod
+    def _distinct(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not name.strip() for name in value):
+            raise ValueError("column names must not be empty")
+        return tuple(dict.fromkeys(value))
+
+
 class Settings(_Frozen):
     """Everything in params.yaml, validated."""
 
@@ -573,6 +590,18 @@ class Settings(_Frozen):
     demo: DemoSettings
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+
+    @property
+    def tokenised_columns(self) -> tuple[str, ...]:
+        """The sensitive columns a model of these settings reads as tokens (:mod:`retrain.domain.privacy`)."""
+        return tokenised_columns(
+            self.privacy.sensitive,
+            self.dataset.features.categorical,
+            self.gate.slices.categorical,
+            self.dataset.id_column,
+            self.dataset.features.numeric,
+        )
 
 
 def _describe(error: dict[str, object]) -> str:
@@ -642,6 +671,7 @@ def contract_problems(settings: Settings, contract: Mapping[str, Any], contract_
         *(("dataset.features.categorical", name) for name in dataset.features.categorical),
         *(("gate.slices.categorical", name) for name in slices.categorical),
         *(("gate.slices.numeric_bins", name) for name in slices.numeric_bins),
+        *(("privacy.sensitive", name) for name in settings.privacy.sensitive),
     ]
     return [
         f"key '{key}': column '{column}' is not declared by the contract {contract_label}"
@@ -681,7 +711,19 @@ def load_settings(path: Path, check_contract: bool = True) -> Settings:
         raise SettingsError(f"{path}: not valid YAML: {error}") from None
     settings = parse_settings(raw, str(path))
     if check_contract:
-        problems = contract_problems(settings, _read_contract(path, settings), settings.contract.relative_path)
+        contract = _read_contract(path, settings)
+        problems = contract_problems(settings, contract, settings.contract.relative_path)
         if problems:
             raise SettingsError(f"{path}: {'; '.join(problems)}")
+        settings = with_contract_sensitive(settings, contract)
     return settings
+
+
+def with_contract_sensitive(settings: Settings, contract: Mapping[str, Any]) -> Settings:
+    """The settings with ``privacy.sensitive`` the union of params.yaml's list and the contract's
+    declaration (``meta.columns.<name>.sensitive: true``)."""
+    declared = contract_sensitive(contract)
+    union = tuple(dict.fromkeys([*settings.privacy.sensitive, *declared]))
+    if union == settings.privacy.sensitive:
+        return settings
+    return settings.model_copy(update={"privacy": PrivacySettings(sensitive=union)})

@@ -29,6 +29,16 @@ class TimeSplit:
     train_days: tuple[str, str]
     validation_days: tuple[str, str]
     holdout_days: tuple[str, str]
+    #: sensitive columns read as tokens in every part (:mod:`retrain.domain.privacy`), the salt's id, and
+    #: the holdout days as stored: a champion trained under other declarations reads them its own way
+    tokenised: tuple[str, ...] = ()
+    salt_id: str | None = None
+    raw_holdout: pd.DataFrame | None = None
+
+    @property
+    def stored_holdout(self) -> pd.DataFrame:
+        """The holdout rows as the data store holds them (sensitive values raw)."""
+        return self.holdout if self.raw_holdout is None else self.raw_holdout
 
 
 def _span(days: list[pd.Timestamp]) -> tuple[str, str]:

@@ -14,12 +14,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import PurePath
 from typing import Any, Literal
 
 import pandas as pd
+
+from retrain.domain.sensitive import WITHHELD
 
 Tier = Literal["batch", "row"]
 REASONS_COLUMN = "_quarantine_reasons"
@@ -38,6 +40,23 @@ class ExpectationFailure:
     @property
     def label(self) -> str:
         return f"{self.expectation}({self.column})" if self.column else self.expectation
+
+
+def withhold_values(failures: Iterable[ExpectationFailure], sensitive: Iterable[str]) -> tuple[ExpectationFailure, ...]:
+    """The failures with nothing but counts on sensitive columns: no failing values, no observed value
+    (what a report, an artifact, a log line or a notification may carry)."""
+    hidden = set(sensitive)
+    return tuple(
+        replace(failure, details=_withheld(failure)) if failure.column in hidden and failure.details else failure
+        for failure in failures
+    )
+
+
+def _withheld(failure: ExpectationFailure) -> str:
+    if failure.details == "the column is missing from the batch":
+        return failure.details
+    count = "" if failure.unexpected_count is None else f"{failure.unexpected_count} unexpected values; "
+    return f"{count}{WITHHELD}"
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,9 @@ class StackSecrets(_Frozen):
     s3_secret_key: SecretStr
     mlflow_people: Mapping[str, SecretStr]  # person -> password (MLflow, and the Prefect proxy)
     postgres: PostgresPasswords
+    #: keys the tokens of sensitive columns (RETRAIN_PRIVACY_SALT in the worker's environment); empty in a
+    #: secrets document written before it existed until the next ``up`` adds it
+    privacy_salt: SecretStr = SecretStr("")
 
     @property
     def mlflow_accounts(self) -> MlflowAccounts:
@@ -127,6 +130,7 @@ def generate_secrets(existing: Mapping[str, Any], reviewers: Iterable[str]) -> S
         "mlflow_flask_secret": _token(),
         "s3_access_key": "retrain" + secrets.token_hex(6),
         "s3_secret_key": _token(),
+        "privacy_salt": SecretStr(secrets.token_hex(32)),
     }
     people = dict(current.get("mlflow_people", {}))
     for name in reviewers:
@@ -134,6 +138,8 @@ def generate_secrets(existing: Mapping[str, Any], reviewers: Iterable[str]) -> S
     postgres = dict(current.get("postgres", {}))
     for role in PostgresPasswords.model_fields:
         postgres.setdefault(role, _token())
+    if not current.get("privacy_salt"):  # never replaced once set: models' tokens depend on it
+        current.pop("privacy_salt", None)
     return StackSecrets.model_validate({**wanted, **current, "mlflow_people": people, "postgres": postgres})
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from retrain.adapters.environment import S3_KMS_KEY_ID, SERVED_PROJECTS
+from retrain.domain.privacy import SALT_ENV
 from retrain.stack.config import (
     BUCKET,
     S3_WRITER,
@@ -306,6 +307,8 @@ def worker_env(config: StackConfig, keys: StackSecrets) -> dict[str, str]:
         "RETRAIN_LEDGER_URL": config.database("ledger", "psycopg", "worker", keys.postgres.of("worker")),
         "RETRAIN_HOME": str(config.worker_home),
         **({SERVED_PROJECTS: os.pathsep.join(config.served_projects)} if config.served_projects else {}),
+        # the tokens of sensitive columns: the same salt for every flow the worker runs (docs/security.md)
+        **({SALT_ENV: keys.privacy_salt.get_secret_value()} if keys.privacy_salt.get_secret_value() else {}),
     }
 
 

@@ -82,6 +82,7 @@ def test_secrets_are_generated_once_kept_0600_and_never_shown(tmp_path: Path):
         "s3_secret_key",
         "mlflow_people",
         "postgres",
+        "privacy_salt",
     }
     assert set(document["postgres"]) == {"admin", "prefect", "mlflow", "worker", "people"}
     assert document["prefect_auth"] == keys.prefect_auth.get_secret_value()

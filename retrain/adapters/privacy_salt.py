@@ -1,0 +1,68 @@
+"""The privacy salt: the secret that keys the tokens of sensitive columns (:mod:`retrain.domain.privacy`).
+
+Read from ``RETRAIN_PRIVACY_SALT``, else from ``$RETRAIN_HOME/privacy/salt`` (directory 0700, file
+0600). Only a training (or ``retrain fit``) that has a sensitive column to tokenise creates the file;
+everything else reads, and says where it looked when there is none.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+
+from retrain.domain.privacy import SALT_ENV, PrivacyError, Tokeniser
+
+SALT_BYTES = 32
+
+
+def salt_path(state_dir: Path) -> Path:
+    return state_dir / "privacy" / "salt"
+
+
+def read_salt(state_dir: Path, env: Mapping[str, str] | None = None) -> bytes | None:
+    """The salt from the environment or the state dir; None when neither holds one. Never creates it."""
+    env = os.environ if env is None else env
+    value = env.get(SALT_ENV, "").strip()
+    if value:
+        return value.encode()
+    path = salt_path(state_dir)
+    try:
+        text = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        return None
+    return text.encode() if text else None
+
+
+def require_salt(state_dir: Path, env: Mapping[str, str] | None = None) -> bytes:
+    salt = read_salt(state_dir, env)
+    if salt is None:
+        raise PrivacyError(
+            f"sensitive columns are tokenised with a privacy salt, and there is none: set {SALT_ENV} "
+            f"or restore {salt_path(state_dir)} (the salt the models were trained with)"
+        )
+    return salt
+
+
+def create_salt(state_dir: Path, env: Mapping[str, str] | None = None) -> bytes:
+    """The salt, written to the state dir (0700/0600) when neither the environment nor the file holds one."""
+    existing = read_salt(state_dir, env)
+    if existing is not None:
+        return existing
+    path = salt_path(state_dir)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.parent.chmod(0o700)
+    text = secrets.token_hex(SALT_BYTES)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+        handle.write(text + "\n")
+    return text.encode()
+
+
+def tokeniser(state_dir: Path, columns: tuple[str, ...], *, create: bool = False) -> Tokeniser:
+    """The tokeniser of ``columns`` under this environment's salt (none needed when there are none)."""
+    if not columns:
+        return Tokeniser.none()
+    salt = create_salt(state_dir) if create else require_salt(state_dir)
+    return Tokeniser.of(salt, columns)
