@@ -31,6 +31,35 @@ def tokenised_columns(
     return tuple(name for name in order if name in wanted)
 
 
+def raw_slice_problems(
+    sensitive: Iterable[str],
+    categorical_slices: Sequence[str],
+    id_column: str | None,
+    numeric_features: Sequence[str],
+) -> list[str]:
+    """Why a sensitive column may not be a categorical slice: the id and numeric features are never
+    tokenised (the model reads their numbers), so their slices would be named by raw values
+    (``age=37``) in gate reports, results, notifications and plots. Bins whose edges are the user's
+    (``gate.slices.numeric_bins``) name no value."""
+    hidden = set(sensitive)
+    problems = []
+    for name in categorical_slices:
+        if name not in hidden:
+            continue
+        if name == id_column:
+            what = "the id column"
+        elif name in numeric_features:
+            what = "a numeric feature (never tokenised)"
+        else:
+            continue
+        problems.append(
+            f"key 'gate.slices.categorical': column '{name}' is sensitive and {what}, so its slices would be "
+            f"named by raw values; remove it from gate.slices.categorical (a numeric column may be sliced by "
+            f"gate.slices.numeric_bins, whose edges are yours)"
+        )
+    return problems
+
+
 # ---- the contract's declaration, and copies of it that leave the store -------------------------------
 
 

@@ -175,6 +175,20 @@ def test_sensitive_columns_are_the_union_of_params_and_the_contract(tmp_path: Pa
     assert TrainingSettings.of(settings, "s1").params_hash() != TrainingSettings.of(settings, "s2").params_hash()
 
 
+def test_a_sensitive_number_or_id_sliced_by_value_is_refused_at_start_up(tmp_path: Path):
+    params = _project(tmp_path, ["age"])
+    raw = yaml.safe_load(params.read_text())
+    raw["gate"]["slices"]["categorical"] = ["region", "age"]
+    params.write_text(yaml.safe_dump(raw))
+    with pytest.raises(SettingsError, match=r"key 'gate\.slices\.categorical': column 'age' is sensitive") as raised:
+        load_settings(params)
+    assert "numeric_bins" in str(raised.value)
+    raw["gate"]["slices"]["categorical"] = ["region"]
+    raw["gate"]["slices"]["numeric_bins"] = {"age": [18, 40, 100]}  # the user's edges name no value
+    params.write_text(yaml.safe_dump(raw))
+    assert load_settings(params).gate.slices.numeric_bins["age"] == (18, 40, 100)
+
+
 def test_an_unknown_sensitive_column_is_named(tmp_path: Path):
     with pytest.raises(SettingsError, match=r"key 'privacy\.sensitive': column 'e_mail' is not declared"):
         load_settings(_project(tmp_path, ["e_mail"]))
