@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from retrain.domain.privacy import SALT_ENV, PrivacyError, Tokeniser
+from retrain.domain.privacy import SALT_ENV, PrivacyError, Tokeniser, salt_id, training_salt_problem
 
 SALT_BYTES = 32
 
@@ -66,3 +66,19 @@ def tokeniser(state_dir: Path, columns: tuple[str, ...], *, create: bool = False
         return Tokeniser.none()
     salt = create_salt(state_dir) if create else require_salt(state_dir)
     return Tokeniser.of(salt, columns)
+
+
+def training_tokeniser(
+    state_dir: Path, columns: tuple[str, ...], recorded: Sequence[tuple[str, str]], *, new_salt: bool = False
+) -> Tokeniser:
+    """The tokeniser of a training: under the salt registered versions record (``(version, salt id)``),
+    created only when none does, or on purpose (``new_salt``); else a clear error saying which to restore."""
+    if not columns:
+        return Tokeniser.none()
+    salt = read_salt(state_dir)
+    problem = training_salt_problem(
+        None if salt is None else salt_id(salt), recorded, new_salt, str(salt_path(state_dir))
+    )
+    if problem is not None:
+        raise PrivacyError(problem)
+    return Tokeniser.of(salt if salt is not None else create_salt(state_dir), columns)

@@ -37,6 +37,7 @@ from retrain.domain.tags import (
     TAG_DECISION,
     TAG_FLOW_RUN,
     TAG_MONITORING_DECISION,
+    TAG_SALT_ID,
     TAG_TRAINING_KEY,
 )
 
@@ -522,6 +523,12 @@ class ModelRegistry:
             if version.tags.get(TAG_TRAINING_KEY) == key:
                 return self._describe(version)
         return None
+
+    @_translated
+    def recorded_salt_ids(self) -> list[tuple[str, str]]:
+        """``(version, privacy salt id)`` of every version tokens were keyed for, oldest first (its tag)."""
+        found = [(str(v.version), (v.tags or {}).get(TAG_SALT_ID)) for v in self._versions()]
+        return sorted(((version, sid) for version, sid in found if sid), key=lambda pair: int(pair[0]))
 
     def _versions(self) -> Iterable[ModelVersion]:
         return self.client.search_model_versions(f"name='{self.model_name}'")

@@ -7,6 +7,7 @@ too, so a registered model can be rebuilt byte for byte.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ from retrain.domain.evidence import (
 from retrain.domain.features import encode_features
 from retrain.domain.fitting import FittedSnapshot
 from retrain.domain.lifecycle import ModelVersionInfo
-from retrain.domain.privacy import synthetic_example
+from retrain.domain.privacy import NEW_SALT_FLAG, synthetic_example
 from retrain.domain.profile import ReferenceProfile, build_profile
 from retrain.domain.sensitive import redacted_contract
 from retrain.domain.settings import Settings
@@ -53,11 +54,17 @@ def evidence_for(
     triggered_by: str,
     reason: str,
     state_dir: Path,
+    recorded_salts: Sequence[tuple[str, str]] = (),
+    new_salt: bool = False,
 ) -> Evidence:
     """Gather the contract hash and code version, then build the evidence (and its training key).
-    With sensitive columns to tokenise, the privacy salt is created here when there is none yet (its
-    id is part of the training key: another salt makes other tokens, so another model)."""
-    tokens = privacy_salt.tokeniser(state_dir, settings.tokenised_columns, create=True)
+    With sensitive columns to tokenise, the privacy salt is created here when no registered version
+    records one (``recorded_salts``), or on purpose (``new_salt``, said in the reason); a lost or
+    changed salt otherwise stops the run naming the salt to restore. Its id is part of the training
+    key: another salt makes other tokens, so another model."""
+    tokens = privacy_salt.training_tokeniser(state_dir, settings.tokenised_columns, recorded_salts, new_salt=new_salt)
+    if new_salt and tokens.salt_id is not None and all(tokens.salt_id != known for _, known in recorded_salts):
+        reason = f"{reason} (new privacy salt {tokens.salt_id}: {NEW_SALT_FLAG})"
     return gather_evidence(
         snapshot,
         settings,

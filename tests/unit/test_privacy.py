@@ -19,6 +19,7 @@ from retrain.domain.evidence import TrainingSettings, training_params_hash
 from retrain.domain.features import FeatureSpec, build_feature_spec
 from retrain.domain.lifecycle import canonical_hash
 from retrain.domain.privacy import (
+    NEW_SALT_FLAG,
     PLACEHOLDER,
     SALT_ENV,
     PrivacyError,
@@ -27,6 +28,7 @@ from retrain.domain.privacy import (
     salt_id,
     synthetic_example,
     tokenise_values,
+    training_salt_problem,
 )
 from retrain.domain.profile import build_profile, numeric_profile
 from retrain.domain.sensitive import (
@@ -104,6 +106,36 @@ def test_creating_the_salt_writes_it_for_the_operator_alone(tmp_path: Path, monk
     assert privacy_salt.read_salt(tmp_path) == created == privacy_salt.create_salt(tmp_path)  # kept, never replaced
     # the environment wins over the file
     assert privacy_salt.read_salt(tmp_path, {SALT_ENV: "from-the-stack"}) == b"from-the-stack"
+
+
+def test_a_lost_or_changed_salt_is_never_replaced_silently(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv(SALT_ENV, raising=False)
+    recorded = [("1", "aaaaaaaaaaaa"), ("2", salt_id(SALT))]
+    assert training_salt_problem(None, [], False, "here") is None  # a first model creates it
+    assert training_salt_problem(salt_id(SALT), recorded, False, "here") is None
+    assert training_salt_problem(None, recorded, True, "here") is None  # on purpose
+    lost = training_salt_problem(None, recorded, False, "/state/privacy/salt")
+    assert lost is not None and f"restore the salt ({SALT_ENV} or /state/privacy/salt) that trained v2" in lost
+    assert f"(salt id {salt_id(SALT)})" in lost and NEW_SALT_FLAG in lost
+    changed = training_salt_problem("bbbbbbbbbbbb", recorded, False, "here")
+    assert changed is not None and "id bbbbbbbbbbbb" in changed
+    # the adapter: no salt file is created when a registered version records one
+    with pytest.raises(PrivacyError, match="restore the salt"):
+        privacy_salt.training_tokeniser(tmp_path, ("region",), recorded)
+    assert not (tmp_path / "privacy" / "salt").exists()
+    created = privacy_salt.training_tokeniser(tmp_path, ("region",), recorded, new_salt=True)
+    assert created.salt_id == salt_id(privacy_salt.read_salt(tmp_path) or b"")
+    assert privacy_salt.training_tokeniser(tmp_path, ("region",), []).salt_id == created.salt_id  # kept
+
+
+def test_fit_reads_the_salt_and_never_creates_it_unasked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from retrain.application.fit import fit
+
+    monkeypatch.delenv(SALT_ENV, raising=False)
+    settings = load_settings(_project(tmp_path, ["region"]))
+    with pytest.raises(PrivacyError, match=NEW_SALT_FLAG):
+        fit(tmp_path, settings, tmp_path / "models", tmp_path / "plots", tmp_path / "m.json", None, tmp_path / "state")
+    assert not (tmp_path / "state" / "privacy").exists() and not (tmp_path / "models").exists()
 
 
 def test_no_salt_is_needed_without_sensitive_columns(tmp_path: Path):
@@ -276,6 +308,13 @@ def test_a_champion_that_cannot_be_scored_fails_the_comparison():
     check = judged.decision.check(CHAMPION_COMPARISON)
     assert check is not None and not check.passed and "cannot be scored" in check.reason
     assert not judged.decision.promote
+    # trained under a new salt on purpose: not compared, said so, and the reviewers decide
+    problem = "the champion (version 1) cannot be scored"
+    renewed = judge(settings, holdout, predictions, None, {}, champion_problem=problem, new_salt=True)
+    check = renewed.decision.check(CHAMPION_COMPARISON)
+    assert check is not None and check.passed and "not compared" in check.reason and NEW_SALT_FLAG in check.reason
+    # the comparison no longer refuses: whatever else the automatic checks say decides (then reviewers)
+    assert renewed.decision.reasons == tuple(r for r in judged.decision.reasons if "cannot be scored" not in r)
 
 
 # ---- retrain init ------------------------------------------------------------------------------------
