@@ -262,6 +262,18 @@ def test_validation_failures_on_sensitive_columns_give_counts_only():
     assert shown[2].details == "the column is missing from the batch"
 
 
+def test_an_unparsable_number_is_counted_never_shown():
+    from retrain.domain.errors import InputError
+    from retrain.domain.features import encode_features
+
+    spec = FeatureSpec(("age",), ())
+    frame = pd.DataFrame({"age": ["41", "123-45-6789", None, "x"]})
+    with pytest.raises(InputError, match=r"numeric feature 'age': 2 value\(s\) are not numbers") as raised:
+        encode_features(frame, spec)
+    assert "123-45-6789" not in str(raised.value) and raised.value.__cause__ is None
+    assert encode_features(frame.iloc[[0, 2]], spec)["age"].tolist()[0] == 41.0
+
+
 def test_a_sensitive_numeric_profile_keeps_no_extreme_value():
     values = pd.Series(np.arange(1, 1001, dtype="float64"))
     plain, hidden = numeric_profile("age", values, 10), numeric_profile("age", values, 10, sensitive=True)
