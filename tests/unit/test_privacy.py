@@ -250,6 +250,56 @@ def test_a_logged_contract_withholds_value_sets_of_sensitive_columns():
     assert redacted_contract(contract, []) == contract
 
 
+def test_every_expectation_about_a_sensitive_column_is_redacted_and_its_failures_withheld():
+    from types import SimpleNamespace
+
+    from retrain.adapters.contracts import _failure
+
+    written = [
+        {
+            "type": "expect_column_quantile_values_to_be_between",
+            "kwargs": {"column": "age", "quantile_ranges": {"quantiles": [0.5], "value_ranges": [[37, 41]]}},
+        },
+        {
+            "type": "expect_column_pair_values_to_be_in_set",
+            "kwargs": {
+                "column_A": "region",
+                "column_B": "purpose",
+                "value_pairs_set": [["north", "car"]],
+                "mostly": 0.9,
+            },
+        },
+        {
+            "type": "expect_column_kl_divergence_to_be_less_than",
+            "kwargs": {
+                "column": "purpose",
+                "partition_object": {"values": ["car"]},
+                "row_condition": 'region == "north"',
+                "condition_parser": "pandas",
+            },
+        },
+        {"type": "expect_multicolumn_sum_to_equal", "kwargs": {"column_list": ["age", "term_months"], "sum_total": 77}},
+        {
+            "type": "expect_column_values_to_not_be_null",
+            "kwargs": {"column": "purpose", "row_condition": 'regional == "x"'},
+        },
+    ]
+    copy = redacted_contract({"meta": {}, "expectations": written}, ["region", "age"])
+    text = json.dumps(copy["expectations"][:4])
+    assert not any(secret in text for secret in ("37", "north", "car", "77")), text
+    assert (
+        copy["expectations"][1]["kwargs"]["column_A"] == "region" and copy["expectations"][1]["kwargs"]["mostly"] == 0.9
+    )
+    assert copy["expectations"][3]["kwargs"]["column_list"] == ["age", "term_months"]
+    assert copy["expectations"][4] == written[4]  # "regional" is another column
+    # a failed pair expectation on a sensitive column gives its count, not its values
+    config = SimpleNamespace(kwargs=written[1]["kwargs"], type=written[1]["type"], meta={})
+    result = {"unexpected_count": 2, "partial_unexpected_list": [["north", "boat"]], "unexpected_index_list": [1, 2]}
+    failure = _failure(config, result, {}, pd.Index(["region", "purpose"]), {"region"})
+    assert failure.details == f"2 unexpected values; {WITHHELD}" and "north" not in repr(failure)
+    assert "north" in _failure(config, result, {}, pd.Index(["region", "purpose"]), {"age"}).details
+
+
 def test_validation_failures_on_sensitive_columns_give_counts_only():
     failures = (
         ExpectationFailure("expect_column_values_to_be_in_set", "region", 3, "unexpected values: ZQX", "row"),
