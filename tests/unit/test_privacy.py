@@ -138,6 +138,27 @@ def test_fit_reads_the_salt_and_never_creates_it_unasked(tmp_path: Path, monkeyp
     assert not (tmp_path / "state" / "privacy").exists() and not (tmp_path / "models").exists()
 
 
+def test_two_creators_keep_one_salt_and_an_empty_file_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv(SALT_ENV, raising=False)
+    path = tmp_path / "privacy" / "salt"
+    path.parent.mkdir(mode=0o700)
+    path.write_text("the first creator's salt\n")
+    # the second creator looked before the first linked its file into place: it gets the first's salt
+    monkeypatch.setattr(privacy_salt, "read_salt", lambda *_: None)
+    assert privacy_salt.create_salt(tmp_path) == b"the first creator's salt"
+    assert path.read_text() == "the first creator's salt\n" and list(path.parent.iterdir()) == [path]
+    monkeypatch.undo()
+    # an empty file (a creator that crashed mid-write before this fix): a clear error, never overwritten
+    path.write_text("")
+    with pytest.raises(PrivacyError, match="is empty"):
+        privacy_salt.read_salt(tmp_path, {})
+    with pytest.raises(PrivacyError, match="is empty"):
+        privacy_salt.create_salt(tmp_path)
+    with pytest.raises(PrivacyError, match="is empty"):
+        privacy_salt._written_by_another(path, wait_seconds=0.1)
+    assert path.read_text() == ""
+
+
 def test_no_salt_is_needed_without_sensitive_columns(tmp_path: Path):
     assert not privacy_salt.tokeniser(tmp_path, ())
     assert not privacy_salt.tokeniser(tmp_path, (), create=True)
