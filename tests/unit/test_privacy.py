@@ -80,10 +80,19 @@ def test_the_tokeniser_touches_only_its_columns_and_the_frame_it_was_given_stays
     assert SALT.hex() not in salt_id(SALT) and "a test salt" not in repr(tokeniser)
 
 
-def test_tokenising_is_linear_in_rows():
+def test_tokenising_hashes_each_distinct_value_once(monkeypatch: pytest.MonkeyPatch):
     values = pd.Series(np.random.default_rng(0).integers(0, 50_000, 400_000)).astype(str)
+    hashed: list[int] = []
+    real = pd.util.hash_pandas_object
+
+    def counting(texts: pd.Series, **kwargs: object) -> pd.Series:
+        hashed.append(len(texts))
+        return real(texts, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pd.util, "hash_pandas_object", counting)
     tokens = tokenise_values(values, column_key(SALT, "customer"))
-    assert tokens.nunique() == values.nunique()
+    assert hashed == [values.nunique()]  # one vectorised call over the distinct values, not the rows
+    assert tokens.nunique() == values.nunique() and len(tokens) == len(values)
 
 
 # ---- the salt ----------------------------------------------------------------------------------------
