@@ -1,8 +1,10 @@
 """The privacy salt: the secret that keys the tokens of sensitive columns (:mod:`retrain.domain.privacy`).
 
 Read from ``RETRAIN_PRIVACY_SALT``, else from ``$RETRAIN_HOME/privacy/salt`` (directory 0700, file
-0600). Only a training (or ``retrain fit``) that has a sensitive column to tokenise creates the file;
-everything else reads, and says where it looked when there is none.
+0600). Only a training that has a sensitive column to tokenise creates the file, and only while no
+registered version records a salt id (or on purpose: ``--new-privacy-salt``, also ``retrain fit``'s);
+everything else reads, and says where it looked when there is none. The file appears whole (written
+aside, then linked into place) and is never replaced.
 """
 
 from __future__ import annotations
