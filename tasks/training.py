@@ -38,7 +38,7 @@ def gather_evidence_task(
 ) -> Evidence:
     """Who and what made this model; the training key covers what shapes the model, not who asked.
     With sensitive columns, the salt is checked against the ones registered versions record."""
-    recorded = registry.recorded_salt_ids() if settings.tokenised_columns else []
+    recorded = training.recorded_salts(registry, settings, state_dir)
     return training.evidence_for(
         snapshot, settings, project_dir, flow_run_id, triggered_by, reason, state_dir, recorded, new_salt
     )

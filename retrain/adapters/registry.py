@@ -12,6 +12,7 @@ PERMISSION_DENIED or RESOURCE_DOES_NOT_EXIST), with the original as its cause.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import logging
@@ -525,10 +526,17 @@ class ModelRegistry:
         return None
 
     @_translated
-    def recorded_salt_ids(self) -> list[tuple[str, str]]:
-        """``(version, privacy salt id)`` of every version tokens were keyed for, oldest first (its tag)."""
-        found = [(str(v.version), (v.tags or {}).get(TAG_SALT_ID)) for v in self._versions()]
-        return sorted(((version, sid) for version, sid in found if sid), key=lambda pair: int(pair[0]))
+    def recorded_salt_ids(self, read_specs: bool = False) -> list[tuple[str, str]]:
+        """``(version, privacy salt id)`` of every version tokens were keyed for, oldest first: its
+        tag, or with ``read_specs`` its feature spec when it has no tag (a download per version)."""
+        found: list[tuple[str, str | None]] = []
+        for version in self._versions():
+            number, recorded = str(version.version), (version.tags or {}).get(TAG_SALT_ID)
+            if recorded is None and read_specs:
+                with contextlib.suppress(KeyError):  # a version logged without a spec
+                    recorded = self.feature_spec(number).salt_id
+            found.append((number, recorded))
+        return sorted(((number, sid) for number, sid in found if sid), key=lambda pair: int(pair[0]))
 
     def _versions(self) -> Iterable[ModelVersion]:
         return self.client.search_model_versions(f"name='{self.model_name}'")

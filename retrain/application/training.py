@@ -77,6 +77,18 @@ def evidence_for(
     )
 
 
+def recorded_salts(registry: ModelRegistry, settings: Settings, state_dir: Path) -> list[tuple[str, str]]:
+    """``(version, salt id)`` of the registered versions a training's salt is checked against: their
+    tags; when none has one and there is no salt here (one would be created), also the feature specs
+    of versions registered before the tag existed (slower, and only then)."""
+    if not settings.tokenised_columns:
+        return []
+    tagged = registry.recorded_salt_ids()
+    if tagged or privacy_salt.read_salt(state_dir) is not None:
+        return tagged
+    return registry.recorded_salt_ids(read_specs=True)
+
+
 def split_training_set(snapshot_path: Path, settings: Settings, state_dir: Path) -> TimeSplit:
     """Step one of the recipe on the snapshot file (the flow needs the split even when it trains nothing),
     sensitive columns as tokens from here on (the snapshot itself stays raw: it is the data store)."""

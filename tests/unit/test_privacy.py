@@ -137,6 +137,32 @@ def test_a_lost_or_changed_salt_is_never_replaced_silently(tmp_path: Path, monke
     assert privacy_salt.training_tokeniser(tmp_path, ("region",), []).salt_id == created.salt_id  # kept
 
 
+def test_versions_without_the_salt_tag_are_read_only_when_a_salt_would_be_created(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from retrain.application.training import recorded_salts
+
+    class Registry:
+        def __init__(self, tagged: list[tuple[str, str]]) -> None:
+            self.tagged = tagged
+            self.asked: list[bool] = []
+
+        def recorded_salt_ids(self, read_specs: bool = False) -> list[tuple[str, str]]:
+            self.asked.append(read_specs)
+            return [("1", "from-the-spec")] if read_specs else self.tagged
+
+    monkeypatch.delenv(SALT_ENV, raising=False)
+    settings = load_settings(_project(tmp_path, ["region"]))
+    untagged = Registry([])
+    assert recorded_salts(untagged, settings, tmp_path / "state") == [("1", "from-the-spec")]  # type: ignore[arg-type]
+    assert untagged.asked == [False, True]
+    tagged = Registry([("2", "from-the-tag")])
+    assert recorded_salts(tagged, settings, tmp_path / "state") == [("2", "from-the-tag")]  # type: ignore[arg-type]
+    assert tagged.asked == [False]
+    plain = load_settings(PARAMS)  # nothing to tokenise: the registry is not asked
+    assert recorded_salts(Registry([]), plain, tmp_path / "state") == []  # type: ignore[arg-type]
+
+
 def test_fit_reads_the_salt_and_never_creates_it_unasked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     from retrain.application.fit import fit
 
