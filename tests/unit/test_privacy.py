@@ -356,6 +356,17 @@ def test_every_expectation_about_a_sensitive_column_is_redacted_and_its_failures
     assert "north" in _failure(config, result, {}, pd.Index(["region", "purpose"]), {"age"}).details
 
 
+def test_a_kept_verdict_is_not_reused_once_the_sensitive_columns_change(tmp_path: Path):
+    from retrain.adapters.validation_cache import cache_key
+
+    batch = tmp_path / "loans-2024-01-01.csv"
+    batch.write_text("a\n1\n")
+    contract = REPO / "data_contracts" / "loans" / "v3.json"
+    settings = load_settings(PARAMS)
+    declared = settings.model_copy(update={"privacy": settings.privacy.model_copy(update={"sensitive": ("loan_id",)})})
+    assert cache_key(batch, settings, contract) != cache_key(batch, declared, contract)
+
+
 def test_validation_failures_on_sensitive_columns_give_counts_only():
     failures = (
         ExpectationFailure("expect_column_values_to_be_in_set", "region", 3, "unexpected values: ZQX", "row"),
