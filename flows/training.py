@@ -92,6 +92,12 @@ class TrainingRequest(BaseModel):
         default=None,
         description="Commit the DVC pointers and dvc.lock to git after registering; empty means git.commit in params.",
     )
+    new_privacy_salt: bool = Field(
+        default=False,
+        description="Tokenise sensitive columns under a new privacy salt although registered versions record "
+        "another (the lost one cannot be restored): their models then cannot be scored, and the gate fails "
+        "the comparison with the champion.",
+    )
 
 
 def validated_snapshot(batches: list[Path], settings: Settings, where: Runtime, reports: Path) -> Path:
@@ -145,6 +151,7 @@ def judged(
     challenger: ModelVersionInfo,
     champion: ModelVersionInfo | None,
     reports: Path,
+    new_salt: bool = False,
 ) -> tuple[Judgement, np.ndarray, np.ndarray | None]:
     """Both registered models on the holdout, their guardrails, the gate. Each model reads the stored
     holdout rows as it learnt them; the gate judges on the split (its slices as tokens). A champion
@@ -155,7 +162,9 @@ def judged(
     )
     timed_against = champion if champion_problem is None else None
     guardrails = guardrails_task(registry, challenger, split.stored_holdout, settings, reports / "model", timed_against)
-    judgement = judge_task(settings, split.holdout, challenger_pred, champion_pred, guardrails, champion_problem)
+    judgement = judge_task(
+        settings, split.holdout, challenger_pred, champion_pred, guardrails, champion_problem, new_salt
+    )
     return judgement, challenger_pred, champion_pred
 
 
@@ -187,7 +196,15 @@ def training(request: TrainingRequest | None = None) -> TrainingResult:
         snapshot_path = validated_snapshot(batches, settings, where, reports / "validation")
         snapshot = version_training_set_task(snapshot_path, len(batches), settings, where.project_dir)
         evidence = gather_evidence_task(
-            snapshot, settings, where.project_dir, flow_run_id, request.triggered_by, request.reason, where.state_dir
+            snapshot,
+            settings,
+            where.project_dir,
+            flow_run_id,
+            request.triggered_by,
+            request.reason,
+            where.state_dir,
+            registry,
+            request.new_privacy_salt,
         )
         split = split_task(snapshot_path, settings, where.state_dir)
 
@@ -205,7 +222,9 @@ def training(request: TrainingRequest | None = None) -> TrainingResult:
     if champion is None or champion.version != challenger.version:
         mark_challenger_task(registry, challenger)
 
-    judgement, challenger_pred, champion_pred = judged(registry, settings, split, challenger, champion, reports)
+    judgement, challenger_pred, champion_pred = judged(
+        registry, settings, split, challenger, champion, reports, request.new_privacy_salt
+    )
     decision = judgement.decision
     context = report_context(
         registry,

@@ -102,9 +102,10 @@ def judge_task(
     champion: np.ndarray | None,
     guardrails: dict[str, float],
     champion_problem: str | None = None,
+    new_salt: bool = False,
 ) -> Judgement:
     """Metrics of both models on the same rows, then every gate check (bootstrap, slices, guardrails)."""
-    return evaluation.judge(settings, holdout, challenger, champion, guardrails, champion_problem)
+    return evaluation.judge(settings, holdout, challenger, champion, guardrails, champion_problem, new_salt)
 
 
 @task(name="promote", cache_policy=NO_CACHE, **RETRYING)

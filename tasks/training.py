@@ -33,9 +33,15 @@ def gather_evidence_task(
     triggered_by: str,
     reason: str,
     state_dir: Path,
+    registry: ModelRegistry,
+    new_salt: bool = False,
 ) -> Evidence:
-    """Who and what made this model; the training key covers what shapes the model, not who asked."""
-    return training.evidence_for(snapshot, settings, project_dir, flow_run_id, triggered_by, reason, state_dir)
+    """Who and what made this model; the training key covers what shapes the model, not who asked.
+    With sensitive columns, the salt is checked against the ones registered versions record."""
+    recorded = training.recorded_salts(registry, settings, state_dir)
+    return training.evidence_for(
+        snapshot, settings, project_dir, flow_run_id, triggered_by, reason, state_dir, recorded, new_salt
+    )
 
 
 @task(name="split-by-time", cache_policy=NO_CACHE)

@@ -11,7 +11,7 @@ import datetime as dt
 import json
 import os
 import threading
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +20,7 @@ import pandas as pd
 
 from retrain.domain.errors import InputError
 from retrain.domain.lifecycle import canonical_hash
-from retrain.domain.sensitive import contract_sensitive
+from retrain.domain.sensitive import WITHHELD, contract_sensitive, mentions_sensitive
 from retrain.domain.validation import (
     BatchValidation,
     ExpectationFailure,
@@ -172,18 +172,27 @@ def _tier(meta: dict[str, Any] | None) -> str:
     return "row" if tier == "row" else "batch"
 
 
-def _failure(config: Any, result: dict[str, Any], exception: dict[str, Any], columns: pd.Index) -> ExpectationFailure:
+def _failure(
+    config: Any, result: dict[str, Any], exception: dict[str, Any], columns: pd.Index, hidden: Iterable[str] = ()
+) -> ExpectationFailure:
+    """One failed expectation; about a sensitive column (any column it names, or its row condition),
+    its count only: no failing values, pairs, observed value or exception text."""
     kwargs = dict(config.kwargs)
     column = kwargs.get("column")
     count = result.get("unexpected_count")
     missing = column is not None and column not in columns
+    if not missing and mentions_sensitive(kwargs, hidden):
+        shown = "" if count is None else f"{int(count)} unexpected values; "
+        details = f"{shown}{WITHHELD}"
+    else:
+        details = "the column is missing from the batch" if missing else _details(result, exception or None)
     # A row expectation that cannot point at rows (missing column, error) judges the whole batch.
     tier = _tier(config.meta) if "unexpected_index_list" in result and not missing else "batch"
     return ExpectationFailure(
         expectation=config.type,
         column=column,
         unexpected_count=None if count is None else int(count),
-        details="the column is missing from the batch" if missing else _details(result, exception or None),
+        details=details,
         tier=tier,  # type: ignore[arg-type]
     )
 
@@ -223,6 +232,8 @@ def validate_batch(
     for any contract, a column with no value at all (every row quarantined, the column named).
     """
     suite = _suite(contract_path)
+    # a sensitive column's failures keep their counts only: the report leaves the store
+    hidden = {*sensitive, *contract_sensitive(load_contract_json(contract_path))}
     try:
         bounds = TimeBounds.from_meta(load_contract_json(contract_path).get("meta"))
     except ValueError as error:
@@ -247,7 +258,7 @@ def validate_batch(
         if result.success or result.expectation_config is None:
             continue
         details = dict(result.result or {})
-        failure = _failure(result.expectation_config, details, dict(result.exception_info or {}), frame.columns)
+        failure = _failure(result.expectation_config, details, dict(result.exception_info or {}), frame.columns, hidden)
         failures.append(failure)
         if failure.tier == "row":
             for label in details.get("unexpected_index_list") or []:
@@ -261,8 +272,6 @@ def validate_batch(
         for label, reasons in findings.rows.items():
             row_failures.setdefault(label, []).extend(reasons)
     accepted, quarantined = partition_rows(frame, row_failures)
-    # a sensitive column's failures keep their counts only: the report leaves the store
-    hidden = {*sensitive, *contract_sensitive(load_contract_json(contract_path))}
     report = ValidationReport(
         batch=batch_name,
         contract_name=contract_name,

@@ -12,6 +12,7 @@ PERMISSION_DENIED or RESOURCE_DOES_NOT_EXIST), with the original as its cause.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import logging
@@ -37,6 +38,7 @@ from retrain.domain.tags import (
     TAG_DECISION,
     TAG_FLOW_RUN,
     TAG_MONITORING_DECISION,
+    TAG_SALT_ID,
     TAG_TRAINING_KEY,
 )
 
@@ -522,6 +524,19 @@ class ModelRegistry:
             if version.tags.get(TAG_TRAINING_KEY) == key:
                 return self._describe(version)
         return None
+
+    @_translated
+    def recorded_salt_ids(self, read_specs: bool = False) -> list[tuple[str, str]]:
+        """``(version, privacy salt id)`` of every version tokens were keyed for, oldest first: its
+        tag, or with ``read_specs`` its feature spec when it has no tag (a download per version)."""
+        found: list[tuple[str, str | None]] = []
+        for version in self._versions():
+            number, recorded = str(version.version), (version.tags or {}).get(TAG_SALT_ID)
+            if recorded is None and read_specs:
+                with contextlib.suppress(KeyError):  # a version logged without a spec
+                    recorded = self.feature_spec(number).salt_id
+            found.append((number, recorded))
+        return sorted(((number, sid) for number, sid in found if sid), key=lambda pair: int(pair[0]))
 
     def _versions(self) -> Iterable[ModelVersion]:
         return self.client.search_model_versions(f"name='{self.model_name}'")

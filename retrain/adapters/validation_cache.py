@@ -6,8 +6,9 @@ pays great-expectations only for the batches it has not seen (a read and a hash 
 
 The key is everything the verdict depends on: the sha256 of the file's bytes, the contract's
 canonical hash, the batch's name (the period check reads the date in it), the read settings (time
-column, missing-value tokens), the quarantine policy, the extra-columns policy and the versions of
-great-expectations and of this format. A verdict that depends on the clock is never kept: a row
+column, missing-value tokens), the quarantine policy, the extra-columns policy, the sensitive
+columns (their failures are kept without values) and the versions of great-expectations and of this
+format. A verdict that depends on the clock is never kept: a row
 dated after *now* may not be tomorrow. What is kept are the findings (failures, failing row
 positions with their reasons, warnings), never the rows: a hit re-reads the file and splits it
 again, so accepted and quarantined rows are exactly what a fresh validation gives.
@@ -31,7 +32,7 @@ from retrain.adapters.contracts import contract_hash
 from retrain.domain.settings import Settings
 from retrain.domain.validation import REASONS_COLUMN, BatchValidation, ExpectationFailure, ValidationFindings
 
-FORMAT: Final = 1
+FORMAT: Final = 2  # 2: failures about sensitive columns are withheld when found, per the sensitive set
 CLOCK_DEPENDENT: Final = frozenset({"time_not_after_now"})
 
 
@@ -57,6 +58,8 @@ def cache_key(path: Path, settings: Settings, contract_path: Path) -> str:
         "extra_columns": settings.contract.extra_columns,
         "time_column": settings.dataset.time_column,
         "missing_values": {k: [str(v) for v in vs] for k, vs in sorted(settings.dataset.missing_values.items())},
+        # the failures kept withhold the values of the columns sensitive when they were found
+        "sensitive": sorted(settings.privacy.sensitive),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 

@@ -20,7 +20,7 @@ from retrain.domain.gate import Check, GateDecision, GateInputs, decide, default
 from retrain.domain.gate_report import ReportLinks, lineage_links
 from retrain.domain.lifecycle import CANDIDATE, CHALLENGER, ModelVersionInfo
 from retrain.domain.links import figure_refs
-from retrain.domain.privacy import PrivacyError
+from retrain.domain.privacy import NEW_SALT_FLAG, PrivacyError
 from retrain.domain.settings import Settings
 from retrain.domain.slices import SliceResult, slice_masks
 from retrain.domain.tags import RUN_COMPARISON, TAG_DECISION
@@ -92,9 +92,12 @@ def judge(
     champion: np.ndarray | None,
     guardrails: dict[str, float],
     champion_problem: str | None = None,
+    new_salt: bool = False,
 ) -> Judgement:
     """Metrics of both models on the same rows, then every gate check (bootstrap, slices, guardrails).
-    ``champion_problem``: why the champion could not be scored, a failed comparison."""
+    ``champion_problem``: why the champion could not be scored, a failed comparison; trained under a
+    new privacy salt on purpose (``new_salt``), the comparison is not made and reviewers decide (the
+    check says why), else no model could ever follow a champion whose salt is lost."""
     task = task_for(settings.dataset)
     labels = task.encode(holdout[settings.dataset.target], "target of the holdout rows")
     challenger_metrics = task.metrics(labels, challenger)
@@ -105,7 +108,13 @@ def judge(
     checks = default_checks(settings.gate, settings.model.seed, task.kind)
     decision = decide(checks, inputs, settings.gate.primary_metric)
     if champion_problem is not None:
-        decision = decision.with_check(Check(CHAMPION_COMPARISON, False, None, None, champion_problem))
+        reason = champion_problem
+        if new_salt:
+            reason = (
+                f"not compared: {champion_problem}; trained under a new privacy salt on purpose "
+                f"({NEW_SALT_FLAG}): reviewers decide without the comparison"
+            )
+        decision = decision.with_check(Check(CHAMPION_COMPARISON, new_salt, None, None, reason))
     return Judgement(decision, challenger_metrics, champion_metrics)
 
 

@@ -16,6 +16,7 @@ import pandas as pd
 from retrain.adapters import privacy_salt
 from retrain.application.engines import fit_snapshot_file
 from retrain.domain.evidence import FEATURE_SPEC_DOCUMENT
+from retrain.domain.privacy import NEW_SALT_FLAG, PrivacyError
 from retrain.domain.settings import Settings, TaskKind
 from retrain.domain.task import Task, task_for
 
@@ -93,11 +94,17 @@ def fit(
     metrics_path: Path,
     dask_scheduler: str | None = None,
     state_dir: Path | None = None,
+    new_salt: bool = False,
 ) -> dict[str, Any]:
     """Fit the project's training snapshot and write what the DVC ``train`` stage declares as outputs
-    (sensitive columns as tokens under the privacy salt of ``state_dir``, created when there is none)."""
+    (sensitive columns as tokens under the privacy salt of ``state_dir``). The salt is read, never
+    created (``dvc repro`` on a fresh clone must not write models under other tokens), unless
+    ``new_salt`` asks for one on purpose."""
     dataset = settings.dataset
-    tokens = privacy_salt.tokeniser(state_dir or project / ".retrain", settings.tokenised_columns, create=True)
+    try:
+        tokens = privacy_salt.tokeniser(state_dir or project / ".retrain", settings.tokenised_columns, create=new_salt)
+    except PrivacyError as error:
+        raise PrivacyError(f"{error}; or pass {NEW_SALT_FLAG} to create a new salt on purpose") from None
     fitted = fit_snapshot_file(
         project / dataset.training_set, dataset, settings.split, settings.model, dask_scheduler, tokens
     )

@@ -7,6 +7,7 @@ too, so a registered model can be rebuilt byte for byte.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ from retrain.domain.evidence import (
 from retrain.domain.features import encode_features
 from retrain.domain.fitting import FittedSnapshot
 from retrain.domain.lifecycle import ModelVersionInfo
-from retrain.domain.privacy import synthetic_example
+from retrain.domain.privacy import NEW_SALT_FLAG, synthetic_example
 from retrain.domain.profile import ReferenceProfile, build_profile
 from retrain.domain.sensitive import redacted_contract
 from retrain.domain.settings import Settings
@@ -53,11 +54,17 @@ def evidence_for(
     triggered_by: str,
     reason: str,
     state_dir: Path,
+    recorded_salts: Sequence[tuple[str, str]] = (),
+    new_salt: bool = False,
 ) -> Evidence:
     """Gather the contract hash and code version, then build the evidence (and its training key).
-    With sensitive columns to tokenise, the privacy salt is created here when there is none yet (its
-    id is part of the training key: another salt makes other tokens, so another model)."""
-    tokens = privacy_salt.tokeniser(state_dir, settings.tokenised_columns, create=True)
+    With sensitive columns to tokenise, the privacy salt is created here when no registered version
+    records one (``recorded_salts``), or on purpose (``new_salt``, said in the reason); a lost or
+    changed salt otherwise stops the run naming the salt to restore. Its id is part of the training
+    key: another salt makes other tokens, so another model."""
+    tokens = privacy_salt.training_tokeniser(state_dir, settings.tokenised_columns, recorded_salts, new_salt=new_salt)
+    if new_salt and tokens.salt_id is not None and all(tokens.salt_id != known for _, known in recorded_salts):
+        reason = f"{reason} (new privacy salt {tokens.salt_id}: {NEW_SALT_FLAG})"
     return gather_evidence(
         snapshot,
         settings,
@@ -68,6 +75,18 @@ def evidence_for(
         reason=reason,
         salt_id=tokens.salt_id,
     )
+
+
+def recorded_salts(registry: ModelRegistry, settings: Settings, state_dir: Path) -> list[tuple[str, str]]:
+    """``(version, salt id)`` of the registered versions a training's salt is checked against: their
+    tags; when none has one and there is no salt here (one would be created), also the feature specs
+    of versions registered before the tag existed (slower, and only then)."""
+    if not settings.tokenised_columns:
+        return []
+    tagged = registry.recorded_salt_ids()
+    if tagged or privacy_salt.read_salt(state_dir) is not None:
+        return tagged
+    return registry.recorded_salt_ids(read_specs=True)
 
 
 def split_training_set(snapshot_path: Path, settings: Settings, state_dir: Path) -> TimeSplit:

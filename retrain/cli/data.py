@@ -59,6 +59,13 @@ def fit(
     models: Annotated[Path, typer.Option(help="Where to write model.ubj and feature_spec.json.")] = Path("models"),
     plots: Annotated[Path, typer.Option(help="Where to write the plot data (CSV).")] = Path("plots"),
     metrics: Annotated[Path, typer.Option(help="Where to write the holdout metrics.")] = Path("metrics.json"),
+    new_privacy_salt: Annotated[
+        bool,
+        typer.Option(
+            "--new-privacy-salt",
+            help="Create a privacy salt when there is none (else sensitive columns need the existing one).",
+        ),
+    ] = False,
 ) -> None:
     """Split, train and evaluate the training snapshot (the command of the DVC train stage)."""
     runtime = context.runtime(project)
@@ -72,7 +79,14 @@ def fit(
     from retrain.application.fit import fit as fit_snapshot
 
     result = fit_snapshot(
-        root, settings, root / models, root / plots, root / metrics, runtime.dask_scheduler, runtime.state_dir
+        root,
+        settings,
+        root / models,
+        root / plots,
+        root / metrics,
+        runtime.dask_scheduler,
+        runtime.state_dir,
+        new_privacy_salt,
     )
     typer.echo(json.dumps(result["holdout"]))
 

@@ -14,11 +14,19 @@ if TYPE_CHECKING:
     from retrain.application.results import RollbackResult, TrainingResult
 
 
-def run_training(project_dir: Path, triggered_by: str, reason: str, commit: bool | None = None) -> TrainingResult:
+def run_training(
+    project_dir: Path, triggered_by: str, reason: str, commit: bool | None = None, new_privacy_salt: bool = False
+) -> TrainingResult:
     """The training flow in this process (it pauses at the reviewer gate when the gate passes)."""
     from flows.training import TrainingRequest, training
 
-    request = TrainingRequest(project_dir=str(project_dir), triggered_by=triggered_by, reason=reason, commit=commit)
+    request = TrainingRequest(
+        project_dir=str(project_dir),
+        triggered_by=triggered_by,
+        reason=reason,
+        commit=commit,
+        new_privacy_salt=new_privacy_salt,
+    )
     return training(request)
 
 
@@ -27,6 +35,14 @@ def train(
     reason: Annotated[str, typer.Option(help="Why this run is started (recorded with the run).")] = "manual",
     stack: StackOption = False,
     commit: CommitOption = None,
+    new_privacy_salt: Annotated[
+        bool,
+        typer.Option(
+            "--new-privacy-salt",
+            help="Tokenise sensitive columns under a new privacy salt although registered versions record "
+            "another that cannot be restored (said in the run's reason; their models can no longer be scored).",
+        ),
+    ] = False,
 ) -> None:
     """Run the training flow on the batches named in params.yaml: validate, train, compare, promote.
 
@@ -45,6 +61,7 @@ def train(
             "triggered_by": context.whoami(),
             "reason": reason,
             "commit": commit,  # the worker commits in its checkout of the project
+            "new_privacy_salt": new_privacy_salt,
         }
         with failures_exit(1):
             load_reviewer_keys(runtime.project_dir, settings.approval)  # the worker's start-up check, told here
@@ -55,7 +72,7 @@ def train(
         )
         return
     with failures_exit(1):  # a training run that failed or was refused: exit 1, whatever broke
-        result = run_training(runtime.project_dir, context.whoami(), reason, commit)
+        result = run_training(runtime.project_dir, context.whoami(), reason, commit, new_privacy_salt)
     render.training_summary(result)
     if result.commit is not None:
         typer.echo(result.commit.summary)

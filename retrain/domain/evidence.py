@@ -160,7 +160,10 @@ class Evidence:
         what finds it again (the training key), its data and its contract. The rest is on its run."""
         keep = (tags.TAG_TRAINING_KEY, tags.TAG_DATA_MD5, tags.TAG_CONTRACT_NAME, tags.TAG_CONTRACT_VERSION)
         every = self.tags()
-        return {key: every[key] for key in keep}
+        kept = {key: every[key] for key in keep}
+        if self.salt_id is not None:  # what a later training checks its salt against (never the salt)
+            kept[tags.TAG_SALT_ID] = self.salt_id
+        return kept
 
     def to_dict(self) -> dict[str, Any]:
         record = asdict(self)

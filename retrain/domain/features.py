@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from retrain.domain.errors import InputError
 from retrain.domain.rows import Rows, column_of, missing_columns
 
 
@@ -124,11 +125,25 @@ def build_feature_spec(frame: Rows, numeric: Sequence[str], categorical: Sequenc
     return FeatureSpec(numeric=tuple(numeric), categories=categories)
 
 
+def numeric_column(values: pd.Series, name: str) -> np.ndarray:
+    """A numeric feature as float64, or an error naming the column and how many values are not
+    numbers, never the values themselves (the column may be sensitive, and this message reaches logs,
+    a failed run's state, notifications and persisted results)."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    unparsable = int((values.notna() & numbers.isna()).sum())
+    if unparsable:
+        raise InputError(
+            f"numeric feature '{name}': {unparsable} value(s) are not numbers (values withheld: the column may "
+            "be sensitive); validate the batch against the contract to find the rows"
+        )
+    return numbers.to_numpy(dtype="float64", na_value=np.nan)
+
+
 def encode_features(frame: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
     """The model matrix: float64 columns in spec order, categoricals as codes (NaN when unknown)."""
     encoded: dict[str, np.ndarray] = {}
     for name in spec.numeric:
-        encoded[name] = pd.to_numeric(frame[name], errors="raise").to_numpy(dtype="float64", na_value=np.nan)
+        encoded[name] = numeric_column(frame[name], name)
     for name, cats in spec.categories:
         # a spec written before category_text may list "3.0": read it the same way (same codes, same order)
         codes = category_codes(frame[name], cats)

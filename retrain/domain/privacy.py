@@ -48,6 +48,28 @@ def salt_id(salt: bytes) -> str:
     return hashlib.sha256(derived).hexdigest()[:12]
 
 
+#: The flag that lets a training (or ``retrain fit``) key tokens with a new salt on purpose.
+NEW_SALT_FLAG: Final = "--new-privacy-salt"
+
+
+def training_salt_problem(
+    current: str | None, recorded: Sequence[tuple[str, str]], new_salt: bool, where: str
+) -> str | None:
+    """Why a training may not tokenise under this salt (``current``: its id, None when there is none
+    and one would be created), given the salt ids registered versions record (``(version, salt id)``,
+    oldest first). A lost or changed salt would otherwise leave every registered model unscorable and
+    every comparison failed: restore it, or start again under a new salt on purpose (``new_salt``)."""
+    if new_salt or not recorded or any(current == known for _, known in recorded):
+        return None
+    version, known = recorded[-1]
+    what = "there is no privacy salt" if current is None else f"the privacy salt here (id {current}) is another one"
+    return (
+        f"{what}, but registered versions were trained under one: restore the salt ({SALT_ENV} or {where}) "
+        f"that trained v{version} (salt id {known}); to train under a new salt on purpose (every registered "
+        f"model then cannot be scored here, and the gate fails its comparison), pass {NEW_SALT_FLAG}"
+    )
+
+
 def column_key(salt: bytes, column: str) -> str:
     """The 16-character hash key of one column (pandas' hash takes 16 bytes): HMAC(salt, name)."""
     return hmac.new(salt, f"column:{column}".encode(), hashlib.sha256).hexdigest()[:16]

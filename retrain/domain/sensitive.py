@@ -31,6 +31,35 @@ def tokenised_columns(
     return tuple(name for name in order if name in wanted)
 
 
+def raw_slice_problems(
+    sensitive: Iterable[str],
+    categorical_slices: Sequence[str],
+    id_column: str | None,
+    numeric_features: Sequence[str],
+) -> list[str]:
+    """Why a sensitive column may not be a categorical slice: the id and numeric features are never
+    tokenised (the model reads their numbers), so their slices would be named by raw values
+    (``age=37``) in gate reports, results, notifications and plots. Bins whose edges are the user's
+    (``gate.slices.numeric_bins``) name no value."""
+    hidden = set(sensitive)
+    problems = []
+    for name in categorical_slices:
+        if name not in hidden:
+            continue
+        if name == id_column:
+            what = "the id column"
+        elif name in numeric_features:
+            what = "a numeric feature (never tokenised)"
+        else:
+            continue
+        problems.append(
+            f"key 'gate.slices.categorical': column '{name}' is sensitive and {what}, so its slices would be "
+            f"named by raw values; remove it from gate.slices.categorical (a numeric column may be sliced by "
+            f"gate.slices.numeric_bins, whose edges are yours)"
+        )
+    return problems
+
+
 # ---- the contract's declaration, and copies of it that leave the store -------------------------------
 
 
@@ -45,22 +74,46 @@ def contract_sensitive(contract: Mapping[str, Any]) -> tuple[str, ...]:
     )
 
 
-#: Expectation arguments that hold values of the column (rather than bounds or types).
-_VALUE_KWARGS: Final = ("value_set", "values", "regex", "regex_list", "like_pattern", "like_pattern_list")
+#: Expectation arguments that name columns (kept in a redacted copy), and those that are no values.
+_COLUMN_KWARGS: Final = ("column", "column_A", "column_B", "column_list")
+_KEPT_KWARGS: Final = (*_COLUMN_KWARGS, "type_", "mostly")
+
+
+def mentions_sensitive(kwargs: Mapping[str, Any], sensitive: Iterable[str]) -> bool:
+    """Whether an expectation is about a sensitive column: its ``column``, ``column_A``/``column_B``,
+    ``column_list`` or ``row_condition`` names one. Then every other argument may hold its values
+    (value sets, quantile ranges, partitions, value pairs, the condition), and so may its failures."""
+    hidden = set(sensitive)
+    if not hidden:
+        return False
+    named: set[str] = set()
+    for key in _COLUMN_KWARGS:
+        value = kwargs.get(key)
+        if isinstance(value, str):
+            named.add(value)
+        elif isinstance(value, (list, tuple)):
+            named.update(str(item) for item in value)
+    if named & hidden:
+        return True
+    condition = kwargs.get("row_condition")
+    return isinstance(condition, str) and any(
+        re.search(rf"(?<![\w]){re.escape(name)}(?![\w])", condition) for name in hidden
+    )
 
 
 def redacted_contract(contract: Mapping[str, Any], sensitive: Iterable[str]) -> dict[str, Any]:
-    """A copy of the contract to log beside a model: the value sets (and patterns, and bounds) of
-    expectations on sensitive columns replaced by a note. The contract hash is the real file's."""
+    """A copy of the contract to log beside a model: every argument of an expectation about a
+    sensitive column (:func:`mentions_sensitive`) but the column names, ``type_`` and ``mostly``
+    replaced by a note. The contract hash is the real file's."""
     hidden = set(sensitive)
     copy: dict[str, Any] = {key: value for key, value in contract.items() if key != "expectations"}
     redacted = []
     changed = False
     for expectation in contract.get("expectations", []):
         kwargs = dict(expectation.get("kwargs", {})) if isinstance(expectation, Mapping) else {}
-        if kwargs.get("column") in hidden:
-            for key in (*_VALUE_KWARGS, "min_value", "max_value"):
-                if key in kwargs:
+        if mentions_sensitive(kwargs, hidden):
+            for key in kwargs:
+                if key not in _KEPT_KWARGS:
                     kwargs[key] = WITHHELD
                     changed = True
             redacted.append({**expectation, "kwargs": kwargs})

@@ -29,7 +29,7 @@ from pydantic import (
 
 from retrain.domain.errors import InputError
 from retrain.domain.metrics import METRICS, TASK_METRICS
-from retrain.domain.sensitive import contract_sensitive, tokenised_columns
+from retrain.domain.sensitive import contract_sensitive, raw_slice_problems, tokenised_columns
 
 _REVIEWER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
@@ -716,7 +716,20 @@ def load_settings(path: Path, check_contract: bool = True) -> Settings:
         if problems:
             raise SettingsError(f"{path}: {'; '.join(problems)}")
         settings = with_contract_sensitive(settings, contract)
+    problems = sensitive_slice_problems(settings)
+    if problems:
+        raise SettingsError(f"{path}: {'; '.join(problems)}")
     return settings
+
+
+def sensitive_slice_problems(settings: Settings) -> list[str]:
+    """Sensitive columns sliced by raw value (see :func:`retrain.domain.sensitive.raw_slice_problems`)."""
+    return raw_slice_problems(
+        settings.privacy.sensitive,
+        settings.gate.slices.categorical,
+        settings.dataset.id_column,
+        settings.dataset.features.numeric,
+    )
 
 
 def with_contract_sensitive(settings: Settings, contract: Mapping[str, Any]) -> Settings:

@@ -22,6 +22,7 @@ TAG_CODE_VERSION: Final = "retrain.code_version"
 TAG_FLOW_RUN: Final = "retrain.flow_run_id"
 TAG_TRIGGERED_BY: Final = "retrain.triggered_by"
 TAG_REASON: Final = "retrain.reason"
+TAG_SALT_ID: Final = "retrain.privacy_salt_id"  # versions whose tokens a privacy salt keyed: its id
 
 # --- The decision, on the version: one word (promoted, refused, rejected, timed out, candidate,
 # superseded, rolled back); the version's description says why. Everything it was taken on (checks,
