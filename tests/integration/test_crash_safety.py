@@ -217,6 +217,7 @@ def test_promotion_is_compare_and_set_against_the_judged_champion(tmp_path: Path
     ledger.dispose()
 
 
+@pytest.mark.slow  # make test-all; chain_breaks is unit-tested, the concurrent trainings test reads it from the CLI
 def test_doctor_reports_a_broken_ledger_chain(tmp_path: Path):
     """What three unlocked trainings once wrote: two `1 -> 2` moves and a `1 -> 3` judged against a
     stale champion. Append-only, so the doctor cannot repair it, but it must say where it breaks."""

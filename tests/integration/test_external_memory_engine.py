@@ -19,6 +19,7 @@ from tests.integration.conftest import registry_for, reviewed, workspace_setting
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_api")]
 
 
+@pytest.mark.slow  # make test-all; the same bytes either side are unit-tested (tests/unit/test_external_memory.py)
 def test_an_external_memory_version_is_the_in_memory_version(workspace: Path):
     write_params(workspace, {"model": {"engine": "external_memory"}})
     settings = workspace_settings(workspace)

@@ -189,6 +189,7 @@ def test_drift_is_flagged_then_waits_for_new_data_then_cooldown_then_budget_and_
     assert records[0]["data_time"].startswith(str(workspace_settings(workspace).demo.start_date + dt.timedelta(days=5)))
 
 
+@pytest.mark.slow  # make test-all, beside the ten simultaneous checks that start exactly one retraining
 @pytest.mark.template("champion")
 def test_a_training_run_waiting_for_reviewers_is_in_flight(workspace: Path, tmp_path: Path):
     from tests.integration.test_approval import PausedRun
@@ -206,6 +207,7 @@ def test_a_training_run_waiting_for_reviewers_is_in_flight(workspace: Path, tmp_
         paused.result()
 
 
+@pytest.mark.slow  # make test-all; make test retrains on drift in test_task_lifecycle and with --act above
 @pytest.mark.template("champion")
 def test_drift_retrains_in_process_promotes_and_rebaselines(workspace: Path, tmp_path: Path):
     settings = workspace_settings(workspace)

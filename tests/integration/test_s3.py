@@ -209,6 +209,7 @@ def test_dvc_pushes_and_mlflow_artifacts_are_encrypted_at_rest(
     assert {name: found for name, found in {**pushed, **artifacts}.items() if found != expected} == {}
 
 
+@pytest.mark.slow  # a whole training on S3: make test-all (make test pushes and uploads to moto above)
 @pytest.mark.usefixtures("prefect_api", "mlflow_upload_args_restored")
 def test_training_flow_with_dvc_remote_and_mlflow_artifacts_on_s3(
     tmp_path: Path, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
